@@ -1,0 +1,51 @@
+/**
+ * Every failure a caller can act on is a `BrokerError` subclass with a stable `name`.
+ * The `name` is what leaves a Lambda as `errorType`, so consumers switch on it.
+ *
+ * No message may contain a token, a password or any other secret: messages are built
+ * from identifiers and reasons only.
+ */
+export class BrokerError extends Error {
+  /** Seconds after which a retry may succeed; only set on retryable errors. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+
+  get retryable(): boolean {
+    return this.retryAfterSeconds !== undefined;
+  }
+}
+
+/** Bad input: an event, a CLI argument, a control-API body. */
+export class ValidationError extends BrokerError {}
+
+/** Broken configuration found at start (environment, secrets file, key material). */
+export class ConfigurationError extends BrokerError {}
+
+/** No connection with that ID exists. */
+export class ConnectionNotFound extends BrokerError {}
+
+/** The chain cannot give a token until a person (or the fallback login) authorizes again. */
+export class ReauthRequired extends BrokerError {}
+
+/** Another invocation holds the chain's lease and did not finish before our deadline. */
+export class ChainBusy extends BrokerError {}
+
+/** Exact answered 5xx, did not answer, or the chain is backing off after such answers. */
+export class ExactUnavailable extends BrokerError {}
+
+/** Exact (or our own error budget, kept below Exact's) asks us to slow down. */
+export class Throttled extends BrokerError {}
+
+/** A second connection would share one Exact chain (same client ID and Exact user). */
+export class DuplicateChain extends BrokerError {}
+
+/** A secret could not be found or does not have the documented shape. */
+export class SecretUnavailable extends BrokerError {}
+
+/** A stored token did not decrypt (wrong key, wrong item, corrupted). */
+export class TokenDecryptError extends BrokerError {}

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Integration tests start their own dynalite and simulator on 127.0.0.1; forks keep
+    // each file's servers and module state apart.
+    pool: "forks",
+    env: { NODE_NO_WARNINGS: "1" },
+  },
+});

@@ -1,0 +1,75 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ChainStore } from "./chain/chain-store.js";
+import type { EngineDeps, EngineLog } from "./chain/engine-deps.js";
+import { Onboarding } from "./chain/onboarding.js";
+import { ScheduledRefresh } from "./chain/scheduled-refresh.js";
+import { VendDoor, type VendDoorOptions } from "./chain/vend-door.js";
+import { type BrokerConfig, loadConfig } from "./config.js";
+import { createTokenCipher } from "./crypto/token-cipher.js";
+import { ExactOAuthClient } from "./exact/oauth-client.js";
+import { createLogger } from "./log/logger.js";
+import { registerSecret } from "./log/redactor.js";
+import type { SecretSource } from "./secrets/secret-source.js";
+import { createSecretSource } from "./secrets/secret-source.js";
+
+/** The engine's three doors (vend, refresh, onboarding) over one set of dependencies. */
+export interface Broker {
+  readonly config: BrokerConfig;
+  readonly deps: EngineDeps;
+  readonly vend: VendDoor;
+  readonly refresh: ScheduledRefresh;
+  readonly onboarding: Onboarding;
+}
+
+export interface BrokerOverrides extends Partial<Omit<EngineDeps, "config">> {
+  readonly dynamo?: DynamoDBClient;
+  readonly vendOptions?: VendDoorOptions;
+}
+
+/** Every secret value read is registered with the log redactor before anyone can log it. */
+function registering(source: SecretSource): SecretSource {
+  return {
+    async get(secretId, options) {
+      const secret = await source.get(secretId, options);
+      for (const value of [secret.clientSecret, secret.password, secret.totpSecret]) {
+        if (value) registerSecret(value);
+      }
+      return secret;
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/**
+ * Builds the broker from the environment (TABLE_NAME, KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY,
+ * LOCAL_SECRETS_FILE, timing settings). Throws ConfigurationError at start when the
+ * environment is inconsistent, so a misconfigured function fails its init, not its first vend.
+ */
+export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: BrokerOverrides = {}): Broker {
+  const config = loadConfig(env);
+  const log: EngineLog = overrides.log ?? createLogger({ serviceName: "exact-token-broker" });
+  const deps: EngineDeps = {
+    config,
+    store:
+      overrides.store ??
+      new ChainStore({ tableName: config.tableName, client: overrides.dynamo ?? new DynamoDBClient({}) }),
+    cipher: overrides.cipher ?? createTokenCipher(env),
+    secrets: registering(overrides.secrets ?? createSecretSource(env)),
+    oauth: overrides.oauth ?? new ExactOAuthClient({ now: overrides.now ?? Date.now }),
+    log,
+    now: overrides.now ?? Date.now,
+    sleep: overrides.sleep ?? sleep,
+    random: overrides.random ?? Math.random,
+    owner: overrides.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+  };
+  return {
+    config,
+    deps,
+    vend: new VendDoor(deps, overrides.vendOptions),
+    refresh: new ScheduledRefresh(deps),
+    onboarding: new Onboarding(deps),
+  };
+}

@@ -1,0 +1,56 @@
+import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
+
+/**
+ * The broker's one DynamoDB table, defined once for `exact-broker table create` and the CDK stack.
+ *
+ * Items:
+ * - `CONN#<connectionId>`: a connection's configuration and chain state (see chain-record.ts).
+ * - `GUARD#<clientId>#<exactUserId>`: Exact keeps one chain per (app, user); the guard makes sure
+ *   only one connection owns it.
+ * - `NONCE#<nonce>`: single-use markers for onboarding links, removed by TTL.
+ */
+export const ChainTable = {
+  partitionKey: "pk",
+  /**
+   * Sparse index for the scheduled refresher: only chains that need proactive work carry
+   * `dueShard`, so the refresher queries "due before T" instead of scanning.
+   */
+  dueIndex: {
+    name: "due",
+    partitionKey: "dueShard",
+    sortKey: "dueAtMs",
+  },
+  /** The single value of `dueShard`; one partition holds every due chain (read once a minute). */
+  dueShardValue: "due",
+  /** DynamoDB TTL wants epoch seconds. */
+  ttlAttribute: "expiresAtEpochSec",
+} as const;
+
+export const connectionKey = (connectionId: string): string => `CONN#${connectionId}`;
+export const guardKey = (clientId: string, exactUserId: string): string => `GUARD#${clientId}#${exactUserId}`;
+export const nonceKey = (nonce: string): string => `NONCE#${nonce}`;
+
+/** CreateTable input for the CLI (and tests). On-demand billing, like the CDK stack. */
+export function createTableInput(tableName: string): CreateTableCommandInput {
+  const { partitionKey, dueIndex } = ChainTable;
+  return {
+    TableName: tableName,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [
+      { AttributeName: partitionKey, AttributeType: "S" },
+      { AttributeName: dueIndex.partitionKey, AttributeType: "S" },
+      { AttributeName: dueIndex.sortKey, AttributeType: "N" },
+    ],
+    KeySchema: [{ AttributeName: partitionKey, KeyType: "HASH" }],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: dueIndex.name,
+        KeySchema: [
+          { AttributeName: dueIndex.partitionKey, KeyType: "HASH" },
+          { AttributeName: dueIndex.sortKey, KeyType: "RANGE" },
+        ],
+        Projection: { ProjectionType: "KEYS_ONLY" },
+      },
+    ],
+  };
+}

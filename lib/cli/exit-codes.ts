@@ -1,0 +1,33 @@
+import {
+  BrokerError,
+  ChainBusy,
+  ConfigurationError,
+  ConnectionNotFound,
+  DuplicateChain,
+  ExactUnavailable,
+  ReauthRequired,
+  SecretUnavailable,
+  Throttled,
+  ValidationError,
+} from "../errors.js";
+
+/** `exact-broker` exit codes; scripts may rely on them. */
+export const ExitCode = {
+  Done: 0,
+  BadInput: 2,
+  NotFound: 3,
+  /** A duplicate chain, or a chain that needs a new authorization. */
+  Refused: 4,
+  TryLater: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export function exitCodeFor(error: unknown): ExitCode {
+  if (error instanceof ValidationError || error instanceof ConfigurationError) return ExitCode.BadInput;
+  if (error instanceof ConnectionNotFound || error instanceof SecretUnavailable) return ExitCode.NotFound;
+  if (error instanceof ReauthRequired || error instanceof DuplicateChain) return ExitCode.Refused;
+  if (error instanceof ChainBusy || error instanceof ExactUnavailable || error instanceof Throttled)
+    return ExitCode.TryLater;
+  if (error instanceof BrokerError) return ExitCode.TryLater;
+  return ExitCode.TryLater;
+}

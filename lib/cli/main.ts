@@ -1,0 +1,250 @@
+import { parseArgs } from "node:util";
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+} from "@aws-sdk/client-dynamodb";
+import { type Broker, createBroker } from "../broker.js";
+import { ConnectionMode } from "../chain/chain-record.js";
+import { ChainStore } from "../chain/chain-store.js";
+import { createTableInput } from "../chain/table-definition.js";
+import { loadConfig } from "../config.js";
+import { BrokerError, ConnectionNotFound, ValidationError } from "../errors.js";
+import { checkBaseUrl } from "../exact/base-url.js";
+import { CONNECTION_ID_PATTERN } from "../handlers/events.js";
+import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { formatStatus, statusReport } from "./status-report.js";
+
+/** Where the CLI writes and what it reads; injected so tests run it in-process. */
+export interface CliIo {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Builds the broker; tests pass one wired to dynalite and the simulator. */
+  readonly broker?: (env: NodeJS.ProcessEnv) => Broker;
+  readonly dynamo?: DynamoDBClient;
+}
+
+export const USAGE = `exact-broker: operate the Exact Online token broker
+
+  exact-broker table create
+  exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL --secret-id SECRET_ID [--mode code]
+  exact-broker connection list
+  exact-broker connection remove --id ID
+  exact-broker connection seed --id ID --code AUTHORIZATION_CODE
+  exact-broker vend --id ID [--min-validity SECONDS]
+  exact-broker status --id ID [--json]
+
+Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, LOCAL_SECRETS_FILE
+(locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite).
+Exit codes: 0 done, 2 bad input or usage, 3 not found, 4 refused, 5 try again later.`;
+
+const OPTIONS = {
+  id: { type: "string" },
+  "client-id": { type: "string" },
+  "base-url": { type: "string" },
+  "redirect-uri": { type: "string" },
+  "secret-id": { type: "string" },
+  mode: { type: "string" },
+  code: { type: "string" },
+  "min-validity": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+function required(values: Values, name: keyof Values & string): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") throw new ValidationError(`--${name} is required`);
+  return value;
+}
+
+function connectionId(values: Values): string {
+  const id = required(values, "id");
+  if (!CONNECTION_ID_PATTERN.test(id)) {
+    throw new ValidationError(
+      `--id "${id}" must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,
+    );
+  }
+  return id;
+}
+
+function redirectUri(raw: string, allowLoopback: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ValidationError("--redirect-uri is not a URL");
+  }
+  const loopback = allowLoopback && ["127.0.0.1", "localhost"].includes(url.hostname);
+  if (url.protocol !== "https:" && !loopback)
+    throw new ValidationError("--redirect-uri must be an https URL");
+  return url.toString();
+}
+
+/** Runs one command; returns the exit code. Never prints a refresh token. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    io.err(`${(error as Error).message}\n\n${USAGE}`);
+    return ExitCode.BadInput;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals.join(" ");
+  if (values.help || command === "" || command === "help") {
+    io.out(USAGE);
+    return values.help || command === "help" ? ExitCode.Done : ExitCode.BadInput;
+  }
+  try {
+    return await dispatch(command, values, io);
+  } catch (error) {
+    const code = exitCodeFor(error);
+    const message =
+      error instanceof BrokerError ? `${error.name}: ${error.message}` : `error: ${(error as Error).message}`;
+    const retry =
+      error instanceof BrokerError && error.retryAfterSeconds !== undefined
+        ? ` (try again in ${error.retryAfterSeconds} s)`
+        : "";
+    io.err(message + retry);
+    return code;
+  }
+}
+
+async function dispatch(command: string, values: Values, io: CliIo): Promise<number> {
+  const config = () => loadConfig(io.env);
+  const store = () =>
+    new ChainStore({ tableName: config().tableName, client: io.dynamo ?? new DynamoDBClient({}) });
+  const broker = () =>
+    (io.broker ?? ((env) => createBroker(env, io.dynamo ? { dynamo: io.dynamo } : {})))(io.env);
+
+  switch (command) {
+    case "table create":
+      return createTable(config().tableName, io);
+    case "connection add": {
+      const { allowLoopback } = config();
+      const mode = values.mode ?? ConnectionMode.Code;
+      if (mode === ConnectionMode.Implicit) {
+        throw new ValidationError(
+          "--mode implicit needs the fallback login, which this version does not have yet; use --mode code",
+        );
+      }
+      if (mode !== ConnectionMode.Code)
+        throw new ValidationError(`--mode must be "code" or "implicit", got "${mode}"`);
+      const record = await store().addConnection(
+        {
+          connectionId: connectionId(values),
+          clientId: required(values, "client-id"),
+          baseUrl: checkBaseUrl(required(values, "base-url"), allowLoopback),
+          redirectUri: redirectUri(required(values, "redirect-uri"), allowLoopback),
+          secretId: required(values, "secret-id"),
+          mode,
+        },
+        Date.now(),
+      );
+      io.out(`added connection "${record.connectionId}" (${record.baseUrl}, client ${record.clientId})`);
+      io.out(
+        `next: authorize it at Exact and run: exact-broker connection seed --id ${record.connectionId} --code <code>`,
+      );
+      return ExitCode.Done;
+    }
+    case "connection list": {
+      const records = await store().list();
+      if (records.length === 0) {
+        io.out("no connections; add one with: exact-broker connection add …");
+        return ExitCode.Done;
+      }
+      const rows = records.map((r) => [
+        r.connectionId,
+        r.status,
+        String(r.generation),
+        r.exactUserName ?? "-",
+        r.baseUrl,
+      ]);
+      const header = ["ID", "STATUS", "GEN", "EXACT USER", "BASE URL"];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
+      for (const row of [header, ...rows])
+        io.out(
+          row
+            .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+            .join("  ")
+            .trimEnd(),
+        );
+      return ExitCode.Done;
+    }
+    case "connection remove": {
+      const id = connectionId(values);
+      const s = store();
+      const record = await s.get(id);
+      if (!record) throw new ConnectionNotFound(`connection "${id}" does not exist`);
+      await s.removeConnection(record);
+      io.out(
+        `removed connection "${id}"${record.exactUserName ? `; Exact user ${record.exactUserName} can be connected again` : ""}`,
+      );
+      return ExitCode.Done;
+    }
+    case "connection seed": {
+      const id = connectionId(values);
+      const result = await broker().onboarding.seed(id, required(values, "code"));
+      if (result.redirectedFrom) {
+        io.err(
+          `refused: Exact user ${result.exactUserName} is already connected as "${result.connectionId}". ` +
+            `Exact started a new chain for this code and ended the old one, so the new tokens were stored on ` +
+            `"${result.connectionId}" (generation ${result.generation}); "${id}" stays unconnected. ` +
+            `Use "${result.connectionId}", or remove it first if "${id}" should own this user.`,
+        );
+        return ExitCode.Refused;
+      }
+      io.out(
+        `connected "${result.connectionId}" to Exact user ${result.exactUserName} (division ${result.division ?? "-"}), generation ${result.generation}`,
+      );
+      return ExitCode.Done;
+    }
+    case "vend": {
+      const b = broker();
+      const raw = values["min-validity"];
+      const minValidity = raw === undefined ? b.config.refreshWindowSeconds : Number(raw);
+      if (!Number.isInteger(minValidity) || minValidity < 0 || minValidity > b.config.refreshWindowSeconds) {
+        throw new ValidationError(
+          `--min-validity must be an integer from 0 to ${b.config.refreshWindowSeconds}`,
+        );
+      }
+      io.out(JSON.stringify(await b.vend.vend(connectionId(values), minValidity), null, 2));
+      return ExitCode.Done;
+    }
+    case "status": {
+      const id = connectionId(values);
+      const record = await store().get(id);
+      if (!record) throw new ConnectionNotFound(`connection "${id}" does not exist`);
+      const report = statusReport(record, Date.now());
+      io.out(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+      return ExitCode.Done;
+    }
+    default:
+      throw new ValidationError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+async function createTable(tableName: string, io: CliIo): Promise<number> {
+  const client = io.dynamo ?? new DynamoDBClient({});
+  try {
+    await client.send(new CreateTableCommand(createTableInput(tableName)));
+    io.out(`creating table ${tableName} …`);
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error;
+    io.out(`table ${tableName} already exists`);
+  }
+  for (let attempt = 0; attempt < 120; attempt += 1) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === "ACTIVE") {
+      io.out(`table ${tableName} is ready`);
+      return ExitCode.Done;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  io.err(`table ${tableName} did not become ACTIVE within 60 s; check it with aws dynamodb describe-table`);
+  return ExitCode.TryLater;
+}

@@ -1,0 +1,106 @@
+import type { ChainRecord } from "../chain/chain-record.js";
+import { budgetExhaustedFor, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
+
+/** What `exact-broker status` shows: state, ages and budgets, never a token or ciphertext. */
+export interface StatusReport {
+  readonly connectionId: string;
+  readonly status: string;
+  readonly statusReason: string | null;
+  readonly mode: string;
+  readonly clientId: string;
+  readonly baseUrl: string;
+  readonly exactUser: string | null;
+  readonly division: number | null;
+  readonly generation: number;
+  readonly accessTokenExpiresInSeconds: number | null;
+  readonly refreshTokenAgeSeconds: number | null;
+  readonly refreshWindowOpensInSeconds: number | null;
+  readonly lease: {
+    readonly owner: string;
+    readonly purpose: string | null;
+    readonly expiresInSeconds: number;
+  } | null;
+  readonly pendingNote: boolean;
+  readonly lastVendAgoSeconds: number | null;
+  readonly tokenErrorsThisHour: number;
+  readonly tokenErrorBudget: number;
+  readonly budgetSpentForSeconds: number | null;
+  readonly backoffForSeconds: number | null;
+}
+
+const secondsBetween = (fromMs: number | undefined, toMs: number): number | null =>
+  fromMs === undefined ? null : Math.round((toMs - fromMs) / 1000);
+
+export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
+  const hourStartMs = Math.floor(nowMs / 3_600_000) * 3_600_000;
+  const leaseLive = record.leaseOwner !== undefined && (record.leaseUntilMs ?? 0) > nowMs;
+  return {
+    connectionId: record.connectionId,
+    status: record.status,
+    statusReason: record.statusReason ?? null,
+    mode: record.mode,
+    clientId: record.clientId,
+    baseUrl: record.baseUrl,
+    exactUser: record.exactUserName ?? null,
+    division: record.division ?? null,
+    generation: record.generation,
+    accessTokenExpiresInSeconds:
+      record.accessExpiresAtMs === undefined ? null : -(secondsBetween(record.accessExpiresAtMs, nowMs) ?? 0),
+    refreshTokenAgeSeconds: secondsBetween(record.refreshIssuedAtMs, nowMs),
+    refreshWindowOpensInSeconds:
+      record.windowOpensAtMs === undefined ? null : -(secondsBetween(record.windowOpensAtMs, nowMs) ?? 0),
+    lease: leaseLive
+      ? {
+          owner: record.leaseOwner ?? "",
+          purpose: record.leasePurpose ?? null,
+          expiresInSeconds: Math.round(((record.leaseUntilMs ?? nowMs) - nowMs) / 1000),
+        }
+      : null,
+    pendingNote: record.inflight !== undefined,
+    lastVendAgoSeconds: secondsBetween(record.lastVendAtMs, nowMs),
+    tokenErrorsThisHour: record.tokenErrors?.hourStartMs === hourStartMs ? record.tokenErrors.count : 0,
+    tokenErrorBudget: TOKEN_ERRORS_PER_HOUR,
+    budgetSpentForSeconds: budgetExhaustedFor(record.tokenErrors, nowMs) ?? null,
+    backoffForSeconds:
+      record.backoffUntilMs !== undefined && record.backoffUntilMs > nowMs
+        ? Math.ceil((record.backoffUntilMs - nowMs) / 1000)
+        : null,
+  };
+}
+
+export function formatStatus(report: StatusReport): string {
+  const rows: Array<[string, unknown]> = [
+    ["connection", report.connectionId],
+    ["status", report.statusReason ? `${report.status} (${report.statusReason})` : report.status],
+    ["mode", report.mode],
+    ["client ID", report.clientId],
+    ["base URL", report.baseUrl],
+    ["Exact user", report.exactUser ?? "-"],
+    ["division", report.division ?? "-"],
+    ["generation", report.generation],
+    [
+      "access token expires in",
+      report.accessTokenExpiresInSeconds === null ? "-" : `${report.accessTokenExpiresInSeconds} s`,
+    ],
+    [
+      "refresh token age",
+      report.refreshTokenAgeSeconds === null ? "-" : `${report.refreshTokenAgeSeconds} s`,
+    ],
+    [
+      "refresh window opens in",
+      report.refreshWindowOpensInSeconds === null ? "-" : `${report.refreshWindowOpensInSeconds} s`,
+    ],
+    [
+      "lease",
+      report.lease
+        ? `${report.lease.purpose} by ${report.lease.owner}, ${report.lease.expiresInSeconds} s left`
+        : "free",
+    ],
+    ["unfinished token call", report.pendingNote ? "yes (next holder probes)" : "no"],
+    ["last vend", report.lastVendAgoSeconds === null ? "never" : `${report.lastVendAgoSeconds} s ago`],
+    ["token errors this hour", `${report.tokenErrorsThisHour} of ${report.tokenErrorBudget}`],
+    ["backoff", report.backoffForSeconds === null ? "none" : `${report.backoffForSeconds} s`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${String(v)}`).join("\n");
+}

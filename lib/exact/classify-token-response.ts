@@ -1,0 +1,188 @@
+import type { HttpOutcome } from "./http.js";
+
+/** Why Exact considers a chain dead; only a new authorization (a login) brings it back. */
+export const DeadReason = {
+  OldToken: "old_token",
+  RefreshExpired: "refresh_expired",
+  InvalidChain: "invalid_chain",
+} as const;
+export type DeadReason = (typeof DeadReason)[keyof typeof DeadReason];
+
+/** Tokens found in a token-endpoint body. The access token may be absent on a rotation-only answer. */
+export interface IssuedTokens {
+  readonly refreshToken: string;
+  readonly accessToken?: string;
+  readonly expiresInSeconds?: number;
+}
+
+/**
+ * Every token-endpoint answer, mapped to what the broker must do next.
+ * `rotated` is set whenever the body carried a refresh token, whatever the status: Exact may
+ * have rotated the chain, so that token must be persisted before anything else (invariant 4).
+ */
+export type TokenOutcome =
+  | {
+      readonly kind: "tokens";
+      readonly rotated: IssuedTokens & { readonly accessToken: string; readonly expiresInSeconds: number };
+    }
+  | ({ readonly kind: "too_early" } & Answered)
+  | ({ readonly kind: "chain_dead"; readonly reason: DeadReason } & Answered)
+  | ({ readonly kind: "rate_limited"; readonly retryAfterSeconds: number } & Answered)
+  | ({
+      readonly kind: "unavailable";
+      readonly retryAfterSeconds?: number;
+      readonly sent: boolean;
+      readonly detail: string;
+    } & Partial<Answered>)
+  /** Exact refused our client credentials: the operator must fix the client secret. */
+  | ({ readonly kind: "client_rejected"; readonly detail: string } & Answered)
+  | { readonly kind: "outcome_unknown"; readonly detail: string };
+
+/** Present when Exact answered: its status decides whether Exact counts the call as an error. */
+interface Answered {
+  readonly status: number;
+  readonly rotated?: IssuedTokens;
+}
+
+/** Exact's error limit counts 4xx answers (too-early included) per app, user and endpoint. */
+export function countsAsExactError(outcome: TokenOutcome): boolean {
+  return "status" in outcome && outcome.status !== undefined && outcome.status >= 400 && outcome.status < 500;
+}
+
+interface OAuthErrorBody {
+  readonly error?: unknown;
+  readonly error_description?: unknown;
+  readonly access_token?: unknown;
+  readonly refresh_token?: unknown;
+  readonly expires_in?: unknown;
+}
+
+function parseBody(body: string): OAuthErrorBody {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return parsed !== null && typeof parsed === "object" ? (parsed as OAuthErrorBody) : {};
+  } catch {
+    return {};
+  }
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === "string" && value.length > 0 ? value : undefined;
+}
+
+/** Exact sends `expires_in` as a string ("600"); a number is accepted too. */
+function seconds(value: unknown): number | undefined {
+  const n = typeof value === "string" ? Number(value) : value;
+  return typeof n === "number" && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+function issuedFrom(body: OAuthErrorBody): IssuedTokens | undefined {
+  const refreshToken = nonEmpty(body.refresh_token);
+  if (!refreshToken) return undefined;
+  const accessToken = nonEmpty(body.access_token);
+  const expiresInSeconds = seconds(body.expires_in);
+  return {
+    refreshToken,
+    ...(accessToken ? { accessToken } : {}),
+    ...(expiresInSeconds ? { expiresInSeconds } : {}),
+  };
+}
+
+/** Seconds until a limit resets: Retry-After, else Exact's X-RateLimit reset headers (epoch ms). */
+export function retryAfterFrom(headers: Headers, nowMs: number): number | undefined {
+  const retryAfter = headers.get("retry-after");
+  if (retryAfter !== null) {
+    const asSeconds = Number(retryAfter);
+    if (Number.isFinite(asSeconds) && asSeconds >= 0) return Math.ceil(asSeconds);
+    const asDate = Date.parse(retryAfter);
+    if (!Number.isNaN(asDate)) return Math.max(0, Math.ceil((asDate - nowMs) / 1000));
+  }
+  for (const name of ["x-ratelimit-minutely-reset", "x-ratelimit-reset"]) {
+    const reset = Number(headers.get(name));
+    if (headers.has(name) && Number.isFinite(reset) && reset > 0) {
+      return Math.max(1, Math.ceil((reset - nowMs) / 1000));
+    }
+  }
+  return undefined;
+}
+
+const TOO_EARLY = /access[_ ]?token not expired/i;
+const OLD_TOKEN = /old refresh token|obsolete/i;
+const EXPIRED = /refresh token expired/i;
+const DEFAULT_RATE_LIMIT_SECONDS = 60;
+
+/**
+ * Maps one token-endpoint exchange to a TokenOutcome, covering every response listed in
+ * shared/exact-online.md and every simulator variant. Too-early is checked first: Exact
+ * has answered it with both 400 and 401, and it must never be read as a dead chain (invariant 6).
+ */
+export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): TokenOutcome {
+  if (outcome.kind === "not_sent") {
+    return { kind: "unavailable", sent: false, detail: `not sent: ${outcome.cause.message}` };
+  }
+  if (outcome.kind === "unknown") {
+    return { kind: "outcome_unknown", detail: outcome.cause.message };
+  }
+  const { status, headers } = outcome;
+  const body = parseBody(outcome.body);
+  const rotated = issuedFrom(body);
+  const error = typeof body.error === "string" ? body.error : "";
+  const description = typeof body.error_description === "string" ? body.error_description : "";
+  const withRotated = { status, ...(rotated ? { rotated } : {}) };
+
+  if (status >= 200 && status < 300) {
+    if (rotated?.accessToken && rotated.expiresInSeconds) {
+      return {
+        kind: "tokens",
+        rotated: { ...rotated, accessToken: rotated.accessToken, expiresInSeconds: rotated.expiresInSeconds },
+      };
+    }
+    return {
+      kind: "unavailable",
+      sent: true,
+      detail: `HTTP ${status} without usable tokens`,
+      ...withRotated,
+    };
+  }
+  if (headers.get("reason")?.startsWith("TooEarlyToRefreshTokens") || TOO_EARLY.test(description)) {
+    return { kind: "too_early", ...withRotated };
+  }
+  if (status === 429) {
+    return {
+      kind: "rate_limited",
+      retryAfterSeconds: retryAfterFrom(headers, nowMs) ?? DEFAULT_RATE_LIMIT_SECONDS,
+      ...withRotated,
+    };
+  }
+  if (status >= 500) {
+    const retryAfterSeconds = retryAfterFrom(headers, nowMs);
+    return {
+      kind: "unavailable",
+      sent: true,
+      detail: `HTTP ${status}`,
+      ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+      ...withRotated,
+    };
+  }
+  if (error === "invalid_client") {
+    return { kind: "client_rejected", detail: `HTTP ${status} invalid_client`, ...withRotated };
+  }
+  if (OLD_TOKEN.test(description) || (status === 401 && error === "unauthorized_client")) {
+    return { kind: "chain_dead", reason: DeadReason.OldToken, ...withRotated };
+  }
+  if (EXPIRED.test(description)) {
+    return { kind: "chain_dead", reason: DeadReason.RefreshExpired, ...withRotated };
+  }
+  if (error === "invalid_grant") {
+    return { kind: "chain_dead", reason: DeadReason.InvalidChain, ...withRotated };
+  }
+  // An answer we do not recognise proves nothing about the chain: back off and let the error
+  // budget bound how often we ask again, rather than declaring a live chain dead.
+  return {
+    kind: "unavailable",
+    sent: true,
+    detail: `unrecognised HTTP ${status}${error ? ` ${error}` : ""}`,
+    retryAfterSeconds: DEFAULT_RATE_LIMIT_SECONDS,
+    ...withRotated,
+  };
+}

@@ -1,0 +1,136 @@
+import { ExactUnavailable, ReauthRequired } from "../errors.js";
+import { classifyTokenResponse, type TokenOutcome } from "./classify-token-response.js";
+import { type HttpSend, sendHttp } from "./http.js";
+
+export interface ClientCredentials {
+  readonly clientId: string;
+  readonly clientSecret: string;
+}
+
+/** The Exact user behind an access token, from `GET /api/v1/current/Me`. */
+export interface ExactMe {
+  readonly userId: string;
+  readonly userName: string;
+  readonly division: number | null;
+}
+
+export interface OAuthClientOptions {
+  readonly send?: HttpSend;
+  readonly now?: () => number;
+}
+
+/**
+ * Exact's OAuth endpoints. Deliberately no retry around the token POST: a resent refresh token
+ * that Exact already rotated kills the chain (shared/exact-online.md, lesson 4). The caller
+ * decides what to do with every outcome, under its lease.
+ */
+export class ExactOAuthClient {
+  readonly #send: HttpSend;
+  readonly #now: () => number;
+
+  constructor(options: OAuthClientOptions = {}) {
+    this.#send = options.send ?? sendHttp;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** One refresh: `grant_type=refresh_token`. `timeoutMs` must end before the caller's lease. */
+  async refresh(
+    baseUrl: string,
+    creds: ClientCredentials,
+    refreshToken: string,
+    timeoutMs: number,
+  ): Promise<TokenOutcome> {
+    return this.#token(
+      baseUrl,
+      {
+        grant_type: "refresh_token",
+        refresh_token: refreshToken,
+        client_id: creds.clientId,
+        client_secret: creds.clientSecret,
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Exchanges an authorization code; Exact starts a new chain for (client ID, user). */
+  async exchangeCode(
+    baseUrl: string,
+    creds: ClientCredentials,
+    code: string,
+    redirectUri: string,
+    timeoutMs: number,
+  ): Promise<TokenOutcome> {
+    return this.#token(
+      baseUrl,
+      {
+        grant_type: "authorization_code",
+        // Exact hands codes out URL-encoded (%21 for "!"); decoding a decoded code is harmless.
+        code: safeDecode(code),
+        redirect_uri: redirectUri,
+        client_id: creds.clientId,
+        client_secret: creds.clientSecret,
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Who the access token belongs to; throws ReauthRequired on 401, ExactUnavailable otherwise. */
+  async me(baseUrl: string, accessToken: string, timeoutMs: number): Promise<ExactMe> {
+    const outcome = await this.#send({
+      method: "GET",
+      url: `${baseUrl}/api/v1/current/Me`,
+      headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" },
+      timeoutMs,
+    });
+    if (outcome.kind !== "response") {
+      throw new ExactUnavailable(`GET /api/v1/current/Me failed: ${outcome.cause.message}`, {
+        cause: outcome.cause,
+        retryAfterSeconds: 5,
+      });
+    }
+    if (outcome.status === 401) {
+      throw new ReauthRequired("Exact refused the new access token on /api/v1/current/Me (HTTP 401)");
+    }
+    const me = outcome.status === 200 ? parseMe(outcome.body) : undefined;
+    if (!me) {
+      throw new ExactUnavailable(`GET /api/v1/current/Me answered HTTP ${outcome.status} without a user`, {
+        retryAfterSeconds: 5,
+      });
+    }
+    return me;
+  }
+
+  async #token(baseUrl: string, form: Record<string, string>, timeoutMs: number): Promise<TokenOutcome> {
+    const outcome = await this.#send({
+      method: "POST",
+      url: `${baseUrl}/api/oauth2/token`,
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: new URLSearchParams(form).toString(),
+      timeoutMs,
+    });
+    return classifyTokenResponse(outcome, this.#now());
+  }
+}
+
+function safeDecode(code: string): string {
+  try {
+    return decodeURIComponent(code);
+  } catch {
+    return code;
+  }
+}
+
+function parseMe(body: string): ExactMe | undefined {
+  try {
+    const parsed = JSON.parse(body) as { d?: { results?: Array<Record<string, unknown>> } };
+    const user = parsed.d?.results?.[0];
+    if (!user || typeof user.UserID !== "string") return undefined;
+    return {
+      userId: user.UserID,
+      userName: typeof user.UserName === "string" ? user.UserName : "",
+      division: typeof user.CurrentDivision === "number" ? user.CurrentDivision : null,
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,28 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { parser } from "@aws-lambda-powertools/parser/middleware";
+import middy from "@middy/core";
+import type { Broker } from "../broker.js";
+import type { RefreshRunSummary } from "../chain/scheduled-refresh.js";
+import { errorBoundary } from "./error-boundary.js";
+import { scheduledEventSchema } from "./events.js";
+
+/** The scheduled refresh Lambda (EventBridge, every minute). */
+export function createRefreshHandler(broker: Broker, logger: Logger) {
+  const metrics = new Metrics({ namespace: "ExactTokenBroker", serviceName: "refresh" });
+  return middy<unknown, RefreshRunSummary>()
+    .use(logMetrics(metrics))
+    .use(errorBoundary({ logger, metrics }))
+    .use(parser({ schema: scheduledEventSchema }))
+    .handler(async () => {
+      const summary = await broker.refresh.run();
+      metrics.addMetric(
+        "Refreshes",
+        MetricUnit.Count,
+        summary.outcomes.refreshed + summary.outcomes.keepalive,
+      );
+      metrics.addMetric("RefreshFailures", MetricUnit.Count, summary.outcomes.failed);
+      return summary;
+    });
+}

@@ -1,0 +1,26 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { parser } from "@aws-lambda-powertools/parser/middleware";
+import middy from "@middy/core";
+import type { Broker } from "../broker.js";
+import type { VendAnswer } from "../chain/token-cache.js";
+import { errorBoundary } from "./error-boundary.js";
+import { type VendEvent, vendEventSchema } from "./events.js";
+
+/** The token-vend Lambda: validate, vend, answer. Behaviour lives in the vend door. */
+export function createTokenVendHandler(broker: Broker, logger: Logger) {
+  const metrics = new Metrics({ namespace: "ExactTokenBroker", serviceName: "token-vend" });
+  const window = broker.config.refreshWindowSeconds;
+  return middy<VendEvent, VendAnswer>()
+    .use(logMetrics(metrics))
+    .use(errorBoundary({ logger, metrics }))
+    .use(parser({ schema: vendEventSchema(window) }))
+    .handler(async (event) => {
+      const startMs = Date.now();
+      const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window);
+      metrics.addMetric("Vends", MetricUnit.Count, 1);
+      metrics.addMetric("VendLatency", MetricUnit.Milliseconds, Date.now() - startMs);
+      return answer;
+    });
+}

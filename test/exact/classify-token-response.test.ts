@@ -1,0 +1,164 @@
+import { describe, expect, it } from "vitest";
+import {
+  classifyTokenResponse,
+  countsAsExactError,
+  retryAfterFrom,
+} from "../../lib/exact/classify-token-response.js";
+import type { HttpOutcome } from "../../lib/exact/http.js";
+
+const NOW = Date.parse("2026-11-26T12:00:00Z");
+
+function answer(status: number, body: unknown, headers: Record<string, string> = {}): HttpOutcome {
+  return {
+    kind: "response",
+    status,
+    headers: new Headers(headers),
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  };
+}
+
+const TOKENS = {
+  access_token: "simAT!abc",
+  token_type: "bearer",
+  expires_in: "600",
+  refresh_token: "simRT!def",
+};
+const TOO_EARLY = {
+  error: "access_denied",
+  error_description: "Rate limit exceeded: access_token not expired",
+};
+const REASON = { Reason: "TooEarlyToRefreshTokens: Rate limit exceeded: access_token not expired" };
+
+describe("classifyTokenResponse", () => {
+  it("reads a success body, with expires_in as a string", () => {
+    const outcome = classifyTokenResponse(answer(200, TOKENS), NOW);
+    expect(outcome).toEqual({
+      kind: "tokens",
+      rotated: { accessToken: "simAT!abc", refreshToken: "simRT!def", expiresInSeconds: 600 },
+    });
+  });
+
+  it("accepts a numeric expires_in and Bearer with a capital B", () => {
+    const outcome = classifyTokenResponse(
+      answer(200, { ...TOKENS, expires_in: 600, token_type: "Bearer" }),
+      NOW,
+    );
+    expect(outcome.kind).toBe("tokens");
+  });
+
+  it.each([
+    ["400 with the Reason header", answer(400, TOO_EARLY, REASON)],
+    ["401 with the Reason header", answer(401, TOO_EARLY, REASON)],
+    [
+      "401 in Exact's own wording, no header",
+      answer(401, { error: "access_denied", error_description: "Access Token not expired" }),
+    ],
+  ])("never reads too-early as a dead chain: %s", (_name, response) => {
+    const outcome = classifyTokenResponse(response, NOW);
+    expect(outcome.kind).toBe("too_early");
+    expect(countsAsExactError(outcome)).toBe(true);
+  });
+
+  it("keeps a refresh token carried by a too-early answer", () => {
+    const outcome = classifyTokenResponse(
+      answer(400, { ...TOO_EARLY, refresh_token: "simRT!new" }, REASON),
+      NOW,
+    );
+    expect(outcome).toMatchObject({ kind: "too_early", rotated: { refreshToken: "simRT!new" } });
+  });
+
+  it.each([
+    [
+      "401 Old refresh token used.",
+      answer(401, { error: "unauthorized_client", error_description: "Old refresh token used." }),
+      "old_token",
+    ],
+    [
+      "400 obsoleted (Invantive)",
+      answer(400, {
+        error: "invalid_request",
+        error_description: "An obsoleted refresh token can not be used.",
+      }),
+      "old_token",
+    ],
+    [
+      "400 refresh token expired",
+      answer(400, {
+        error: "invalid_request",
+        error_description:
+          "The refresh token expired at 11/3/2021 2:50:46 PM and it is now 7/31/2022 7:45:12 PM.",
+      }),
+      "refresh_expired",
+    ],
+    [
+      "400 invalid chainId",
+      answer(400, {
+        error: "invalid_grant",
+        error_description: "Token is not allowed, because of invalid or empty chainId",
+      }),
+      "invalid_chain",
+    ],
+  ])("reads %s as a dead chain", (_name, response, reason) => {
+    expect(classifyTokenResponse(response, NOW)).toMatchObject({ kind: "chain_dead", reason });
+  });
+
+  it("reads invalid_client as a rejected client, not a dead chain", () => {
+    expect(classifyTokenResponse(answer(401, { error: "invalid_client" }), NOW).kind).toBe("client_rejected");
+  });
+
+  it("reads 429 with Retry-After, with X-RateLimit reset headers, and bare", () => {
+    expect(classifyTokenResponse(answer(429, "", { "Retry-After": "7" }), NOW)).toMatchObject({
+      kind: "rate_limited",
+      retryAfterSeconds: 7,
+    });
+    expect(
+      classifyTokenResponse(answer(429, "", { "X-RateLimit-Minutely-Reset": String(NOW + 42_000) }), NOW),
+    ).toMatchObject({ kind: "rate_limited", retryAfterSeconds: 42 });
+    expect(classifyTokenResponse(answer(429, ""), NOW)).toMatchObject({
+      kind: "rate_limited",
+      retryAfterSeconds: 60,
+    });
+  });
+
+  it.each([500, 502, 503])("reads %i as Exact unavailable (sent)", (status) => {
+    const outcome = classifyTokenResponse(answer(status, "<html>oops</html>"), NOW);
+    expect(outcome).toMatchObject({ kind: "unavailable", sent: true });
+    expect(countsAsExactError(outcome)).toBe(false);
+  });
+
+  it("reads a failure before connecting as not sent, and one after as outcome unknown", () => {
+    expect(
+      classifyTokenResponse({ kind: "not_sent", cause: new Error("connect ECONNREFUSED") }, NOW),
+    ).toMatchObject({
+      kind: "unavailable",
+      sent: false,
+    });
+    expect(classifyTokenResponse({ kind: "unknown", cause: new Error("socket hang up") }, NOW).kind).toBe(
+      "outcome_unknown",
+    );
+  });
+
+  it("does not call a chain dead on an answer it does not recognise", () => {
+    expect(classifyTokenResponse(answer(403, "Forbidden"), NOW)).toMatchObject({
+      kind: "unavailable",
+      sent: true,
+    });
+    expect(classifyTokenResponse(answer(200, "not json"), NOW)).toMatchObject({ kind: "unavailable" });
+  });
+
+  it("keeps a refresh token found in any error body", () => {
+    const outcome = classifyTokenResponse(answer(503, { refresh_token: "simRT!x" }), NOW);
+    expect(outcome).toMatchObject({ kind: "unavailable", rotated: { refreshToken: "simRT!x" } });
+  });
+});
+
+describe("retryAfterFrom", () => {
+  it("reads an HTTP date", () => {
+    expect(retryAfterFrom(new Headers({ "retry-after": new Date(NOW + 30_000).toUTCString() }), NOW)).toBe(
+      30,
+    );
+  });
+  it("is undefined without hints", () => {
+    expect(retryAfterFrom(new Headers(), NOW)).toBeUndefined();
+  });
+});

@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["test/support/leak-guard.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration tests start their own dynalite and simulator on 127.0.0.1; forks keep

@@ -46,10 +46,9 @@ export interface InflightNote {
   readonly startedAtMs: number;
 }
 
+/** When the chain's recent token-endpoint errors happened (epoch ms), newest last. */
 export interface ErrorBudget {
-  /** Start of the hour the count belongs to (epoch ms, floored to the hour). */
-  readonly hourStartMs: number;
-  readonly count: number;
+  readonly errorAtMs: readonly number[];
 }
 
 /** One connection's item, typed. Attribute names are the DynamoDB attribute names. */

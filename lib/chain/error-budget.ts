@@ -2,26 +2,32 @@ import type { ErrorBudget } from "./chain-record.js";
 
 /**
  * Exact blocks an app for an hour after 10 errors per app, user and endpoint in an hour. We stop
- * at 8 token-endpoint errors per chain, leaving room for a person's own attempts (design
- * invariant 7). /api/v1/current/Me is called only when a chain starts, so it needs no budget.
+ * at 8 token-endpoint errors per chain in any rolling hour, leaving room for a person's own
+ * attempts (design invariant 7). A rolling hour is safe whether Exact counts per clock hour or
+ * per sliding hour. /api/v1/current/Me is called only when a chain starts, so it needs no budget.
  */
 export const TOKEN_ERRORS_PER_HOUR = 8;
 
 const HOUR_MS = 3_600_000;
 const MAX_BACKOFF_MS = 300_000;
 
-const hourStart = (nowMs: number): number => Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+const recent = (budget: ErrorBudget | undefined, nowMs: number): number[] =>
+  (budget?.errorAtMs ?? []).filter((atMs) => atMs > nowMs - HOUR_MS);
 
 export function afterError(budget: ErrorBudget | undefined, nowMs: number): ErrorBudget {
-  const start = hourStart(nowMs);
-  return { hourStartMs: start, count: budget?.hourStartMs === start ? budget.count + 1 : 1 };
+  return { errorAtMs: [...recent(budget, nowMs), nowMs].slice(-TOKEN_ERRORS_PER_HOUR) };
 }
 
-/** Seconds until the budget refills, or undefined when another error may still be risked. */
+export function errorsInLastHour(budget: ErrorBudget | undefined, nowMs: number): number {
+  return recent(budget, nowMs).length;
+}
+
+/** Seconds until another error may be risked, or undefined when one may be risked now. */
 export function budgetExhaustedFor(budget: ErrorBudget | undefined, nowMs: number): number | undefined {
-  if (!budget || budget.hourStartMs !== hourStart(nowMs) || budget.count < TOKEN_ERRORS_PER_HOUR)
-    return undefined;
-  return Math.ceil((budget.hourStartMs + HOUR_MS - nowMs) / 1000);
+  const errors = recent(budget, nowMs);
+  const oldest = errors[0];
+  if (errors.length < TOKEN_ERRORS_PER_HOUR || oldest === undefined) return undefined;
+  return Math.max(1, Math.ceil((oldest + HOUR_MS - nowMs) / 1000));
 }
 
 /** Exponential backoff after repeated failures: 2 s, 4 s, 8 s … capped at 5 minutes, with jitter. */

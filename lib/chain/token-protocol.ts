@@ -9,6 +9,7 @@ import {
 } from "../errors.js";
 import {
   countsAsExactError,
+  DeadReason,
   type IssuedTokens,
   type TokenOutcome,
 } from "../exact/classify-token-response.js";
@@ -224,11 +225,12 @@ export class TokenProtocol {
           },
           this.#refusalError(outcome, record),
         );
-      case "chain_dead":
-        return this.#fail(lease, {
-          set: { ...errors, ...this.#broken(outcome.reason, arrivalMs).set },
-          remove: ["dueShard", "dueAtMs"],
-        });
+      case "chain_dead": {
+        // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
+        const reason =
+          probing && outcome.reason === DeadReason.OldToken ? BrokenReason.LostAnswer : outcome.reason;
+        return this.#fail(lease, this.#broken(reason, arrivalMs, errors));
+      }
       case "client_rejected":
         return this.#fail(lease, {
           set: {
@@ -370,9 +372,9 @@ export class TokenProtocol {
     }
   }
 
-  #broken(reason: BrokenReason, nowMs: number): Changes {
+  #broken(reason: BrokenReason, nowMs: number, extra: Record<string, unknown> = {}): Changes {
     return {
-      set: { status: ChainStatus.Broken, statusReason: reason, statusChangedAtMs: nowMs },
+      set: { ...extra, status: ChainStatus.Broken, statusReason: reason, statusChangedAtMs: nowMs },
       remove: ["dueShard", "dueAtMs"],
     };
   }

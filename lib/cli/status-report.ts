@@ -1,5 +1,5 @@
 import type { ChainRecord } from "../chain/chain-record.js";
-import { budgetExhaustedFor, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
+import { budgetExhaustedFor, errorsInLastHour, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
 
 /** What `exact-broker status` shows: state, ages and budgets, never a token or ciphertext. */
 export interface StatusReport {
@@ -32,7 +32,6 @@ const secondsBetween = (fromMs: number | undefined, toMs: number): number | null
   fromMs === undefined ? null : Math.round((toMs - fromMs) / 1000);
 
 export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
-  const hourStartMs = Math.floor(nowMs / 3_600_000) * 3_600_000;
   const leaseLive = record.leaseOwner !== undefined && (record.leaseUntilMs ?? 0) > nowMs;
   return {
     connectionId: record.connectionId,
@@ -58,7 +57,7 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
       : null,
     pendingNote: record.inflight !== undefined,
     lastVendAgoSeconds: secondsBetween(record.lastVendAtMs, nowMs),
-    tokenErrorsThisHour: record.tokenErrors?.hourStartMs === hourStartMs ? record.tokenErrors.count : 0,
+    tokenErrorsThisHour: errorsInLastHour(record.tokenErrors, nowMs),
     tokenErrorBudget: TOKEN_ERRORS_PER_HOUR,
     budgetSpentForSeconds: budgetExhaustedFor(record.tokenErrors, nowMs) ?? null,
     backoffForSeconds:
@@ -98,7 +97,7 @@ export function formatStatus(report: StatusReport): string {
     ],
     ["unfinished token call", report.pendingNote ? "yes (next holder probes)" : "no"],
     ["last vend", report.lastVendAgoSeconds === null ? "never" : `${report.lastVendAgoSeconds} s ago`],
-    ["token errors this hour", `${report.tokenErrorsThisHour} of ${report.tokenErrorBudget}`],
+    ["token errors in the last hour", `${report.tokenErrorsThisHour} of ${report.tokenErrorBudget}`],
     ["backoff", report.backoffForSeconds === null ? "none" : `${report.backoffForSeconds} s`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

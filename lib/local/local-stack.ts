@@ -1,0 +1,123 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Broker, type BrokerOverrides, createBroker } from "../broker.js";
+import { ChainStore } from "../chain/chain-store.js";
+import { generateLocalKey } from "../crypto/local-key.js";
+import type { ConnectionSecret } from "../secrets/connection-secret.js";
+import { type Simulator, type SimulatorOptions, startSimulator } from "../sim/server.js";
+import { LOCAL_AWS_ENV, type LocalDynamo, startDynalite } from "./dynalite.js";
+
+export interface LocalStackOptions {
+  readonly sim?: SimulatorOptions;
+  /** Extra broker environment (REFRESH_MARGIN_MS, LEASE_SECONDS, …). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface DemoConnection {
+  readonly connectionId: string;
+  readonly clientId: string;
+  readonly username: string;
+  readonly redirectUri: string;
+  readonly secretId: string;
+}
+
+/**
+ * The broker's whole world on one machine: dynalite, the Exact simulator, a secrets file and a
+ * local encryption key. Used by `npm start`, the benchmark and the integration tests, so all
+ * three run the same wiring a Lambda does, only with local endpoints.
+ */
+export interface LocalStack {
+  readonly dynamo: LocalDynamo;
+  readonly sim: Simulator;
+  readonly tableName: string;
+  /** The environment a broker process (a Lambda, the CLI, a test child) gets. */
+  readonly env: Readonly<Record<string, string>>;
+  /** A new broker, as a new Lambda container would build it. */
+  broker(overrides?: BrokerOverrides): Broker;
+  store(): ChainStore;
+  writeSecret(secretId: string, secret: ConnectionSecret): void;
+  /** Registers an app and user at the simulator, stores the secret and adds the connection. */
+  addConnection(
+    connectionId: string,
+    options?: { readonly username?: string; readonly clientId?: string },
+  ): Promise<DemoConnection>;
+  /** Authorizes at the simulator (as a person would) and seeds the connection with the code. */
+  seed(connection: DemoConnection): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const dynamo = await startDynalite();
+  const sim = await startSimulator(options.sim ?? {});
+  const tableName = await dynamo.createTable();
+  const dir = mkdtempSync(join(tmpdir(), "exact-broker-"));
+  const secretsFile = join(dir, "secrets.json");
+  writeFileSync(secretsFile, "{}\n", { mode: 0o600 });
+  const accessTtl = options.sim?.accessTtlSeconds ?? 600;
+  const refreshAfter = options.sim?.refreshAfterSeconds ?? Math.max(0, accessTtl - 30);
+  const env: Record<string, string> = {
+    ...LOCAL_AWS_ENV,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    TABLE_NAME: tableName,
+    LOCAL_ENCRYPTION_KEY: generateLocalKey(),
+    LOCAL_SECRETS_FILE: secretsFile,
+    EXACT_ALLOW_LOOPBACK: "1",
+    // The broker's refresh window must match the simulator's: Exact's is 30 s of 600.
+    REFRESH_WINDOW_SECONDS: String(accessTtl - refreshAfter),
+    ...options.env,
+  };
+
+  const stack: LocalStack = {
+    dynamo,
+    sim,
+    tableName,
+    env,
+    broker: (overrides = {}) => createBroker(env, { dynamo: dynamo.client, ...overrides }),
+    store: () => new ChainStore({ tableName, client: dynamo.client }),
+    writeSecret(secretId, secret) {
+      const all = JSON.parse(readFileSync(secretsFile, "utf8")) as Record<string, ConnectionSecret>;
+      all[secretId] = secret;
+      writeFileSync(secretsFile, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
+    },
+    async addConnection(connectionId, connection = {}) {
+      const clientId = connection.clientId ?? `app-${connectionId}`;
+      const username = connection.username ?? `user-${connectionId}@example.com`;
+      const redirectUri = "https://broker.example.com/callback";
+      const secretId = `exact/${connectionId}`;
+      const clientSecret = `cs-sEcReT-${connectionId}-0123456789`;
+      const password = `pw-sEcReT-${connectionId}-0123456789`;
+      // Local secrets carry "sEcReT" and simulator tokens "simAT!"/"simRT!", so the test suite's leak
+      // guard can spot either in any output.
+      const totpSecret = "JBSWY3DPEHPK3PXP";
+      try {
+        sim.addApp({ clientId, clientSecret, redirectUris: [redirectUri] });
+      } catch {
+        // Several connections may share one app (different users); the first one created it.
+      }
+      sim.addUser({ username, password, totpSecret });
+      stack.writeSecret(secretId, { clientSecret, username, password, totpSecret });
+      await stack
+        .store()
+        .addConnection(
+          { connectionId, clientId, baseUrl: sim.url, redirectUri, secretId, mode: "code" },
+          Date.now(),
+        );
+      return { connectionId, clientId, username, redirectUri, secretId };
+    },
+    async seed(connection) {
+      const code = sim.authorize({
+        clientId: connection.clientId,
+        username: connection.username,
+        redirectUri: connection.redirectUri,
+      });
+      await stack.broker().onboarding.seed(connection.connectionId, code);
+    },
+    async close() {
+      await sim.close();
+      await dynamo.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return stack;
+}

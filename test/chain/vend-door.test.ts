@@ -1,0 +1,283 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { ChainStatus } from "../../lib/chain/chain-record.js";
+import { TOKEN_ERRORS_PER_HOUR } from "../../lib/chain/error-budget.js";
+import {
+  ChainBusy,
+  ConnectionNotFound,
+  ExactUnavailable,
+  ReauthRequired,
+  Throttled,
+} from "../../lib/errors.js";
+import { countingDynamo, resetCounts } from "../../lib/local/counting-dynamo.js";
+import { type Fixture, startFixture } from "../support/fixture.js";
+
+/** Seconds after seeding at which the fixture's chain may first be refreshed (600 − 30 + 1). */
+const WINDOW_OPENS = 571;
+
+describe("VendDoor", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  describe("the current token", () => {
+    it("is served without a token call while it has the requested validity", async () => {
+      fx = await startFixture();
+      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+
+      expect(answer).toMatchObject({
+        tokenType: "Bearer",
+        generation: 1,
+        baseUrl: fx.stack.sim.url,
+        division: expect.any(Number),
+      });
+      expect(Date.parse(answer.expiresAt) - fx.clock.now()).toBeGreaterThan(590_000);
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
+    });
+
+    it("is answered from memory with no DynamoDB call on a warm container", async () => {
+      fx = await startFixture();
+      const { client, counts } = countingDynamo(fx.stack.dynamo.endpoint);
+      const broker = fx.broker({ dynamo: client });
+      await broker.vend.vend(fx.conn.connectionId, 30);
+      resetCounts(counts);
+
+      await broker.vend.vend(fx.conn.connectionId, 30);
+
+      expect(counts).toEqual({});
+    });
+
+    it("costs one read when uncached, plus one hotness write per generation", async () => {
+      fx = await startFixture();
+      const { client, counts } = countingDynamo(fx.stack.dynamo.endpoint);
+
+      await fx.broker({ dynamo: client }).vend.vend(fx.conn.connectionId, 30);
+      expect(counts).toEqual({ GetItem: 1, UpdateItem: 1 });
+      resetCounts(counts);
+      await fx.broker({ dynamo: client }).vend.vend(fx.conn.connectionId, 30);
+
+      expect(counts).toEqual({ GetItem: 1 });
+    });
+  });
+
+  describe("refreshing", () => {
+    it("refreshes once the window is open, in at most 2 writes and 1 read", async () => {
+      fx = await startFixture();
+      const { client, counts } = countingDynamo(fx.stack.dynamo.endpoint);
+      const broker = fx.broker({ dynamo: client });
+      const first = await broker.vend.vend(fx.conn.connectionId, 30);
+      fx.clock.advance(WINDOW_OPENS + 1);
+      resetCounts(counts);
+
+      const second = await broker.vend.vend(fx.conn.connectionId, 30);
+
+      expect(second.generation).toBe(2);
+      expect(second.accessToken).not.toBe(first.accessToken);
+      expect(counts).toEqual({ GetItem: 1, UpdateItem: 2 });
+      expect(fx.chainStats()).toMatchObject({ generation: 2, tokenRequests: { refreshed: 1, too_early: 0 } });
+    });
+
+    it("waits for the window when it opens in a moment, and is never too early", async () => {
+      fx = await startFixture();
+      fx.clock.advance(WINDOW_OPENS - 0.6);
+      const before = fx.clock.now();
+
+      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+
+      expect(answer.generation).toBe(2);
+      expect(fx.clock.now() - before).toBeGreaterThanOrEqual(500);
+      expect(fx.chainStats().tokenRequests.too_early).toBe(0);
+    });
+
+    it("never waits when the current token still has the requested validity", async () => {
+      fx = await startFixture();
+      fx.clock.advance(WINDOW_OPENS - 0.6);
+      const before = fx.clock.now();
+
+      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 10);
+
+      expect(answer.generation).toBe(1);
+      expect(fx.clock.now() - before).toBeLessThan(100);
+    });
+
+    it("keeps serving consecutive generations", async () => {
+      fx = await startFixture();
+      const broker = fx.broker();
+      for (let generation = 2; generation <= 5; generation += 1) {
+        fx.clock.advance(WINDOW_OPENS + 1);
+        expect((await broker.vend.vend(fx.conn.connectionId, 30)).generation).toBe(generation);
+      }
+      expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 4, old_token: 0, too_early: 0 });
+    });
+  });
+
+  describe("too early", () => {
+    it("never marks the chain dead, and keeps serving the current token", async () => {
+      // A broker whose window is wider than Exact's refreshes too early.
+      fx = await startFixture({ env: { REFRESH_WINDOW_SECONDS: "60" } });
+      fx.clock.advance(545);
+
+      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 60);
+
+      expect(answer.generation).toBe(1);
+      expect(fx.chainStats().tokenRequests.too_early).toBe(1);
+      const record = await fx.record();
+      expect(record.status).toBe(ChainStatus.Active);
+      expect(record.tokenErrors?.errorAtMs).toHaveLength(1);
+    });
+
+    it("persists a refresh token carried by a too-early answer", async () => {
+      fx = await startFixture({
+        env: { REFRESH_WINDOW_SECONDS: "60" },
+        sim: { variants: { tooEarlyCarriesRefreshToken: true } },
+      });
+      const before = await fx.record();
+      fx.clock.advance(545);
+
+      await fx.broker().vend.vend(fx.conn.connectionId, 60);
+
+      const after = await fx.record();
+      expect(after.generation).toBe(2);
+      expect(after.refreshHash).not.toBe(before.refreshHash);
+      expect(fx.chainStats().generation).toBe(2);
+      // The persisted token is the live one: the next refresh in the window works.
+      fx.clock.advance(40);
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 60)).generation).toBe(3);
+      expect(fx.chainStats().tokenRequests.old_token).toBe(0);
+    });
+  });
+
+  describe("outcome unknown", () => {
+    it("turns rotate-then-drop into SUSPECT, then BROKEN after one probe, with no retry loop", async () => {
+      fx = await startFixture();
+      fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
+      fx.clock.advance(WINDOW_OPENS + 1);
+      const broker = fx.broker();
+
+      const degraded = await broker.vend.vend(fx.conn.connectionId, 30);
+      expect(degraded.generation).toBe(1);
+      expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+
+      fx.clock.advance(3);
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ReauthRequired);
+      const record = await fx.record();
+      expect(record).toMatchObject({ status: ChainStatus.Broken, statusReason: "lost_answer" });
+
+      for (let i = 0; i < 5; i += 1) {
+        fx.clock.advance(10);
+        await expect(fx.broker().vend.vend(fx.conn.connectionId, 0)).rejects.toThrow(ReauthRequired);
+      }
+      const requests = fx.chainStats().tokenRequests;
+      expect(requests.fault_rotate_then_drop + requests.old_token).toBe(2);
+    });
+
+    it("recovers with its one probe when the lost call never reached the chain", async () => {
+      fx = await startFixture();
+      fx.stack.sim.addFault({ kind: "reset", endpoint: "token", count: 1 });
+      fx.clock.advance(WINDOW_OPENS + 1);
+
+      await fx.broker().vend.vend(fx.conn.connectionId, 30);
+      expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+      fx.clock.advance(3);
+      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+
+      expect(answer.generation).toBe(2);
+      expect((await fx.record()).status).toBe(ChainStatus.Active);
+      expect(fx.chainStats().tokenRequests).toMatchObject({ fault_reset: 1, refreshed: 1 });
+    });
+  });
+
+  describe("Exact failing", () => {
+    it("backs off on 5xx, serving the current token while it is valid, then ExactUnavailable", async () => {
+      fx = await startFixture();
+      fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
+      fx.clock.advance(WINDOW_OPENS + 1);
+
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(1);
+      const calls = fx.chainStats().tokenRequests.fault_status;
+      expect(await fx.broker().vend.vend(fx.conn.connectionId, 30)).toMatchObject({ generation: 1 });
+      expect(fx.chainStats().tokenRequests.fault_status).toBe(calls);
+
+      fx.clock.advance(30);
+      const error = await fx
+        .broker()
+        .vend.vend(fx.conn.connectionId, 30)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ExactUnavailable);
+      expect((error as ExactUnavailable).retryAfterSeconds).toBeGreaterThan(0);
+    });
+
+    it("reports a 429 as Throttled once the current token is gone", async () => {
+      fx = await startFixture();
+      fx.stack.sim.addFault({ kind: "rate_limit", endpoint: "token", probability: 1 });
+      fx.clock.advance(600);
+
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(Throttled);
+      expect((await fx.record()).status).toBe(ChainStatus.Active);
+    });
+
+    it("retries a refused connection later without suspecting the chain", async () => {
+      fx = await startFixture();
+      fx.stack.sim.addFault({ kind: "refuse", durationMs: 400 });
+      fx.clock.advance(WINDOW_OPENS + 1);
+
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(1);
+      expect((await fx.record()).status).toBe(ChainStatus.Active);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      fx.clock.advance(5);
+
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(2);
+    });
+
+    it(`keeps its errors under Exact's limit: at most ${TOKEN_ERRORS_PER_HOUR} token errors an hour`, async () => {
+      fx = await startFixture({ env: { REFRESH_WINDOW_SECONDS: "300" } });
+      fx.clock.advance(301);
+      for (let i = 0; i < 30; i += 1) {
+        await fx
+          .broker()
+          .vend.vend(fx.conn.connectionId, 300)
+          .catch(() => undefined);
+        fx.clock.advance(6);
+      }
+      const requests = fx.chainStats().tokenRequests;
+      expect(requests.too_early).toBe(TOKEN_ERRORS_PER_HOUR);
+      expect(requests.error_limited).toBe(0);
+      expect((await fx.record()).status).toBe(ChainStatus.Active);
+    });
+  });
+
+  describe("refusals", () => {
+    it("answers ConnectionNotFound for an unknown connection", async () => {
+      fx = await startFixture();
+      await expect(fx.broker().vend.vend("nope", 30)).rejects.toThrow(ConnectionNotFound);
+    });
+
+    it("answers ReauthRequired with the command to run for a connection never seeded", async () => {
+      fx = await startFixture({ seed: false });
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(
+        /connection seed --id conn-\d+/,
+      );
+    });
+
+    it("reports a lease held past the deadline as ChainBusy, never as a credential failure", async () => {
+      fx = await startFixture();
+      fx.clock.advance(600);
+      const record = await fx.record();
+      await fx.stack.store().acquireLease({
+        connectionId: record.connectionId,
+        owner: "someone-else",
+        purpose: "refresh",
+        seenGeneration: record.generation,
+        nowMs: fx.clock.now(),
+        leaseMs: 60_000,
+      });
+
+      const error = await fx
+        .broker({ vendOptions: { waitMs: 2_000 } })
+        .vend.vend(fx.conn.connectionId, 30)
+        .catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(ChainBusy);
+      expect((error as ChainBusy).retryAfterSeconds).toBeGreaterThan(0);
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
+    });
+  });
+});

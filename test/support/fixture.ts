@@ -1,0 +1,79 @@
+import type { Broker, BrokerOverrides } from "../../lib/broker.js";
+import type { ChainRecord } from "../../lib/chain/chain-record.js";
+import {
+  type DemoConnection,
+  type LocalStack,
+  type LocalStackOptions,
+  startLocalStack,
+} from "../../lib/local/local-stack.js";
+import type { ChainStats } from "../../lib/sim/stats.js";
+
+/**
+ * A clock shared by the broker and the simulator. `sleep` advances it instead of waiting, so a
+ * test can walk through a token's whole life in milliseconds.
+ */
+export class TestClock {
+  offsetMs = 0;
+  readonly now = (): number => Date.now() + this.offsetMs;
+  readonly sleep = async (ms: number): Promise<void> => {
+    this.offsetMs += Math.max(0, ms);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  advance(seconds: number): void {
+    this.offsetMs += seconds * 1000;
+  }
+}
+
+export interface Fixture {
+  readonly stack: LocalStack;
+  readonly clock: TestClock;
+  readonly conn: DemoConnection;
+  /** A broker on the shared clock; each call is a new "container" (empty token cache). */
+  broker(overrides?: BrokerOverrides): Broker;
+  record(): Promise<ChainRecord>;
+  chainStats(): ChainStats;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+/** dynalite + simulator + one seeded connection, on a fake clock unless `realClock`. */
+export async function startFixture(
+  options: LocalStackOptions & { readonly realClock?: boolean; readonly seed?: boolean } = {},
+): Promise<Fixture> {
+  const clock = new TestClock();
+  const fake = !options.realClock;
+  const stack = await startLocalStack({
+    ...options,
+    sim: { ...(fake ? { now: clock.now } : {}), ...options.sim },
+  });
+  counter += 1;
+  const broker = (overrides: BrokerOverrides = {}): Broker =>
+    stack.broker({ ...(fake ? { now: clock.now, sleep: clock.sleep } : {}), ...overrides });
+  const conn = await stack.addConnection(`conn-${counter}`);
+  if (options.seed ?? true) {
+    const code = stack.sim.authorize({
+      clientId: conn.clientId,
+      username: conn.username,
+      redirectUri: conn.redirectUri,
+    });
+    await broker().onboarding.seed(conn.connectionId, code);
+  }
+  return {
+    stack,
+    clock,
+    conn,
+    broker,
+    async record() {
+      const record = await stack.store().get(conn.connectionId);
+      if (!record) throw new Error(`connection ${conn.connectionId} is gone`);
+      return record;
+    },
+    chainStats() {
+      const stats = stack.sim.stats().chains[`${conn.clientId}/${conn.username}`];
+      if (!stats) throw new Error("the simulator has no chain for the fixture's connection");
+      return stats;
+    },
+    close: () => stack.close(),
+  };
+}

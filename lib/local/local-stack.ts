@@ -85,7 +85,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const username = connection.username ?? `user-${connectionId}@example.com`;
       const redirectUri = "https://broker.example.com/callback";
       const secretId = `exact/${connectionId}`;
-      const clientSecret = `cs-sEcReT-${connectionId}-0123456789`;
+      const clientSecret = `cs-sEcReT-${clientId}-0123456789`;
       const password = `pw-sEcReT-${connectionId}-0123456789`;
       // Local secrets carry "sEcReT" and simulator tokens "simAT!"/"simRT!", so the test suite's leak
       // guard can spot either in any output.

@@ -1,0 +1,71 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Fixture, startFixture } from "../support/fixture.js";
+import { findLeaks } from "../support/leak-guard.js";
+
+const run = promisify(execFile);
+
+/**
+ * Real time, short lifetimes: the simulator issues 10 s access tokens refreshable after 5 s, so
+ * the broker's window is 5 s. Separate processes share only real time, not a fake clock.
+ */
+const SHORT_LIFE = {
+  sim: { accessTtlSeconds: 10, refreshAfterSeconds: 5 },
+  env: { REFRESH_MARGIN_MS: "100" },
+  realClock: true,
+};
+const WINDOW_MS = 5_200;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const hash = (token: string) => createHash("sha256").update(token).digest("hex");
+
+describe("concurrent vends at expiry", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("make exactly one token call in one process, and every caller gets the same new token", async () => {
+    fx = await startFixture(SHORT_LIFE);
+    // One broker per caller, as 200 containers: no shared cache, no in-process coalescing.
+    const brokers = Array.from({ length: 200 }, () => fx.broker({ vendOptions: { coalesce: false } }));
+    await sleep(WINDOW_MS);
+
+    const answers = await Promise.all(brokers.map((broker) => broker.vend.vend(fx.conn.connectionId, 5)));
+
+    expect(new Set(answers.map((a) => a.accessToken)).size).toBe(1);
+    expect(answers[0]?.generation).toBe(2);
+    expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 0, too_early: 0 });
+  });
+
+  it("make exactly one token call from 200 vends in 4 separate processes", async () => {
+    fx = await startFixture(SHORT_LIFE);
+    const startAt = Date.now() + WINDOW_MS;
+    const children = Array.from({ length: 4 }, () =>
+      run(
+        process.execPath,
+        ["--import", "tsx", "test/support/vend-child.ts", fx.conn.connectionId, "50", String(startAt), "5"],
+        {
+          env: { ...process.env, ...fx.stack.env, NODE_NO_WARNINGS: "1", POWERTOOLS_LOG_LEVEL: "DEBUG" },
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      ),
+    );
+    const outputs = await Promise.all(children);
+
+    const results = outputs.flatMap(({ stdout }) =>
+      JSON.parse(stdout.trim().split("\n").at(-1) ?? "[]"),
+    ) as Array<{
+      generation?: number;
+      tokenHash?: string;
+      error?: string;
+    }>;
+    expect(results).toHaveLength(200);
+    expect(results.filter((r) => r.error)).toEqual([]);
+    expect(new Set(results.map((r) => r.tokenHash)).size).toBe(1);
+    expect(new Set(results.map((r) => r.generation))).toEqual(new Set([2]));
+    expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 0, too_early: 0 });
+    const own = await fx.broker().vend.vend(fx.conn.connectionId, 0);
+    expect(results[0]?.tokenHash).toBe(hash(own.accessToken));
+    for (const { stdout, stderr } of outputs) expect(findLeaks(stdout + stderr)).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { ChainStatus } from "../../lib/chain/chain-record.js";
+import { countingDynamo } from "../../lib/local/counting-dynamo.js";
+import { type Fixture, startFixture } from "../support/fixture.js";
+
+const DAY_S = 86_400;
+
+describe("ScheduledRefresh", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("refreshes a hot chain inside its window, waiting in-process for it to open", async () => {
+    fx = await startFixture();
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(540);
+
+    const summary = await fx.broker().refresh.run();
+
+    expect(summary.outcomes.refreshed).toBe(1);
+    expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, too_early: 0 });
+    const record = await fx.record();
+    expect(record.generation).toBe(2);
+    // The vend that follows is served at once from the new generation.
+    const vended = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    expect(vended.generation).toBe(2);
+  });
+
+  it("finds due chains through the sparse index, never a scan", async () => {
+    fx = await startFixture();
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(540);
+    const { client, counts } = countingDynamo(fx.stack.dynamo.endpoint);
+
+    await fx.broker({ dynamo: client }).refresh.run();
+
+    expect(counts.Scan).toBeUndefined();
+    expect(counts.Query).toBe(1);
+  });
+
+  it("leaves a chain nobody vends alone, and cools it after one idle generation", async () => {
+    fx = await startFixture();
+    const idle = await fx.broker().refresh.run();
+    expect(idle.due).toBe(0);
+
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(540);
+    expect((await fx.broker().refresh.run()).outcomes.refreshed).toBe(1);
+    fx.clock.advance(600);
+    const cooled = await fx.broker().refresh.run();
+
+    expect(cooled.outcomes).toMatchObject({ refreshed: 0, cooled: 1 });
+    expect(fx.chainStats().tokenRequests.refreshed).toBe(1);
+  });
+
+  it("keeps an idle chain alive before its refresh token reaches 30 days", async () => {
+    fx = await startFixture();
+    fx.clock.advance(24 * DAY_S);
+    expect((await fx.broker().refresh.run()).due).toBe(0);
+
+    fx.clock.advance(1 * DAY_S + 60);
+    const summary = await fx.broker().refresh.run();
+
+    expect(summary.outcomes.keepalive).toBe(1);
+    const record = await fx.record();
+    expect(record.generation).toBe(2);
+    expect(fx.clock.now() - (record.refreshIssuedAtMs ?? 0)).toBeLessThan(60_000);
+  });
+
+  it("is harmless when two runs overlap: one refresh", async () => {
+    fx = await startFixture();
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(572);
+
+    const [a, b] = await Promise.all([fx.broker().refresh.run(), fx.broker().refresh.run()]);
+
+    expect(a.outcomes.refreshed + b.outcomes.refreshed).toBe(1);
+    expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 0 });
+  });
+
+  it("skips chains it must not touch: broken ones", async () => {
+    fx = await startFixture();
+    fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(572);
+    await fx.broker().refresh.run();
+    expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+    fx.clock.advance(3);
+    await fx.broker().refresh.run();
+    expect((await fx.record()).status).toBe(ChainStatus.Broken);
+    const before = fx.chainStats().tokenRequests;
+
+    fx.clock.advance(600);
+    await fx.broker().refresh.run();
+
+    expect(fx.chainStats().tokenRequests).toEqual(before);
+  });
+});

@@ -16,8 +16,8 @@ for (const stream of [process.stdout, process.stderr]) {
   stream.write = ((chunk: unknown, ...rest: unknown[]) => {
     const text = typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : "";
     if (LEAK_PATTERN.test(text)) leaks.push(text.slice(0, 300));
-    // The broker's JSON log lines are scanned, then kept off the test report unless asked for.
-    if (text.startsWith('{"level":') && process.env.SHOW_TEST_LOGS !== "1") return true;
+    // The broker's JSON log and metric lines are scanned, then kept off the test report unless asked for.
+    if (/^\{"(level|_aws)":/.test(text) && process.env.SHOW_TEST_LOGS !== "1") return true;
     return write(chunk, ...rest);
   }) as typeof stream.write;
 }

@@ -1,0 +1,86 @@
+import type { Context } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRefreshHandler } from "../../lib/handlers/refresh-handler.js";
+import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
+import { createLogger } from "../../lib/log/logger.js";
+import { type Fixture, startFixture } from "../support/fixture.js";
+import { findLeaks } from "../support/leak-guard.js";
+
+const context = { awsRequestId: "req-1", functionName: "token-vend", getRemainingTimeInMillis: () => 30_000 } as unknown as Context;
+
+describe("token-vend handler", () => {
+  let fx: Fixture;
+  let handler: ReturnType<typeof createTokenVendHandler>;
+  beforeAll(async () => {
+    fx = await startFixture();
+    const logger = createLogger({ serviceName: "token-vend" });
+    handler = createTokenVendHandler(fx.broker({ log: logger }), logger);
+  });
+  afterAll(() => fx.close());
+
+  it("answers the documented shape", async () => {
+    const answer = await handler({ connectionId: fx.conn.connectionId }, context);
+    expect(answer).toEqual({
+      accessToken: expect.stringMatching(/^simAT!/),
+      tokenType: "Bearer",
+      expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      generation: 1,
+      baseUrl: fx.stack.sim.url,
+      division: expect.any(Number),
+    });
+  });
+
+  it.each([
+    ["no connectionId", {}],
+    ["a bad connectionId", { connectionId: "../etc" }],
+    ["a too long connectionId", { connectionId: "a".repeat(65) }],
+    ["minValiditySeconds above the refresh window", { connectionId: "x", minValiditySeconds: 31 }],
+    ["a negative minValiditySeconds", { connectionId: "x", minValiditySeconds: -1 }],
+    ["a fractional minValiditySeconds", { connectionId: "x", minValiditySeconds: 1.5 }],
+    ["an unknown field", { connectionId: "x", refreshToken: "give-me" }],
+    ["not an object", "conn-1"],
+  ])("answers ValidationError for %s", async (_name, event) => {
+    const error = await handler(event as never, context).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "ValidationError", message: expect.stringContaining("invalid event") });
+  });
+
+  it("answers ConnectionNotFound with a stable errorType", async () => {
+    await expect(handler({ connectionId: "missing" }, context)).rejects.toMatchObject({ name: "ConnectionNotFound" });
+  });
+
+  it("puts retryAfterSeconds in the message of a retryable error", async () => {
+    fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
+    fx.clock.advance(600);
+    const error = (await handler({ connectionId: fx.conn.connectionId }, context).catch((e: unknown) => e)) as Error;
+    fx.stack.sim.clearFaults();
+
+    expect(error.name).toBe("ExactUnavailable");
+    expect(error.message).toMatch(/\(retryAfterSeconds=\d+\)$/);
+    expect(findLeaks(error.message)).toEqual([]);
+  });
+});
+
+describe("refresh handler", () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await startFixture();
+  });
+  afterAll(() => fx.close());
+
+  it("runs on a scheduled event and refuses anything else", async () => {
+    const logger = createLogger({ serviceName: "refresh" });
+    const handler = createRefreshHandler(fx.broker({ log: logger }), logger);
+    const scheduled = { "detail-type": "Scheduled Event", source: "aws.events", detail: {} };
+
+    await expect(handler(scheduled, context)).resolves.toMatchObject({ due: 0 });
+    await expect(handler({ connectionId: "x" }, context)).rejects.toMatchObject({ name: "ValidationError" });
+  });
+});
+
+describe("leak guard", () => {
+  it("spots a simulator token or a local secret in a line", () => {
+    expect(findLeaks('{"message":"token simRT!abcdefghij"}')).toHaveLength(1);
+    expect(findLeaks("password pw-sEcReT-x")).toHaveLength(1);
+    expect(findLeaks('{"message":"[REDACTED]"}')).toEqual([]);
+  });
+});

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Broker, type BrokerOverrides, createBroker } from "../broker.js";
 import { ChainStore } from "../chain/chain-store.js";
+import type { EngineLog } from "../chain/engine-deps.js";
 import { generateLocalKey } from "../crypto/local-key.js";
 import type { ConnectionSecret } from "../secrets/connection-secret.js";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../sim/server.js";
@@ -12,6 +13,8 @@ export interface LocalStackOptions {
   readonly sim?: SimulatorOptions;
   /** Extra broker environment (REFRESH_MARGIN_MS, LEASE_SECONDS, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The log every broker of this stack writes to, unless a caller passes its own. */
+  readonly log?: EngineLog;
 }
 
 export interface DemoConnection {
@@ -73,7 +76,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     sim,
     tableName,
     env,
-    broker: (overrides = {}) => createBroker(env, { dynamo: dynamo.client, ...overrides }),
+    broker: (overrides = {}) =>
+      createBroker(env, {
+        dynamo: dynamo.client,
+        ...(options.log ? { log: options.log } : {}),
+        ...overrides,
+      }),
     store: () => new ChainStore({ tableName, client: dynamo.client }),
     writeSecret(secretId, secret) {
       const all = JSON.parse(readFileSync(secretsFile, "utf8")) as Record<string, ConnectionSecret>;

@@ -34,17 +34,38 @@ describe("exact-broker", () => {
 
   it("adds, seeds, vends, reports and removes a connection", async () => {
     fx = await startFixture({ seed: false });
-    fx.stack.sim.addApp({ clientId: "app-x", clientSecret: "cs-sEcReT-app-x-0123456789", redirectUris: ["https://cb.example.com/x"] });
+    fx.stack.sim.addApp({
+      clientId: "app-x",
+      clientSecret: "cs-sEcReT-app-x-0123456789",
+      redirectUris: ["https://cb.example.com/x"],
+    });
     fx.stack.writeSecret("exact/x", { clientSecret: "cs-sEcReT-app-x-0123456789" });
 
     const added = await cli(
       fx,
-      "connection", "add", "--id", "x", "--client-id", "app-x", "--base-url", fx.stack.sim.url,
-      "--redirect-uri", "https://cb.example.com/x", "--secret-id", "exact/x",
+      "connection",
+      "add",
+      "--id",
+      "x",
+      "--client-id",
+      "app-x",
+      "--base-url",
+      fx.stack.sim.url,
+      "--redirect-uri",
+      "https://cb.example.com/x",
+      "--secret-id",
+      "exact/x",
     );
-    expect(added).toMatchObject({ code: ExitCode.Done, out: expect.stringContaining("connection seed --id x") });
+    expect(added).toMatchObject({
+      code: ExitCode.Done,
+      out: expect.stringContaining("connection seed --id x"),
+    });
 
-    const code = fx.stack.sim.authorize({ clientId: "app-x", username: fx.conn.username, redirectUri: "https://cb.example.com/x" });
+    const code = fx.stack.sim.authorize({
+      clientId: "app-x",
+      username: fx.conn.username,
+      redirectUri: "https://cb.example.com/x",
+    });
     const seeded = await cli(fx, "connection", "seed", "--id", "x", "--code", code);
     expect(seeded).toMatchObject({ code: ExitCode.Done, out: expect.stringContaining(fx.conn.username) });
 
@@ -54,7 +75,12 @@ describe("exact-broker", () => {
     expect(vended.out).not.toContain("simRT!");
 
     const status = await cli(fx, "status", "--id", "x", "--json");
-    expect(JSON.parse(status.out)).toMatchObject({ status: "ACTIVE", generation: 1, exactUser: fx.conn.username, lease: null });
+    expect(JSON.parse(status.out)).toMatchObject({
+      status: "ACTIVE",
+      generation: 1,
+      exactUser: fx.conn.username,
+      lease: null,
+    });
     expect(findLeaks(status.out)).toEqual([]);
     const human = await cli(fx, "status", "--id", "x");
     expect(human.out).toMatch(/generation\s+1/);
@@ -69,7 +95,11 @@ describe("exact-broker", () => {
   it("refuses a second connection for the same user with exit 4 and says where the tokens went", async () => {
     fx = await startFixture();
     await fx.stack.addConnection("dup", { clientId: fx.conn.clientId, username: "someone-else@example.com" });
-    const code = fx.stack.sim.authorize({ clientId: fx.conn.clientId, username: fx.conn.username, redirectUri: fx.conn.redirectUri });
+    const code = fx.stack.sim.authorize({
+      clientId: fx.conn.clientId,
+      username: fx.conn.username,
+      redirectUri: fx.conn.redirectUri,
+    });
 
     const seeded = await cli(fx, "connection", "seed", "--id", "dup", "--code", code);
 
@@ -80,7 +110,20 @@ describe("exact-broker", () => {
   it.each([
     [["connection", "add", "--id", "x"], ExitCode.BadInput, /--client-id is required/],
     [
-      ["connection", "add", "--id", "y", "--client-id", "c", "--base-url", "https://evil.example.com", "--redirect-uri", "https://a.example.com", "--secret-id", "s"],
+      [
+        "connection",
+        "add",
+        "--id",
+        "y",
+        "--client-id",
+        "c",
+        "--base-url",
+        "https://evil.example.com",
+        "--redirect-uri",
+        "https://a.example.com",
+        "--secret-id",
+        "s",
+      ],
       ExitCode.BadInput,
       /not one of Exact's hosts/,
     ],

@@ -6,7 +6,11 @@ import { createLogger } from "../../lib/log/logger.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { findLeaks } from "../support/leak-guard.js";
 
-const context = { awsRequestId: "req-1", functionName: "token-vend", getRemainingTimeInMillis: () => 30_000 } as unknown as Context;
+const context = {
+  awsRequestId: "req-1",
+  functionName: "token-vend",
+  getRemainingTimeInMillis: () => 30_000,
+} as unknown as Context;
 
 describe("token-vend handler", () => {
   let fx: Fixture;
@@ -41,17 +45,24 @@ describe("token-vend handler", () => {
     ["not an object", "conn-1"],
   ])("answers ValidationError for %s", async (_name, event) => {
     const error = await handler(event as never, context).catch((e: unknown) => e);
-    expect(error).toMatchObject({ name: "ValidationError", message: expect.stringContaining("invalid event") });
+    expect(error).toMatchObject({
+      name: "ValidationError",
+      message: expect.stringContaining("invalid event"),
+    });
   });
 
   it("answers ConnectionNotFound with a stable errorType", async () => {
-    await expect(handler({ connectionId: "missing" }, context)).rejects.toMatchObject({ name: "ConnectionNotFound" });
+    await expect(handler({ connectionId: "missing" }, context)).rejects.toMatchObject({
+      name: "ConnectionNotFound",
+    });
   });
 
   it("puts retryAfterSeconds in the message of a retryable error", async () => {
     fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
     fx.clock.advance(600);
-    const error = (await handler({ connectionId: fx.conn.connectionId }, context).catch((e: unknown) => e)) as Error;
+    const error = (await handler({ connectionId: fx.conn.connectionId }, context).catch(
+      (e: unknown) => e,
+    )) as Error;
     fx.stack.sim.clearFaults();
 
     expect(error.name).toBe("ExactUnavailable");
@@ -72,8 +83,10 @@ describe("refresh handler", () => {
     const handler = createRefreshHandler(fx.broker({ log: logger }), logger);
     const scheduled = { "detail-type": "Scheduled Event", source: "aws.events", detail: {} };
 
-    await expect(handler(scheduled, context)).resolves.toMatchObject({ due: 0 });
-    await expect(handler({ connectionId: "x" }, context)).rejects.toMatchObject({ name: "ValidationError" });
+    await expect(handler(scheduled as never, context)).resolves.toMatchObject({ due: 0 });
+    await expect(handler({ connectionId: "x" } as never, context)).rejects.toMatchObject({
+      name: "ValidationError",
+    });
   });
 });
 

@@ -1,0 +1,98 @@
+/**
+ * `npm run bench`: the numbers the issues ask for, printed as tables. Targets are printed beside
+ * the numbers; nothing here asserts (speed is measured, not tested).
+ */
+import { startLocalStack } from "../lib/local/local-stack.js";
+import { createLogger } from "../lib/log/logger.js";
+import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.js";
+import { measureDynamoCosts } from "./dynamo-costs.js";
+import { percentile, table } from "./stats.js";
+
+const GENERATIONS = 10;
+const CONSUMER_COUNTS = [1, 10, 100];
+const say = (line = "") => process.stdout.write(`${line}\n`);
+
+function perVend(result: RaceResult, ...kinds: string[]): number {
+  const total = kinds.reduce((sum, kind) => sum + (result.dynamo[kind] ?? 0), 0);
+  return result.vends === 0 ? Number.NaN : total / result.vends;
+}
+
+say(`exact-token-broker benchmark (${new Date().toISOString()}, Node ${process.version})`);
+say();
+say(`1. Naive copies versus the broker: N consumers over ${GENERATIONS} generations, one simulator`);
+say(
+  `   (tokens live ${RACE_SIM.accessTtlSeconds} s, refreshable after ${RACE_SIM.refreshAfterSeconds} s; each consumer vends at expiry, then 4 times more)`,
+);
+const stack = await startLocalStack({
+  sim: RACE_SIM,
+  env: { REFRESH_MARGIN_MS: "100" },
+  log: createLogger({ serviceName: "bench", level: "ERROR" }),
+});
+const results: RaceResult[] = [];
+try {
+  for (const consumers of CONSUMER_COUNTS) {
+    for (const race of [raceNaive, raceBroker]) {
+      process.stderr.write(`   running ${race === raceNaive ? "naive" : "broker"} with N=${consumers} …\n`);
+      results.push(await race(stack, consumers, GENERATIONS));
+    }
+  }
+} finally {
+  await stack.close();
+}
+say();
+say(
+  table(
+    [
+      "mode",
+      "N",
+      "generations",
+      "token calls",
+      "old-token errors",
+      "chains lost",
+      "vends",
+      "p50 ms",
+      "p95 ms",
+      "p99 ms",
+      "DDB reads/vend",
+      "DDB writes/vend",
+    ],
+    results.map((r) => [
+      r.mode,
+      r.consumers,
+      r.generations,
+      r.tokenCalls,
+      r.oldTokenErrors,
+      r.chainsLost,
+      r.vends,
+      percentile(r.latenciesMs, 50),
+      percentile(r.latenciesMs, 95),
+      percentile(r.latenciesMs, 99),
+      r.mode === "broker" ? perVend(r, "GetItem", "Query") : Number.NaN,
+      r.mode === "broker" ? perVend(r, "UpdateItem", "PutItem") : Number.NaN,
+    ]),
+  ),
+);
+say("   targets (broker): token calls = generations, 0 old-token errors, 0 chains lost");
+say(
+  '   naive: "chains lost" counts copies left holding a rotated-away refresh token (a person must log in again)',
+);
+
+say();
+say("2. DynamoDB requests per operation (Exact's real lifetimes, fake clock)");
+const costs = await measureDynamoCosts();
+say();
+say(
+  table(
+    ["operation", "GetItem", "UpdateItem", "Query", "total"],
+    costs.map(({ operation, counts }) => [
+      operation,
+      counts.GetItem ?? 0,
+      counts.UpdateItem ?? 0,
+      counts.Query ?? 0,
+      Object.values(counts).reduce((a, b) => a + b, 0),
+    ]),
+  ),
+);
+say(
+  "   targets: cached vend 0; uncached vend 1 read (+ at most 1 write per generation); refresh at most 2 writes + 1 read",
+);

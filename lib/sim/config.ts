@@ -1,0 +1,114 @@
+import { ValidationError } from "../errors.js";
+import { asObject, optionalNumber, optionalString, rejectUnknownKeys, requiredString } from "./validate.js";
+
+/** An OAuth app registered with Exact (the simulator's counterpart of Exact's app centre). */
+export interface AppSpec {
+  clientId: string;
+  clientSecret: string;
+  /** Exact compares redirect URIs exactly; so does the simulator. */
+  redirectUris: string[];
+}
+
+/** An Exact user; password and TOTP secret are kept for the login pages of a later issue. */
+export interface UserSpec {
+  username: string;
+  password: string;
+  /** Base32, as an authenticator app shows it. */
+  totpSecret: string;
+  /** A GUID like Exact's `UserID`; generated when absent. */
+  userId?: string;
+  /** `CurrentDivision` in `/current/Me`. @default 123456 */
+  division?: number;
+  /** @default the username */
+  fullName?: string;
+  /** @default the username when it holds an `@`, else `<username>@example.com` */
+  email?: string;
+}
+
+/** Apps and users created at start (`config` option, `--config FILE`). */
+export interface SimulatorConfig {
+  apps?: AppSpec[];
+  users?: UserSpec[];
+}
+
+/** The operator shortcut for the login and consent pages: who authorizes which app. */
+export interface AuthorizeRequest {
+  clientId: string;
+  username: string;
+  redirectUri: string;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const BASE32 = /^[A-Z2-7]+=*$/i;
+
+export function parseAppSpec(value: unknown): AppSpec {
+  const what = "app";
+  const object = asObject(value, what);
+  rejectUnknownKeys(object, ["clientId", "clientSecret", "redirectUris"], what);
+  const redirectUris = object.redirectUris;
+  if (!Array.isArray(redirectUris) || redirectUris.length === 0) {
+    throw new ValidationError(`${what}: "redirectUris" must be a non-empty array of absolute URLs`);
+  }
+  for (const uri of redirectUris) {
+    if (typeof uri !== "string" || !URL.canParse(uri)) {
+      throw new ValidationError(`${what}: "redirectUris" must be a non-empty array of absolute URLs`);
+    }
+  }
+  return {
+    clientId: requiredString(object, "clientId", what),
+    clientSecret: requiredString(object, "clientSecret", what),
+    redirectUris: [...redirectUris],
+  };
+}
+
+export function parseUserSpec(value: unknown): UserSpec {
+  const what = "user";
+  const object = asObject(value, what);
+  rejectUnknownKeys(
+    object,
+    ["username", "password", "totpSecret", "userId", "division", "fullName", "email"],
+    what,
+  );
+  const totpSecret = requiredString(object, "totpSecret", what);
+  if (!BASE32.test(totpSecret)) {
+    throw new ValidationError(`${what}: "totpSecret" must be base32 (A-Z, 2-7)`);
+  }
+  const userId = optionalString(object, "userId", what);
+  if (userId !== undefined && !GUID.test(userId)) {
+    throw new ValidationError(`${what}: "userId" must be a GUID`);
+  }
+  return {
+    username: requiredString(object, "username", what),
+    password: requiredString(object, "password", what),
+    totpSecret,
+    userId,
+    division: optionalNumber(object, "division", { min: 1, max: 2 ** 31 - 1, integer: true }, what),
+    fullName: optionalString(object, "fullName", what),
+    email: optionalString(object, "email", what),
+  };
+}
+
+export function parseAuthorizeRequest(value: unknown): AuthorizeRequest {
+  const what = "authorize";
+  const object = asObject(value, what);
+  rejectUnknownKeys(object, ["clientId", "username", "redirectUri"], what);
+  return {
+    clientId: requiredString(object, "clientId", what),
+    username: requiredString(object, "username", what),
+    redirectUri: requiredString(object, "redirectUri", what),
+  };
+}
+
+export function parseSimulatorConfig(value: unknown): SimulatorConfig {
+  const what = "config";
+  const object = asObject(value, what);
+  rejectUnknownKeys(object, ["apps", "users"], what);
+  const list = (key: "apps" | "users"): unknown[] => {
+    const items = object[key] ?? [];
+    if (!Array.isArray(items)) {
+      throw new ValidationError(`${what}: "${key}" must be an array`);
+    }
+    return items;
+  };
+  return { apps: list("apps").map(parseAppSpec), users: list("users").map(parseUserSpec) };
+}

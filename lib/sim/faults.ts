@@ -1,0 +1,214 @@
+import { ValidationError } from "../errors.js";
+import {
+  asObject,
+  type JsonObject,
+  optionalBoolean,
+  optionalNumber,
+  optionalString,
+  rejectUnknownKeys,
+  requiredNumber,
+} from "./validate.js";
+
+export const FaultKind = {
+  latency: "latency",
+  status: "status",
+  rateLimit: "rate_limit",
+  reset: "reset",
+  rotateThenDrop: "rotate_then_drop",
+  refuse: "refuse",
+} as const;
+export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
+
+/** The Exact-facing endpoints a fault can target. */
+export type Endpoint = "token" | "me";
+
+/** The body of `POST /_sim/faults` (and the argument of `Simulator.addFault`). */
+export interface FaultSpec {
+  kind: FaultKind;
+  /** Only requests of this client (the token request's `client_id`, the access token's app). @default any */
+  clientId?: string;
+  /** @default "*" */
+  endpoint?: Endpoint | "*";
+  /** The next N matching requests. The default when `probability` is absent: 1. */
+  count?: number;
+  /** Each matching request is hit with this probability, until the fault is deleted. */
+  probability?: number;
+  /** Seed of the fault's own PRNG (mulberry32), for reproducible runs. @default 1 */
+  seed?: number;
+  /** kind latency: the delay before normal processing. */
+  latencyMs?: number;
+  /** kind status. @default 500 */
+  status?: 500 | 503;
+  /** kind rate_limit: send the X-RateLimit-Minutely-* headers. @default true */
+  rateLimitHeaders?: boolean;
+  /** kind refuse: how long the port refuses connections. */
+  durationMs?: number;
+}
+
+/** What a per-request fault does to the request it hits. */
+export type RequestFaultEffect =
+  | { kind: "latency"; latencyMs: number }
+  | { kind: "status"; status: 500 | 503 }
+  | { kind: "rate_limit"; rateLimitHeaders: boolean }
+  | { kind: "reset" }
+  | { kind: "rotate_then_drop" };
+
+export interface FaultTrigger {
+  clientId: string | undefined;
+  endpoint: Endpoint | "*";
+  count: number | undefined;
+  probability: number | undefined;
+  seed: number | undefined;
+}
+
+/**
+ * A connection refusal happens before any byte of a request arrives, so it cannot be matched
+ * to a client or an endpoint, nor counted: it is a period of the whole port.
+ */
+export type ParsedFault =
+  | { kind: "refuse"; durationMs: number }
+  | { trigger: FaultTrigger; effect: RequestFaultEffect };
+
+/** A registered fault as `GET /_sim/faults` shows it; `count` is what is left of it. */
+export type FaultView = { id: string } & FaultTrigger & RequestFaultEffect;
+
+const MAX_DELAY_MS = 10 * 60 * 1000;
+const TRIGGER_KEYS = ["kind", "clientId", "endpoint", "count", "probability", "seed"] as const;
+
+export function parseFaultSpec(value: unknown): ParsedFault {
+  const what = "fault";
+  const object = asObject(value, what);
+  const kind = object.kind;
+  if (kind === FaultKind.refuse) {
+    rejectUnknownKeys(
+      object,
+      ["kind", "durationMs"],
+      `${what} refuse (a whole-port period, not per request)`,
+    );
+    return {
+      kind,
+      durationMs: requiredNumber(object, "durationMs", { min: 1, max: MAX_DELAY_MS, integer: true }, what),
+    };
+  }
+  const effect = parseEffect(object, what);
+  return { trigger: parseTrigger(object, what), effect };
+}
+
+function parseEffect(object: JsonObject, what: string): RequestFaultEffect {
+  switch (object.kind) {
+    case FaultKind.latency:
+      rejectUnknownKeys(object, [...TRIGGER_KEYS, "latencyMs"], what);
+      return {
+        kind: "latency",
+        latencyMs: requiredNumber(object, "latencyMs", { min: 0, max: MAX_DELAY_MS, integer: true }, what),
+      };
+    case FaultKind.status: {
+      rejectUnknownKeys(object, [...TRIGGER_KEYS, "status"], what);
+      const status = object.status ?? 500;
+      if (status !== 500 && status !== 503) {
+        throw new ValidationError(`${what}: "status" must be 500 or 503`);
+      }
+      return { kind: "status", status };
+    }
+    case FaultKind.rateLimit:
+      rejectUnknownKeys(object, [...TRIGGER_KEYS, "rateLimitHeaders"], what);
+      return {
+        kind: "rate_limit",
+        rateLimitHeaders: optionalBoolean(object, "rateLimitHeaders", what) ?? true,
+      };
+    case FaultKind.reset:
+    case FaultKind.rotateThenDrop:
+      rejectUnknownKeys(object, TRIGGER_KEYS, what);
+      return { kind: object.kind };
+    default:
+      throw new ValidationError(`${what}: "kind" must be one of ${Object.values(FaultKind).join(", ")}`);
+  }
+}
+
+function parseTrigger(object: JsonObject, what: string): FaultTrigger {
+  const endpoint = object.endpoint ?? "*";
+  if (endpoint !== "token" && endpoint !== "me" && endpoint !== "*") {
+    throw new ValidationError(`${what}: "endpoint" must be "token", "me" or "*"`);
+  }
+  const count = optionalNumber(object, "count", { min: 1, max: 1_000_000, integer: true }, what);
+  const probability = optionalNumber(object, "probability", { min: 0, max: 1 }, what);
+  const seed = optionalNumber(object, "seed", { min: 0, max: 2 ** 32 - 1, integer: true }, what);
+  if (count !== undefined && probability !== undefined) {
+    throw new ValidationError(`${what}: give "count" or "probability", not both`);
+  }
+  if (seed !== undefined && probability === undefined) {
+    throw new ValidationError(`${what}: "seed" only goes with "probability"`);
+  }
+  return {
+    clientId: optionalString(object, "clientId", what),
+    endpoint,
+    count: probability === undefined ? (count ?? 1) : undefined,
+    probability,
+    seed: probability === undefined ? undefined : (seed ?? 1),
+  };
+}
+
+/** mulberry32: tiny, fast and good enough to make "30 % of requests" reproducible. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface ActiveFault {
+  id: string;
+  trigger: FaultTrigger;
+  effect: RequestFaultEffect;
+  chance: { probability: number; draw: () => number } | undefined;
+}
+
+/** Per-request faults, matched in order of creation; the first that hits a request wins. */
+export class FaultRegistry {
+  private faults: ActiveFault[] = [];
+
+  add(id: string, trigger: FaultTrigger, effect: RequestFaultEffect): void {
+    const chance =
+      trigger.probability === undefined
+        ? undefined
+        : { probability: trigger.probability, draw: mulberry32(trigger.seed ?? 1) };
+    this.faults.push({ id, trigger: { ...trigger }, effect, chance });
+  }
+
+  /**
+   * The fault that hits this request, if any. A counted fault is used up by the hit; a
+   * probabilistic one draws once per matching request and stays until deleted.
+   */
+  take(endpoint: Endpoint, clientId: string | undefined): RequestFaultEffect | undefined {
+    for (const fault of this.faults) {
+      const { trigger } = fault;
+      if (trigger.endpoint !== "*" && trigger.endpoint !== endpoint) continue;
+      if (trigger.clientId !== undefined && trigger.clientId !== clientId) continue;
+      if (fault.chance !== undefined) {
+        if (fault.chance.draw() < fault.chance.probability) return fault.effect;
+        continue;
+      }
+      trigger.count = (trigger.count ?? 1) - 1;
+      if (trigger.count <= 0) {
+        this.faults = this.faults.filter((other) => other !== fault);
+      }
+      return fault.effect;
+    }
+    return undefined;
+  }
+
+  list(): FaultView[] {
+    return this.faults.map(({ id, trigger, effect }) => ({ id, ...effect, ...trigger }));
+  }
+
+  /** Removes every registered fault; returns how many there were. */
+  clear(): number {
+    const removed = this.faults.length;
+    this.faults = [];
+    return removed;
+  }
+}

@@ -5,6 +5,7 @@ import {
   Throttled,
   ValidationError,
 } from "../errors.js";
+import { checkBaseUrl } from "../exact/base-url.js";
 import type { TokenOutcome } from "../exact/classify-token-response.js";
 import { ChainStatus } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
@@ -41,6 +42,7 @@ export class Onboarding {
     const { store, secrets, oauth, cipher, config, now, log } = this.#deps;
     const record = await store.get(connectionId);
     if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+    checkBaseUrl(record.baseUrl, config.allowLoopback);
     const { clientSecret } = await secrets.get(record.secretId);
     const outcome = await oauth.exchangeCode(
       record.baseUrl,

@@ -7,6 +7,7 @@ import {
   Throttled,
   TokenDecryptError,
 } from "../errors.js";
+import { checkBaseUrl } from "../exact/base-url.js";
 import {
   countsAsExactError,
   DeadReason,
@@ -148,6 +149,17 @@ export class TokenProtocol {
         };
       }
       throw error;
+    }
+
+    // The item could have been written by hand: the secret and refresh token go to Exact only.
+    try {
+      checkBaseUrl(record.baseUrl, config.allowLoopback);
+    } catch (error) {
+      await store.releaseLease(held);
+      return {
+        kind: "failed",
+        error: new ReauthRequired(`connection "${record.connectionId}": ${(error as Error).message}`),
+      };
     }
 
     // Abort the call before the lease ends, so nobody else can start one while ours is in flight.

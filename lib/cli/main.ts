@@ -4,11 +4,12 @@ import {
   DescribeTableCommand,
   DynamoDBClient,
   ResourceInUseException,
+  UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type Broker, createBroker } from "../broker.js";
 import { ConnectionMode } from "../chain/chain-record.js";
 import { ChainStore } from "../chain/chain-store.js";
-import { createTableInput } from "../chain/table-definition.js";
+import { ChainTable, createTableInput } from "../chain/table-definition.js";
 import { loadConfig } from "../config.js";
 import { BrokerError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
@@ -240,6 +241,7 @@ async function createTable(tableName: string, io: CliIo): Promise<number> {
   for (let attempt = 0; attempt < 120; attempt += 1) {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
     if (Table?.TableStatus === "ACTIVE") {
+      await enableTtl(client, tableName, io);
       io.out(`table ${tableName} is ready`);
       return ExitCode.Done;
     }
@@ -247,4 +249,22 @@ async function createTable(tableName: string, io: CliIo): Promise<number> {
   }
   io.err(`table ${tableName} did not become ACTIVE within 60 s; check it with aws dynamodb describe-table`);
   return ExitCode.TryLater;
+}
+
+/** Onboarding nonces expire by TTL. Local DynamoDB stand-ins may lack the API: say so, go on. */
+async function enableTtl(client: DynamoDBClient, tableName: string, io: CliIo): Promise<void> {
+  try {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: ChainTable.ttlAttribute, Enabled: true },
+      }),
+    );
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name === "ValidationException" && /already enabled/i.test((error as Error).message)) return;
+    io.out(
+      `note: TTL on ${ChainTable.ttlAttribute} not enabled (${name}); expired onboarding nonces will stay until removed`,
+    );
+  }
 }

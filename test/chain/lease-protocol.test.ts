@@ -212,3 +212,22 @@ describe("the lease protocol", () => {
 
 /** Seconds from seeding until the fixture's refresh window is open (600 − 30 + 1, plus one). */
 const WINDOW = 572;
+
+describe("a slow token call", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("is aborted before the lease ends and treated as an unknown outcome, never resent", async () => {
+    fx = await startFixture({ env: { LEASE_SECONDS: "3", HTTP_TIMEOUT_MS: "500" } });
+    fx.stack.sim.addFault({ kind: "latency", latencyMs: 1_500, endpoint: "token", count: 1 });
+    fx.clock.advance(WINDOW);
+    const started = Date.now();
+
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(Date.now() - started).toBeLessThan(1_400);
+    expect(await fx.record()).toMatchObject({ status: ChainStatus.Suspect, generation: 1 });
+    expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
+  });
+});

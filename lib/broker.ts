@@ -2,12 +2,15 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ChainStore } from "./chain/chain-store.js";
-import type { EngineDeps, EngineLog } from "./chain/engine-deps.js";
+import type { EngineDeps, EngineLog, HealTrigger } from "./chain/engine-deps.js";
+import { HealDoor } from "./chain/heal-door.js";
+import { InProcessHealTrigger, LambdaHealTrigger } from "./chain/heal-trigger.js";
 import { Onboarding } from "./chain/onboarding.js";
 import { ScheduledRefresh } from "./chain/scheduled-refresh.js";
 import { VendDoor, type VendDoorOptions } from "./chain/vend-door.js";
 import { type BrokerConfig, loadConfig } from "./config.js";
 import { createTokenCipher } from "./crypto/token-cipher.js";
+import { EventBridgePublisher, LogPublisher } from "./events/event-publishers.js";
 import { ExactOAuthClient } from "./exact/oauth-client.js";
 import { createLogger } from "./log/logger.js";
 import { registerSecret } from "./log/redactor.js";
@@ -20,12 +23,16 @@ export interface Broker {
   readonly deps: EngineDeps;
   readonly vend: VendDoor;
   readonly refresh: ScheduledRefresh;
+  readonly heal: HealDoor;
   readonly onboarding: Onboarding;
+  /** How doors start a heal: fallback-login in AWS, in this process locally. */
+  readonly healTrigger: HealTrigger;
 }
 
 export interface BrokerOverrides extends Partial<Omit<EngineDeps, "config">> {
   readonly dynamo?: DynamoDBClient;
   readonly vendOptions?: VendDoorOptions;
+  readonly healTrigger?: HealTrigger;
 }
 
 /** Every secret value read is registered with the log redactor before anyone can log it. */
@@ -45,12 +52,14 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /**
  * Builds the broker from the environment (TABLE_NAME, KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY,
- * LOCAL_SECRETS_FILE, timing settings). Throws ConfigurationError at start when the
+ * LOCAL_SECRETS_FILE, EVENT_BUS_NAME, FALLBACK_LOGIN_FUNCTION_NAME, timing settings). Throws ConfigurationError at start when the
  * environment is inconsistent, so a misconfigured function fails its init, not its first vend.
  */
 export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: BrokerOverrides = {}): Broker {
   const config = loadConfig(env);
   const log: EngineLog = overrides.log ?? createLogger({ serviceName: "exact-token-broker" });
+  const now = overrides.now ?? Date.now;
+  const sleepFn = overrides.sleep ?? sleep;
   const deps: EngineDeps = {
     config,
     store:
@@ -58,18 +67,32 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
       new ChainStore({ tableName: config.tableName, client: overrides.dynamo ?? new DynamoDBClient({}) }),
     cipher: overrides.cipher ?? createTokenCipher(env),
     secrets: registering(overrides.secrets ?? createSecretSource(env)),
-    oauth: overrides.oauth ?? new ExactOAuthClient({ now: overrides.now ?? Date.now }),
+    oauth: overrides.oauth ?? new ExactOAuthClient({ now }),
     log,
-    now: overrides.now ?? Date.now,
-    sleep: overrides.sleep ?? sleep,
+    events:
+      overrides.events ??
+      (env.EVENT_BUS_NAME
+        ? new EventBridgePublisher({ busName: env.EVENT_BUS_NAME, log })
+        : new LogPublisher(log)),
+    ...(overrides.login ? { login: overrides.login } : {}),
+    now,
+    sleep: sleepFn,
     random: overrides.random ?? Math.random,
     owner: overrides.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
   };
+  const heal = new HealDoor(deps);
+  const healTrigger =
+    overrides.healTrigger ??
+    (env.FALLBACK_LOGIN_FUNCTION_NAME
+      ? new LambdaHealTrigger({ functionName: env.FALLBACK_LOGIN_FUNCTION_NAME, log })
+      : new InProcessHealTrigger(() => heal, log));
   return {
     config,
     deps,
-    vend: new VendDoor(deps, overrides.vendOptions),
-    refresh: new ScheduledRefresh(deps),
+    vend: new VendDoor(deps, { healTrigger, ...overrides.vendOptions }),
+    refresh: new ScheduledRefresh(deps, { healTrigger }),
+    heal,
     onboarding: new Onboarding(deps),
+    healTrigger,
   };
 }

@@ -8,6 +8,8 @@ export interface BrokerConfig {
   /** Added to the window's start so clock skew never makes us refresh too early. */
   readonly refreshMarginMs: number;
   readonly leaseMs: number;
+  /** A login (several pages, perhaps a wait for the next TOTP step) holds the lease this long. */
+  readonly loginLeaseMs: number;
   readonly httpTimeoutMs: number;
   readonly keepaliveDays: number;
   readonly allowLoopback: boolean;
@@ -48,6 +50,8 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     refreshWindowSeconds: intFrom(env, "REFRESH_WINDOW_SECONDS", 30, 1, 3_600),
     refreshMarginMs: intFrom(env, "REFRESH_MARGIN_MS", 1_000, 0, 60_000),
     leaseMs,
+    // Up to 31 s waiting for a fresh TOTP step, then about 8 page loads and a code exchange.
+    loginLeaseMs: intFrom(env, "LOGIN_LEASE_SECONDS", 120, 45, 600) * 1000,
     httpTimeoutMs,
     keepaliveDays: intFrom(env, "KEEPALIVE_DAYS", 25, 1, 29),
     allowLoopback: env.EXACT_ALLOW_LOOPBACK === "1",

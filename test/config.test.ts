@@ -9,6 +9,7 @@ describe("loadConfig", () => {
       refreshWindowSeconds: 30,
       refreshMarginMs: 1000,
       leaseMs: 20_000,
+      loginLeaseMs: 120_000,
       httpTimeoutMs: 8_000,
       keepaliveDays: 25,
       allowLoopback: false,

@@ -21,7 +21,7 @@ export const ConnectionMode = { Code: "code", Implicit: "implicit" } as const;
 export type ConnectionMode = (typeof ConnectionMode)[keyof typeof ConnectionMode];
 
 /** What a lease holder is doing; written with the lease as the write-ahead note. */
-export const LeasePurpose = { Refresh: "refresh", Probe: "probe", Heal: "heal" } as const;
+export const LeasePurpose = { Refresh: "refresh", Probe: "probe", Heal: "heal", Login: "login" } as const;
 export type LeasePurpose = (typeof LeasePurpose)[keyof typeof LeasePurpose];
 
 /** Configuration an operator gives when adding a connection. */
@@ -85,6 +85,11 @@ export interface ChainRecord extends ConnectionConfig {
   readonly dueAtMs?: number;
 
   readonly tokenErrors?: ErrorBudget;
+  /** Failed logins in the last hour (at most 3 are risked: Exact locks accounts). */
+  readonly loginFailures?: ErrorBudget;
+  readonly lastLoginFailure?: string;
+  /** The TOTP step (epoch s / 30) the last login used; the next login waits for a later one. */
+  readonly lastTotpStep?: number;
   readonly backoffUntilMs?: number;
   /** Which error a vend reports while the chain backs off. */
   readonly backoffReason?: "throttled" | "unavailable";

@@ -41,11 +41,16 @@ export interface LeaseRefused {
   readonly found?: ChainRecord;
 }
 
-/** The encrypted tokens a commit stores. `access` is absent on a rotation-only answer. */
+/**
+ * The encrypted tokens a commit stores. `access` is absent on a rotation-only answer;
+ * `refresh` is absent for an implicit-mode chain, which never holds a refresh token.
+ */
 export interface StoredTokens {
-  readonly refreshCt: string;
-  readonly refreshHash: string;
-  readonly refreshIssuedAtMs: number;
+  readonly refresh?: {
+    readonly refreshCt: string;
+    readonly refreshHash: string;
+    readonly refreshIssuedAtMs: number;
+  };
   readonly access?: {
     readonly accessCt: string;
     readonly accessIssuedAtMs: number;
@@ -300,14 +305,7 @@ export class ChainStore {
    * live chain, so they land if the generation is still ours; otherwise a newer chain exists.
    */
   async commitTokens(lease: Lease, tokens: StoredTokens, changes: Changes = {}): Promise<CommitResult> {
-    const set = {
-      ...changes.set,
-      refreshCt: tokens.refreshCt,
-      refreshHash: tokens.refreshHash,
-      refreshIssuedAtMs: tokens.refreshIssuedAtMs,
-      ...tokens.access,
-      generation: lease.generation + 1,
-    };
+    const set = { ...changes.set, ...tokens.refresh, ...tokens.access, generation: lease.generation + 1 };
     const remove = changes.remove ?? [];
     const committed = await this.#conditionalUpdate(lease.connectionId, {
       set,
@@ -359,13 +357,7 @@ export class ChainStore {
     set: Readonly<Record<string, unknown>>,
   ): Promise<number> {
     const update = buildUpdate({
-      set: {
-        ...set,
-        ...tokens.access,
-        refreshCt: tokens.refreshCt,
-        refreshHash: tokens.refreshHash,
-        refreshIssuedAtMs: tokens.refreshIssuedAtMs,
-      },
+      set: { ...set, ...tokens.access, ...tokens.refresh },
       remove: [...LEASE_ATTRS, "backoffUntilMs", "statusReason", "tokenErrors", "failureStreak"],
       computed: ["#generation = if_not_exists(#generation, :zero) + :one"],
       condition: "attribute_exists(pk)",

@@ -1,5 +1,6 @@
 import type { BrokerConfig } from "../config.js";
 import type { TokenCipher } from "../crypto/token-cipher.js";
+import type { EventPublisher } from "../events/broker-events.js";
 import type { ExactOAuthClient } from "../exact/oauth-client.js";
 import type { SecretSource } from "../secrets/secret-source.js";
 import type { ChainStore } from "./chain-store.js";
@@ -11,6 +12,36 @@ export interface EngineLog {
   error(message: string, ...extra: Array<Record<string, unknown>>): void;
 }
 
+/** What the engine needs of a login driver (lib/exact/login): one login, typed failures by `name`. */
+export interface LoginPort {
+  login(request: {
+    readonly baseUrl: string;
+    readonly clientId: string;
+    readonly redirectUri: string;
+    readonly responseType: "code" | "token";
+    readonly credentials: {
+      readonly username: string;
+      readonly password: string;
+      readonly totpSecret: string;
+    };
+    readonly lastTotpStep?: number;
+    readonly timeoutMs: number;
+  }): Promise<
+    | { readonly kind: "code"; readonly code: string; readonly totpStep: number }
+    | {
+        readonly kind: "token";
+        readonly accessToken: string;
+        readonly expiresInSeconds: number;
+        readonly totpStep: number;
+      }
+  >;
+}
+
+/** Starts a heal without waiting for it: a Lambda invoke in AWS, a background promise locally. */
+export interface HealTrigger {
+  trigger(connectionId: string): void;
+}
+
 /** Everything the doors need, injected so tests run real code against dynalite and the simulator. */
 export interface EngineDeps {
   readonly config: BrokerConfig;
@@ -19,6 +50,12 @@ export interface EngineDeps {
   readonly secrets: SecretSource;
   readonly oauth: ExactOAuthClient;
   readonly log: EngineLog;
+  readonly events: EventPublisher;
+  /**
+   * Only where logins run: fallback-login, the CLI and local runs. token-vend and refresh have
+   * none (their bundles stay free of the login driver) and trigger fallback-login instead.
+   */
+  readonly login?: LoginPort;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly random: () => number;

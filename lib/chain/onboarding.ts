@@ -72,9 +72,11 @@ export class Onboarding {
     const generation = await store.storeNewChain(
       target.connectionId,
       {
-        refreshCt: await cipher.encrypt(refreshToken, { ...binding, kind: "refresh" }),
-        refreshHash: hashToken(refreshToken),
-        refreshIssuedAtMs: arrivalMs,
+        refresh: {
+          refreshCt: await cipher.encrypt(refreshToken, { ...binding, kind: "refresh" }),
+          refreshHash: hashToken(refreshToken),
+          refreshIssuedAtMs: arrivalMs,
+        },
         access: {
           accessCt: await cipher.encrypt(accessToken, { ...binding, kind: "access" }),
           accessIssuedAtMs: arrivalMs,

@@ -7,6 +7,7 @@ import {
   Throttled,
   TokenDecryptError,
 } from "../errors.js";
+import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import {
   countsAsExactError,
@@ -21,16 +22,9 @@ import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
 import { ChainTable } from "./table-definition.js";
 import { keepaliveDueAtMs, windowOpensAtMs } from "./timing.js";
 
-/** Why a chain stopped working; the fixed set that events and `status` report. */
-export const BrokenReason = {
-  OldToken: "old_token",
-  RefreshExpired: "refresh_expired",
-  InvalidChain: "invalid_chain",
-  LostAnswer: "lost_answer",
-  DecryptFailed: "decrypt_failed",
-  InvalidClient: "invalid_client",
-} as const;
-export type BrokenReason = (typeof BrokenReason)[keyof typeof BrokenReason];
+/** Why a chain stopped working: the events' fixed reasons (lib/events/broker-events.ts). */
+export const BrokenReason = EventReason;
+export type BrokenReason = EventReason;
 
 /** The access token a holder obtained, in plaintext, for the caller that triggered the refresh. */
 export interface FreshAccess {
@@ -43,6 +37,8 @@ export type ProtocolResult =
   | { readonly kind: "refreshed"; readonly fresh: FreshAccess | undefined }
   /** Someone committed a newer generation meanwhile: re-read it. */
   | { readonly kind: "superseded" }
+  /** Exact no longer accepts the chain; it is BROKEN now and due for a heal. */
+  | { readonly kind: "broken" }
   | { readonly kind: "failed"; readonly error: BrokerError };
 
 export function hashToken(token: string): string {
@@ -343,9 +339,7 @@ export class TokenProtocol {
     const result = await store.commitTokens(
       lease,
       {
-        refreshCt,
-        refreshHash: hashToken(issued.refreshToken),
-        refreshIssuedAtMs: arrivalMs,
+        refresh: { refreshCt, refreshHash: hashToken(issued.refreshToken), refreshIssuedAtMs: arrivalMs },
         ...(access ? { access } : {}),
       },
       changes,
@@ -384,23 +378,42 @@ export class TokenProtocol {
     }
   }
 
+  /** BROKEN stays in the refresher's index, due at once: the refresher triggers its heal. */
   #broken(reason: BrokenReason, nowMs: number, extra: Record<string, unknown> = {}): Changes {
     return {
-      set: { ...extra, status: ChainStatus.Broken, statusReason: reason, statusChangedAtMs: nowMs },
-      remove: ["dueShard", "dueAtMs"],
+      set: {
+        ...extra,
+        status: ChainStatus.Broken,
+        statusReason: reason,
+        statusChangedAtMs: nowMs,
+        dueShard: ChainTable.dueShardValue,
+        dueAtMs: nowMs,
+      },
+      remove: ["backoffUntilMs", "backoffReason"],
     };
   }
 
   async #fail(lease: Lease, changes: Changes, error?: BrokerError): Promise<ProtocolResult> {
     const released = await this.#deps.store.releaseLease(lease, changes);
     if (!released) return { kind: "superseded" };
-    const status = changes.set?.status;
     if (error) return { kind: "failed", error };
-    const reason = String(changes.set?.statusReason ?? "unknown");
-    return {
-      kind: "failed",
-      error: new ReauthRequired(reauthMessage(lease.previous.connectionId, String(status), reason)),
-    };
+    const { connectionId, generation } = lease.previous;
+    const status = changes.set?.status;
+    const reason = (changes.set?.statusReason ?? EventReason.LoginFailed) as EventReason;
+    const at = new Date(this.#deps.now()).toISOString();
+    if (status === ChainStatus.Broken) {
+      this.#deps.log.warn("chain broken", { connectionId, reason, generation });
+      await this.#deps.events.publish({
+        type: BrokerEventType.ChainBroken,
+        detail: { connectionId, generation, reason, at },
+      });
+      return { kind: "broken" };
+    }
+    await this.#deps.events.publish({
+      type: BrokerEventType.ReauthRequired,
+      detail: { connectionId, generation, reason, at },
+    });
+    return { kind: "failed", error: new ReauthRequired(reauthMessage(connectionId, String(status), reason)) };
   }
 
   #refusalError(outcome: TokenOutcome, record: ChainRecord, waitMs?: number): BrokerError {
@@ -429,10 +442,10 @@ export class TokenProtocol {
   }
 }
 
-/** The message a consumer sees for a chain only a login can bring back; says what to do. */
+/** The message a consumer sees for a chain that needs an operator; says what to do. */
 export function reauthMessage(connectionId: string, status: string, reason: string): string {
   if (reason === BrokenReason.InvalidClient) {
     return `connection "${connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${connectionId}`;
   }
-  return `connection "${connectionId}" needs a new authorization (status ${status}, reason ${reason}); connect it again: exact-broker connection seed --id ${connectionId} --code <code>`;
+  return `connection "${connectionId}" needs an operator (status ${status}, reason ${reason}); fix the cause (see exact-broker status --id ${connectionId}), then run: exact-broker heal --id ${connectionId}`;
 }

@@ -11,14 +11,18 @@ import {
   accessValidityMs,
   type ChainRecord,
   ChainStatus,
+  ConnectionMode,
   LeasePurpose,
   leaseIsLive,
 } from "./chain-record.js";
 import { isLeaseRefused } from "./chain-store.js";
-import type { EngineDeps } from "./engine-deps.js";
+import type { EngineDeps, HealTrigger } from "./engine-deps.js";
+import { HealDoor } from "./heal-door.js";
+import { InProcessHealTrigger } from "./heal-trigger.js";
+import { loginBlockedFor } from "./login-protocol.js";
 import { ChainTable } from "./table-definition.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
-import { reauthMessage, TokenProtocol } from "./token-protocol.js";
+import { type FreshAccess, reauthMessage, TokenProtocol } from "./token-protocol.js";
 
 export interface VendDoorOptions {
   readonly cache?: TokenCache;
@@ -26,7 +30,15 @@ export interface VendDoorOptions {
   readonly coalesce?: boolean;
   /** How long a vend waits for another holder's generation before ChainBusy (default lease + 5 s). */
   readonly waitMs?: number;
+  /** Starts the heal of a chain found BROKEN (the vend then waits for the new generation). */
+  readonly healTrigger?: HealTrigger;
 }
+
+/** One attempt of the slow path: an answer, a failure to report, or go round again. */
+type Step =
+  | { readonly kind: "answer"; readonly answer: VendAnswer }
+  | { readonly kind: "failed"; readonly error: BrokerError }
+  | { readonly kind: "again"; readonly pause: boolean };
 
 const FIRST_POLL_MS = 25;
 const MAX_POLL_MS = 400;
@@ -46,6 +58,7 @@ export class VendDoor {
   readonly #coalesce: boolean;
   readonly #waitMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #healTrigger: HealTrigger;
 
   constructor(deps: EngineDeps, options: VendDoorOptions = {}) {
     this.#deps = deps;
@@ -53,6 +66,7 @@ export class VendDoor {
     this.#cache = options.cache ?? new TokenCache();
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
+    this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
   }
 
   /** Forgets a cached token (a consumer got a 401 with it). */
@@ -80,96 +94,144 @@ export class VendDoor {
   }
 
   async #slowPath(connectionId: string, minValidityMs: number): Promise<VendAnswer> {
-    const { store, now, sleep, config } = this.#deps;
+    const { store, now, sleep } = this.#deps;
     const deadlineMs = now() + this.#waitMs;
     let pollMs = FIRST_POLL_MS;
-    const pause = async (): Promise<void> => {
+    let healTriggered = false;
+    /** Waits for someone else's work (a refresh, a heal), or gives up with ChainBusy at the deadline. */
+    const waitOrGiveUp = async (record: ChainRecord, what: string): Promise<void> => {
+      const nowMs = now();
+      if (nowMs >= deadlineMs) {
+        const untilMs =
+          record.leaseUntilMs !== undefined && record.leaseUntilMs > nowMs
+            ? record.leaseUntilMs
+            : nowMs + 5_000;
+        throw new ChainBusy(`connection "${connectionId}" is being ${what} by another invocation`, {
+          retryAfterSeconds: Math.max(1, Math.ceil((untilMs - nowMs) / 1000)),
+        });
+      }
       await sleep(Math.round(pollMs * (0.5 + this.#deps.random())));
       pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
     };
 
     for (;;) {
       const record = await store.get(connectionId);
-      if (!record)
+      if (!record) {
         throw new ConnectionNotFound(
           `connection "${connectionId}" does not exist; add it with: exact-broker connection add --id ${connectionId} …`,
         );
-      this.#refuseDeadChain(record);
+      }
+      this.#refuseWithoutChain(record);
       const nowMs = now();
       const validityMs = accessValidityMs(record, nowMs);
 
+      // A token that is still good is served whatever state the chain is in.
       if (validityMs >= minValidityMs) {
         const answer = await this.#answer(record);
         if (answer) return answer;
       }
-      if ((record.backoffUntilMs ?? 0) > nowMs) {
-        return this.#degraded(record, this.#backoffError(record, nowMs));
-      }
       if (leaseIsLive(record, nowMs)) {
-        if (nowMs >= deadlineMs) {
-          throw new ChainBusy(`connection "${connectionId}" is being refreshed by another invocation`, {
-            retryAfterSeconds: Math.max(1, Math.ceil(((record.leaseUntilMs ?? nowMs) - nowMs) / 1000)),
-          });
-        }
-        await pause();
+        await waitOrGiveUp(record, record.status === ChainStatus.Healing ? "healed" : "refreshed");
         continue;
       }
-      const windowMs = (record.windowOpensAtMs ?? 0) - nowMs;
-      if (windowMs > 0) {
-        // Exact would refuse a refresh now. The window opens at most REFRESH_MARGIN_MS after
-        // the token falls below the largest validity a caller may ask for, so this is short.
-        if (nowMs + windowMs > deadlineMs) {
+      // Implicit chains get every token from a login; like a heal, it runs in fallback-login.
+      const needsLogin = record.mode === ConnectionMode.Implicit;
+      if (needsLogin || record.status === ChainStatus.Broken || record.status === ChainStatus.Healing) {
+        const blockedFor = loginBlockedFor(record, nowMs);
+        if (blockedFor !== undefined) {
           return this.#degraded(
             record,
-            new Throttled(`connection "${connectionId}" cannot be refreshed yet`, {
-              retryAfterSeconds: Math.ceil(windowMs / 1000),
+            new ChainBusy(`connection "${connectionId}": the next login is in ${blockedFor} s`, {
+              retryAfterSeconds: blockedFor,
             }),
           );
         }
-        await sleep(windowMs);
+        if (!healTriggered) {
+          this.#healTrigger.trigger(connectionId);
+          healTriggered = true;
+        }
+        await waitOrGiveUp(record, needsLogin ? "logged in" : "healed");
         continue;
       }
-
-      const lease = await store.acquireLease({
-        connectionId,
-        owner: this.#deps.owner,
-        purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
-        seenGeneration: record.generation,
-        nowMs,
-        leaseMs: config.leaseMs,
-      });
-      if (isLeaseRefused(lease)) {
-        await pause();
-        continue;
+      if ((record.backoffUntilMs ?? 0) > nowMs) {
+        return this.#degraded(record, this.#backoffError(record, nowMs));
       }
-      const result = await this.#protocol.refresh(lease, { vended: true });
-      if (result.kind === "failed") return this.#degraded(record, result.error);
-      if (result.kind === "refreshed" && result.fresh) {
-        const answer: VendAnswer = {
-          accessToken: result.fresh.accessToken,
-          tokenType: "Bearer",
-          expiresAt: new Date(result.fresh.expiresAtMs).toISOString(),
-          generation: result.fresh.generation,
-          baseUrl: record.baseUrl,
-          division: record.division ?? null,
-        };
-        this.#cache.put(connectionId, answer, result.fresh.expiresAtMs);
-        return answer;
+      const step = await this.#refreshInWindow(record, deadlineMs);
+      switch (step.kind) {
+        case "answer":
+          return step.answer;
+        case "failed":
+          return this.#degraded(record, step.error);
+        case "again":
+          if (step.pause) await waitOrGiveUp(record, "refreshed");
       }
     }
   }
 
-  #refuseDeadChain(record: ChainRecord): void {
-    const id = record.connectionId;
-    switch (record.status) {
-      case ChainStatus.New:
-        throw new ReauthRequired(
-          `connection "${id}" was added but never connected to Exact; connect it: exact-broker connection seed --id ${id} --code <authorization code>`,
-        );
-      case ChainStatus.Broken:
-      case ChainStatus.ReauthRequired:
-        throw new ReauthRequired(reauthMessage(id, record.status, record.statusReason ?? "unknown"));
+  /** Code mode: wait for Exact's window if it opens in a moment, then refresh under the lease. */
+  async #refreshInWindow(record: ChainRecord, deadlineMs: number): Promise<Step> {
+    const { store, now, sleep, config } = this.#deps;
+    const nowMs = now();
+    const windowMs = (record.windowOpensAtMs ?? 0) - nowMs;
+    if (windowMs > 0) {
+      // Exact would refuse a refresh now. The window opens at most REFRESH_MARGIN_MS after the
+      // token falls below the largest validity a caller may ask for, so this is short.
+      if (nowMs + windowMs > deadlineMs) {
+        return {
+          kind: "failed",
+          error: new Throttled(`connection "${record.connectionId}" cannot be refreshed yet`, {
+            retryAfterSeconds: Math.ceil(windowMs / 1000),
+          }),
+        };
+      }
+      await sleep(windowMs);
+      return { kind: "again", pause: false };
+    }
+    const lease = await store.acquireLease({
+      connectionId: record.connectionId,
+      owner: this.#deps.owner,
+      purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
+      seenGeneration: record.generation,
+      nowMs,
+      leaseMs: config.leaseMs,
+    });
+    if (isLeaseRefused(lease)) return { kind: "again", pause: true };
+    const result = await this.#protocol.refresh(lease, { vended: true });
+    switch (result.kind) {
+      case "failed":
+        return { kind: "failed", error: result.error };
+      case "refreshed":
+        return result.fresh
+          ? { kind: "answer", answer: this.#fresh(record, result.fresh) }
+          : { kind: "again", pause: false };
       default:
+        // Superseded, or broken now: the next read shows which (and a broken chain gets healed).
+        return { kind: "again", pause: false };
+    }
+  }
+
+  #fresh(record: ChainRecord, fresh: FreshAccess): VendAnswer {
+    const answer: VendAnswer = {
+      accessToken: fresh.accessToken,
+      tokenType: "Bearer",
+      expiresAt: new Date(fresh.expiresAtMs).toISOString(),
+      generation: fresh.generation,
+      baseUrl: record.baseUrl,
+      division: record.division ?? null,
+    };
+    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs);
+    return answer;
+  }
+
+  #refuseWithoutChain(record: ChainRecord): void {
+    const id = record.connectionId;
+    if (record.status === ChainStatus.New && record.mode === ConnectionMode.Code) {
+      throw new ReauthRequired(
+        `connection "${id}" was added but never connected to Exact; connect it: exact-broker connect --id ${id} (a consent link), or exact-broker connection seed --id ${id} --code <authorization code>`,
+      );
+    }
+    if (record.status === ChainStatus.ReauthRequired) {
+      throw new ReauthRequired(reauthMessage(id, record.status, record.statusReason ?? "unknown"));
     }
   }
 

@@ -5,6 +5,7 @@ import { type Broker, type BrokerOverrides, createBroker } from "../broker.js";
 import { ChainStore } from "../chain/chain-store.js";
 import type { EngineLog } from "../chain/engine-deps.js";
 import { generateLocalKey } from "../crypto/local-key.js";
+import { OneExactIdentityDriver } from "../exact/login/one-exact-identity-driver.js";
 import type { ConnectionSecret } from "../secrets/connection-secret.js";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../sim/server.js";
 import { LOCAL_AWS_ENV, type LocalDynamo, startDynalite } from "./dynalite.js";
@@ -48,6 +49,14 @@ export interface LocalStack {
   /** Authorizes at the simulator (as a person would) and seeds the connection with the code. */
   seed(connection: DemoConnection): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The driver shares the broker's clock, so a fake clock governs TOTP steps too. */
+function pick(overrides: BrokerOverrides): { now?: () => number; sleep?: (ms: number) => Promise<void> } {
+  return {
+    ...(overrides.now ? { now: overrides.now } : {}),
+    ...(overrides.sleep ? { sleep: overrides.sleep } : {}),
+  };
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {

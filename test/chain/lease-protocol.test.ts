@@ -4,11 +4,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import { isLeaseRefused, type Lease } from "../../lib/chain/chain-store.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
-import { ReauthRequired } from "../../lib/errors.js";
+import { ChainBusy } from "../../lib/errors.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
 const LEASE_MS = 20_000;
+/** These tests stop at BROKEN; healing has tests of its own (test/chain/heal-door.test.ts). */
+const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
 
 async function takeLease(fx: Fixture, owner: string): Promise<Lease> {
   const record = await fx.record();
@@ -110,9 +112,7 @@ describe("the lease protocol", () => {
       const fresh = await fx.broker().vend.vend(fx.conn.connectionId, 30);
       expect(fresh.generation).toBe(2);
       const result = await fx.stack.store().commitTokens(stalled, {
-        refreshCt: "stale",
-        refreshHash: "stale",
-        refreshIssuedAtMs: fx.clock.now(),
+        refresh: { refreshCt: "stale", refreshHash: "stale", refreshIssuedAtMs: fx.clock.now() },
       });
 
       expect(result).toBe("superseded");
@@ -129,9 +129,7 @@ describe("the lease protocol", () => {
       await takeLease(fx, "second");
 
       const result = await fx.stack.store().commitTokens(stalled, {
-        refreshCt: "ct",
-        refreshHash: "rescued",
-        refreshIssuedAtMs: fx.clock.now(),
+        refresh: { refreshCt: "ct", refreshHash: "rescued", refreshIssuedAtMs: fx.clock.now() },
       });
 
       expect(result).toBe("committed_after_lease_lost");
@@ -159,8 +157,8 @@ describe("the lease protocol", () => {
       await refreshBehindTheBrokersBack(fx);
       fx.clock.advance(LEASE_MS / 1000 + 1);
 
-      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ReauthRequired);
-      await expect(fx.broker().vend.vend(fx.conn.connectionId, 0)).rejects.toThrow(ReauthRequired);
+      await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
+      await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
 
       expect(await fx.record()).toMatchObject({ status: ChainStatus.Broken, statusReason: "lost_answer" });
       expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 1 });
@@ -194,7 +192,7 @@ describe("the lease protocol", () => {
       );
       fx.clock.advance(WINDOW);
 
-      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ReauthRequired);
+      await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
 
       expect(await fx.record()).toMatchObject({ status: ChainStatus.Broken, statusReason: "decrypt_failed" });
       expect(fx.chainStats().tokenRequests.refreshed).toBe(0);

@@ -88,6 +88,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     broker: (overrides = {}) =>
       createBroker(env, {
         dynamo: dynamo.client,
+        // Locally logins run in-process, as they do in fallback-login in AWS.
+        login: new OneExactIdentityDriver({ allowLoopback: true, ...pick(overrides) }),
         ...(options.log ? { log: options.log } : {}),
         ...overrides,
       }),

@@ -9,7 +9,7 @@ export interface AppSpec {
   redirectUris: string[];
 }
 
-/** An Exact user; password and TOTP secret are kept for the login pages of a later issue. */
+/** An Exact user; password and TOTP secret are what the login pages check. */
 export interface UserSpec {
   username: string;
   password: string;

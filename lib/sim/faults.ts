@@ -1,4 +1,5 @@
 import { ValidationError } from "../errors.js";
+import { isLoginPage, LOGIN_PAGES, type LoginPage, PAGE_PARTS } from "./page-parts.js";
 import {
   asObject,
   type JsonObject,
@@ -7,6 +8,7 @@ import {
   optionalString,
   rejectUnknownKeys,
   requiredNumber,
+  requiredString,
 } from "./validate.js";
 
 export const FaultKind = {
@@ -16,6 +18,7 @@ export const FaultKind = {
   reset: "reset",
   rotateThenDrop: "rotate_then_drop",
   refuse: "refuse",
+  breakPage: "break_page",
 } as const;
 export type FaultKind = (typeof FaultKind)[keyof typeof FaultKind];
 
@@ -43,6 +46,10 @@ export interface FaultSpec {
   rateLimitHeaders?: boolean;
   /** kind refuse: how long the port refuses connections. */
   durationMs?: number;
+  /** kind break_page: the login page served without a part. */
+  page?: LoginPage;
+  /** kind break_page: the part left out, one of the page's parts (see page-parts.ts). */
+  missing?: string;
 }
 
 /** What a per-request fault does to the request it hits. */
@@ -62,15 +69,27 @@ export interface FaultTrigger {
 }
 
 /**
+ * A login page served without one of its parts, for the next `count` times it is served. It
+ * models Exact changing a page, not a network fault, so it has no client, endpoint or chance.
+ */
+export interface PageBreak {
+  kind: "break_page";
+  page: LoginPage;
+  missing: string;
+  count: number;
+}
+
+/**
  * A connection refusal happens before any byte of a request arrives, so it cannot be matched
  * to a client or an endpoint, nor counted: it is a period of the whole port.
  */
 export type ParsedFault =
   | { kind: "refuse"; durationMs: number }
+  | PageBreak
   | { trigger: FaultTrigger; effect: RequestFaultEffect };
 
 /** A registered fault as `GET /_sim/faults` shows it; `count` is what is left of it. */
-export type FaultView = { id: string } & FaultTrigger & RequestFaultEffect;
+export type FaultView = ({ id: string } & FaultTrigger & RequestFaultEffect) | ({ id: string } & PageBreak);
 
 const MAX_DELAY_MS = 10 * 60 * 1000;
 const TRIGGER_KEYS = ["kind", "clientId", "endpoint", "count", "probability", "seed"] as const;
@@ -89,6 +108,9 @@ export function parseFaultSpec(value: unknown): ParsedFault {
       kind,
       durationMs: requiredNumber(object, "durationMs", { min: 1, max: MAX_DELAY_MS, integer: true }, what),
     };
+  }
+  if (kind === FaultKind.breakPage) {
+    return parsePageBreak(object, what);
   }
   const effect = parseEffect(object, what);
   return { trigger: parseTrigger(object, what), effect };
@@ -123,6 +145,22 @@ function parseEffect(object: JsonObject, what: string): RequestFaultEffect {
     default:
       throw new ValidationError(`${what}: "kind" must be one of ${Object.values(FaultKind).join(", ")}`);
   }
+}
+
+function parsePageBreak(object: JsonObject, what: string): PageBreak {
+  rejectUnknownKeys(object, ["kind", "page", "missing", "count"], `${what} break_page`);
+  const page = object.page;
+  if (!isLoginPage(page)) {
+    throw new ValidationError(`${what}: "page" must be one of ${LOGIN_PAGES.join(", ")}`);
+  }
+  const missing = requiredString(object, "missing", what);
+  if (!PAGE_PARTS[page].includes(missing)) {
+    throw new ValidationError(
+      `${what}: "missing" for page ${page} must be one of ${PAGE_PARTS[page].join(", ")}`,
+    );
+  }
+  const count = optionalNumber(object, "count", { min: 1, max: 1_000_000, integer: true }, what) ?? 1;
+  return { kind: "break_page", page, missing, count };
 }
 
 function parseTrigger(object: JsonObject, what: string): FaultTrigger {
@@ -167,9 +205,14 @@ interface ActiveFault {
   chance: { probability: number; draw: () => number } | undefined;
 }
 
-/** Per-request faults, matched in order of creation; the first that hits a request wins. */
+type ActivePageBreak = { id: string } & PageBreak;
+
+/**
+ * Per-request faults, matched in order of creation; the first that hits a request wins. Page
+ * breaks share the list (and so the ids, the listing and `clear`) but only hit login pages.
+ */
 export class FaultRegistry {
-  private faults: ActiveFault[] = [];
+  private faults: (ActiveFault | ActivePageBreak)[] = [];
 
   add(id: string, trigger: FaultTrigger, effect: RequestFaultEffect): void {
     const chance =
@@ -179,12 +222,30 @@ export class FaultRegistry {
     this.faults.push({ id, trigger: { ...trigger }, effect, chance });
   }
 
+  addPageBreak(id: string, pageBreak: PageBreak): void {
+    this.faults.push({ id, ...pageBreak });
+  }
+
+  /** The part to leave out of `page` this time, if a page break hits it; uses the break up. */
+  takePageBreak(page: LoginPage): string | undefined {
+    const hit = this.faults.find((fault): fault is ActivePageBreak => "page" in fault && fault.page === page);
+    if (hit === undefined) {
+      return undefined;
+    }
+    hit.count -= 1;
+    if (hit.count <= 0) {
+      this.faults = this.faults.filter((other) => other !== hit);
+    }
+    return hit.missing;
+  }
+
   /**
    * The fault that hits this request, if any. A counted fault is used up by the hit; a
    * probabilistic one draws once per matching request and stays until deleted.
    */
   take(endpoint: Endpoint, clientId: string | undefined): RequestFaultEffect | undefined {
     for (const fault of this.faults) {
+      if ("page" in fault) continue;
       const { trigger } = fault;
       if (trigger.endpoint !== "*" && trigger.endpoint !== endpoint) continue;
       if (trigger.clientId !== undefined && trigger.clientId !== clientId) continue;
@@ -202,7 +263,9 @@ export class FaultRegistry {
   }
 
   list(): FaultView[] {
-    return this.faults.map(({ id, trigger, effect }) => ({ id, ...effect, ...trigger }));
+    return this.faults.map((fault) =>
+      "page" in fault ? { ...fault } : { id: fault.id, ...fault.effect, ...fault.trigger },
+    );
   }
 
   /** Removes every registered fault; returns how many there were. */

@@ -3,8 +3,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 /** An HTTP answer before it is written: handlers return these, only the server writes. */
 export interface Answer {
   status: number;
-  body: unknown;
-  headers?: Record<string, string>;
+  /** Sent as JSON, unless `html` is given. */
+  body?: unknown;
+  /** A page of the login flow, sent as `text/html` in place of `body`. */
+  html?: string;
+  /** A list for headers that may repeat (`Set-Cookie`). */
+  headers?: Record<string, string | string[]>;
 }
 
 export interface RequestBody {
@@ -34,9 +38,10 @@ export async function readBody(req: IncomingMessage, limitBytes = BODY_LIMIT_BYT
 }
 
 export function sendAnswer(res: ServerResponse, answer: Answer): void {
-  const payload = JSON.stringify(answer.body);
+  const html = answer.html !== undefined;
+  const payload = html ? (answer.html ?? "") : JSON.stringify(answer.body ?? null);
   res.writeHead(answer.status, {
-    "Content-Type": "application/json; charset=utf-8",
+    "Content-Type": html ? "text/html; charset=utf-8" : "application/json; charset=utf-8",
     "Content-Length": Buffer.byteLength(payload),
     ...answer.headers,
   });

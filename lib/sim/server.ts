@@ -5,6 +5,8 @@ import { type Reply, serveExactRequest } from "./exact-pipeline.js";
 import type { FaultSpec } from "./faults.js";
 import { isLoopbackAddress, readBody, resetConnection, sendAnswer } from "./http.js";
 import { Listener } from "./listener.js";
+import { toLoginRequest } from "./login-request.js";
+import { loginRoute } from "./login-routes.js";
 import { prepareMeRequest } from "./me-endpoint.js";
 import { resolveSettings } from "./settings.js";
 import { Simulation } from "./simulation.js";
@@ -81,6 +83,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const server = createServer();
   const listener = new Listener(server, HOST);
   const sim = new Simulation(settings, { refuse: (durationMs) => listener.refuse(durationMs) });
+  /** Set once listening; login pages use it when a request's Host header is unusable. */
+  let url = `http://${HOST}`;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? "GET";
@@ -111,6 +115,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     if (exactPath === "GET /api/v1/current/me") {
       return serveExactRequest(sim, prepareMeRequest(sim, req.headers.authorization), reply);
     }
+    const loginHandler = loginRoute(method, path);
+    if (loginHandler !== undefined) {
+      return reply.send(
+        await loginHandler(sim, toLoginRequest(method, req.url ?? "/", req.headers, body, url)),
+      );
+    }
     reply.send({ status: 404, body: { error: "not_found" } });
   }
 
@@ -126,8 +136,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   });
 
   const port = await listener.listen(settings.port);
+  url = `http://${HOST}:${port}`;
   return {
-    url: `http://${HOST}:${port}`,
+    url,
     port,
     nowMs: () => sim.clock.nowMs(),
     advanceClock: (seconds) => sim.advanceClock(seconds),

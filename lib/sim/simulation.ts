@@ -2,6 +2,7 @@ import { SimClock } from "./clock.js";
 import { parseAppSpec, parseAuthorizeRequest, parseUserSpec } from "./config.js";
 import { ErrorLimiter } from "./error-limit.js";
 import { FaultRegistry, type FaultView, parseFaultSpec } from "./faults.js";
+import { LoginState } from "./login-state.js";
 import type { SimulatorSettings } from "./settings.js";
 import { type PublicUser, publicUser, SimState, type User } from "./state.js";
 import { type SimulatorStats, StatsRecorder } from "./stats.js";
@@ -23,11 +24,12 @@ interface World {
   errorLimiter: ErrorLimiter;
   faults: FaultRegistry;
   variants: Variants;
+  login: LoginState;
 }
 
 /**
  * The simulated Exact instance behind the HTTP layer: state, clock, variants, faults, the error
- * limit and stats. The control API and the programmatic `Simulator` both drive it through the
+ * limit, stats and the interactive login's sessions. The control API and the programmatic `Simulator` both drive it through the
  * same methods, which take unchecked input and validate it (throwing `ValidationError`).
  */
 export class Simulation {
@@ -61,6 +63,10 @@ export class Simulation {
 
   get variants(): Readonly<Variants> {
     return this.world.variants;
+  }
+
+  get login(): LoginState {
+    return this.world.login;
   }
 
   addApp(input: unknown): { clientId: string; redirectUris: string[] } {
@@ -99,6 +105,8 @@ export class Simulation {
     const id = `f${this.nextFaultNumber++}`;
     if ("durationMs" in fault) {
       this.hooks.refuse(fault.durationMs);
+    } else if ("page" in fault) {
+      this.faults.addPageBreak(id, fault);
     } else {
       this.faults.add(id, fault.trigger, fault.effect);
     }
@@ -153,6 +161,7 @@ export class Simulation {
       errorLimiter: new ErrorLimiter(),
       faults: new FaultRegistry(),
       variants: { ...settings.variants },
+      login: new LoginState(),
     };
   }
 }

@@ -137,6 +137,11 @@ export class SimState {
     return clientId === undefined ? undefined : this.apps.get(clientId);
   }
 
+  /** User names are compared exactly, as everywhere in the simulator. */
+  user(username: string): User | undefined {
+    return this.users.get(username);
+  }
+
   /** As if the user had logged in and consented: a single-use code bound to app and redirect URI. */
   issueCode(request: AuthorizeRequest, nowMs: number): string {
     const app = this.apps.get(request.clientId);
@@ -206,6 +211,15 @@ export class SimState {
       accessToken: this.issueAccessToken(chain.pair, nowMs),
       refreshToken: this.issueRefreshToken(chain, nowMs),
     };
+  }
+
+  /**
+   * The implicit grant: an access token like any other, but no refresh token. The pair's chain
+   * is left as it is: an implicit login does not end the user's refresh-token chain. It is the
+   * pair's newest access token, which matters only when old access tokens are revoked (variant).
+   */
+  issueImplicitAccessToken(pair: Pair, nowMs: number): string {
+    return this.issueAccessToken(pair, nowMs);
   }
 
   /** Rotates the refresh token alone (the too-early-carries-a-refresh-token variant). */

@@ -35,6 +35,25 @@ export const MeOutcome = {
 } as const;
 export type MeOutcome = (typeof MeOutcome)[keyof typeof MeOutcome];
 
+/**
+ * One outcome per credential check at B2C's `SelfAsserted` (a request turned away for its csrf
+ * or transaction never reaches the check and is not counted). `totp_reused` is a right code of
+ * a 30 s step the user already logged in with; `locked` an attempt while the user is locked,
+ * whatever the credentials.
+ */
+export const LoginOutcome = {
+  success: "success",
+  badPassword: "bad_password",
+  badTotp: "bad_totp",
+  totpReused: "totp_reused",
+  locked: "locked",
+  unknownUser: "unknown_user",
+} as const;
+export type LoginOutcome = (typeof LoginOutcome)[keyof typeof LoginOutcome];
+
+/** The grants `/api/oauth2/auth` hands out, by `response_type`. */
+export type ResponseType = "code" | "token";
+
 export interface OutcomeByEndpoint {
   token: TokenOutcome;
   me: MeOutcome;
@@ -43,6 +62,9 @@ export interface OutcomeByEndpoint {
 /** Token-request counters; `issued` is `code_exchanged` + `refreshed`. */
 export type TokenRequestCounts = Record<TokenOutcome | "issued", number>;
 export type MeRequestCounts = Record<MeOutcome, number>;
+export type LoginCounts = Record<LoginOutcome, number>;
+/** Redirects with a code or a token from `/api/oauth2/auth`; `/_sim/authorize` does not count. */
+export type AuthorizationCounts = Record<ResponseType, number>;
 
 export interface ChainStats {
   /** Generation of the pair's current chain; 0 before the first code exchange. */
@@ -50,12 +72,23 @@ export interface ChainStats {
   chainsStarted: number;
   tokenRequests: TokenRequestCounts;
   meRequests: MeRequestCounts;
+  authorizations: AuthorizationCounts;
 }
 
-/** `GET /_sim/stats`. `chains` is keyed `clientId/username`. */
+/**
+ * `GET /_sim/stats`. `chains` is keyed `clientId/username`, `logins` by the user name typed at
+ * the sign-in (unknown names included, so a typo shows).
+ */
 export interface SimulatorStats {
   chains: Record<string, ChainStats>;
-  totals: { tokenRequests: TokenRequestCounts; meRequests: MeRequestCounts; chainsStarted: number };
+  logins: Record<string, LoginCounts>;
+  totals: {
+    tokenRequests: TokenRequestCounts;
+    meRequests: MeRequestCounts;
+    chainsStarted: number;
+    logins: LoginCounts;
+    authorizations: AuthorizationCounts;
+  };
 }
 
 export interface PairSummary {
@@ -67,25 +100,51 @@ export interface PairSummary {
 interface Counters {
   token: TokenRequestCounts;
   me: MeRequestCounts;
+  authorizations: AuthorizationCounts;
+}
+
+function zeros<K extends string>(keys: K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
 }
 
 function zeroCounters(): Counters {
-  const zeros = <K extends string>(keys: K[]): Record<K, number> =>
-    Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
   return {
     token: zeros(["issued", ...Object.values(TokenOutcome)]),
     me: zeros(Object.values(MeOutcome)),
+    authorizations: zeros(["code", "token"]),
   };
 }
 
 /**
  * Counts every request to the Exact-facing endpoints by outcome, per pair and in total. A
  * request whose app or user is unknown (a garbage token, a missing client_id) has no pair and
- * is counted in the totals only.
+ * is counted in the totals only. The login's credential checks are counted per user name and
+ * its authorizations per pair, in total too.
  */
 export class StatsRecorder {
   private readonly totals = zeroCounters();
   private readonly perPair = new Map<string, Counters>();
+  private readonly loginTotals = zeros(Object.values(LoginOutcome));
+  private readonly perUsername = new Map<string, LoginCounts>();
+
+  /** A credential check; an empty user name counts in the totals only. */
+  recordLogin(username: string, outcome: LoginOutcome): void {
+    this.loginTotals[outcome] += 1;
+    if (username === "") {
+      return;
+    }
+    let counts = this.perUsername.get(username);
+    if (counts === undefined) {
+      counts = zeros(Object.values(LoginOutcome));
+      this.perUsername.set(username, counts);
+    }
+    counts[outcome] += 1;
+  }
+
+  recordAuthorization(pairKey: string, responseType: ResponseType): void {
+    this.totals.authorizations[responseType] += 1;
+    this.countersOf(pairKey).authorizations[responseType] += 1;
+  }
 
   record<E extends Endpoint>(endpoint: E, outcome: OutcomeByEndpoint[E], pairKey: string | undefined): void {
     const targets = [this.totals];
@@ -111,12 +170,21 @@ export class StatsRecorder {
         chainsStarted: pair.chainsStarted,
         tokenRequests: { ...counters.token },
         meRequests: { ...counters.me },
+        authorizations: { ...counters.authorizations },
       };
       chainsStarted += pair.chainsStarted;
     }
+    const logins = Object.fromEntries([...this.perUsername].map(([name, counts]) => [name, { ...counts }]));
     return {
       chains,
-      totals: { tokenRequests: { ...this.totals.token }, meRequests: { ...this.totals.me }, chainsStarted },
+      logins,
+      totals: {
+        tokenRequests: { ...this.totals.token },
+        meRequests: { ...this.totals.me },
+        chainsStarted,
+        logins: { ...this.loginTotals },
+        authorizations: { ...this.totals.authorizations },
+      },
     };
   }
 

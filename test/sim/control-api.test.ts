@@ -215,7 +215,8 @@ describe("control API /_sim/", () => {
     it.each([
       ["GET", "/_sim/nothing"],
       ["DELETE", "/_sim/stats"],
-      ["GET", "/api/oauth2/auth?client_id=x&response_type=code"],
+      ["GET", "/signin-azureb2c"],
+      ["PUT", "/api/oauth2/auth?client_id=x&response_type=code"],
       ["GET", "/api/oauth2/token"],
       ["GET", "/"],
     ])("answers 404 not_found for %s %s", async (method, path) => {

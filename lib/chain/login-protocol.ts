@@ -243,6 +243,10 @@ export class LoginProtocol {
   async #loginFailed(lease: Lease, error: unknown): Promise<LoginOutcome> {
     const name = error instanceof Error ? error.name : "";
     const record = lease.previous;
+    // A step spent before the failure (the code was sent) must not be used again either.
+    const spentStep = (error as { totpStep?: unknown }).totpStep;
+    const totpStep = typeof spentStep === "number" ? spentStep : undefined;
+    const spent = totpStep !== undefined ? { lastTotpStep: totpStep } : {};
     this.#deps.log.warn("login failed", { connectionId: record.connectionId, errorType: name || "unknown" });
     switch (name) {
       case "LoginBadCredentials":
@@ -267,11 +271,11 @@ export class LoginProtocol {
             "Exact refused the TOTP code twice; check the connection's TOTP secret",
           );
         }
-        return this.#retryLater(lease, undefined, EventReason.BadTotp, "TOTP code refused");
+        return this.#retryLater(lease, totpStep, EventReason.BadTotp, "TOTP code refused");
       case "LoginUnavailable":
         return this.#retryLater(
           lease,
-          undefined,
+          totpStep,
           EventReason.LoginFailed,
           "Exact unavailable during the login",
           false,
@@ -280,7 +284,7 @@ export class LoginProtocol {
         // Driver errors name the step that failed and never a credential; anything else is summarised.
         return this.#retryLater(
           lease,
-          undefined,
+          totpStep,
           EventReason.LoginFailed,
           name === "LoginPageNotUnderstood"
             ? (error as Error).message
@@ -331,9 +335,12 @@ export class LoginProtocol {
       error:
         reason === EventReason.LoginFailed && !counts
           ? new ExactUnavailable(`connection "${record.connectionId}": ${detail}`, { retryAfterSeconds })
-          : new ChainBusy(`connection "${record.connectionId}": login failed (${reason}); retrying later`, {
-              retryAfterSeconds,
-            }),
+          : new ChainBusy(
+              `connection "${record.connectionId}": login failed (${reason}: ${detail}); retrying later`,
+              {
+                retryAfterSeconds,
+              },
+            ),
     };
   }
 

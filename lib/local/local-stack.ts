@@ -44,7 +44,7 @@ export interface LocalStack {
   /** Registers an app and user at the simulator, stores the secret and adds the connection. */
   addConnection(
     connectionId: string,
-    options?: { readonly username?: string; readonly clientId?: string },
+    options?: { readonly username?: string; readonly clientId?: string; readonly mode?: "code" | "implicit" },
   ): Promise<DemoConnection>;
   /** Authorizes at the simulator (as a person would) and seeds the connection with the code. */
   seed(connection: DemoConnection): Promise<void>;
@@ -119,7 +119,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await stack
         .store()
         .addConnection(
-          { connectionId, clientId, baseUrl: sim.url, redirectUri, secretId, mode: "code" },
+          { connectionId, clientId, baseUrl: sim.url, redirectUri, secretId, mode: connection.mode ?? "code" },
           Date.now(),
         );
       return { connectionId, clientId, username, redirectUri, secretId };

@@ -14,8 +14,18 @@ import type { ChainStats } from "../../lib/sim/stats.js";
  */
 export class TestClock {
   offsetMs = 0;
+  /**
+   * @param realShortSleeps sleeps under a second pass in real time (time still flows), longer
+   *   ones jump. For tests where several callers poll while a login runs: jumping on every
+   *   poll would carry the clock past a TOTP step between a code's making and its check.
+   */
+  constructor(private readonly realShortSleeps = false) {}
   readonly now = (): number => Date.now() + this.offsetMs;
   readonly sleep = async (ms: number): Promise<void> => {
+    if (this.realShortSleeps && ms < 1_000) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+      return;
+    }
     this.offsetMs += Math.max(0, ms);
     await new Promise((resolve) => setImmediate(resolve));
   };
@@ -39,9 +49,14 @@ let counter = 0;
 
 /** dynalite + simulator + one seeded connection, on a fake clock unless `realClock`. */
 export async function startFixture(
-  options: LocalStackOptions & { readonly realClock?: boolean; readonly seed?: boolean } = {},
+  options: LocalStackOptions & {
+    readonly realClock?: boolean;
+    readonly realShortSleeps?: boolean;
+    readonly seed?: boolean;
+    readonly mode?: "code" | "implicit";
+  } = {},
 ): Promise<Fixture> {
-  const clock = new TestClock();
+  const clock = new TestClock(options.realShortSleeps);
   const fake = !options.realClock;
   const stack = await startLocalStack({
     ...options,
@@ -50,8 +65,8 @@ export async function startFixture(
   counter += 1;
   const broker = (overrides: BrokerOverrides = {}): Broker =>
     stack.broker({ ...(fake ? { now: clock.now, sleep: clock.sleep } : {}), ...overrides });
-  const conn = await stack.addConnection(`conn-${counter}`);
-  if (options.seed ?? true) {
+  const conn = await stack.addConnection(`conn-${counter}`, { mode: options.mode ?? "code" });
+  if ((options.seed ?? true) && options.mode !== "implicit") {
     const code = stack.sim.authorize({
       clientId: conn.clientId,
       username: conn.username,

@@ -254,12 +254,14 @@ export class LoginProtocol {
           lease,
           EventReason.BadCredentials,
           "Exact refused the user name or password; fix the connection's secret",
+          spent,
         );
       case "LoginLocked":
         return this.#reauth(
           lease,
           EventReason.Locked,
           "Exact locked the account after failed logins; unlock it, then heal",
+          spent,
         );
       case "LoginBadTotp":
         // Once may be a step boundary; twice in a row is a wrong TOTP secret, and a third

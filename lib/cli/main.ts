@@ -13,7 +13,10 @@ import { ChainTable, createTableInput } from "../chain/table-definition.js";
 import { loadConfig } from "../config.js";
 import { BrokerError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
+import { OneExactIdentityDriver } from "../exact/login/one-exact-identity-driver.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/events.js";
+import { createConnectFlow } from "../onboarding/connect-flow.js";
+import { createLinkKeySource } from "../onboarding/link-key-source.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { formatStatus, statusReport } from "./status-report.js";
 
@@ -30,15 +33,18 @@ export interface CliIo {
 export const USAGE = `exact-broker: operate the Exact Online token broker
 
   exact-broker table create
-  exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL --secret-id SECRET_ID [--mode code]
+  exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL --secret-id SECRET_ID [--mode code|implicit]
   exact-broker connection list
   exact-broker connection remove --id ID
   exact-broker connection seed --id ID --code AUTHORIZATION_CODE
+  exact-broker connect --id ID [--connect-url URL]
+  exact-broker heal --id ID
   exact-broker vend --id ID [--min-validity SECONDS]
   exact-broker status --id ID [--json]
 
 Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, LOCAL_SECRETS_FILE
-(locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite).
+(locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite),
+LINK_SIGNING_SECRET_ID and CONNECT_URL (connect), FALLBACK_LOGIN_FUNCTION_NAME (heal in AWS).
 Exit codes: 0 done, 2 bad input or usage, 3 not found, 4 refused, 5 try again later.`;
 
 const OPTIONS = {
@@ -49,6 +55,7 @@ const OPTIONS = {
   "secret-id": { type: "string" },
   mode: { type: "string" },
   code: { type: "string" },
+  "connect-url": { type: "string" },
   "min-validity": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -119,8 +126,16 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
   const config = () => loadConfig(io.env);
   const store = () =>
     new ChainStore({ tableName: config().tableName, client: io.dynamo ?? new DynamoDBClient({}) });
+  // The CLI runs heals itself (an operator's `heal`), so it carries the login driver.
   const broker = () =>
-    (io.broker ?? ((env) => createBroker(env, io.dynamo ? { dynamo: io.dynamo } : {})))(io.env);
+    (
+      io.broker ??
+      ((env) =>
+        createBroker(env, {
+          login: new OneExactIdentityDriver({ allowLoopback: config().allowLoopback }),
+          ...(io.dynamo ? { dynamo: io.dynamo } : {}),
+        }))
+    )(io.env);
 
   switch (command) {
     case "table create":
@@ -128,13 +143,9 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
     case "connection add": {
       const { allowLoopback } = config();
       const mode = values.mode ?? ConnectionMode.Code;
-      if (mode === ConnectionMode.Implicit) {
-        throw new ValidationError(
-          "--mode implicit needs the fallback login, which this version does not have yet; use --mode code",
-        );
-      }
-      if (mode !== ConnectionMode.Code)
+      if (mode !== ConnectionMode.Code && mode !== ConnectionMode.Implicit) {
         throw new ValidationError(`--mode must be "code" or "implicit", got "${mode}"`);
+      }
       const record = await store().addConnection(
         {
           connectionId: connectionId(values),
@@ -148,7 +159,9 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
       );
       io.out(`added connection "${record.connectionId}" (${record.baseUrl}, client ${record.clientId})`);
       io.out(
-        `next: authorize it at Exact and run: exact-broker connection seed --id ${record.connectionId} --code <code>`,
+        record.mode === ConnectionMode.Implicit
+          ? `next: its first vend logs in as the secret's user, or now: exact-broker heal --id ${record.connectionId}`
+          : `next: print a consent link with: exact-broker connect --id ${record.connectionId} (or seed it with an authorization code)`,
       );
       return ExitCode.Done;
     }
@@ -203,6 +216,37 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         `connected "${result.connectionId}" to Exact user ${result.exactUserName} (division ${result.division ?? "-"}), generation ${result.generation}`,
       );
       return ExitCode.Done;
+    }
+    case "connect": {
+      const id = connectionId(values);
+      const connectUrl = values["connect-url"] ?? io.env.CONNECT_URL;
+      const flow = createConnectFlow(broker(), {
+        keys: createLinkKeySource(io.env),
+        ...(io.dynamo ? { dynamo: io.dynamo } : {}),
+      });
+      const link = await flow.createConnectLink({ connectionId: id, ...(connectUrl ? { connectUrl } : {}) });
+      io.out(`one-time link for connection "${id}", valid until ${link.expiresAt} (15 minutes), works once:`);
+      io.out(link.url);
+      io.out("open it in a browser and log in at Exact as the user this connection should act for");
+      return ExitCode.Done;
+    }
+    case "heal": {
+      const id = connectionId(values);
+      const result = await broker().heal.heal(id, { operator: true });
+      switch (result.kind) {
+        case "healed":
+          io.out(`healed connection "${id}": a login started generation ${result.generation}`);
+          return ExitCode.Done;
+        case "skipped":
+          io.err(
+            `connection "${id}" is being worked on by another invocation (${result.why}); check: exact-broker status --id ${id}`,
+          );
+          return ExitCode.TryLater;
+        case "failed":
+          io.err(`${result.errorType}: ${result.message}`);
+          return result.errorType === "ReauthRequired" ? ExitCode.Refused : ExitCode.TryLater;
+      }
+      break;
     }
     case "vend": {
       const b = broker();

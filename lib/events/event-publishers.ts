@@ -11,7 +11,11 @@ export class EventBridgePublisher implements EventPublisher {
   readonly #busName: string;
   readonly #log: EngineLog;
 
-  constructor(options: { readonly busName: string; readonly log: EngineLog; readonly client?: EventBridgeClient }) {
+  constructor(options: {
+    readonly busName: string;
+    readonly log: EngineLog;
+    readonly client?: EventBridgeClient;
+  }) {
     this.#busName = options.busName;
     this.#log = options.log;
     this.#client = options.client ?? new EventBridgeClient({});
@@ -39,7 +43,11 @@ export class EventBridgePublisher implements EventPublisher {
         });
       }
     } catch (error) {
-      this.#log.error("event could not be sent", { eventType: event.type, ...event.detail, error: error as Error });
+      this.#log.error("event could not be sent", {
+        eventType: event.type,
+        ...event.detail,
+        error: error as Error,
+      });
     }
   }
 }

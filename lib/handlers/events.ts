@@ -24,3 +24,11 @@ export const scheduledEventSchema = z.looseObject({
   "detail-type": z.literal("Scheduled Event"),
   source: z.literal("aws.events"),
 });
+
+/** fallback-login's event; `operator` is what `exact-broker heal` sends (see HealDoor.heal). */
+export const healEventSchema = z.strictObject({
+  connectionId: connectionIdSchema,
+  operator: z.boolean().optional(),
+});
+
+export type HealEvent = z.infer<typeof healEventSchema>;

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,7 +66,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const tableName = await dynamo.createTable();
   const dir = mkdtempSync(join(tmpdir(), "exact-broker-"));
   const secretsFile = join(dir, "secrets.json");
-  writeFileSync(secretsFile, "{}\n", { mode: 0o600 });
+  const linkKeyId = "exact-broker/link-signing-key";
+  writeFileSync(secretsFile, `${JSON.stringify({ [linkKeyId]: randomBytes(32).toString("base64url") })}\n`, {
+    mode: 0o600,
+  });
   const accessTtl = options.sim?.accessTtlSeconds ?? 600;
   const refreshAfter = options.sim?.refreshAfterSeconds ?? Math.max(0, accessTtl - 30);
   const env: Record<string, string> = {
@@ -75,6 +79,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     LOCAL_ENCRYPTION_KEY: generateLocalKey(),
     LOCAL_SECRETS_FILE: secretsFile,
     EXACT_ALLOW_LOOPBACK: "1",
+    LINK_SIGNING_SECRET_ID: linkKeyId,
     // The broker's refresh window must match the simulator's: Exact's is 30 s of 600.
     REFRESH_WINDOW_SECONDS: String(accessTtl - refreshAfter),
     ...options.env,
@@ -119,7 +124,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await stack
         .store()
         .addConnection(
-          { connectionId, clientId, baseUrl: sim.url, redirectUri, secretId, mode: connection.mode ?? "code" },
+          {
+            connectionId,
+            clientId,
+            baseUrl: sim.url,
+            redirectUri,
+            secretId,
+            mode: connection.mode ?? "code",
+          },
           Date.now(),
         );
       return { connectionId, clientId, username, redirectUri, secretId };

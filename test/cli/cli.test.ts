@@ -58,7 +58,7 @@ describe("exact-broker", () => {
     );
     expect(added).toMatchObject({
       code: ExitCode.Done,
-      out: expect.stringContaining("connection seed --id x"),
+      out: expect.stringContaining("exact-broker connect --id x"),
     });
 
     const code = fx.stack.sim.authorize({
@@ -136,6 +136,63 @@ describe("exact-broker", () => {
     const result = await cli(fx, ...argv);
     expect(result.code).toBe(exitCode);
     expect(result.err).toMatch(message);
+  });
+
+  it("heals a broken chain at an operator's request", async () => {
+    fx = await startFixture();
+    await fx.stack
+      .store()
+      .updateAtGeneration(fx.conn.connectionId, 1, {
+        set: { status: "REAUTH_REQUIRED", statusReason: "bad_credentials" },
+      });
+
+    const healed = await cli(fx, "heal", "--id", fx.conn.connectionId);
+
+    expect(healed).toMatchObject({ code: ExitCode.Done, out: expect.stringContaining("generation 2") });
+    expect((await fx.record()).status).toBe("ACTIVE");
+  });
+
+  it("refuses a heal with exit 4 when the secret cannot log in", async () => {
+    fx = await startFixture();
+    const { clientSecret } = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    fx.stack.writeSecret(fx.conn.secretId, { clientSecret });
+
+    const result = await cli(fx, "heal", "--id", fx.conn.connectionId);
+
+    expect(result).toMatchObject({
+      code: ExitCode.Refused,
+      err: expect.stringContaining("no username, password and totpSecret"),
+    });
+  });
+
+  it("prints a one-time connect link for a connection whose redirect URI is the connect callback", async () => {
+    fx = await startFixture({ seed: false });
+    fx.stack.sim.addApp({
+      clientId: "app-c",
+      clientSecret: "cs-sEcReT-app-c-0123456789",
+      redirectUris: ["https://connect.example.com/callback"],
+    });
+    fx.stack.writeSecret("exact/c", { clientSecret: "cs-sEcReT-app-c-0123456789" });
+    await cli(
+      fx,
+      "connection",
+      "add",
+      "--id",
+      "c",
+      "--client-id",
+      "app-c",
+      "--base-url",
+      fx.stack.sim.url,
+      "--redirect-uri",
+      "https://connect.example.com/callback",
+      "--secret-id",
+      "exact/c",
+    );
+
+    const link = await cli(fx, "connect", "--id", "c", "--connect-url", "https://connect.example.com");
+
+    expect(link.code).toBe(ExitCode.Done);
+    expect(link.out).toMatch(/^https:\/\/connect\.example\.com\/start\?c=c&n=[^&]+&e=\d+&s=/m);
   });
 
   it("answers ReauthRequired with exit 4 for a connection never seeded", async () => {

@@ -1,0 +1,120 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { ParseError } from "@aws-lambda-powertools/parser";
+import { parser } from "@aws-lambda-powertools/parser/middleware";
+import { LambdaFunctionUrlSchema } from "@aws-lambda-powertools/parser/schemas";
+import type { LambdaFunctionUrlEvent } from "@aws-lambda-powertools/parser/types";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import middy from "@middy/core";
+import type { Broker } from "../broker.js";
+import { BrokerError } from "../errors.js";
+import { type ConnectFlow, createConnectFlow } from "../onboarding/connect-flow.js";
+import {
+  failurePage,
+  type HtmlAnswer,
+  methodNotAllowedPage,
+  notFoundPage,
+  redirectAnswer,
+  seededPage,
+} from "../onboarding/connect-pages.js";
+import { ConnectRefused } from "../onboarding/connect-refused.js";
+import { ConnectPath, normalizeConnectUrl } from "../onboarding/connect-url.js";
+import type { LinkKeySource } from "../onboarding/link-key-source.js";
+
+/** What {@link createConnectHandler} needs; I/O defaults come from the broker. */
+export interface ConnectHandlerDeps {
+  readonly broker: Broker;
+  readonly keys: LinkKeySource;
+  readonly logger: Logger;
+  /** For the single-use markers. @default a new DynamoDBClient */
+  readonly dynamo?: DynamoDBClient;
+  /** @default the broker's clock */
+  readonly now?: () => number;
+  /**
+   * The public URL of this function, when it differs from the host a request arrives on
+   * (a custom domain in front of the Function URL). @default `<x-forwarded-proto>://<host>`
+   */
+  readonly connectUrl?: string;
+}
+
+/** `<proto>://<host>` of the request: what the connection's redirect URI must be under. */
+function requestConnectUrl(event: LambdaFunctionUrlEvent): string {
+  const host = event.headers.host ?? event.requestContext.domainName;
+  // A Function URL is always https and says so; the local adapter says http.
+  const proto = event.headers["x-forwarded-proto"] === "http" ? "http" : "https";
+  return `${proto}://${host}`;
+}
+
+/**
+ * The one place where failures leave the connect function: every error becomes an HTML page
+ * (bad input 400/410, never a 500), logged without the query (it holds codes and signatures).
+ */
+function errorPages(options: {
+  readonly logger: Logger;
+}): middy.MiddlewareObj<LambdaFunctionUrlEvent, HtmlAnswer> {
+  const onError: middy.MiddlewareFn<LambdaFunctionUrlEvent, HtmlAnswer> = async (request) => {
+    const error = request.error;
+    const path = request.event?.rawPath;
+    const answer = failurePage(error);
+    if (error instanceof ConnectRefused) {
+      options.logger.warn("connect request refused", {
+        path,
+        reason: error.reason,
+        subject: error.subject,
+        connectionId: error.connectionId,
+        statusCode: answer.statusCode,
+      });
+    } else if (error instanceof BrokerError || error instanceof ParseError) {
+      options.logger.warn("connect request failed", {
+        path,
+        errorType: error.name,
+        errorMessage:
+          error instanceof BrokerError ? error.message : "event does not match the Function URL schema",
+        statusCode: answer.statusCode,
+      });
+    } else {
+      options.logger.error("unexpected failure in the connect function", { path, error: error as Error });
+    }
+    request.response = answer;
+  };
+  return { onError };
+}
+
+/**
+ * The connect Lambda behind a Function URL: `GET /start` (a one-time link) redirects to Exact,
+ * `GET /callback` (Exact's redirect) seeds the chain. Behaviour lives in {@link ConnectFlow}.
+ */
+export function createConnectHandler(deps: ConnectHandlerDeps) {
+  const flow = createConnectFlow(deps.broker, {
+    keys: deps.keys,
+    log: deps.logger,
+    ...(deps.dynamo ? { dynamo: deps.dynamo } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const fixedConnectUrl =
+    deps.connectUrl === undefined
+      ? undefined
+      : normalizeConnectUrl(deps.connectUrl, deps.broker.config.allowLoopback);
+
+  return middy<LambdaFunctionUrlEvent, HtmlAnswer>()
+    .use(errorPages({ logger: deps.logger }))
+    .use(parser({ schema: LambdaFunctionUrlSchema }))
+    .handler(async (event) => route(flow, event, fixedConnectUrl ?? requestConnectUrl(event)));
+}
+
+async function route(
+  flow: ConnectFlow,
+  event: LambdaFunctionUrlEvent,
+  connectUrl: string,
+): Promise<HtmlAnswer> {
+  const path = event.rawPath;
+  if (path !== ConnectPath.Start && path !== ConnectPath.Callback) return notFoundPage();
+  if (event.requestContext.http.method !== "GET") return methodNotAllowedPage();
+  const query = event.queryStringParameters ?? {};
+  if (path === ConnectPath.Start) {
+    const { location } = await flow.start(query, connectUrl);
+    return redirectAnswer(location);
+  }
+  const result = await flow.complete(query);
+  const requestedFor = result.redirectedFrom ?? result.connectionId;
+  return seededPage(result, requestedFor);
+}

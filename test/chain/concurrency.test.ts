@@ -82,3 +82,53 @@ describe("concurrent vends at expiry", () => {
     for (const { stdout, stderr } of outputs) expect(findLeaks(stdout + stderr)).toEqual([]);
   }, 60_000);
 });
+
+describe("a chain killed by rotate-then-drop while 50 consumers in 2 processes vend", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("heals with exactly one login, and every consumer then gets the new token", async () => {
+    fx = await startFixture(SHORT_LIFE);
+    fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
+    const startAt = Date.now() + AT_EXPIRY_MS;
+    const deadline = startAt + 40_000;
+    const children = Array.from({ length: 2 }, () =>
+      run(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "test/support/vend-child.ts",
+          fx.conn.connectionId,
+          "25",
+          String(startAt),
+          MIN_VALIDITY_S,
+          "2",
+          String(deadline),
+        ],
+        { env: { ...process.env, ...fx.stack.env, NODE_NO_WARNINGS: "1" }, maxBuffer: 64 * 1024 * 1024 },
+      ),
+    );
+    const outputs = await Promise.all(children);
+
+    const results = outputs.flatMap(({ stdout }) =>
+      JSON.parse(stdout.trim().split("\n").at(-1) ?? "[]"),
+    ) as Array<{
+      generation?: number;
+      tokenHash?: string;
+      errors: string[];
+    }>;
+    expect(results).toHaveLength(50);
+    expect(new Set(results.map((r) => r.generation))).toEqual(new Set([2]));
+    expect(new Set(results.map((r) => r.tokenHash)).size).toBe(1);
+    // While the chain was suspect and then healing, callers were told to come back, never to re-authorize.
+    expect(new Set(results.flatMap((r) => r.errors))).not.toContain("ReauthRequired");
+    expect(fx.stack.sim.stats().logins[fx.conn.username]).toMatchObject({ success: 1, bad_totp: 0 });
+    expect(fx.chainStats().tokenRequests).toMatchObject({
+      fault_rotate_then_drop: 1,
+      old_token: 1,
+      code_exchanged: 2,
+    });
+    for (const { stdout, stderr } of outputs) expect(findLeaks(stdout + stderr)).toEqual([]);
+  }, 90_000);
+});

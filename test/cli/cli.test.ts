@@ -140,11 +140,9 @@ describe("exact-broker", () => {
 
   it("heals a broken chain at an operator's request", async () => {
     fx = await startFixture();
-    await fx.stack
-      .store()
-      .updateAtGeneration(fx.conn.connectionId, 1, {
-        set: { status: "REAUTH_REQUIRED", statusReason: "bad_credentials" },
-      });
+    await fx.stack.store().updateAtGeneration(fx.conn.connectionId, 1, {
+      set: { status: "REAUTH_REQUIRED", statusReason: "bad_credentials" },
+    });
 
     const healed = await cli(fx, "heal", "--id", fx.conn.connectionId);
 

@@ -55,10 +55,12 @@ describe("EventBridgePublisher", () => {
       log,
       client: new EventBridgeClient({}),
     });
-    eventBridge
-      .on(PutEventsCommand)
-      .resolvesOnce({ FailedEntryCount: 1, Entries: [{ ErrorCode: "InternalFailure" }] });
-    eventBridge.on(PutEventsCommand).rejectsOnce(new Error("throttled"));
+    let calls = 0;
+    eventBridge.on(PutEventsCommand).callsFake(async () => {
+      calls += 1;
+      if (calls === 1) return { FailedEntryCount: 1, Entries: [{ ErrorCode: "InternalFailure" }] };
+      throw new Error("throttled");
+    });
 
     await expect(publisher.publish(event)).resolves.toBeUndefined();
     await expect(publisher.publish(event)).resolves.toBeUndefined();

@@ -3,21 +3,74 @@
  *
  * dynalite in-process, the simulator with short token lifetimes, a demo connection set up
  * through the CLI's own code path, then a fleet of consumers in several "containers" vending
- * concurrently over several generations while the scheduled refresher runs, and a summary.
- * Exits 0 when every vend succeeded and Exact saw exactly one refresh per generation.
+ * concurrently over several generations while the scheduled refresher runs. Then the fault that
+ * kills chains in real life (Exact rotates the chain, the answer is lost) and the broker healing
+ * itself with one login while the fleet keeps vending. Exits 0 when both phases met their goals.
  */
+import type { Broker } from "../lib/broker.js";
 import { runCli } from "../lib/cli/main.js";
+import { BrokerError, ReauthRequired } from "../lib/errors.js";
+import { MemoryPublisher } from "../lib/events/event-publishers.js";
 import { startLocalStack } from "../lib/local/local-stack.js";
 import { createLogger } from "../lib/log/logger.js";
 
 const ACCESS_TTL_S = 8;
 const REFRESH_AFTER_S = 4;
-const RUN_MS = 20_000;
+const STEADY_MS = 16_000;
+const HEALING_MS = 14_000;
 const CONTAINERS = 3;
 const CONSUMERS_PER_CONTAINER = 20;
+const CLIENT_ID = "demo-app";
+const USERNAME = "demo@example.com";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Tally {
+  vends: number;
+  retryable: Map<string, number>;
+  reauth: number;
+  meOk: number;
+  meRejected: number;
+}
+
+/** Consumers vend (and use each token at Exact) until `endAt`, while the refresher runs every 2 s. */
+async function runFleet(
+  containers: Broker[],
+  refresher: () => Broker,
+  baseUrl: string,
+  endAt: number,
+  tally: Tally,
+) {
+  const consumer = async (container: Broker) => {
+    while (Date.now() < endAt) {
+      try {
+        const answer = await container.vend.vend("demo", REFRESH_AFTER_S - 1);
+        tally.vends += 1;
+        const me = await fetch(`${baseUrl}/api/v1/current/Me`, {
+          headers: { authorization: `Bearer ${answer.accessToken}`, accept: "application/json" },
+        });
+        if (me.ok) tally.meOk += 1;
+        else tally.meRejected += 1;
+      } catch (error) {
+        if (error instanceof ReauthRequired) tally.reauth += 1;
+        const name = error instanceof BrokerError ? error.name : "InternalError";
+        tally.retryable.set(name, (tally.retryable.get(name) ?? 0) + 1);
+      }
+      await sleep(50 + Math.random() * 250);
+    }
+  };
+  const schedule = async () => {
+    while (Date.now() < endAt) {
+      await refresher().refresh.run({ horizonMs: 2_000 });
+      await sleep(2_000);
+    }
+  };
+  await Promise.all([
+    ...containers.flatMap((c) => Array.from({ length: CONSUMERS_PER_CONTAINER }, () => consumer(c))),
+    schedule(),
+  ]);
+}
 
 async function main(): Promise<number> {
   say("exact-token-broker demo: dynalite + Exact simulator + the broker, all on 127.0.0.1\n");
@@ -26,21 +79,23 @@ async function main(): Promise<number> {
     env: { REFRESH_MARGIN_MS: "200" },
   });
   const log = createLogger({ serviceName: "exact-token-broker", level: "ERROR" });
-  const broker = () => stack.broker({ log });
+  const events = new MemoryPublisher();
+  const broker = () => stack.broker({ log, events });
+  const chain = () => stack.sim.stats().chains[`${CLIENT_ID}/${USERNAME}`];
   try {
     say(
       `1. simulator on ${stack.sim.url}: access tokens live ${ACCESS_TTL_S} s, refreshable after ${REFRESH_AFTER_S} s`,
     );
-    const clientId = "demo-app";
     const redirectUri = "https://broker.example.com/callback";
-    const clientSecret = "cs-sEcReT-demo-0123456789";
-    stack.sim.addApp({ clientId, clientSecret, redirectUris: [redirectUri] });
-    stack.sim.addUser({
-      username: "demo@example.com",
+    const secret = {
+      clientSecret: "cs-sEcReT-demo-0123456789",
+      username: USERNAME,
       password: "pw-sEcReT-demo-0123456789",
       totpSecret: "JBSWY3DPEHPK3PXP",
-    });
-    stack.writeSecret("exact/demo", { clientSecret });
+    };
+    stack.sim.addApp({ clientId: CLIENT_ID, clientSecret: secret.clientSecret, redirectUris: [redirectUri] });
+    stack.sim.addUser({ username: USERNAME, password: secret.password, totpSecret: secret.totpSecret });
+    stack.writeSecret("exact/demo", secret);
 
     const cli = async (...argv: string[]) => {
       const code = await runCli(argv, {
@@ -52,14 +107,16 @@ async function main(): Promise<number> {
       });
       if (code !== 0) throw new Error(`exact-broker ${argv[0]} ${argv[1]} exited ${code}`);
     };
-    say("2. exact-broker connection add --id demo …");
+    say(
+      "2. exact-broker connection add --id demo …  (its secret holds the client secret, user name, password, TOTP secret)",
+    );
     await cli(
       "connection",
       "add",
       "--id",
       "demo",
       "--client-id",
-      clientId,
+      CLIENT_ID,
       "--base-url",
       stack.sim.url,
       "--redirect-uri",
@@ -70,80 +127,97 @@ async function main(): Promise<number> {
     say(
       "3. the user authorizes the app at Exact (simulated), then: exact-broker connection seed --id demo --code …",
     );
-    const code = stack.sim.authorize({ clientId, username: "demo@example.com", redirectUri });
-    await cli("connection", "seed", "--id", "demo", "--code", code);
+    await cli(
+      "connection",
+      "seed",
+      "--id",
+      "demo",
+      "--code",
+      stack.sim.authorize({ clientId: CLIENT_ID, username: USERNAME, redirectUri }),
+    );
+
+    const containers = Array.from({ length: CONTAINERS }, () => broker());
+    const progress = (endAt: number) =>
+      setInterval(() => {
+        const left = Math.max(0, Math.round((endAt - Date.now()) / 1000));
+        const stats = chain();
+        say(
+          `   ${String(left).padStart(2)} s left  generation ${stats?.generation ?? 0}  vends ${steady.vends + healing.vends}  ` +
+            `token calls ${stats?.tokenRequests.refreshed ?? 0}  logins ${stack.sim.stats().logins[USERNAME]?.success ?? 0}`,
+        );
+      }, 2_000);
 
     say(
-      `4. ${CONTAINERS} containers × ${CONSUMERS_PER_CONTAINER} consumers vend for ${RUN_MS / 1000} s; the refresher runs every 2 s\n`,
+      `4. ${CONTAINERS} containers × ${CONSUMERS_PER_CONTAINER} consumers vend for ${STEADY_MS / 1000} s; the refresher runs every 2 s`,
     );
-    const containers = Array.from({ length: CONTAINERS }, () => broker());
-    const tally = { vends: 0, errors: 0, meOk: 0, meRejected: 0, generations: new Set<number>() };
-    const endAt = Date.now() + RUN_MS;
-    const consumer = async (container: ReturnType<typeof broker>) => {
-      while (Date.now() < endAt) {
-        try {
-          const answer = await container.vend.vend("demo", REFRESH_AFTER_S - 1);
-          tally.vends += 1;
-          tally.generations.add(answer.generation);
-          // Use the token as a consumer would: Exact must accept it.
-          const me = await fetch(`${answer.baseUrl}/api/v1/current/Me`, {
-            headers: { authorization: `Bearer ${answer.accessToken}`, accept: "application/json" },
-          });
-          if (me.ok) tally.meOk += 1;
-          else tally.meRejected += 1;
-        } catch (error) {
-          tally.errors += 1;
-          say(`   ! vend failed: ${(error as Error).name}: ${(error as Error).message}`);
-        }
-        await sleep(50 + Math.random() * 250);
-      }
-    };
-    const refresher = async () => {
-      while (Date.now() < endAt) {
-        await broker().refresh.run({ horizonMs: 2_000 });
-        await sleep(2_000);
-      }
-    };
-    const progress = setInterval(() => {
-      const chain = stack.sim.stats().chains[`${clientId}/demo@example.com`];
-      const left = Math.max(0, Math.round((endAt - Date.now()) / 1000));
-      say(
-        `   ${String(left).padStart(2)} s left  generation ${chain?.generation ?? 0}  vends ${tally.vends}  ` +
-          `token calls ${chain?.tokenRequests.refreshed ?? 0}  errors ${tally.errors}`,
-      );
-    }, 2_000);
-    await Promise.all([
-      ...containers.flatMap((c) => Array.from({ length: CONSUMERS_PER_CONTAINER }, () => consumer(c))),
-      refresher(),
-    ]);
-    clearInterval(progress);
+    const steady: Tally = { vends: 0, retryable: new Map(), reauth: 0, meOk: 0, meRejected: 0 };
+    const healing: Tally = { vends: 0, retryable: new Map(), reauth: 0, meOk: 0, meRejected: 0 };
+    let endAt = Date.now() + STEADY_MS;
+    let ticker = progress(endAt);
+    await runFleet(containers, broker, stack.sim.url, endAt, steady);
+    clearInterval(ticker);
+    const afterSteady = chain();
 
-    const chain = stack.sim.stats().chains[`${clientId}/demo@example.com`];
-    const requests = chain?.tokenRequests;
-    const refreshes = requests?.refreshed ?? 0;
+    say(
+      `\n5. the fault that kills chains: Exact rotates the chain on the next refresh and the answer is lost`,
+    );
+    say(`   (rotate-then-drop); the fleet keeps vending for ${HEALING_MS / 1000} s`);
+    stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
+    endAt = Date.now() + HEALING_MS;
+    ticker = progress(endAt);
+    await runFleet(containers, broker, stack.sim.url, endAt, healing);
+    clearInterval(ticker);
+
+    const final = chain();
+    const logins = stack.sim.stats().logins[USERNAME]?.success ?? 0;
+    const refused = (t: Tally) => [...t.retryable].map(([name, n]) => `${name} ${n}`).join(", ") || "none";
     const rows: Array<[string, string | number]> = [
-      ["vends", tally.vends],
-      ["vend errors", tally.errors],
-      ["tokens Exact accepted on /current/Me", `${tally.meOk} of ${tally.meOk + tally.meRejected}`],
-      ["generations (chain at Exact)", chain?.generation ?? 0],
-      ["token calls: code exchange + refreshes", `${requests?.code_exchanged ?? 0} + ${refreshes}`],
-      ["old-token errors", requests?.old_token ?? 0],
-      ["too-early refusals", requests?.too_early ?? 0],
+      ["steady: vends", steady.vends],
+      ["steady: refusals", refused(steady)],
+      [
+        "steady: generations, token calls",
+        `${afterSteady?.generation ?? 0}, ${afterSteady?.tokenRequests.refreshed ?? 0} refreshes + 1 code exchange`,
+      ],
+      ["killed: vends", healing.vends],
+      ["killed: refusals while healing (retryable)", refused(healing)],
+      ["killed: logins to heal the chain", logins],
+      ["events", events.events.map((e) => `${e.type}(${e.detail.reason})`).join(", ")],
+      [
+        "tokens Exact accepted on /current/Me",
+        `${steady.meOk + healing.meOk} of ${steady.meOk + healing.meOk + steady.meRejected + healing.meRejected}`,
+      ],
+      ["old-token errors at Exact", final?.tokenRequests.old_token ?? 0],
+      ["too-early refusals", final?.tokenRequests.too_early ?? 0],
+      [
+        "chain generation at Exact, chains started",
+        `${final?.generation ?? 0}, ${final?.chainsStarted ?? 0}`,
+      ],
     ];
     say("\nsummary");
-    for (const [name, value] of rows) say(`  ${name.padEnd(40)} ${value}`);
-    const ok =
-      tally.errors === 0 &&
-      tally.meRejected === 0 &&
-      (requests?.old_token ?? 0) === 0 &&
-      refreshes === (chain?.generation ?? 0) - 1 &&
-      refreshes >= 3;
+    for (const [name, value] of rows) say(`  ${name.padEnd(44)} ${value}`);
+    const steadyOk =
+      steady.retryable.size === 0 &&
+      steady.meRejected === 0 &&
+      (afterSteady?.tokenRequests.refreshed ?? 0) === (afterSteady?.generation ?? 0) - 1 &&
+      (afterSteady?.tokenRequests.refreshed ?? 0) >= 3;
+    // The probe after the lost answer is the one old-token answer Exact may see.
+    const healedOk =
+      logins === 1 &&
+      healing.reauth === 0 &&
+      healing.meRejected === 0 &&
+      (final?.tokenRequests.old_token ?? 0) <= 1 &&
+      (final?.chainsStarted ?? 0) === 2;
     say(
-      ok
+      steadyOk
         ? "\nOK: one token call per generation, no old-token errors, every consumer served."
-        : "\nFAILED: see above.",
+        : "\nFAILED: the steady phase missed its goal.",
     );
-    return ok ? 0 : 1;
+    say(
+      healedOk
+        ? "OK: the killed chain healed itself with one login; nobody was told to re-authorize."
+        : "FAILED: the chain did not heal as it should.",
+    );
+    return steadyOk && healedOk ? 0 : 1;
   } finally {
     await stack.close();
   }

@@ -6,6 +6,7 @@ import { startLocalStack } from "../lib/local/local-stack.js";
 import { createLogger } from "../lib/log/logger.js";
 import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.js";
 import { measureDynamoCosts } from "./dynamo-costs.js";
+import { raceHeal } from "./heal-race.js";
 import { percentile, table } from "./stats.js";
 
 const GENERATIONS = 10;
@@ -96,3 +97,44 @@ say(
 say(
   "   targets: cached vend 0; uncached vend 1 read (+ at most 1 write per generation); refresh at most 2 writes + 1 read",
 );
+
+say();
+say("3. Self-healing: chains killed by rotate-then-drop while consumers vend (real clock, 2 s tokens)");
+const healStack = await startLocalStack({
+  sim: RACE_SIM,
+  env: { REFRESH_MARGIN_MS: "100" },
+  log: createLogger({ serviceName: "bench", level: "ERROR" }),
+});
+try {
+  const heal = await raceHeal(healStack, 5, 10);
+  say();
+  say(
+    table(
+      [
+        "broken chains",
+        "consumers per chain",
+        "healed",
+        "logins per chain (min/max)",
+        "heal time p50 ms",
+        "heal time max ms",
+        "refusals while healing",
+      ],
+      [
+        [
+          heal.chains,
+          heal.consumersPerChain,
+          heal.healedChains,
+          `${Math.min(...heal.loginsPerChain)}/${Math.max(...heal.loginsPerChain)}`,
+          percentile(heal.healMs, 50),
+          Math.max(...heal.healMs),
+          Object.entries(heal.refusals)
+            .map(([name, n]) => `${name} ${n}`)
+            .join(", ") || "none",
+        ],
+      ],
+    ),
+  );
+  say("   target: exactly 1 login per broken chain; refusals are retryable answers (never ReauthRequired)");
+} finally {
+  await healStack.close();
+}

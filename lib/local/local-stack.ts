@@ -121,19 +121,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       }
       sim.addUser({ username, password, totpSecret });
       stack.writeSecret(secretId, { clientSecret, username, password, totpSecret });
-      await stack
-        .store()
-        .addConnection(
-          {
-            connectionId,
-            clientId,
-            baseUrl: sim.url,
-            redirectUri,
-            secretId,
-            mode: connection.mode ?? "code",
-          },
-          Date.now(),
-        );
+      await stack.store().addConnection(
+        {
+          connectionId,
+          clientId,
+          baseUrl: sim.url,
+          redirectUri,
+          secretId,
+          mode: connection.mode ?? "code",
+        },
+        Date.now(),
+      );
       return { connectionId, clientId, username, redirectUri, secretId };
     },
     async seed(connection) {

@@ -1,13 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { TOKEN_ERRORS_PER_HOUR } from "../../lib/chain/error-budget.js";
-import {
-  ChainBusy,
-  ConnectionNotFound,
-  ExactUnavailable,
-  ReauthRequired,
-  Throttled,
-} from "../../lib/errors.js";
+import { ChainBusy, ConnectionNotFound, ExactUnavailable, Throttled } from "../../lib/errors.js";
 import { countingDynamo, resetCounts } from "../../lib/local/counting-dynamo.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 

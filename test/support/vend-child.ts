@@ -24,7 +24,7 @@ const results = await Promise.all(
     });
     const errors: string[] = [];
     let last: { generation: number; tokenHash: string } | undefined;
-    do {
+    for (;;) {
       try {
         const answer = await broker.vend.vend(connectionId, Number(minValidity));
         last = {
@@ -36,7 +36,7 @@ const results = await Promise.all(
       }
       if ((last?.generation ?? 0) >= Number(until) || Date.now() > Number(deadline)) break;
       await sleep(200);
-    } while (true);
+    }
     return { ...last, errors: [...new Set(errors)] };
   }),
 );

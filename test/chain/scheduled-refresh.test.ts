@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
+import type { InProcessHealTrigger } from "../../lib/chain/heal-trigger.js";
+import { MemoryPublisher } from "../../lib/events/event-publishers.js";
 import { countingDynamo } from "../../lib/local/counting-dynamo.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
@@ -77,21 +79,38 @@ describe("ScheduledRefresh", () => {
     expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 0 });
   });
 
-  it("skips chains it must not touch: broken ones", async () => {
-    fx = await startFixture();
+  it("triggers the heal of a broken chain it finds in its index", async () => {
+    fx = await startFixture({ realShortSleeps: true });
     fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
-    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    const noHeal = { healTrigger: { trigger: () => undefined } };
+    await fx.broker(noHeal).vend.vend(fx.conn.connectionId, 30);
     fx.clock.advance(572);
-    await fx.broker().refresh.run();
-    expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+    await fx.broker(noHeal).refresh.run();
     fx.clock.advance(3);
-    await fx.broker().refresh.run();
+    await fx.broker(noHeal).refresh.run();
     expect((await fx.record()).status).toBe(ChainStatus.Broken);
-    const before = fx.chainStats().tokenRequests;
 
-    fx.clock.advance(600);
-    await fx.broker().refresh.run();
+    const refresher = fx.broker();
+    const summary = await refresher.refresh.run();
+    await (refresher.healTrigger as InProcessHealTrigger).settled();
 
-    expect(fx.chainStats().tokenRequests).toEqual(before);
+    expect(summary.outcomes.heal_triggered).toBe(1);
+    expect(await fx.record()).toMatchObject({ status: ChainStatus.Active, generation: 2 });
+  });
+
+  it("raises RefreshTokenExpiring when a refresh token passes 27 days (the keep-alive is failing)", async () => {
+    fx = await startFixture();
+    const events = new MemoryPublisher();
+    fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
+    fx.clock.advance(27 * DAY_S + 60);
+
+    await fx.broker({ events }).refresh.run();
+
+    expect(events.events).toEqual([
+      {
+        type: "RefreshTokenExpiring",
+        detail: expect.objectContaining({ connectionId: fx.conn.connectionId, reason: "keepalive_failing" }),
+      },
+    ]);
   });
 });

@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
 import { getSecret, SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { ConfigurationError } from "../errors.js";
 import { registerSecret } from "../log/redactor.js";
+import { readSecretsFile } from "../secrets/file-secret-source.js";
 
 /**
  * A link key shorter than this is refused: HMAC-SHA256 wants at least 256 bits of key, and the
@@ -85,23 +85,8 @@ function secretsManagerReader(secretId: string, deps: LinkKeySourceDeps): () => 
 }
 
 async function readFromFile(path: string, secretId: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new ConfigurationError(`LOCAL_SECRETS_FILE ${path} cannot be read`, { cause: error });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // No cause: the parser's message quotes the file's content.
-    throw new ConfigurationError(`LOCAL_SECRETS_FILE ${path} is not valid JSON`);
-  }
-  const value =
-    typeof parsed === "object" && parsed !== null && Object.hasOwn(parsed, secretId)
-      ? (parsed as Record<string, unknown>)[secretId]
-      : undefined;
+  const secrets = await readSecretsFile(path);
+  const value = Object.hasOwn(secrets, secretId) ? secrets[secretId] : undefined;
   if (value === undefined) {
     throw new ConfigurationError(`link-signing secret ${secretId} was not found in LOCAL_SECRETS_FILE`);
   }

@@ -22,7 +22,8 @@ export function createFileSecretSource(path: string): SecretSource {
   };
 }
 
-async function readSecretsFile(path: string): Promise<Record<string, unknown>> {
+/** The whole local secrets file, checked to be a JSON object; shared with the link-key source. */
+export async function readSecretsFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, "utf8");

@@ -11,6 +11,8 @@ export class BrokerError extends Error {
 
   constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
     super(message, options);
+    // Subclasses also declare their name as a literal: minified bundles rename classes, and the
+    // name is the errorType every caller switches on.
     this.name = new.target.name;
     this.retryAfterSeconds = options?.retryAfterSeconds;
   }
@@ -21,31 +23,51 @@ export class BrokerError extends Error {
 }
 
 /** Bad input: an event, a CLI argument, a control-API body. */
-export class ValidationError extends BrokerError {}
+export class ValidationError extends BrokerError {
+  override name = "ValidationError";
+}
 
 /** Broken configuration found at start (environment, secrets file, key material). */
-export class ConfigurationError extends BrokerError {}
+export class ConfigurationError extends BrokerError {
+  override name = "ConfigurationError";
+}
 
 /** No connection with that ID exists. */
-export class ConnectionNotFound extends BrokerError {}
+export class ConnectionNotFound extends BrokerError {
+  override name = "ConnectionNotFound";
+}
 
 /** The chain cannot give a token until a person (or the fallback login) authorizes again. */
-export class ReauthRequired extends BrokerError {}
+export class ReauthRequired extends BrokerError {
+  override name = "ReauthRequired";
+}
 
 /** Another invocation holds the chain's lease and did not finish before our deadline. */
-export class ChainBusy extends BrokerError {}
+export class ChainBusy extends BrokerError {
+  override name = "ChainBusy";
+}
 
 /** Exact answered 5xx, did not answer, or the chain is backing off after such answers. */
-export class ExactUnavailable extends BrokerError {}
+export class ExactUnavailable extends BrokerError {
+  override name = "ExactUnavailable";
+}
 
 /** Exact (or our own error budget, kept below Exact's) asks us to slow down. */
-export class Throttled extends BrokerError {}
+export class Throttled extends BrokerError {
+  override name = "Throttled";
+}
 
 /** A second connection would share one Exact chain (same client ID and Exact user). */
-export class DuplicateChain extends BrokerError {}
+export class DuplicateChain extends BrokerError {
+  override name = "DuplicateChain";
+}
 
 /** A secret could not be found or does not have the documented shape. */
-export class SecretUnavailable extends BrokerError {}
+export class SecretUnavailable extends BrokerError {
+  override name = "SecretUnavailable";
+}
 
 /** A stored token did not decrypt (wrong key, wrong item, corrupted). */
-export class TokenDecryptError extends BrokerError {}
+export class TokenDecryptError extends BrokerError {
+  override name = "TokenDecryptError";
+}

@@ -1,6 +1,8 @@
 import { z } from "zod";
 
-export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+import { CONNECTION_ID_PATTERN } from "./connection-id.js";
+
+export { CONNECTION_ID_PATTERN };
 
 export const connectionIdSchema = z
   .string()

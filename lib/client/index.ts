@@ -1,0 +1,28 @@
+/**
+ * exact-token-broker/client: access tokens from token-vend for consumer Lambdas.
+ *
+ *   import { getAccessToken, invalidate } from "exact-token-broker/client";
+ *
+ * The package's only barrel. It loads the AWS SDK Lambda client and nothing of the broker's
+ * engine, crypto or logging.
+ */
+export {
+  BrokerError,
+  ChainBusy,
+  ConfigurationError,
+  ConnectionNotFound,
+  ExactUnavailable,
+  ReauthRequired,
+  Throttled,
+  ValidationError,
+} from "../errors.js";
+export { getAccessToken, invalidate } from "./default-client.js";
+export { InternalError, InvalidVendAnswer, TokenVendInvokeError, UnknownBrokerError } from "./errors.js";
+export {
+  type AccessToken,
+  CACHE_SAFETY_MARGIN_SECONDS,
+  DEFAULT_MIN_VALIDITY_SECONDS,
+  type GetAccessTokenOptions,
+  TokenClient,
+  type TokenClientOptions,
+} from "./token-client.js";

@@ -1,0 +1,64 @@
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import * as client from "../../lib/client/index.js";
+import { ok, sentEvent, vendAnswer } from "./support.js";
+
+// The module-level functions build their own LambdaClient: mock the class (its prototype's send).
+const lambdaMock = mockClient(LambdaClient);
+
+afterAll(() => {
+  lambdaMock.restore();
+  vi.unstubAllEnvs();
+});
+
+describe("exact-token-broker/client module functions", () => {
+  it("exports the documented API from the barrel", () => {
+    expect(Object.keys(client).sort()).toEqual(
+      [
+        "BrokerError",
+        "CACHE_SAFETY_MARGIN_SECONDS",
+        "ChainBusy",
+        "ConfigurationError",
+        "ConnectionNotFound",
+        "DEFAULT_MIN_VALIDITY_SECONDS",
+        "ExactUnavailable",
+        "InternalError",
+        "InvalidVendAnswer",
+        "ReauthRequired",
+        "Throttled",
+        "TokenClient",
+        "TokenVendInvokeError",
+        "UnknownBrokerError",
+        "ValidationError",
+        "getAccessToken",
+        "invalidate",
+      ].sort(),
+    );
+  });
+
+  it("share one process-wide cache, use TOKEN_VEND_FUNCTION_NAME, and invalidate it", async () => {
+    vi.stubEnv("TOKEN_VEND_FUNCTION_NAME", "arn:aws:lambda:eu-west-1:123456789012:function:TokenVend");
+    const now = Date.now();
+    lambdaMock
+      .on(InvokeCommand)
+      .resolvesOnce(ok(vendAnswer(1, 600, now)))
+      .resolvesOnce(ok(vendAnswer(2, 600, now)));
+
+    const first = await client.getAccessToken("acme");
+    const again = await client.getAccessToken("acme", { minValiditySeconds: 10 });
+    client.invalidate("acme");
+    const fresh = await client.getAccessToken("acme");
+
+    expect([first.generation, again.generation, fresh.generation]).toEqual([1, 1, 2]);
+    const calls = lambdaMock.commandCalls(InvokeCommand);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.args[0].input.FunctionName).toBe(
+      "arn:aws:lambda:eu-west-1:123456789012:function:TokenVend",
+    );
+    expect(sentEvent(calls[0]?.args[0].input)).toStrictEqual({
+      connectionId: "acme",
+      minValiditySeconds: 30,
+    });
+  });
+});

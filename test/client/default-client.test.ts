@@ -62,3 +62,16 @@ describe("exact-token-broker/client module functions", () => {
     });
   });
 });
+
+describe("the built package", () => {
+  it("exports the client as exact-token-broker/client", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      "--input-type=module",
+      "-e",
+      'const m = await import("exact-token-broker/client"); console.log(typeof m.getAccessToken, typeof m.invalidate, typeof m.TokenClient);',
+    ]);
+    expect(stdout.trim()).toBe("function function function");
+  });
+});

@@ -1,5 +1,6 @@
 import type { ChainRecord } from "../chain/chain-record.js";
 import { budgetExhaustedFor, errorsInLastHour, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
+import { LOGIN_FAILURES_PER_HOUR } from "../chain/login-protocol.js";
 
 /** What `exact-broker status` shows: state, ages and budgets, never a token or ciphertext. */
 export interface StatusReport {
@@ -26,6 +27,8 @@ export interface StatusReport {
   readonly tokenErrorBudget: number;
   readonly budgetSpentForSeconds: number | null;
   readonly backoffForSeconds: number | null;
+  readonly failedLoginsLastHour: number;
+  readonly lastLoginFailure: string | null;
 }
 
 const secondsBetween = (fromMs: number | undefined, toMs: number): number | null =>
@@ -60,6 +63,8 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
     tokenErrorsThisHour: errorsInLastHour(record.tokenErrors, nowMs),
     tokenErrorBudget: TOKEN_ERRORS_PER_HOUR,
     budgetSpentForSeconds: budgetExhaustedFor(record.tokenErrors, nowMs) ?? null,
+    failedLoginsLastHour: errorsInLastHour(record.loginFailures, nowMs),
+    lastLoginFailure: record.lastLoginFailure ?? null,
     backoffForSeconds:
       record.backoffUntilMs !== undefined && record.backoffUntilMs > nowMs
         ? Math.ceil((record.backoffUntilMs - nowMs) / 1000)
@@ -98,6 +103,8 @@ export function formatStatus(report: StatusReport): string {
     ["unfinished token call", report.pendingNote ? "yes (next holder probes)" : "no"],
     ["last vend", report.lastVendAgoSeconds === null ? "never" : `${report.lastVendAgoSeconds} s ago`],
     ["token errors in the last hour", `${report.tokenErrorsThisHour} of ${report.tokenErrorBudget}`],
+    ["failed logins in the last hour", `${report.failedLoginsLastHour} of ${LOGIN_FAILURES_PER_HOUR}`],
+    ["last login failure", report.lastLoginFailure ?? "-"],
     ["backoff", report.backoffForSeconds === null ? "none" : `${report.backoffForSeconds} s`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

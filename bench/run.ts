@@ -4,6 +4,7 @@
  */
 import { startLocalStack } from "../lib/local/local-stack.js";
 import { createLogger } from "../lib/log/logger.js";
+import { bundleReport, formatBundleReport } from "./bundles.js";
 import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.js";
 import { measureDynamoCosts } from "./dynamo-costs.js";
 import { raceHeal } from "./heal-race.js";
@@ -138,3 +139,7 @@ try {
 } finally {
   await healStack.close();
 }
+
+say();
+say("4. Lambda bundles (built as the stack builds them): size and import time in a fresh Node process");
+say(formatBundleReport(await bundleReport()));

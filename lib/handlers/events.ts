@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 import { CONNECTION_ID_PATTERN } from "./connection-id.js";
 

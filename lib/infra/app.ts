@@ -1,8 +1,5 @@
-import { App } from "aws-cdk-lib";
-import { BrokerStack } from "./broker-stack.js";
+import { createBrokerApp } from "./broker-app.js";
 
-const app = new App();
-new BrokerStack(app, "ExactTokenBroker", {
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-});
-app.synth();
+// `npx cdk synth --no-notices` / `npx cdk deploy` (cdk.json). Optional context:
+// `-c alarmEmail=ops@example.com` subscribes an address to the alerts topic.
+createBrokerApp().app.synth();

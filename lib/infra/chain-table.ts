@@ -1,5 +1,6 @@
 import { RemovalPolicy } from "aws-cdk-lib";
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
+import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 import { ChainTable as Definition } from "../chain/table-definition.js";
@@ -14,15 +15,25 @@ export interface ChainTableProps {
   readonly deletionProtection?: boolean;
 }
 
+/** The item-level DynamoDB actions the engine uses (lib/chain/chain-store.ts, lib/onboarding/nonce-store.ts). */
+export type ChainItemAction =
+  | "dynamodb:GetItem"
+  | "dynamodb:PutItem"
+  | "dynamodb:UpdateItem"
+  | "dynamodb:DeleteItem";
+
 /**
  * The broker's one table, built from the same definition as `exact-broker table create`
- * (lib/chain/table-definition.ts): key, sparse refresher index, TTL attribute.
+ * (lib/chain/table-definition.ts): key, sparse refresher index, TTL attribute (link nonces and
+ * anything else that is history expire by it).
  *
  * `Table`, not `TableV2`: TableV2 with a customer-managed key cannot synthesize in a
  * region-agnostic stack (toolchain notes).
  */
 export class ChainTableConstruct extends Construct {
   readonly table: Table;
+  /** ARN of the refresher's sparse index: the only index, and the only thing ever queried. */
+  readonly dueIndexArn: string;
 
   constructor(scope: Construct, id: string, props: ChainTableProps) {
     super(scope, id);
@@ -43,5 +54,20 @@ export class ChainTableConstruct extends Construct {
       sortKey: { name: Definition.dueIndex.sortKey, type: AttributeType.NUMBER },
       projectionType: ProjectionType.KEYS_ONLY,
     });
+    this.dueIndexArn = `${this.table.tableArn}/index/${Definition.dueIndex.name}`;
+  }
+
+  /**
+   * Exactly the given item actions on the table's items (not its index). Unlike
+   * `grantReadWriteData`, nothing else: no Scan, no batch or transaction calls, no KMS (the key
+   * grants its own actions).
+   */
+  grantItems(grantee: IGrantable, ...actions: ChainItemAction[]): Grant {
+    return Grant.addToPrincipal({ grantee, actions, resourceArns: [this.table.tableArn] });
+  }
+
+  /** `dynamodb:Query` on the sparse "due" index, for the scheduled refresher. */
+  grantDueQuery(grantee: IGrantable): Grant {
+    return Grant.addToPrincipal({ grantee, actions: ["dynamodb:Query"], resourceArns: [this.dueIndexArn] });
   }
 }

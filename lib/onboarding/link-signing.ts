@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import { CONNECTION_ID_PATTERN } from "../handlers/events.js";
 import { ConnectRefused, RefusalReason, type RefusedSubject } from "./connect-refused.js";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { SecretUnavailable } from "../errors.js";
 import { registerSecret } from "../log/redactor.js";
 

@@ -1,40 +1,496 @@
-import { App } from "aws-cdk-lib";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App, type CfnElement } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
-import { describe, expect, it } from "vitest";
+import type { IConstruct } from "constructs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChainTable } from "../../lib/chain/table-definition.js";
 import { BrokerStack } from "../../lib/infra/broker-stack.js";
+import { buildBundle } from "../../lib/infra/build-bundles.js";
+import { BUNDLE, ESM_REQUIRE_SHIM, FUNCTION_NAMES, FunctionName } from "../../lib/infra/bundling.js";
+import { EngineSettings, FunctionTimeouts, ReservedConcurrency } from "../../lib/infra/function-settings.js";
+import { CONNECTION_SECRET_PREFIX, METRICS_NAMESPACE } from "../../lib/infra/names.js";
+
+/** A string only the login driver contains (its One Exact Identity page handling). */
+const LOGIN_DRIVER_MARKER = "SelfAsserted";
+
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+/** The stack as `cdk deploy` builds it: real bundling (esbuild), synthesized once for the file. */
+let app: App;
+let stack: BrokerStack;
+let template: Template;
+let open: Template;
+let tmp: string;
+
+const logicalId = (construct: IConstruct): string =>
+  stack.getLogicalId(construct.node.defaultChild as CfnElement);
+
+function functionOf(name: FunctionName) {
+  const fns = stack.functions;
+  return {
+    [FunctionName.TokenVend]: fns.tokenVend,
+    [FunctionName.Refresh]: fns.refresh,
+    [FunctionName.FallbackLogin]: fns.fallbackLogin,
+    [FunctionName.Connect]: fns.connect,
+  }[name];
+}
+
+/** A resource's properties in the synthesized template, by logical ID. */
+function propertiesOf(id: string): Record<string, unknown> {
+  const resource = (template.toJSON().Resources as Resources)[id];
+  if (!resource) throw new Error(`no resource ${id} in the template`);
+  return resource.Properties;
+}
+
+/** The directory of a function's bundled asset in the cloud assembly. */
+function assetDir(name: FunctionName): string {
+  const key = (propertiesOf(logicalId(functionOf(name))).Code as { S3Key: string }).S3Key;
+  return join(app.outdir, `asset.${key.replace(/\.zip$/, "")}`);
+}
+
+beforeAll(() => {
+  app = new App();
+  stack = new BrokerStack(app, "Broker");
+  template = Template.fromStack(stack);
+  // Same bundling options, so the asset cache answers and nothing is bundled twice.
+  open = Template.fromStack(
+    new BrokerStack(new App(), "Open", { deletionProtection: false, reserveConcurrency: false }),
+  );
+  tmp = mkdtempSync(join(tmpdir(), "broker-stack-test-"));
+}, 120_000);
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 describe("BrokerStack", () => {
-  const template = Template.fromStack(new BrokerStack(new App(), "Test"));
+  describe("chain table", () => {
+    it("is built from the CLI's table definition: on-demand, PITR, CMK, TTL, the sparse index", () => {
+      template.resourceCountIs("AWS::DynamoDB::Table", 1);
+      template.hasResourceProperties("AWS::DynamoDB::Table", {
+        KeySchema: [{ AttributeName: ChainTable.partitionKey, KeyType: "HASH" }],
+        BillingMode: "PAY_PER_REQUEST",
+        DeletionProtectionEnabled: true,
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: {
+          SSEEnabled: true,
+          SSEType: "KMS",
+          KMSMasterKeyId: { "Fn::GetAtt": [logicalId(stack.tokenKey.key), "Arn"] },
+        },
+        TimeToLiveSpecification: { AttributeName: ChainTable.ttlAttribute, Enabled: true },
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: ChainTable.dueIndex.name,
+            KeySchema: [
+              { AttributeName: ChainTable.dueIndex.partitionKey, KeyType: "HASH" },
+              { AttributeName: ChainTable.dueIndex.sortKey, KeyType: "RANGE" },
+            ],
+            Projection: { ProjectionType: "KEYS_ONLY" },
+          },
+        ],
+      });
+    });
 
-  it("builds the chain table from the CLI's table definition", () => {
-    template.hasResourceProperties("AWS::DynamoDB::Table", {
-      KeySchema: [{ AttributeName: ChainTable.partitionKey, KeyType: "HASH" }],
-      BillingMode: "PAY_PER_REQUEST",
-      DeletionProtectionEnabled: true,
-      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-      SSESpecification: { SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: Match.anyValue() },
-      TimeToLiveSpecification: { AttributeName: ChainTable.ttlAttribute, Enabled: true },
-      GlobalSecondaryIndexes: [
-        Match.objectLike({
-          IndexName: ChainTable.dueIndex.name,
-          KeySchema: [
-            { AttributeName: ChainTable.dueIndex.partitionKey, KeyType: "HASH" },
-            { AttributeName: ChainTable.dueIndex.sortKey, KeyType: "RANGE" },
-          ],
-        }),
-      ],
+    it("is retained and deletion-protected unless protection is turned off", () => {
+      template.hasResource("AWS::DynamoDB::Table", {
+        DeletionPolicy: "Retain",
+        UpdateReplacePolicy: "Retain",
+      });
+      open.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
+      open.hasResourceProperties("AWS::DynamoDB::Table", { DeletionProtectionEnabled: false });
     });
   });
 
-  it("retains the table on stack deletion unless protection is turned off", () => {
-    template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain" });
-    const open = Template.fromStack(new BrokerStack(new App(), "Open", { deletionProtection: false }));
-    open.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
+  describe("keys", () => {
+    it("has a rotating token key and a rotating alerts key, nothing else", () => {
+      template.resourceCountIs("AWS::KMS::Key", 2);
+      template.allResourcesProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+    });
+
+    it("lets only CloudWatch and EventBridge use the alerts key, besides the account", () => {
+      template.hasResourceProperties("AWS::KMS::Key", {
+        Description: Match.stringLikeRegexp("alerts"),
+        KeyPolicy: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Principal: { Service: "cloudwatch.amazonaws.com" },
+              Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+            }),
+            Match.objectLike({
+              Principal: { Service: "events.amazonaws.com" },
+              Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+            }),
+          ]),
+        },
+      });
+      const statements = (
+        propertiesOf(logicalId(stack.tokenKey.key)).KeyPolicy as { Statement: Array<{ Principal: unknown }> }
+      ).Statement;
+      // The token key's policy only delegates to the account's IAM: functions get it through their roles.
+      expect(statements.map((s) => s.Principal)).toEqual([
+        {
+          AWS: {
+            "Fn::Join": [
+              "",
+              ["arn:", { Ref: "AWS::Partition" }, ":iam::", { Ref: "AWS::AccountId" }, ":root"],
+            ],
+          },
+        },
+      ]);
+    });
   });
 
-  it("rotates its customer-managed key", () => {
-    template.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
-    expect(template.findResources("AWS::KMS::Key")).not.toEqual({});
+  describe("functions", () => {
+    it("deploys exactly the four functions", () => {
+      template.resourceCountIs("AWS::Lambda::Function", 4);
+    });
+
+    it.each(FUNCTION_NAMES)(
+      "%s: arm64, Node.js 24, its timeout, its own log group, Powertools settings",
+      (name) => {
+        const fn = functionOf(name);
+        const props = propertiesOf(logicalId(fn));
+        expect(props).toMatchObject({
+          Handler: "index.handler",
+          Runtime: "nodejs24.x",
+          Architectures: ["arm64"],
+          MemorySize: 512,
+          Timeout: FunctionTimeouts[name].toSeconds(),
+          LoggingConfig: {
+            LogGroup: { Ref: logicalId(fn.logGroup) },
+          },
+          Environment: {
+            Variables: expect.objectContaining({
+              POWERTOOLS_SERVICE_NAME: name,
+              POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+              NODE_OPTIONS: "--enable-source-maps",
+              TABLE_NAME: { Ref: logicalId(stack.chains.table) },
+              KMS_KEY_ARN: { "Fn::GetAtt": [logicalId(stack.tokenKey.key), "Arn"] },
+              LEASE_SECONDS: String(EngineSettings.leaseSeconds),
+              HTTP_TIMEOUT_MS: String(EngineSettings.httpTimeoutMs),
+              LOGIN_LEASE_SECONDS: String(EngineSettings.loginLeaseSeconds),
+            }),
+          },
+        });
+      },
+    );
+
+    it("derives each timeout from the lease and login budgets", () => {
+      expect(Object.fromEntries(FUNCTION_NAMES.map((n) => [n, FunctionTimeouts[n].toSeconds()]))).toEqual({
+        "token-vend": 40,
+        refresh: 90,
+        "fallback-login": 150,
+        connect: 25,
+      });
+      // token-vend outlives its wait for another holder (lease + 5 s) plus one token call.
+      expect(FunctionTimeouts["token-vend"].toSeconds()).toBeGreaterThan(
+        EngineSettings.leaseSeconds + 5 + EngineSettings.httpTimeoutMs / 1000,
+      );
+      // fallback-login outlives its login lease.
+      expect(FunctionTimeouts["fallback-login"].toSeconds()).toBeGreaterThan(
+        EngineSettings.loginLeaseSeconds,
+      );
+    });
+
+    it("gives each function the environment its code reads, and no more", () => {
+      const env = (name: FunctionName) =>
+        Object.keys(
+          (propertiesOf(logicalId(functionOf(name))).Environment as { Variables: Record<string, unknown> })
+            .Variables,
+        ).sort();
+      const common = [
+        "HTTP_TIMEOUT_MS",
+        "KMS_KEY_ARN",
+        "LEASE_SECONDS",
+        "LOGIN_LEASE_SECONDS",
+        "NODE_OPTIONS",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_SERVICE_NAME",
+        "TABLE_NAME",
+      ];
+      expect(env("token-vend")).toEqual([...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort());
+      expect(env("refresh")).toEqual([...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort());
+      expect(env("fallback-login")).toEqual([...common, "EVENT_BUS_NAME"].sort());
+      expect(env("connect")).toEqual([...common, "LINK_SIGNING_SECRET_ID"].sort());
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: "token-vend",
+            FALLBACK_LOGIN_FUNCTION_NAME: { Ref: logicalId(stack.functions.fallbackLogin) },
+            EVENT_BUS_NAME: { Ref: logicalId(stack.eventBus) },
+          }),
+        },
+      });
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: "connect",
+            LINK_SIGNING_SECRET_ID: { Ref: logicalId(stack.secrets.linkSigningKey) },
+          }),
+        },
+      });
+    });
+
+    it("reserves concurrency for refresh, fallback-login and connect only, unless turned off", () => {
+      for (const name of FUNCTION_NAMES) {
+        const props = propertiesOf(logicalId(functionOf(name)));
+        expect(props.ReservedConcurrentExecutions, name).toBe(ReservedConcurrency[name]);
+      }
+      expect(ReservedConcurrency["token-vend"]).toBeUndefined();
+      for (const fn of Object.values(open.findResources("AWS::Lambda::Function"))) {
+        expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+      }
+    });
+
+    it("keeps every function's logs for a month in its own log group", () => {
+      template.resourceCountIs("AWS::Logs::LogGroup", 4);
+      template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+    });
+
+    it("runs refresh every minute, without retries that would overlap the next tick", () => {
+      template.hasResourceProperties("AWS::Events::Rule", {
+        ScheduleExpression: "rate(1 minute)",
+        Targets: [
+          Match.objectLike({
+            Arn: { "Fn::GetAtt": [logicalId(stack.functions.refresh), "Arn"] },
+            RetryPolicy: { MaximumEventAgeInSeconds: 60, MaximumRetryAttempts: 2 },
+          }),
+        ],
+      });
+      template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+        FunctionName: { Ref: logicalId(stack.functions.refresh) },
+        MaximumRetryAttempts: 0,
+        MaximumEventAgeInSeconds: 60,
+      });
+    });
+
+    it("invokes fallback-login asynchronously with retries off and failures to an encrypted queue", () => {
+      template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+        FunctionName: { Ref: logicalId(stack.functions.fallbackLogin) },
+        MaximumRetryAttempts: 0,
+        DestinationConfig: {
+          OnFailure: { Destination: { "Fn::GetAtt": [logicalId(stack.functions.healFailures), "Arn"] } },
+        },
+      });
+      template.resourceCountIs("AWS::SQS::Queue", 1);
+      template.hasResourceProperties("AWS::SQS::Queue", { SqsManagedSseEnabled: true });
+      template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+        PolicyDocument: {
+          Statement: [
+            Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+          ],
+        },
+      });
+    });
+  });
+
+  describe("bundles", () => {
+    it("are ESM with the require shim, minified, with a source map", () => {
+      for (const name of FUNCTION_NAMES) {
+        const code = readFileSync(join(assetDir(name), "index.mjs"), "utf8");
+        expect(code.startsWith(ESM_REQUIRE_SHIM), name).toBe(true);
+        // Minified: local function names are mangled away.
+        expect(code.includes("function createBroker("), name).toBe(false);
+        expect(code.trimEnd().endsWith("//# sourceMappingURL=index.mjs.map"), name).toBe(true);
+      }
+    });
+
+    it("keep the login driver out of every bundle but fallback-login's", () => {
+      const carries = (name: FunctionName) =>
+        readFileSync(join(assetDir(name), "index.mjs"), "utf8").includes(LOGIN_DRIVER_MARKER);
+      expect(carries("token-vend")).toBe(false);
+      expect(carries("refresh")).toBe(false);
+      expect(carries("connect")).toBe(false);
+      expect(carries("fallback-login")).toBe(true);
+    });
+
+    it("are byte-identical to the bundles the tests and the benchmark build with esbuild's JS API", async () => {
+      const built = await buildBundle("token-vend", tmp);
+      const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+      expect(sha(built.file)).toBe(sha(join(assetDir("token-vend"), BUNDLE.outFile)));
+    });
+  });
+
+  describe("onboarding URL", () => {
+    it("serves connect through a Function URL without IAM auth (the signed links protect it)", () => {
+      template.resourceCountIs("AWS::Lambda::Url", 1);
+      template.hasResourceProperties("AWS::Lambda::Url", {
+        AuthType: "NONE",
+        TargetFunctionArn: { "Fn::GetAtt": [logicalId(stack.functions.connect), "Arn"] },
+      });
+      // Anyone may call the URL, and only through the URL: no direct invoke for the world.
+      template.hasResourceProperties("AWS::Lambda::Permission", {
+        Action: "lambda:InvokeFunctionUrl",
+        FunctionUrlAuthType: "NONE",
+        Principal: "*",
+        FunctionName: { "Fn::GetAtt": [logicalId(stack.functions.connect), "Arn"] },
+      });
+      template.hasResourceProperties("AWS::Lambda::Permission", {
+        Action: "lambda:InvokeFunction",
+        InvokedViaFunctionUrl: true,
+        Principal: "*",
+        FunctionName: { "Fn::GetAtt": [logicalId(stack.functions.connect), "Arn"] },
+      });
+      const publicPermissions = Object.values(template.findResources("AWS::Lambda::Permission")).filter(
+        (p) => p.Properties.Principal === "*",
+      );
+      expect(publicPermissions).toHaveLength(2);
+    });
+
+    it("outputs the connect URL and the callback URL to register at Exact", () => {
+      const host = {
+        "Fn::Select": [
+          2,
+          {
+            "Fn::Split": [
+              "/",
+              { "Fn::GetAtt": [Match.stringLikeRegexp("ConnectFunctionUrl"), "FunctionUrl"] },
+            ],
+          },
+        ],
+      };
+      template.hasOutput("ConnectUrl", { Value: { "Fn::Join": ["", ["https://", host]] } });
+      template.hasOutput("CallbackUrl", { Value: { "Fn::Join": ["", ["https://", host, "/callback"]] } });
+    });
+  });
+
+  describe("secrets and events", () => {
+    it("generates the link-signing key: a plain 64-character string without punctuation", () => {
+      template.resourceCountIs("AWS::SecretsManager::Secret", 1);
+      template.hasResourceProperties("AWS::SecretsManager::Secret", {
+        GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true, IncludeSpace: false },
+      });
+      // A plain string: no template JSON, which link-key-source.ts would take as the key itself.
+      template.hasResourceProperties("AWS::SecretsManager::Secret", {
+        GenerateSecretString: Match.not(Match.objectLike({ SecretStringTemplate: Match.anyValue() })),
+      });
+    });
+
+    it("has an event bus for the broker's events and outputs its name", () => {
+      template.resourceCountIs("AWS::Events::EventBus", 1);
+      template.hasOutput("EventBusName", { Value: { Ref: logicalId(stack.eventBus) } });
+      template.hasOutput("ConnectionSecretPrefix", { Value: CONNECTION_SECRET_PREFIX });
+      template.hasOutput("TokenVendFunctionArn", {
+        Value: { "Fn::GetAtt": [logicalId(stack.functions.tokenVend), "Arn"] },
+      });
+    });
+  });
+
+  describe("observability", () => {
+    it("sends ReauthRequired and RefreshTokenExpiring events to an encrypted, TLS-only alerts topic", () => {
+      template.resourceCountIs("AWS::SNS::Topic", 1);
+      template.hasResourceProperties("AWS::SNS::Topic", {
+        KmsMasterKeyId: { "Fn::GetAtt": [Match.stringLikeRegexp("AlertsKey"), "Arn"] },
+      });
+      template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+          ]),
+        },
+      });
+      for (const type of ["ReauthRequired", "RefreshTokenExpiring"]) {
+        template.hasResourceProperties("AWS::Events::Rule", {
+          EventBusName: { Ref: logicalId(stack.eventBus) },
+          EventPattern: { source: ["exact-token-broker"], "detail-type": [type] },
+          Targets: [Match.objectLike({ Arn: { Ref: logicalId(stack.observability.alertsTopic) } })],
+        });
+      }
+    });
+
+    it("alarms on ReauthRequired and RefreshTokenExpiring through their rules' matches", () => {
+      for (const [alarm, rule] of [
+        [stack.observability.reauthRequiredAlarm, stack.observability.reauthRequiredRule],
+        [stack.observability.refreshTokenExpiringAlarm, stack.observability.refreshTokenExpiringRule],
+      ] as const) {
+        const props = propertiesOf(logicalId(alarm));
+        expect(props).toMatchObject({
+          Threshold: 1,
+          ComparisonOperator: "GreaterThanOrEqualToThreshold",
+          TreatMissingData: "notBreaching",
+          AlarmActions: [{ Ref: logicalId(stack.observability.alertsTopic) }],
+        });
+        expect(JSON.stringify(props)).toContain('"MetricName":"TriggeredRules"');
+        expect(JSON.stringify(props)).toContain(
+          JSON.stringify({ Name: "RuleName", Value: { Ref: logicalId(rule) } }),
+        );
+      }
+    });
+
+    it("alarms on refresh failures: the RefreshFailures metric of service refresh and failed runs", () => {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        EvaluationPeriods: 3,
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            Id: "chains",
+            MetricStat: Match.objectLike({
+              Metric: {
+                Namespace: METRICS_NAMESPACE,
+                MetricName: "RefreshFailures",
+                Dimensions: [{ Name: "service", Value: "refresh" }],
+              },
+            }),
+          }),
+          Match.objectLike({
+            Id: "runs",
+            MetricStat: Match.objectLike({
+              Metric: Match.objectLike({ Namespace: "AWS/Lambda", MetricName: "Errors" }),
+            }),
+          }),
+        ]),
+      });
+    });
+
+    it("alarms on token-vend's broker-side Errors, by errorType", () => {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Threshold: 5,
+        Metrics: Match.arrayWith([
+          Match.objectLike({
+            MetricStat: Match.objectLike({
+              Metric: {
+                Namespace: METRICS_NAMESPACE,
+                MetricName: "Errors",
+                Dimensions: [
+                  { Name: "errorType", Value: "InternalError" },
+                  { Name: "service", Value: "token-vend" },
+                ],
+              },
+            }),
+          }),
+        ]),
+      });
+    });
+
+    it("alarms when a fallback-login invocation lands in the failure queue", () => {
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+        Namespace: "AWS/SQS",
+        MetricName: "ApproximateNumberOfMessagesVisible",
+        Dimensions: [
+          {
+            Name: "QueueName",
+            Value: { "Fn::GetAtt": [logicalId(stack.functions.healFailures), "QueueName"] },
+          },
+        ],
+      });
+      template.resourceCountIs("AWS::CloudWatch::Alarm", 5);
+      template.allResourcesProperties("AWS::CloudWatch::Alarm", {
+        AlarmActions: [{ Ref: logicalId(stack.observability.alertsTopic) }],
+      });
+    });
+
+    it("has a dashboard with vends, latency, lease waits, refreshes, heals and errors by code", () => {
+      template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+      const body = JSON.stringify(template.findResources("AWS::CloudWatch::Dashboard"));
+      for (const title of ["Vends", "Vend latency", "Lease waits", "Refreshes", "Heals", "Errors by code"]) {
+        expect(body).toContain(`\\"title\\":\\"${title}`);
+      }
+      for (const metric of ["Vends", "VendLatency", "Refreshes", "Heals", "HealFailures"]) {
+        expect(body).toContain(`\\"${metric}\\"`);
+      }
+      expect(body).toContain("SEARCH(");
+    });
   });
 });

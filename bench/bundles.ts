@@ -1,0 +1,148 @@
+/**
+ * The Lambda bundles, built exactly as the stack builds them (lib/infra/bundling.ts), with their
+ * size and the time a fresh Node process takes to import each: the part of a cold start the
+ * bundle controls. `tsx bench/bundles.ts` prints the table on its own.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type BuiltBundle, buildBundles, topInputs } from "../lib/infra/build-bundles.js";
+import { FUNCTION_NODE_OPTIONS } from "../lib/infra/bundling.js";
+import { percentile, table } from "./stats.js";
+
+/** Runs per measurement; the median is reported. */
+const RUNS = 7;
+/** The issue's targets for token-vend. */
+export const BUNDLE_TARGET_BYTES = 1_000_000;
+export const IMPORT_TARGET_MS = 300;
+
+export interface BundleReportRow {
+  readonly name: string;
+  /** Size of index.mjs (the source map beside it is not loaded unless a stack trace needs it). */
+  readonly bytes: number;
+  /** Median wall time of `node -e "await import(bundle)"`, process start to exit, source maps on as deployed. */
+  readonly importMedianMs: number;
+  /** The same without `--enable-source-maps`: what the source maps cost at start. */
+  readonly importNoSourceMapsMedianMs: number;
+  /** The same minus a bare `node -e ""`: what importing the bundle adds. */
+  readonly importNetMs: number;
+  readonly bareNodeMedianMs: number;
+  /** For a bundle over {@link BUNDLE_TARGET_BYTES}: the packages that take the most bytes. */
+  readonly dominatedBy: ReadonlyArray<{ readonly input: string; readonly bytes: number }>;
+}
+
+/**
+ * What a function's environment holds in AWS, with placeholder values: module init builds its
+ * clients and keyring from it without any network call, as on a real cold start.
+ */
+const LAMBDA_LIKE_ENV: Readonly<Record<string, string>> = {
+  AWS_REGION: "eu-west-1",
+  AWS_ACCESS_KEY_ID: "bench",
+  AWS_SECRET_ACCESS_KEY: "bench",
+  TABLE_NAME: "exact-token-broker-bench",
+  KMS_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000",
+  EVENT_BUS_NAME: "exact-token-broker-bench",
+  FALLBACK_LOGIN_FUNCTION_NAME: "exact-token-broker-fallback-login",
+  LINK_SIGNING_SECRET_ID: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link-key-AbCdEf",
+  POWERTOOLS_METRICS_NAMESPACE: "ExactTokenBroker",
+  // As deployed: source maps on (they cost part of the import).
+  NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+  NODE_NO_WARNINGS: "1",
+};
+
+function timeNode(code: string, env: Readonly<Record<string, string>> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", code],
+      { env: { ...LAMBDA_LIKE_ENV, PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 },
+      (error, _stdout, stderr) => {
+        if (error) reject(new Error(`node -e failed: ${stderr.slice(0, 500)}`, { cause: error }));
+        else resolve(Number(process.hrtime.bigint() - start) / 1e6);
+      },
+    );
+  });
+}
+
+async function medianOf(runs: number, measure: () => Promise<number>): Promise<number> {
+  const times: number[] = [];
+  // One after the other: parallel runs would compete for the CPU and measure each other.
+  for (let i = 0; i < runs; i++) times.push(await measure());
+  return percentile(times, 50);
+}
+
+/** Builds the four bundles into a temporary directory and measures each. */
+export async function bundleReport(): Promise<BundleReportRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), "broker-bench-bundles-"));
+  try {
+    const bundles = await buildBundles(dir);
+    // Warm the file cache, so the first measured run does not pay for reading from disk.
+    for (const bundle of bundles) await timeNode(importOf(bundle));
+    const bareNodeMedianMs = await medianOf(RUNS, () => timeNode(""));
+    const rows: BundleReportRow[] = [];
+    for (const bundle of bundles) {
+      const importMedianMs = await medianOf(RUNS, () => timeNode(importOf(bundle)));
+      const noMaps = await medianOf(RUNS, () => timeNode(importOf(bundle), { NODE_OPTIONS: "" }));
+      rows.push({
+        name: bundle.name,
+        bytes: bundle.bytes,
+        importMedianMs: round(importMedianMs),
+        importNoSourceMapsMedianMs: round(noMaps),
+        importNetMs: round(importMedianMs - bareNodeMedianMs),
+        bareNodeMedianMs: round(bareNodeMedianMs),
+        dominatedBy: bundle.bytes > BUNDLE_TARGET_BYTES ? topInputs(bundle, 5) : [],
+      });
+    }
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function importOf(bundle: BuiltBundle): string {
+  return `await import(${JSON.stringify(pathToFileURL(bundle.file).href)});`;
+}
+
+const round = (ms: number): number => Math.round(ms);
+const kb = (bytes: number): string => `${Math.round(bytes / 1024)} KB`;
+
+/** The report as a table, the targets, and what dominates each bundle over 1 MB. */
+export function formatBundleReport(rows: readonly BundleReportRow[]): string {
+  const lines = [
+    table(
+      [
+        "bundle",
+        "bytes",
+        "import ms (median)",
+        "minus bare node ms",
+        "bare node ms",
+        "without source maps ms",
+      ],
+      rows.map((r) => [
+        r.name,
+        r.bytes,
+        r.importMedianMs,
+        r.importNetMs,
+        r.bareNodeMedianMs,
+        r.importNoSourceMapsMedianMs,
+      ]),
+    ),
+    `   targets (token-vend): under ${BUNDLE_TARGET_BYTES / 1_000_000} MB and ${IMPORT_TARGET_MS} ms to import; ` +
+      `${RUNS} runs each, NODE_OPTIONS=${FUNCTION_NODE_OPTIONS} as deployed`,
+  ];
+  for (const row of rows) {
+    if (row.dominatedBy.length === 0) continue;
+    lines.push(
+      `   ${row.name} is over ${BUNDLE_TARGET_BYTES / 1_000_000} MB; largest inputs: ` +
+        row.dominatedBy.map((d) => `${d.input} ${kb(d.bytes)}`).join(", "),
+    );
+  }
+  return lines.join("\n");
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.stdout.write(`${formatBundleReport(await bundleReport())}\n`);
+}

@@ -1,0 +1,24 @@
+import { App, type AppProps, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { BrokerStack, type BrokerStackProps } from "./broker-stack.js";
+
+/** The stack's ID in the app (and the CloudFormation stack name). */
+export const BROKER_STACK_ID = "ExactTokenBroker";
+
+/**
+ * The CDK app `cdk synth`/`cdk deploy` run (app.ts), with cdk-nag's AwsSolutions checks as a
+ * validation plugin: any unacknowledged finding fails the synth. Tests build the same app.
+ */
+export function createBrokerApp(
+  options: { readonly app?: AppProps; readonly stack?: BrokerStackProps } = {},
+): { app: App; stack: BrokerStack } {
+  const app = new App(options.app);
+  const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+  const stack = new BrokerStack(app, BROKER_STACK_ID, {
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+    ...(alarmEmail ? { alarmEmail } : {}),
+    ...options.stack,
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  return { app, stack };
+}

@@ -1,0 +1,224 @@
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { type IEventBus, Rule, Schedule } from "aws-cdk-lib/aws-events";
+import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
+import { Grant, type IGrantable, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Architecture, Runtime } from "aws-cdk-lib/aws-lambda";
+import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
+import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
+import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import type { BrokerSecrets } from "./broker-secrets.js";
+import { cdkBundling, entryPoint, FUNCTION_NODE_OPTIONS, FunctionName, PROJECT_ROOT } from "./bundling.js";
+import type { ChainTableConstruct } from "./chain-table.js";
+import {
+  EngineSettings,
+  FUNCTION_MEMORY_MB,
+  FunctionTimeouts,
+  ReservedConcurrency,
+} from "./function-settings.js";
+import { awsSolutionsRule } from "./nag.js";
+import { METRICS_NAMESPACE } from "./names.js";
+import type { TokenKey } from "./token-key.js";
+
+export interface BrokerFunctionsProps {
+  readonly chains: ChainTableConstruct;
+  readonly tokenKey: TokenKey;
+  readonly secrets: BrokerSecrets;
+  /** Where the broker's events (ChainBroken, ReauthRequired, …) go. */
+  readonly eventBus: IEventBus;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Reserve concurrency for refresh, fallback-login and connect (function-settings.ts). Turn it
+   * off in an account whose concurrency limit is still the new-account 10: Lambda refuses any
+   * reservation that leaves fewer than 10 unreserved.
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
+  /** The connect function's public URL when a custom domain fronts it (CONNECT_URL). @default the request's host */
+  readonly connectUrl?: string;
+}
+
+/**
+ * The four functions (token-vend, refresh, fallback-login, connect), each with its own log
+ * group, its own role holding exactly the actions its code uses, and its wiring: the
+ * every-minute schedule for refresh, asynchronous invocation without retries (and a failure
+ * queue) for fallback-login.
+ */
+export class BrokerFunctions extends Construct {
+  readonly tokenVend: NodejsFunction;
+  readonly refresh: NodejsFunction;
+  readonly fallbackLogin: NodejsFunction;
+  readonly connect: NodejsFunction;
+  /** Every-minute EventBridge rule that starts a refresh run. */
+  readonly schedule: Rule;
+  /** fallback-login invocations that failed (error or timeout) land here, with their connection ID. */
+  readonly healFailures: Queue;
+
+  readonly #props: BrokerFunctionsProps;
+  readonly #roles = new Map<NodejsFunction, Role>();
+
+  constructor(scope: Construct, id: string, props: BrokerFunctionsProps) {
+    super(scope, id);
+    this.#props = props;
+    const { chains, tokenKey, secrets, eventBus } = props;
+    const brokerEnv = {
+      TABLE_NAME: chains.table.tableName,
+      KMS_KEY_ARN: tokenKey.key.keyArn,
+      LEASE_SECONDS: String(EngineSettings.leaseSeconds),
+      HTTP_TIMEOUT_MS: String(EngineSettings.httpTimeoutMs),
+      LOGIN_LEASE_SECONDS: String(EngineSettings.loginLeaseSeconds),
+    };
+
+    // fallback-login first: token-vend and refresh invoke it.
+    this.fallbackLogin = this.#function("FallbackLogin", FunctionName.FallbackLogin, {
+      ...brokerEnv,
+      EVENT_BUS_NAME: eventBus.eventBusName,
+    });
+    this.tokenVend = this.#function("TokenVend", FunctionName.TokenVend, {
+      ...brokerEnv,
+      EVENT_BUS_NAME: eventBus.eventBusName,
+      FALLBACK_LOGIN_FUNCTION_NAME: this.fallbackLogin.functionName,
+    });
+    this.refresh = this.#function("Refresh", FunctionName.Refresh, {
+      ...brokerEnv,
+      EVENT_BUS_NAME: eventBus.eventBusName,
+      FALLBACK_LOGIN_FUNCTION_NAME: this.fallbackLogin.functionName,
+    });
+    // No EVENT_BUS_NAME: onboarding raises no events. No FALLBACK_LOGIN_FUNCTION_NAME: it never heals.
+    this.connect = this.#function("Connect", FunctionName.Connect, {
+      ...brokerEnv,
+      LINK_SIGNING_SECRET_ID: secrets.linkSigningKey.secretArn,
+      ...(props.connectUrl ? { CONNECT_URL: props.connectUrl } : {}),
+    });
+
+    // Per function: exactly the calls its code makes (lib/chain/chain-store.ts and friends).
+    // token-vend: read the chain, take/renew/release the lease and commit (all UpdateItem).
+    chains.grantItems(this.tokenVend, "dynamodb:GetItem", "dynamodb:UpdateItem");
+    // refresh: the same, plus "which chains are due" on the sparse index.
+    chains.grantItems(this.refresh, "dynamodb:GetItem", "dynamodb:UpdateItem");
+    chains.grantDueQuery(this.refresh);
+    // fallback-login: a login may claim the (client ID, Exact user) guard item (PutItem).
+    chains.grantItems(this.fallbackLogin, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem");
+    // connect: link nonces and the guard (PutItem), a guard released when the user changed (DeleteItem).
+    chains.grantItems(
+      this.connect,
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+    );
+
+    for (const fn of [this.tokenVend, this.refresh, this.fallbackLogin, this.connect]) {
+      tokenKey.grantKeyring(fn);
+      secrets.grantReadConnectionSecrets(this.roleOf(fn));
+    }
+    secrets.grantReadLinkKey(this.connect);
+    for (const fn of [this.tokenVend, this.refresh, this.fallbackLogin]) {
+      Grant.addToPrincipal({
+        grantee: fn,
+        actions: ["events:PutEvents"],
+        resourceArns: [eventBus.eventBusArn],
+      });
+    }
+    // Heals run in fallback-login: vends and the refresher that find a chain broken start one.
+    for (const fn of [this.tokenVend, this.refresh]) {
+      Grant.addToPrincipal({
+        grantee: fn,
+        actions: ["lambda:InvokeFunction"],
+        resourceArns: [this.fallbackLogin.functionArn],
+      });
+    }
+
+    this.healFailures = new Queue(this, "HealFailures", {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.healFailures).acknowledge({
+      id: awsSolutionsRule("SQS3"),
+      reason:
+        "This queue is itself a dead-letter sink: the on-failure destination of fallback-login's " +
+        "asynchronous invocations. Nothing consumes it, so a message cannot fail again; an operator reads " +
+        "and deletes it, and the HealInvocationsFailed alarm watches it.",
+    });
+    this.fallbackLogin.configureAsyncInvoke({
+      // Never retried by Lambda: a login retried within minutes spends Exact's login and error
+      // budget (invariant 7). The engine decides when to try again: the next vend or refresh run
+      // that finds the chain still broken triggers a new heal.
+      retryAttempts: 0,
+      // A trigger still queued after an hour (throttled behind the reservation) is stale: newer
+      // vends and refresh runs have triggered their own.
+      maxEventAge: Duration.hours(1),
+      onFailure: new SqsDestination(this.healFailures),
+    });
+
+    this.refresh.configureAsyncInvoke({
+      // A failed or late run is superseded by the next minute's tick; retrying would only overlap it.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(1),
+    });
+    this.schedule = new Rule(this, "RefreshSchedule", {
+      description: "exact-token-broker: starts a refresh run every minute",
+      schedule: Schedule.rate(Duration.minutes(1)),
+      // EventBridge retries only a failed hand-over to Lambda (the asynchronous Invoke call), and
+      // only within the minute: after that the next tick is due anyway.
+      targets: [new LambdaFunction(this.refresh, { retryAttempts: 2, maxEventAge: Duration.minutes(1) })],
+    });
+  }
+
+  /** `lambda:InvokeFunction` on token-vend, and nothing more: what a consumer needs. */
+  grantVend(grantee: IGrantable): Grant {
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ["lambda:InvokeFunction"],
+      resourceArns: [this.tokenVend.functionArn],
+    });
+  }
+
+  /** The role a function runs with (one per function). */
+  roleOf(fn: NodejsFunction): Role {
+    const role = this.#roles.get(fn);
+    if (!role) throw new Error(`${fn.node.path} is not one of the broker's functions`);
+    return role;
+  }
+
+  #function(id: string, name: FunctionName, environment: Record<string, string>): NodejsFunction {
+    const logGroup = new LogGroup(this, `${id}Logs`, {
+      retention: this.#props.logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // An own role per function instead of AWSLambdaBasicExecutionRole (logs:* on every group):
+    // it may write to its own log group and do what the grants above add, nothing else.
+    const role = new Role(this, `${id}Role`, {
+      assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+      description: `exact-token-broker ${name}`,
+    });
+    logGroup.grantWrite(role);
+    const reserved = this.#props.reserveConcurrency === false ? undefined : ReservedConcurrency[name];
+    const fn = new NodejsFunction(this, id, {
+      description: `exact-token-broker ${name}`,
+      entry: entryPoint(name),
+      handler: "handler",
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}/package-lock.json`,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: FUNCTION_MEMORY_MB,
+      timeout: FunctionTimeouts[name],
+      role,
+      logGroup,
+      bundling: cdkBundling(),
+      ...(reserved === undefined ? {} : { reservedConcurrentExecutions: reserved }),
+      environment: {
+        ...environment,
+        POWERTOOLS_SERVICE_NAME: name,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        NODE_OPTIONS: FUNCTION_NODE_OPTIONS,
+      },
+    });
+    this.#roles.set(fn, role);
+    return fn;
+  }
+}

@@ -1,0 +1,121 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BundlingOptions, LogLevel, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import type { BuildOptions } from "esbuild";
+
+/**
+ * How the four functions are bundled, in ONE place: the stack (NodejsFunction, which runs the
+ * esbuild CLI), the bundle tests and the benchmark (esbuild's JS API) all derive their options
+ * from {@link BUNDLE}, so what is tested and measured is what is deployed. test/infra checks that
+ * both paths produce byte-identical bundles.
+ */
+
+/** The four Lambda functions, named after their entry files in functions/. */
+export const FunctionName = {
+  TokenVend: "token-vend",
+  Refresh: "refresh",
+  FallbackLogin: "fallback-login",
+  Connect: "connect",
+} as const;
+export type FunctionName = (typeof FunctionName)[keyof typeof FunctionName];
+
+export const FUNCTION_NAMES: readonly FunctionName[] = Object.values(FunctionName);
+
+/**
+ * ESM bundles of CommonJS dependencies (parts of the AWS SDK, the Encryption SDK) still call
+ * `require` for Node built-ins; an ES module has none, so the bundle gets one first.
+ */
+export const ESM_REQUIRE_SHIM =
+  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+/** The settings both bundling paths share. */
+export const BUNDLE = {
+  /** Lambda runs Node 22/24, the tests here run Node 20: code must run on both (toolchain notes). */
+  target: "node20",
+  minify: true,
+  sourceMap: true,
+  /**
+   * Maps without the sources: stack traces need only the mappings. The map shrinks from ~5 MB to
+   * ~2 MB, and Node parses it at load when source maps are enabled: ~70 ms instead of ~110 ms.
+   */
+  sourcesContent: false,
+  /**
+   * Prefer packages' ES builds: the AWS SDK's `module` builds tree-shake far better than its
+   * CommonJS ones (token-vend: 1.38 MB instead of 1.7 MB, and half the import time).
+   */
+  mainFields: ["module", "main"],
+  /**
+   * Nothing external: the bundle carries the exact AWS SDK version the tests ran against, not
+   * whichever one the Lambda runtime ships this month.
+   */
+  externalModules: [] as string[],
+  banner: ESM_REQUIRE_SHIM,
+  /** NodejsFunction names the file `index.mjs` for ESM; the local builds use the same name. */
+  outFile: "index.mjs",
+} as const;
+
+function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "functions"))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no project root (package.json and functions/) above ${start}`);
+  }
+}
+
+/**
+ * The functions' NODE_OPTIONS: stack traces through the source maps, so an InternalError's log
+ * line points at lib/…/*.ts instead of column 80 000 of a minified line. It costs ~70 ms of cold
+ * start (the benchmark measures imports with it).
+ */
+export const FUNCTION_NODE_OPTIONS = "--enable-source-maps";
+
+/** The repository root: holds package.json, the lock file and functions/. */
+export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** Absolute path of a function's entry file. */
+export function entryPoint(name: FunctionName): string {
+  return join(PROJECT_ROOT, "functions", `${name}.ts`);
+}
+
+/**
+ * NodejsFunction's bundling: the project's own esbuild, never Docker (none exists where this
+ * is built, and `cdk synth` must work offline).
+ */
+export function cdkBundling(): BundlingOptions {
+  return {
+    forceDockerBundling: false,
+    format: OutputFormat.ESM,
+    target: BUNDLE.target,
+    minify: BUNDLE.minify,
+    sourceMap: BUNDLE.sourceMap,
+    sourcesContent: BUNDLE.sourcesContent,
+    mainFields: [...BUNDLE.mainFields],
+    externalModules: [...BUNDLE.externalModules],
+    banner: BUNDLE.banner,
+    // Warnings and errors only: no size table per asset in every synth.
+    logLevel: LogLevel.WARNING,
+  };
+}
+
+/**
+ * The same bundle through esbuild's JS API, for tests and the benchmark. `outdir/index.mjs`
+ * mirrors the asset NodejsFunction builds, down to the source-map comment.
+ */
+export function esbuildOptions(name: FunctionName, outdir: string): BuildOptions {
+  return {
+    entryPoints: [entryPoint(name)],
+    outfile: join(outdir, BUNDLE.outFile),
+    absWorkingDir: PROJECT_ROOT,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: BUNDLE.target,
+    minify: BUNDLE.minify,
+    sourcemap: BUNDLE.sourceMap,
+    sourcesContent: BUNDLE.sourcesContent,
+    mainFields: [...BUNDLE.mainFields],
+    external: [...BUNDLE.externalModules],
+    banner: { js: BUNDLE.banner },
+    logLevel: "warning",
+  };
+}

@@ -1,0 +1,251 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type App, type CfnElement, Stack, Validations } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { type Grant, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import type { IConstruct } from "constructs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ChainTable } from "../../lib/chain/table-definition.js";
+import { createBrokerApp } from "../../lib/infra/broker-app.js";
+import type { BrokerStack } from "../../lib/infra/broker-stack.js";
+import { CONNECTION_SECRET_PREFIX } from "../../lib/infra/names.js";
+
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+/**
+ * The app exactly as `cdk synth` builds it (cdk-nag plugin included), synthesized once. Bundling
+ * is skipped here: it changes only the functions' asset hashes, nothing IAM or cdk-nag looks at
+ * (broker-stack.test.ts synthesizes with real bundles).
+ */
+let outdir: string;
+let app: App;
+let stack: BrokerStack;
+let template: Template;
+let consumer: Template;
+let grant: Grant;
+let synthError: unknown;
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), "broker-nag-"));
+  // cdk.json's context too, as `cdk synth` passes it (partition literals, …).
+  const cdkJson = JSON.parse(readFileSync("cdk.json", "utf8")) as { context: Record<string, unknown> };
+  ({ app, stack } = createBrokerApp({
+    app: { outdir, context: { ...cdkJson.context, "aws:cdk:bundling-stacks": [] } },
+    stack: { env: { account: "123456789012", region: "eu-west-1" } },
+  }));
+  const consumerStack = new Stack(app, "Consumer", { env: { account: "123456789012", region: "eu-west-1" } });
+  const role = new Role(consumerStack, "ConsumerRole", {
+    assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+  });
+  grant = stack.grantVend(role);
+  try {
+    app.synth();
+  } catch (error) {
+    synthError = error;
+  }
+  template = Template.fromStack(stack);
+  consumer = Template.fromStack(consumerStack);
+}, 60_000);
+
+afterAll(() => {
+  rmSync(outdir, { recursive: true, force: true });
+});
+
+const id = (construct: IConstruct): string => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+const arnOf = (construct: IConstruct) => ({ "Fn::GetAtt": [id(construct), "Arn"] });
+const list = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
+
+/** Every statement of the policy attached to a role, as `{ actions (sorted), resource }`. */
+function statementsOf(role: IConstruct): Array<{ actions: string[]; resource: unknown }> {
+  const policies = Object.values(template.toJSON().Resources as Resources).filter(
+    (r) =>
+      r.Type === "AWS::IAM::Policy" &&
+      JSON.stringify(r.Properties.Roles) === JSON.stringify([{ Ref: id(role) }]),
+  );
+  const [policy, ...others] = policies;
+  if (!policy || others.length > 0) throw new Error(`expected one policy on ${role.node.path}`);
+  const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+  return statements.map((s) => ({ actions: list(s.Action).sort(), resource: s.Resource }));
+}
+
+const secretsPrefixArn = `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${CONNECTION_SECRET_PREFIX}*`;
+
+describe("least privilege", () => {
+  it("never allows a wildcard action, nor a wildcard resource but the connection-secret prefix", () => {
+    const policies = Object.values(template.toJSON().Resources as Resources).filter(
+      (r) => r.Type === "AWS::IAM::Policy",
+    );
+    expect(policies).toHaveLength(4);
+    for (const policy of policies) {
+      for (const statement of (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement) {
+        expect(statement.Effect).toBe("Allow");
+        for (const action of list(statement.Action)) expect(action).not.toContain("*");
+        const text = JSON.stringify(statement.Resource);
+        if (text.includes("*")) {
+          // The one wildcard: secrets created after deployment, known only by their name prefix.
+          expect(statement).toEqual({
+            Effect: "Allow",
+            Action: "secretsmanager:GetSecretValue",
+            Resource: secretsPrefixArn,
+          });
+        }
+      }
+    }
+  });
+
+  it("uses no managed policies: each function's role holds only its own inline policy", () => {
+    const roles = template.findResources("AWS::IAM::Role");
+    expect(Object.keys(roles)).toHaveLength(4);
+    for (const role of Object.values(roles)) {
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: "sts:AssumeRole", Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" } },
+      ]);
+    }
+  });
+
+  describe("per function: exactly the calls its code makes", () => {
+    const table = () => arnOf(stack.chains.table);
+    const key = () => arnOf(stack.tokenKey.key);
+    const bus = () => arnOf(stack.eventBus);
+    const logs = (name: "TokenVend" | "Refresh" | "FallbackLogin" | "Connect") =>
+      arnOf(stack.functions.node.findChild(`${name}Logs`));
+    const writeLogs = (name: Parameters<typeof logs>[0]) => ({
+      actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+      resource: logs(name),
+    });
+    const keyring = () => ({ actions: ["kms:Decrypt", "kms:GenerateDataKey"], resource: key() });
+    const secrets = { actions: ["secretsmanager:GetSecretValue"], resource: secretsPrefixArn };
+
+    it("token-vend: read and lease the chain, keyring, secrets, events, start a heal", () => {
+      expect(statementsOf(stack.functions.roleOf(stack.functions.tokenVend))).toEqual([
+        writeLogs("TokenVend"),
+        { actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"], resource: table() },
+        keyring(),
+        secrets,
+        { actions: ["events:PutEvents"], resource: bus() },
+        { actions: ["lambda:InvokeFunction"], resource: arnOf(stack.functions.fallbackLogin) },
+      ]);
+    });
+
+    it("refresh: token-vend's rights plus Query on the sparse index only", () => {
+      expect(statementsOf(stack.functions.roleOf(stack.functions.refresh))).toEqual([
+        writeLogs("Refresh"),
+        { actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"], resource: table() },
+        {
+          actions: ["dynamodb:Query"],
+          resource: { "Fn::Join": ["", [table(), `/index/${ChainTable.dueIndex.name}`]] },
+        },
+        keyring(),
+        secrets,
+        { actions: ["events:PutEvents"], resource: bus() },
+        { actions: ["lambda:InvokeFunction"], resource: arnOf(stack.functions.fallbackLogin) },
+      ]);
+    });
+
+    it("fallback-login: claim the user's guard (PutItem), no heal of its own, its failure queue", () => {
+      expect(statementsOf(stack.functions.roleOf(stack.functions.fallbackLogin))).toEqual([
+        writeLogs("FallbackLogin"),
+        { actions: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resource: table() },
+        keyring(),
+        secrets,
+        { actions: ["events:PutEvents"], resource: bus() },
+        {
+          actions: ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+          resource: arnOf(stack.functions.healFailures),
+        },
+      ]);
+    });
+
+    it("connect: nonces and guards (Put/Delete), the link key, no events, no heals", () => {
+      expect(statementsOf(stack.functions.roleOf(stack.functions.connect))).toEqual([
+        writeLogs("Connect"),
+        {
+          actions: ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+          resource: table(),
+        },
+        keyring(),
+        secrets,
+        { actions: ["secretsmanager:GetSecretValue"], resource: { Ref: id(stack.secrets.linkSigningKey) } },
+      ]);
+    });
+  });
+
+  describe("grantVend", () => {
+    it("gives a consumer lambda:InvokeFunction on token-vend and nothing more", () => {
+      const policies = consumer.findResources("AWS::IAM::Policy");
+      expect(Object.keys(policies)).toHaveLength(1);
+      const statements = Object.values(policies)[0]?.Properties.PolicyDocument.Statement;
+      expect(statements).toEqual([
+        {
+          Effect: "Allow",
+          Action: "lambda:InvokeFunction",
+          Resource: { "Fn::ImportValue": expect.stringMatching(/TokenVend/) },
+        },
+      ]);
+      expect(grant.success).toBe(true);
+      expect(grant.principalStatements.map((s) => stack.resolve(s.toStatementJson()))).toEqual([
+        {
+          Effect: "Allow",
+          Action: "lambda:InvokeFunction",
+          Resource: arnOf(stack.functions.tokenVend),
+        },
+      ]);
+    });
+  });
+
+  describe("cdk-nag AwsSolutions", () => {
+    interface Report {
+      pluginReports: Array<{
+        pluginName: string;
+        violations: unknown[];
+        suppressedViolations?: Array<{ acknowledgedAt: string; acknowledgedId: string }>;
+      }>;
+    }
+    const report = (): Report => JSON.parse(readFileSync(join(outdir, "validation-report.json"), "utf8"));
+
+    /** Every acknowledgment in the app, from the constructs' metadata. */
+    function acknowledgments(): Array<{ path: string; id: string; reason: string }> {
+      const found: Array<{ path: string; id: string; reason: string }> = [];
+      for (const construct of app.node.findAll()) {
+        for (const entry of construct.node.metadata) {
+          if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+          for (const [ruleId, reason] of Object.entries(entry.data as Record<string, string>)) {
+            found.push({ path: construct.node.path, id: ruleId, reason });
+          }
+        }
+      }
+      return found.sort((a, b) => a.path.localeCompare(b.path));
+    }
+
+    it("synthesizes with no finding left unacknowledged, errors or warnings", () => {
+      expect(synthError).toBeUndefined();
+      expect(report().pluginReports.map((r) => r.pluginName)).toEqual(["AwsSolutions"]);
+      expect(report().pluginReports.flatMap((r) => r.violations)).toEqual([]);
+    });
+
+    it("acknowledges only these findings, each on its own construct and with its reason", () => {
+      const secretFinding = `AwsSolutions::AwsSolutions-IAM5[Resource::arn:aws:secretsmanager:eu-west-1:123456789012:secret:${CONNECTION_SECRET_PREFIX}*]`;
+      expect(acknowledgments().map(({ path, id }) => ({ path, id }))).toEqual([
+        { path: "ExactTokenBroker/Functions/ConnectRole", id: secretFinding },
+        { path: "ExactTokenBroker/Functions/FallbackLoginRole", id: secretFinding },
+        { path: "ExactTokenBroker/Functions/HealFailures", id: "AwsSolutions::AwsSolutions-SQS3" },
+        { path: "ExactTokenBroker/Functions/RefreshRole", id: secretFinding },
+        { path: "ExactTokenBroker/Functions/TokenVendRole", id: secretFinding },
+        { path: "ExactTokenBroker/Secrets/LinkSigningKey", id: "AwsSolutions::AwsSolutions-SMG4" },
+      ]);
+      for (const { id: ruleId, reason } of acknowledgments())
+        expect(reason.length, ruleId).toBeGreaterThan(80);
+    });
+
+    it("has no stale acknowledgment: each one silences a finding cdk-nag actually reports", () => {
+      const suppressed = report()
+        .pluginReports.flatMap((r) => r.suppressedViolations ?? [])
+        .map((v) => ({ path: v.acknowledgedAt, id: v.acknowledgedId }))
+        .sort((a, b) => a.path.localeCompare(b.path));
+      expect(suppressed).toEqual(acknowledgments().map(({ path, id }) => ({ path, id })));
+    });
+  });
+});

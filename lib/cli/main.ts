@@ -15,9 +15,16 @@ import { BrokerError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import { OneExactIdentityDriver } from "../exact/login/one-exact-identity-driver.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/events.js";
+import { CONNECTION_SECRET_PREFIX, connectionSecretName } from "../infra/names.js";
 import { createConnectFlow } from "../onboarding/connect-flow.js";
 import { createLinkKeySource } from "../onboarding/link-key-source.js";
+import {
+  createFileSecretWriter,
+  createSecretsManagerWriter,
+  type SecretWriter,
+} from "../secrets/secret-writer.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { type Prompt, readSecretInput } from "./secret-input.js";
 import { formatStatus, statusReport } from "./status-report.js";
 
 /** Where the CLI writes and what it reads; injected so tests run it in-process. */
@@ -28,12 +35,17 @@ export interface CliIo {
   /** Builds the broker; tests pass one wired to dynalite and the simulator. */
   readonly broker?: (env: NodeJS.ProcessEnv) => Broker;
   readonly dynamo?: DynamoDBClient;
+  /** Asks for secret fields (`connection add --prompt-secret`); tests pass canned answers. */
+  readonly prompt?: Prompt;
+  /** Writes a connection's secret; default: LOCAL_SECRETS_FILE, else Secrets Manager. */
+  readonly secretWriter?: SecretWriter;
 }
 
 export const USAGE = `exact-broker: operate the Exact Online token broker
 
   exact-broker table create
-  exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL --secret-id SECRET_ID [--mode code|implicit]
+  exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL
+                              [--secret-id SECRET_ID] [--secret-file FILE | --prompt-secret] [--mode code|implicit]
   exact-broker connection list
   exact-broker connection remove --id ID
   exact-broker connection seed --id ID --code AUTHORIZATION_CODE
@@ -53,6 +65,8 @@ const OPTIONS = {
   "base-url": { type: "string" },
   "redirect-uri": { type: "string" },
   "secret-id": { type: "string" },
+  "secret-file": { type: "string" },
+  "prompt-secret": { type: "boolean" },
   mode: { type: "string" },
   code: { type: "string" },
   "connect-url": { type: "string" },
@@ -146,17 +160,27 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
       if (mode !== ConnectionMode.Code && mode !== ConnectionMode.Implicit) {
         throw new ValidationError(`--mode must be "code" or "implicit", got "${mode}"`);
       }
-      const record = await store().addConnection(
-        {
-          connectionId: connectionId(values),
-          clientId: required(values, "client-id"),
-          baseUrl: checkBaseUrl(required(values, "base-url"), allowLoopback),
-          redirectUri: redirectUri(required(values, "redirect-uri"), allowLoopback),
-          secretId: required(values, "secret-id"),
-          mode,
-        },
-        Date.now(),
-      );
+      const id = connectionId(values);
+      const clientId = required(values, "client-id");
+      const baseUrl = checkBaseUrl(required(values, "base-url"), allowLoopback);
+      const callback = redirectUri(required(values, "redirect-uri"), allowLoopback);
+      const secretId = secretIdFor(id, values, io.env);
+      const connection = { connectionId: id, clientId, baseUrl, redirectUri: callback, secretId, mode };
+      if (values["secret-file"] !== undefined || values["prompt-secret"]) {
+        const secret = await readSecretInput(
+          {
+            ...(values["secret-file"] ? { file: values["secret-file"] } : {}),
+            ...(io.prompt ? { prompt: io.prompt } : {}),
+          },
+          secretId,
+        );
+        const writer = io.secretWriter ?? defaultSecretWriter(io.env);
+        const created = await writer.put(secretId, secret);
+        io.out(
+          `${created ? "created" : "updated"} secret ${secretId}${secret.username ? " (with login credentials)" : ""}`,
+        );
+      }
+      const record = await store().addConnection(connection, Date.now());
       io.out(`added connection "${record.connectionId}" (${record.baseUrl}, client ${record.clientId})`);
       io.out(
         record.mode === ConnectionMode.Implicit
@@ -311,4 +335,29 @@ async function enableTtl(client: DynamoDBClient, tableName: string, io: CliIo): 
       `note: TTL on ${ChainTable.ttlAttribute} not enabled (${name}); expired onboarding nonces will stay until removed`,
     );
   }
+}
+
+/**
+ * In AWS the functions may read only secrets under CONNECTION_SECRET_PREFIX: a connection's
+ * secret defaults to `<prefix><id>` there, and another name is refused. Locally, any name.
+ */
+function secretIdFor(id: string, values: Values, env: NodeJS.ProcessEnv): string {
+  const given = values["secret-id"];
+  if (env.LOCAL_SECRETS_FILE) {
+    if (!given) throw new ValidationError("--secret-id is required with LOCAL_SECRETS_FILE");
+    return given;
+  }
+  const secretId = given ?? connectionSecretName(id);
+  if (!secretId.startsWith(CONNECTION_SECRET_PREFIX)) {
+    throw new ValidationError(
+      `--secret-id must start with ${CONNECTION_SECRET_PREFIX}: the deployed functions can read no other secret (leave it out to use ${connectionSecretName(id)})`,
+    );
+  }
+  return secretId;
+}
+
+function defaultSecretWriter(env: NodeJS.ProcessEnv): SecretWriter {
+  return env.LOCAL_SECRETS_FILE
+    ? createFileSecretWriter(env.LOCAL_SECRETS_FILE)
+    : createSecretsManagerWriter();
 }

@@ -1,10 +1,21 @@
 import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
+import {
+  CreateSecretCommand,
+  PutSecretValueCommand,
+  ResourceExistsException,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import { ExitCode } from "../../lib/cli/exit-codes.js";
 import { type CliIo, runCli } from "../../lib/cli/main.js";
+import { createSecretsManagerWriter } from "../../lib/secrets/secret-writer.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
-import { findLeaks } from "../support/leak-guard.js";
+import { findLeaks, LEAK_PATTERN } from "../support/leak-guard.js";
 
 const run = promisify(execFile);
 
@@ -209,5 +220,149 @@ describe("exact-broker", () => {
     expect(again.stdout).toContain("already exists");
     const listed = await run(process.execPath, ["dist/lib/cli/bin.js", "connection", "list"], { env });
     expect(listed.stdout).toContain("no connections");
+  });
+});
+
+describe("exact-broker connection add with a secret", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("stores the secret from a JSON file, then the connection uses it", async () => {
+    fx = await startFixture({ seed: false });
+    fx.stack.sim.addApp({
+      clientId: "app-f",
+      clientSecret: "cs-sEcReT-app-f-0123456789",
+      redirectUris: ["https://cb.example.com/f"],
+    });
+    const file = join(mkdtempSync(join(tmpdir(), "secret-")), "secret.json");
+    writeFileSync(file, JSON.stringify({ clientSecret: "cs-sEcReT-app-f-0123456789" }));
+
+    const added = await cli(
+      fx,
+      "connection",
+      "add",
+      "--id",
+      "f",
+      "--client-id",
+      "app-f",
+      "--base-url",
+      fx.stack.sim.url,
+      "--redirect-uri",
+      "https://cb.example.com/f",
+      "--secret-id",
+      "exact/f",
+      "--secret-file",
+      file,
+    );
+
+    expect(added).toMatchObject({
+      code: ExitCode.Done,
+      out: expect.stringContaining("created secret exact/f"),
+    });
+    expect(added.out).not.toMatch(LEAK_PATTERN);
+    const code = fx.stack.sim.authorize({
+      clientId: "app-f",
+      username: fx.conn.username,
+      redirectUri: "https://cb.example.com/f",
+    });
+    expect((await cli(fx, "connection", "seed", "--id", "f", "--code", code)).code).toBe(ExitCode.Done);
+  });
+
+  it("asks for the secret's fields, hiding the password and TOTP secret", async () => {
+    fx = await startFixture({ seed: false });
+    const asked: Array<[string, boolean]> = [];
+    const answers = [
+      "cs-sEcReT-p-0123456789",
+      "someone@example.com",
+      "pw-sEcReT-p-0123456789",
+      "JBSW Y3DP EHPK 3PXP",
+    ];
+    const io: CliIo = {
+      out: () => undefined,
+      err: () => undefined,
+      env: { ...fx.stack.env },
+      dynamo: fx.stack.dynamo.client,
+      prompt: async (question, { hidden }) => {
+        asked.push([question, hidden]);
+        return answers.shift() ?? "";
+      },
+    };
+
+    const code = await runCli(
+      [
+        "connection",
+        "add",
+        "--id",
+        "p",
+        "--client-id",
+        "app-p",
+        "--base-url",
+        fx.stack.sim.url,
+        "--redirect-uri",
+        "https://cb.example.com/p",
+        "--secret-id",
+        "exact/p",
+        "--prompt-secret",
+      ],
+      io,
+    );
+
+    expect(code).toBe(ExitCode.Done);
+    expect(asked.map(([, hidden]) => hidden)).toEqual([true, false, true, true]);
+    expect(await fx.broker().deps.secrets.get("exact/p")).toEqual({
+      clientSecret: "cs-sEcReT-p-0123456789",
+      username: "someone@example.com",
+      password: "pw-sEcReT-p-0123456789",
+      totpSecret: "JBSWY3DPEHPK3PXP",
+    });
+  });
+
+  it("in AWS, creates the secret under the functions' prefix, or updates it when it exists", async () => {
+    fx = await startFixture({ seed: false });
+    const sm = mockClient(SecretsManagerClient);
+    sm.on(CreateSecretCommand).rejects(new ResourceExistsException({ message: "exists", $metadata: {} }));
+    sm.on(PutSecretValueCommand).resolves({});
+    const file = join(mkdtempSync(join(tmpdir(), "secret-")), "secret.json");
+    writeFileSync(file, JSON.stringify({ clientSecret: "cs-sEcReT-aws-0123456789" }));
+    const { LOCAL_SECRETS_FILE: _local, ...awsEnv } = fx.stack.env;
+    const io: CliIo = {
+      out: () => undefined,
+      err: () => undefined,
+      env: awsEnv,
+      dynamo: fx.stack.dynamo.client,
+      secretWriter: createSecretsManagerWriter(new SecretsManagerClient({ region: "eu-west-1" })),
+    };
+    const add = (...extra: string[]) =>
+      runCli(
+        [
+          "connection",
+          "add",
+          "--id",
+          "aws",
+          "--client-id",
+          "app",
+          "--base-url",
+          fx.stack.sim.url,
+          "--redirect-uri",
+          "https://cb.example.com/a",
+          "--secret-file",
+          file,
+          ...extra,
+        ],
+        io,
+      );
+
+    expect(await add("--secret-id", "elsewhere/aws")).toBe(ExitCode.BadInput);
+    expect(await add()).toBe(ExitCode.Done);
+
+    expect(sm.commandCalls(CreateSecretCommand)[0]?.args[0].input.Name).toBe(
+      "exact-token-broker/connections/aws",
+    );
+    expect(sm.commandCalls(PutSecretValueCommand)[0]?.args[0].input).toEqual({
+      SecretId: "exact-token-broker/connections/aws",
+      SecretString: JSON.stringify({ clientSecret: "cs-sEcReT-aws-0123456789" }),
+    });
+    expect((await fx.stack.store().get("aws"))?.secretId).toBe("exact-token-broker/connections/aws");
+    sm.restore();
   });
 });

@@ -14,9 +14,14 @@ export function createBrokerApp(
 ): { app: App; stack: BrokerStack } {
   const app = new App(options.app);
   const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+  // `-c reserveConcurrency=false` for accounts still at Lambda's default concurrency limit of 10.
+  const reserveConcurrency = app.node.tryGetContext("reserveConcurrency") as string | boolean | undefined;
   const stack = new BrokerStack(app, BROKER_STACK_ID, {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     ...(alarmEmail ? { alarmEmail } : {}),
+    ...(reserveConcurrency === undefined
+      ? {}
+      : { reserveConcurrency: String(reserveConcurrency) !== "false" }),
     ...options.stack,
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,6 +1,7 @@
 import type { BrokerConfig } from "../config.js";
 import type { TokenCipher } from "../crypto/token-cipher.js";
 import type { EventPublisher } from "../events/broker-events.js";
+import type { LoginDriver } from "../exact/login/login-driver.js";
 import type { ExactOAuthClient } from "../exact/oauth-client.js";
 import type { SecretSource } from "../secrets/secret-source.js";
 import type { ChainStore } from "./chain-store.js";
@@ -10,31 +11,6 @@ export interface EngineLog {
   info(message: string, ...extra: Array<Record<string, unknown>>): void;
   warn(message: string, ...extra: Array<Record<string, unknown>>): void;
   error(message: string, ...extra: Array<Record<string, unknown>>): void;
-}
-
-/** What the engine needs of a login driver (lib/exact/login): one login, typed failures by `name`. */
-export interface LoginPort {
-  login(request: {
-    readonly baseUrl: string;
-    readonly clientId: string;
-    readonly redirectUri: string;
-    readonly responseType: "code" | "token";
-    readonly credentials: {
-      readonly username: string;
-      readonly password: string;
-      readonly totpSecret: string;
-    };
-    readonly lastTotpStep?: number;
-    readonly timeoutMs: number;
-  }): Promise<
-    | { readonly kind: "code"; readonly code: string; readonly totpStep: number }
-    | {
-        readonly kind: "token";
-        readonly accessToken: string;
-        readonly expiresInSeconds: number;
-        readonly totpStep: number;
-      }
-  >;
 }
 
 /** Starts a heal without waiting for it: a Lambda invoke in AWS, a background promise locally. */
@@ -55,7 +31,7 @@ export interface EngineDeps {
    * Only where logins run: fallback-login, the CLI and local runs. token-vend and refresh have
    * none (their bundles stay free of the login driver) and trigger fallback-login instead.
    */
-  readonly login?: LoginPort;
+  readonly login?: LoginDriver;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly random: () => number;

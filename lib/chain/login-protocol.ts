@@ -8,10 +8,11 @@ import {
 } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
+import type { LoginResult } from "../exact/login/login-driver.js";
 import { hasLoginCredentials } from "../secrets/connection-secret.js";
 import { type ChainRecord, ChainStatus, type ErrorBudget, LeasePurpose } from "./chain-record.js";
 import type { Changes, Lease, StoredTokens } from "./chain-store.js";
-import type { EngineDeps, LoginPort } from "./engine-deps.js";
+import type { EngineDeps } from "./engine-deps.js";
 import { backoffMs } from "./error-budget.js";
 import { windowOpensAtMs } from "./timing.js";
 import { dueAfterCommit, type FreshAccess, hashToken } from "./token-protocol.js";
@@ -27,8 +28,6 @@ export type LoginOutcome =
   | { readonly kind: "logged_in"; readonly fresh: FreshAccess }
   | { readonly kind: "superseded" }
   | { readonly kind: "failed"; readonly error: BrokerError };
-
-type LoginResult = Awaited<ReturnType<LoginPort["login"]>>;
 
 const recentFailures = (budget: ErrorBudget | undefined, nowMs: number): number[] =>
   (budget?.errorAtMs ?? []).filter((atMs) => atMs > nowMs - HOUR_MS);

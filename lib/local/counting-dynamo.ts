@@ -1,5 +1,5 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { LOCAL_AWS_ENV } from "./dynalite.js";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { localDynamoClient } from "./dynalite.js";
 
 /** DynamoDB requests by command name (GetItem, UpdateItem, …), as the benchmark reports them. */
 export type RequestCounts = Record<string, number>;
@@ -10,14 +10,7 @@ export function countingDynamo(endpoint: string): {
   readonly counts: RequestCounts;
 } {
   const counts: RequestCounts = {};
-  const client = new DynamoDBClient({
-    endpoint,
-    region: LOCAL_AWS_ENV.AWS_REGION,
-    credentials: {
-      accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID,
-      secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY,
-    },
-  });
+  const client = localDynamoClient(endpoint);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const name = String(context.commandName ?? "unknown").replace(/Command$/, "");

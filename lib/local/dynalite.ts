@@ -20,12 +20,9 @@ export interface LocalDynamo {
 
 let tableCounter = 0;
 
-/** A real DynamoDB-compatible server (dynalite) in this process on 127.0.0.1, reached through the real SDK. */
-export async function startDynalite(): Promise<LocalDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const client = new DynamoDBClient({
+/** An SDK client for a local DynamoDB endpoint, with the credentials dynalite ignores. */
+export function localDynamoClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({
     endpoint,
     region: LOCAL_AWS_ENV.AWS_REGION,
     credentials: {
@@ -33,6 +30,14 @@ export async function startDynalite(): Promise<LocalDynamo> {
       secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY,
     },
   });
+}
+
+/** A real DynamoDB-compatible server (dynalite) in this process on 127.0.0.1, reached through the real SDK. */
+export async function startDynalite(): Promise<LocalDynamo> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = localDynamoClient(endpoint);
   return {
     endpoint,
     client,

@@ -186,7 +186,7 @@ async function main(): Promise<number> {
         "tokens Exact accepted on /current/Me",
         `${steady.meOk + healing.meOk} of ${steady.meOk + healing.meOk + steady.meRejected + healing.meRejected}`,
       ],
-      ["old-token errors at Exact", final?.tokenRequests.old_token ?? 0],
+      ["old-token answers (the probe after the lost answer)", final?.tokenRequests.old_token ?? 0],
       ["too-early refusals", final?.tokenRequests.too_early ?? 0],
       [
         "chain generation at Exact, chains started",
@@ -209,12 +209,12 @@ async function main(): Promise<number> {
       (final?.chainsStarted ?? 0) === 2;
     say(
       steadyOk
-        ? "\nOK: one token call per generation, no old-token errors, every consumer served."
+        ? "\nOK (steady): one token call per generation, no old-token errors, every consumer served."
         : "\nFAILED: the steady phase missed its goal.",
     );
     say(
       healedOk
-        ? "OK: the killed chain healed itself with one login; nobody was told to re-authorize."
+        ? "OK (killed): the chain healed itself with one login; nobody was told to re-authorize."
         : "FAILED: the chain did not heal as it should.",
     );
     return steadyOk && healedOk ? 0 : 1;

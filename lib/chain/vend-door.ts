@@ -59,6 +59,7 @@ export class VendDoor {
   readonly #waitMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
   readonly #healTrigger: HealTrigger;
+  #leaseWaits = 0;
 
   constructor(deps: EngineDeps, options: VendDoorOptions = {}) {
     this.#deps = deps;
@@ -67,6 +68,14 @@ export class VendDoor {
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
+  }
+
+  /**
+   * Vends so far that had to wait for another invocation's work (a refresh, a login). token-vend
+   * reports the increase per invocation as the LeaseWaits metric.
+   */
+  get leaseWaits(): number {
+    return this.#leaseWaits;
   }
 
   /** Forgets a cached token (a consumer got a 401 with it). */
@@ -98,8 +107,13 @@ export class VendDoor {
     const deadlineMs = now() + this.#waitMs;
     let pollMs = FIRST_POLL_MS;
     let healTriggered = false;
+    let waited = false;
     /** Waits for someone else's work (a refresh, a heal), or gives up with ChainBusy at the deadline. */
     const waitOrGiveUp = async (record: ChainRecord, what: string): Promise<void> => {
+      if (!waited) {
+        waited = true;
+        this.#leaseWaits += 1;
+      }
       const nowMs = now();
       if (nowMs >= deadlineMs) {
         const untilMs =

@@ -18,7 +18,10 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
     .use(parser({ schema: vendEventSchema(window) }))
     .handler(async (event) => {
       const startMs = Date.now();
+      const waitsBefore = broker.vend.leaseWaits;
       const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window);
+      // A Lambda container serves one invocation at a time, so the increase is this vend's.
+      metrics.addMetric("LeaseWaits", MetricUnit.Count, broker.vend.leaseWaits - waitsBefore);
       metrics.addMetric("Vends", MetricUnit.Count, 1);
       metrics.addMetric("VendLatency", MetricUnit.Milliseconds, Date.now() - startMs);
       return answer;

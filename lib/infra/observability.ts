@@ -236,10 +236,9 @@ export class Observability extends Construct {
         width: 8,
       }),
       new GraphWidget({
-        // No metric of its own yet: a vend that waits on another holder's lease shows as latency,
-        // and one that gives up as ChainBusy.
+        // Vends that waited for another invocation's refresh or login, and those that gave up.
         title: "Lease waits",
-        left: [latency("Maximum")],
+        left: [brokerMetric("LeaseWaits", vend)],
         right: [
           brokerMetric(
             "Errors",

@@ -15,7 +15,9 @@ describe("VendDoor", () => {
   describe("the current token", () => {
     it("is served without a token call while it has the requested validity", async () => {
       fx = await startFixture();
-      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+      const broker = fx.broker();
+      const answer = await broker.vend.vend(fx.conn.connectionId, 30);
+      expect(broker.vend.leaseWaits).toBe(0);
 
       expect(answer).toMatchObject({
         tokenType: "Bearer",
@@ -265,10 +267,9 @@ describe("VendDoor", () => {
         leaseMs: 60_000,
       });
 
-      const error = await fx
-        .broker({ vendOptions: { waitMs: 2_000 } })
-        .vend.vend(fx.conn.connectionId, 30)
-        .catch((e: unknown) => e);
+      const waiter = fx.broker({ vendOptions: { waitMs: 2_000 } });
+      const error = await waiter.vend.vend(fx.conn.connectionId, 30).catch((e: unknown) => e);
+      expect(waiter.vend.leaseWaits).toBe(1);
 
       expect(error).toBeInstanceOf(ChainBusy);
       expect((error as ChainBusy).retryAfterSeconds).toBeGreaterThan(0);

@@ -5,6 +5,7 @@ import type { ErrorBudget } from "./chain-record.js";
  * at 8 token-endpoint errors per chain in any rolling hour, leaving room for a person's own
  * attempts (design invariant 7). A rolling hour is safe whether Exact counts per clock hour or
  * per sliding hour. /api/v1/current/Me is called only when a chain starts, so it needs no budget.
+ * Failed logins use the same rolling hour with a limit of their own (login-protocol.ts).
  */
 export const TOKEN_ERRORS_PER_HOUR = 8;
 
@@ -14,8 +15,13 @@ const MAX_BACKOFF_MS = 300_000;
 const recent = (budget: ErrorBudget | undefined, nowMs: number): number[] =>
   (budget?.errorAtMs ?? []).filter((atMs) => atMs > nowMs - HOUR_MS);
 
-export function afterError(budget: ErrorBudget | undefined, nowMs: number): ErrorBudget {
-  return { errorAtMs: [...recent(budget, nowMs), nowMs].slice(-TOKEN_ERRORS_PER_HOUR) };
+/** The budget with one more error at `nowMs`; keeps only what `limit` needs. */
+export function afterError(
+  budget: ErrorBudget | undefined,
+  nowMs: number,
+  limit = TOKEN_ERRORS_PER_HOUR,
+): ErrorBudget {
+  return { errorAtMs: [...recent(budget, nowMs), nowMs].slice(-limit) };
 }
 
 export function errorsInLastHour(budget: ErrorBudget | undefined, nowMs: number): number {
@@ -23,10 +29,14 @@ export function errorsInLastHour(budget: ErrorBudget | undefined, nowMs: number)
 }
 
 /** Seconds until another error may be risked, or undefined when one may be risked now. */
-export function budgetExhaustedFor(budget: ErrorBudget | undefined, nowMs: number): number | undefined {
+export function budgetExhaustedFor(
+  budget: ErrorBudget | undefined,
+  nowMs: number,
+  limit = TOKEN_ERRORS_PER_HOUR,
+): number | undefined {
   const errors = recent(budget, nowMs);
   const oldest = errors[0];
-  if (errors.length < TOKEN_ERRORS_PER_HOUR || oldest === undefined) return undefined;
+  if (errors.length < limit || oldest === undefined) return undefined;
   return Math.max(1, Math.ceil((oldest + HOUR_MS - nowMs) / 1000));
 }
 

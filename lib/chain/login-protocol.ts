@@ -10,17 +10,16 @@ import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { LoginResult } from "../exact/login/login-driver.js";
 import { hasLoginCredentials } from "../secrets/connection-secret.js";
-import { type ChainRecord, ChainStatus, type ErrorBudget, LeasePurpose } from "./chain-record.js";
+import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import type { Changes, Lease, StoredTokens } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { backoffMs } from "./error-budget.js";
+import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
+import { ChainTable } from "./table-definition.js";
 import { windowOpensAtMs } from "./timing.js";
 import { dueAfterCommit, type FreshAccess, hashToken } from "./token-protocol.js";
 
 /** Failed logins risked per chain in any rolling hour: Exact locks an account after 5 in a row. */
 export const LOGIN_FAILURES_PER_HOUR = 3;
-
-const HOUR_MS = 3_600_000;
 
 export type LoginMode = "heal" | "implicit";
 
@@ -29,14 +28,9 @@ export type LoginOutcome =
   | { readonly kind: "superseded" }
   | { readonly kind: "failed"; readonly error: BrokerError };
 
-const recentFailures = (budget: ErrorBudget | undefined, nowMs: number): number[] =>
-  (budget?.errorAtMs ?? []).filter((atMs) => atMs > nowMs - HOUR_MS);
-
 /** Seconds until another login may be risked, or undefined when one may be risked now. */
 export function loginBlockedFor(record: ChainRecord, nowMs: number): number | undefined {
-  const failures = recentFailures(record.loginFailures, nowMs);
-  const budgetWaitMs =
-    failures.length >= LOGIN_FAILURES_PER_HOUR ? (failures[0] ?? nowMs) + HOUR_MS - nowMs : 0;
+  const budgetWaitMs = (budgetExhaustedFor(record.loginFailures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000;
   const backoffWaitMs = record.status === ChainStatus.Broken ? (record.backoffUntilMs ?? 0) - nowMs : 0;
   const waitMs = Math.max(budgetWaitMs, backoffWaitMs);
   return waitMs > 0 ? Math.ceil(waitMs / 1000) : undefined;
@@ -307,11 +301,11 @@ export class LoginProtocol {
     const nowMs = now();
     const streak = (record.failureStreak ?? 0) + 1;
     const failures = counts
-      ? [...recentFailures(record.loginFailures, nowMs), nowMs]
-      : recentFailures(record.loginFailures, nowMs);
+      ? afterError(record.loginFailures, nowMs, LOGIN_FAILURES_PER_HOUR)
+      : record.loginFailures;
     const waitMs = Math.max(
       backoffMs(streak + 3, random),
-      failures.length >= LOGIN_FAILURES_PER_HOUR ? (failures[0] ?? nowMs) + HOUR_MS - nowMs : 0,
+      (budgetExhaustedFor(failures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000,
     );
     const wasActive = record.status === ChainStatus.Active || record.status === ChainStatus.New;
     const changes: Changes = {
@@ -320,13 +314,13 @@ export class LoginProtocol {
         // broken chain stays broken, due again when the backoff ends.
         status: wasActive ? record.status : ChainStatus.Broken,
         statusReason: wasActive ? record.statusReason : (record.statusReason ?? reason),
-        loginFailures: { errorAtMs: failures.slice(-LOGIN_FAILURES_PER_HOUR) },
+        ...(failures ? { loginFailures: failures } : {}),
         lastLoginFailure: reason,
         failureStreak: streak,
         backoffUntilMs: nowMs + waitMs,
         backoffReason: "unavailable",
         ...(totpStep !== undefined ? { lastTotpStep: totpStep } : {}),
-        ...(wasActive ? {} : { dueShard: "due", dueAtMs: nowMs + waitMs }),
+        ...(wasActive ? {} : { dueShard: ChainTable.dueShardValue, dueAtMs: nowMs + waitMs }),
       },
     };
     if (!(await store.releaseLease(lease, changes))) return { kind: "superseded" };

@@ -22,10 +22,6 @@ import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
 import { ChainTable } from "./table-definition.js";
 import { keepaliveDueAtMs, windowOpensAtMs } from "./timing.js";
 
-/** Why a chain stopped working: the events' fixed reasons (lib/events/broker-events.ts). */
-export const BrokenReason = EventReason;
-export type BrokenReason = EventReason;
-
 /** The access token a holder obtained, in plaintext, for the caller that triggered the refresh. */
 export interface FreshAccess {
   readonly accessToken: string;
@@ -86,7 +82,7 @@ export class TokenProtocol {
       log.warn("probe holder vanished without an answer; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#fail(held, this.#broken(BrokenReason.LostAnswer, now()));
+      return this.#fail(held, this.#broken(EventReason.LostAnswer, now()));
     }
     if (staleNote || record.status === ChainStatus.Suspect) {
       // A holder died mid-call, or a call's outcome was unknown: Exact may have rotated the
@@ -96,7 +92,7 @@ export class TokenProtocol {
       const renewed = await store.renewLease(
         held,
         { purpose: LeasePurpose.Probe, nowMs: now(), leaseMs: config.leaseMs },
-        { set: { status: ChainStatus.Suspect, statusReason: BrokenReason.LostAnswer } },
+        { set: { status: ChainStatus.Suspect, statusReason: EventReason.LostAnswer } },
       );
       if (!renewed) return { kind: "superseded" };
       held = renewed;
@@ -130,7 +126,7 @@ export class TokenProtocol {
       log.error("stored refresh token does not decrypt; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#fail(held, this.#broken(BrokenReason.DecryptFailed, now()));
+      return this.#fail(held, this.#broken(EventReason.DecryptFailed, now()));
     }
 
     let clientSecret: string;
@@ -236,7 +232,7 @@ export class TokenProtocol {
       case "chain_dead": {
         // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
         const reason =
-          probing && outcome.reason === DeadReason.OldToken ? BrokenReason.LostAnswer : outcome.reason;
+          probing && outcome.reason === DeadReason.OldToken ? EventReason.LostAnswer : outcome.reason;
         return this.#fail(lease, this.#broken(reason, arrivalMs, errors));
       }
       case "client_rejected":
@@ -244,7 +240,7 @@ export class TokenProtocol {
           set: {
             ...errors,
             status: ChainStatus.ReauthRequired,
-            statusReason: BrokenReason.InvalidClient,
+            statusReason: EventReason.InvalidClient,
             statusChangedAtMs: arrivalMs,
           },
           remove: ["dueShard", "dueAtMs"],
@@ -270,13 +266,13 @@ export class TokenProtocol {
         );
       }
       case "outcome_unknown":
-        if (probing) return this.#fail(lease, this.#broken(BrokenReason.LostAnswer, arrivalMs));
+        if (probing) return this.#fail(lease, this.#broken(EventReason.LostAnswer, arrivalMs));
         return this.#fail(
           lease,
           {
             set: {
               status: ChainStatus.Suspect,
-              statusReason: BrokenReason.LostAnswer,
+              statusReason: EventReason.LostAnswer,
               statusChangedAtMs: arrivalMs,
               backoffUntilMs: arrivalMs + 2_000,
               backoffReason: "unavailable",
@@ -379,7 +375,7 @@ export class TokenProtocol {
   }
 
   /** BROKEN stays in the refresher's index, due at once: the refresher triggers its heal. */
-  #broken(reason: BrokenReason, nowMs: number, extra: Record<string, unknown> = {}): Changes {
+  #broken(reason: EventReason, nowMs: number, extra: Record<string, unknown> = {}): Changes {
     return {
       set: {
         ...extra,
@@ -444,7 +440,7 @@ export class TokenProtocol {
 
 /** The message a consumer sees for a chain that needs an operator; says what to do. */
 export function reauthMessage(connectionId: string, status: string, reason: string): string {
-  if (reason === BrokenReason.InvalidClient) {
+  if (reason === EventReason.InvalidClient) {
     return `connection "${connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${connectionId}`;
   }
   return `connection "${connectionId}" needs an operator (status ${status}, reason ${reason}); fix the cause (see exact-broker status --id ${connectionId}), then run: exact-broker heal --id ${connectionId}`;

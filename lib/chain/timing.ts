@@ -19,3 +19,13 @@ const DAY_MS = 86_400_000;
 export function keepaliveDueAtMs(refreshIssuedAtMs: number, keepaliveDays: number): number {
   return refreshIssuedAtMs + keepaliveDays * DAY_MS;
 }
+
+/**
+ * The largest difference between this process's clock and DynamoDB's that the lease protocol
+ * tolerates (design invariant 1 under skew). A lease is judged expired only this long after its
+ * `leaseUntilMs`, and its holder stops starting work this long before it, so two processes
+ * whose clocks are each within the bound can never both believe they hold the lease. A process
+ * whose measured offset may exceed it takes no lease at all (clock-skew.ts). DynamoDB's `Date`
+ * header has one-second resolution, so the bound must be at least 2 s.
+ */
+export const CLOCK_SKEW_BOUND_MS = 3_000;

@@ -7,6 +7,7 @@ import { HealDoor } from "./chain/heal-door.js";
 import { InProcessHealTrigger, LambdaHealTrigger } from "./chain/heal-trigger.js";
 import { Onboarding } from "./chain/onboarding.js";
 import { ScheduledRefresh } from "./chain/scheduled-refresh.js";
+import { TotpStepClaims } from "./chain/totp-step-claims.js";
 import { VendDoor, type VendDoorOptions } from "./chain/vend-door.js";
 import { type BrokerConfig, loadConfig } from "./config.js";
 import { createTokenCipher } from "./crypto/token-cipher.js";
@@ -60,11 +61,10 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
   const log: EngineLog = overrides.log ?? createLogger({ serviceName: "exact-token-broker" });
   const now = overrides.now ?? Date.now;
   const sleepFn = overrides.sleep ?? sleep;
+  const dynamo = overrides.dynamo ?? new DynamoDBClient({});
   const deps: EngineDeps = {
     config,
-    store:
-      overrides.store ??
-      new ChainStore({ tableName: config.tableName, client: overrides.dynamo ?? new DynamoDBClient({}) }),
+    store: overrides.store ?? new ChainStore({ tableName: config.tableName, client: dynamo, now }),
     cipher: overrides.cipher ?? createTokenCipher(env),
     secrets: registering(overrides.secrets ?? createSecretSource(env)),
     oauth: overrides.oauth ?? new ExactOAuthClient({ now }),
@@ -74,7 +74,13 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
       (env.EVENT_BUS_NAME
         ? new EventBridgePublisher({ busName: env.EVENT_BUS_NAME, log })
         : new LogPublisher(log)),
-    ...(overrides.login ? { login: overrides.login } : {}),
+    ...(overrides.login
+      ? {
+          login: overrides.login,
+          totpClaims:
+            overrides.totpClaims ?? new TotpStepClaims({ tableName: config.tableName, client: dynamo }),
+        }
+      : {}),
     now,
     sleep: sleepFn,
     random: overrides.random ?? Math.random,

@@ -47,6 +47,16 @@ export class ChainBusy extends BrokerError {
   override name = "ChainBusy";
 }
 
+/**
+ * This process's clock may differ from DynamoDB's by more than the bound the lease protocol
+ * tolerates (CLOCK_SKEW_BOUND_MS, lib/chain/timing.ts), as measured from DynamoDB's `Date`
+ * headers (lib/chain/clock-skew.ts). It takes no lease until its clock is fixed: a lease judged
+ * on a wrong clock could let two token calls for one chain run at once (design invariant 1).
+ */
+export class ClockSkewed extends BrokerError {
+  override name = "ClockSkewed";
+}
+
 /** Exact answered 5xx, did not answer, or the chain is backing off after such answers. */
 export class ExactUnavailable extends BrokerError {
   override name = "ExactUnavailable";

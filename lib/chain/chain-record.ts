@@ -2,11 +2,16 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { connectionKey } from "./table-definition.js";
 
-/** Where a chain stands. */
+/** Where a chain stands; the status machine is drawn in chain-store.ts, beside the lease timeline. */
 export const ChainStatus = {
   /** Added by an operator, never connected to Exact. */
   New: "NEW",
   Active: "ACTIVE",
+  /**
+   * Exact started this chain (a login, a code exchange) and it is stored, but `/current/Me` has
+   * not yet shown whose it is. Never served to a vend; a later lease finishes the check.
+   */
+  Verifying: "VERIFYING",
   /** A token call's outcome is unknown: Exact may have rotated the chain. One probe decides. */
   Suspect: "SUSPECT",
   /** Exact no longer accepts the chain; a login must start a new one. */
@@ -21,8 +26,31 @@ export const ConnectionMode = { Code: "code", Implicit: "implicit" } as const;
 export type ConnectionMode = (typeof ConnectionMode)[keyof typeof ConnectionMode];
 
 /** What a lease holder is doing; written with the lease as the write-ahead note. */
-export const LeasePurpose = { Refresh: "refresh", Probe: "probe", Heal: "heal", Login: "login" } as const;
+export const LeasePurpose = {
+  Refresh: "refresh",
+  Probe: "probe",
+  /** A login that starts a new chain for a broken connection. */
+  Heal: "heal",
+  /** An implicit-mode login: the normal way such a chain gets its next access token. */
+  Login: "login",
+  /** A code exchange for this connection (`connection seed`, the connect callback). */
+  Onboard: "onboard",
+  /** The `/current/Me` check of a chain stored as VERIFYING. */
+  Verify: "verify",
+} as const;
 export type LeasePurpose = (typeof LeasePurpose)[keyof typeof LeasePurpose];
+
+/** Purposes whose token call or login starts a new chain at Exact: such a chain always wins. */
+export const CHAIN_STARTING_PURPOSES: readonly LeasePurpose[] = [
+  LeasePurpose.Heal,
+  LeasePurpose.Login,
+  LeasePurpose.Onboard,
+  LeasePurpose.Verify,
+];
+
+/** Which door started a chain that is being verified. */
+export const ChainSource = { Seed: "seed", Heal: "heal", Login: "login" } as const;
+export type ChainSource = (typeof ChainSource)[keyof typeof ChainSource];
 
 /** Configuration an operator gives when adding a connection. */
 export interface ConnectionConfig {
@@ -46,31 +74,56 @@ export interface InflightNote {
   readonly startedAtMs: number;
 }
 
-/** When the chain's recent token-endpoint errors happened (epoch ms), newest last. */
+/** When recent failures happened (epoch ms), newest last. */
 export interface ErrorBudget {
   readonly errorAtMs: readonly number[];
 }
 
+/** The token attributes of a chain, encrypted; also what a chain start keeps of the chain it replaced. */
+export interface ChainTokens {
+  readonly accessCt?: string;
+  readonly accessIssuedAtMs?: number;
+  readonly accessExpiresAtMs?: number;
+  /** First moment Exact will accept a refresh of this generation (arrival + life − window + margin). */
+  readonly windowOpensAtMs?: number;
+  readonly refreshCt?: string;
+  readonly refreshIssuedAtMs?: number;
+  readonly refreshHash?: string;
+}
+
+/** The live chain a code exchange replaced before its identity was known; restored if the new one is not ours. */
+export interface RetiredChain extends ChainTokens {
+  readonly status: ChainStatus;
+  readonly generation: number;
+}
+
+/** Present while the chain is VERIFYING: where it came from and what to go back to. */
+export interface VerificationNote {
+  readonly source: ChainSource;
+  readonly startedAtMs: number;
+  /** The connection's status before the chain start, restored if the chain belongs to another connection. */
+  readonly statusBefore: ChainStatus;
+  readonly retired?: RetiredChain;
+}
+
 /** One connection's item, typed. Attribute names are the DynamoDB attribute names. */
-export interface ChainRecord extends ConnectionConfig {
+export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly createdAtMs: number;
+  /**
+   * Set when the connection is added (items written before incarnations get one on their next
+   * lease): part of every conditional write and of the tokens' encryption context, so a removed
+   * and re-added connection never receives a write or a ciphertext meant for its predecessor.
+   */
+  readonly incarnation?: string;
   readonly status: ChainStatus;
   readonly statusReason?: string;
   readonly statusChangedAtMs?: number;
-  /** +1 on every new token pair; 0 until the first one. */
+  /** +1 on every new token pair; 0 until the first one. Only ever grows. */
   readonly generation: number;
   readonly exactUserId?: string;
   readonly exactUserName?: string;
   readonly division?: number | null;
-
-  readonly accessCt?: string;
-  readonly accessIssuedAtMs?: number;
-  readonly accessExpiresAtMs?: number;
-  readonly refreshCt?: string;
-  readonly refreshIssuedAtMs?: number;
-  readonly refreshHash?: string;
-  /** First moment Exact will accept a refresh of this generation (arrival + life − window + margin). */
-  readonly windowOpensAtMs?: number;
+  readonly verification?: VerificationNote;
 
   readonly leaseOwner?: string;
   readonly leaseFence: number;
@@ -88,13 +141,19 @@ export interface ChainRecord extends ConnectionConfig {
   /** Failed logins in the last hour (at most 3 are risked: Exact locks accounts). */
   readonly loginFailures?: ErrorBudget;
   readonly lastLoginFailure?: string;
-  /** The TOTP step (epoch s / 30) the last login used; the next login waits for a later one. */
-  readonly lastTotpStep?: number;
+  /** Failed `/current/Me` checks of a VERIFYING chain in the last hour. */
+  readonly identityChecks?: ErrorBudget;
   readonly backoffUntilMs?: number;
   /** Which error a vend reports while the chain backs off. */
   readonly backoffReason?: "throttled" | "unavailable";
   readonly failureStreak?: number;
+  /** Refresh hash of the last chain handed to this connection by another's code exchange (idempotence). */
+  readonly adoptedHash?: string;
 }
+
+/** The attributes a write may set: a record's, minus the key and the values only a computation may set. */
+export type ChainAttributes = Omit<ChainRecord, "leaseFence" | "generation">;
+export type ChainAttributeName = keyof ChainRecord;
 
 export function toRecord(item: Record<string, AttributeValue>): ChainRecord {
   const raw = unmarshall(item) as ChainRecord & { pk: string };
@@ -102,9 +161,14 @@ export function toRecord(item: Record<string, AttributeValue>): ChainRecord {
   return { ...record, leaseFence: record.leaseFence ?? 0 };
 }
 
-export function newConnectionItem(config: ConnectionConfig, nowMs: number): Record<string, AttributeValue> {
+export function newConnectionItem(
+  config: ConnectionConfig,
+  incarnation: string,
+  nowMs: number,
+): Record<string, AttributeValue> {
   const record: ChainRecord = {
     ...config,
+    incarnation,
     createdAtMs: nowMs,
     status: ChainStatus.New,
     statusChangedAtMs: nowMs,
@@ -114,12 +178,22 @@ export function newConnectionItem(config: ConnectionConfig, nowMs: number): Reco
   return marshall({ pk: connectionKey(config.connectionId), ...record }, { removeUndefinedValues: true });
 }
 
-/** The lease is live when someone holds it and its deadline has not passed. */
-export function leaseIsLive(record: ChainRecord, nowMs: number): boolean {
-  return record.leaseOwner !== undefined && (record.leaseUntilMs ?? 0) > nowMs;
-}
-
 /** Milliseconds of validity the current access token still has (0 if none). */
 export function accessValidityMs(record: ChainRecord, nowMs: number): number {
   return record.accessCt && record.accessExpiresAtMs ? Math.max(0, record.accessExpiresAtMs - nowMs) : 0;
+}
+
+/** Statuses whose current access token may be handed to a consumer. */
+export function servable(record: ChainRecord): boolean {
+  return (
+    record.status === ChainStatus.Active ||
+    record.status === ChainStatus.Suspect ||
+    record.status === ChainStatus.Broken ||
+    record.status === ChainStatus.Healing
+  );
+}
+
+/** The status a chain returns to after Exact accepted its refresh token: VERIFYING until its identity is known. */
+export function healthyStatus(record: Pick<ChainRecord, "verification">): ChainStatus {
+  return record.verification ? ChainStatus.Verifying : ChainStatus.Active;
 }

@@ -1,10 +1,11 @@
 import type { BrokerConfig } from "../config.js";
 import type { TokenCipher } from "../crypto/token-cipher.js";
-import type { EventPublisher } from "../events/broker-events.js";
+import type { BrokerEventType, EventPublisher, EventReason } from "../events/broker-events.js";
 import type { LoginDriver } from "../exact/login/login-driver.js";
 import type { ExactOAuthClient } from "../exact/oauth-client.js";
 import type { SecretSource } from "../secrets/secret-source.js";
 import type { ChainStore } from "./chain-store.js";
+import type { TotpStepClaims } from "./totp-step-claims.js";
 
 /** The engine's structured log: a Powertools Logger satisfies it; tests may capture it. */
 export interface EngineLog {
@@ -32,9 +33,38 @@ export interface EngineDeps {
    * none (their bundles stay free of the login driver) and trigger fallback-login instead.
    */
   readonly login?: LoginDriver;
+  /** Where logins run: TOTP steps claimed per Exact user before a code is sent (totp-step-claims.ts). */
+  readonly totpClaims?: TotpStepClaims;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   readonly random: () => number;
   /** Identifies this container in lease owners and notes. */
   readonly owner: string;
+}
+
+/**
+ * Publishes a broker event after the write it reports. Events come after the state they describe
+ * is durable and may fail without undoing it (design invariant 13): a failure is logged, not thrown.
+ */
+export async function announce(
+  deps: Pick<EngineDeps, "events" | "log" | "now">,
+  type: BrokerEventType,
+  chain: { readonly connectionId: string; readonly generation: number },
+  reason: EventReason,
+): Promise<void> {
+  const detail = {
+    connectionId: chain.connectionId,
+    generation: chain.generation,
+    reason,
+    at: new Date(deps.now()).toISOString(),
+  };
+  try {
+    await deps.events.publish({ type, detail });
+  } catch (error) {
+    deps.log.error("could not publish an event; the chain's state is stored", {
+      connectionId: chain.connectionId,
+      eventType: type,
+      error: error as Error,
+    });
+  }
 }

@@ -1,12 +1,16 @@
 import { ConnectionNotFound } from "../errors.js";
-import { EventReason } from "../events/broker-events.js";
-import { ChainStatus, LeasePurpose, leaseIsLive } from "./chain-record.js";
-import { isLeaseRefused } from "./chain-store.js";
+import { type ChainRecord, ChainStatus, ConnectionMode, LeasePurpose } from "./chain-record.js";
+import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { LoginProtocol, loginBlockedFor } from "./login-protocol.js";
+import { withIncarnation } from "./incarnation.js";
+import { loginBlockedFor } from "./login-budget.js";
+import { LoginProtocol } from "./login-protocol.js";
+import { PendingVerification } from "./verification.js";
 
 export type HealResult =
   | { readonly kind: "healed"; readonly generation: number }
+  /** A chain stored as VERIFYING passed its identity check (no login was needed). */
+  | { readonly kind: "verified"; readonly generation: number }
   /** Nothing to do: healthy, already being healed, waiting for its backoff, or an operator's turn. */
   | {
       readonly kind: "skipped";
@@ -17,72 +21,63 @@ export type HealResult =
 /**
  * The heal door: log in again and start a new chain for a BROKEN connection, under the same
  * lease as every other door. For an implicit-only connection it is also the normal path: the
- * login that gets its next access token. Idempotent: a duplicate delivery finds the lease taken or the
- * chain healed and does nothing, so fallback-login can be invoked by every vend that sees the
- * chain broken.
+ * login that gets its next access token. A chain stored as VERIFYING gets its identity check
+ * instead of a login. Idempotent: a duplicate delivery finds the lease taken or the chain healed
+ * and does nothing, so fallback-login can be invoked by every vend that sees the chain broken.
  */
 export class HealDoor {
   readonly #deps: EngineDeps;
   readonly #login: LoginProtocol;
+  readonly #verification: PendingVerification;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
     this.#login = new LoginProtocol(deps);
+    this.#verification = new PendingVerification(deps);
   }
 
   /**
    * @param options.operator an operator asked (`exact-broker heal`): also heals a chain at
    *   REAUTH_REQUIRED (after the secret was fixed) or never connected, and forgets the failed
    *   logins that stopped it.
+   * @param options.deadlineMs epoch ms by which this invocation must be done (the Lambda's remaining time)
    */
-  async heal(connectionId: string, options: { readonly operator?: boolean } = {}): Promise<HealResult> {
+  async heal(
+    connectionId: string,
+    options: { readonly operator?: boolean; readonly deadlineMs?: number } = {},
+  ): Promise<HealResult> {
     const { store, now, config, log } = this.#deps;
-    let record = await store.get(connectionId);
-    if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+    let record = await this.#load(connectionId);
     const nowMs = now();
-    if (leaseIsLive(record, nowMs)) return { kind: "skipped", why: "busy" };
+    if (store.leaseIsLive(record, nowMs)) return { kind: "skipped", why: "busy" };
+    if (record.status === ChainStatus.Verifying) return this.#verify(record, options.deadlineMs);
     if (options.operator) {
-      const cleared = await store.updateAtGeneration(connectionId, record.generation, {
-        set: { status: ChainStatus.Broken, statusReason: EventReason.Operator, statusChangedAtMs: nowMs },
-        remove: ["loginFailures", "lastLoginFailure", "backoffUntilMs", "backoffReason", "failureStreak"],
-      });
-      if (!cleared) return { kind: "skipped", why: "busy" };
-      record = await store.get(connectionId);
-      if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+      if (!(await store.unleased.resetForOperator(record))) return { kind: "skipped", why: "busy" };
+      record = await this.#load(connectionId);
     } else {
-      const implicitDue = record.mode === "implicit" && nowMs >= (record.windowOpensAtMs ?? 0);
-      switch (record.status) {
-        case ChainStatus.Active:
-        case ChainStatus.Suspect:
-          // An implicit chain's token is renewed by a login a window ahead of its expiry.
-          if (!implicitDue) return { kind: "skipped", why: "healthy" };
-          break;
-        case ChainStatus.Healing:
-          // The lease is not live (checked above): the healer died; heal again.
-          break;
-        case ChainStatus.ReauthRequired:
-          return { kind: "skipped", why: "needs_operator" };
-        case ChainStatus.New:
-          if (record.mode === "code") return { kind: "skipped", why: "not_connected" };
-          break;
-        default:
-      }
-      if (loginBlockedFor(record, nowMs) !== undefined) return { kind: "skipped", why: "backoff" };
+      const why = skipReason(record, nowMs);
+      if (why) return { kind: "skipped", why };
     }
-
-    const lease = await store.acquireLease({
-      connectionId,
-      owner: this.#deps.owner,
-      purpose: LeasePurpose.Heal,
-      seenGeneration: record.generation,
-      nowMs: now(),
-      leaseMs: config.leaseMs,
-    });
-    if (isLeaseRefused(lease)) return { kind: "skipped", why: "busy" };
-    log.info("healing chain", { connectionId, reason: record.statusReason, generation: record.generation });
-    const outcome = await this.#login.run(lease, record.mode === "implicit" ? "implicit" : "heal", {
-      vended: false,
-    });
+    const outcome = await store.withLease(
+      {
+        record,
+        owner: this.#deps.owner,
+        purpose: LeasePurpose.Heal,
+        leaseMs: config.leaseMs,
+        ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+      },
+      (session) => {
+        log.info("healing chain", {
+          connectionId,
+          reason: record.statusReason,
+          generation: record.generation,
+        });
+        return this.#login.run(session, record.mode === ConnectionMode.Implicit ? "implicit" : "heal", {
+          vended: false,
+        });
+      },
+    );
+    if (outcome === LeaseRefused) return { kind: "skipped", why: "busy" };
     switch (outcome.kind) {
       case "logged_in":
         return { kind: "healed", generation: outcome.fresh.generation };
@@ -92,4 +87,52 @@ export class HealDoor {
         return { kind: "failed", errorType: outcome.error.name, message: outcome.error.message };
     }
   }
+
+  async #verify(record: ChainRecord, deadlineMs: number | undefined): Promise<HealResult> {
+    const outcome = await this.#verification.finish(record, {
+      vended: false,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    });
+    switch (outcome.kind) {
+      case "verified":
+        return { kind: "verified", generation: outcome.fresh.generation };
+      case "failed":
+        return { kind: "failed", errorType: outcome.error.name, message: outcome.error.message };
+      case "wrong_user":
+      case "duplicate":
+        return { kind: "skipped", why: "needs_operator" };
+      default:
+        return { kind: "skipped", why: "busy" };
+    }
+  }
+
+  async #load(connectionId: string): Promise<ChainRecord> {
+    const read = await this.#deps.store.get(connectionId);
+    const record = read && (await withIncarnation(this.#deps, read));
+    if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+    return record;
+  }
+}
+
+/** Why an automatic heal leaves this chain alone, if it does. */
+function skipReason(
+  record: ChainRecord,
+  nowMs: number,
+): Exclude<HealResult, { kind: "healed" | "verified" | "failed" }>["why"] | undefined {
+  const implicitDue = record.mode === ConnectionMode.Implicit && nowMs >= (record.windowOpensAtMs ?? 0);
+  switch (record.status) {
+    case ChainStatus.Active:
+    case ChainStatus.Suspect:
+      // An implicit chain's token is renewed by a login a window ahead of its expiry.
+      if (!implicitDue) return "healthy";
+      break;
+    case ChainStatus.ReauthRequired:
+      return "needs_operator";
+    case ChainStatus.New:
+      if (record.mode === ConnectionMode.Code) return "not_connected";
+      break;
+    default:
+    // BROKEN, or HEALING with no live lease (the healer died): heal again.
+  }
+  return loginBlockedFor(record, nowMs) !== undefined ? "backoff" : undefined;
 }

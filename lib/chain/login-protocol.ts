@@ -1,3 +1,4 @@
+import { LOGIN_DRIVER_MIN_MS } from "../config-timing.js";
 import {
   type BrokerError,
   ChainBusy,
@@ -9,17 +10,23 @@ import {
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { LoginResult } from "../exact/login/login-driver.js";
+import {
+  LoginBadCredentials,
+  LoginBadTotp,
+  LoginLocked,
+  LoginPageNotUnderstood,
+  LoginUnavailable,
+} from "../exact/login/login-errors.js";
 import { hasLoginCredentials } from "../secrets/connection-secret.js";
-import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
-import type { Changes, Lease, StoredTokens } from "./chain-store.js";
-import type { EngineDeps } from "./engine-deps.js";
+import { ChainSource, ChainStatus, ConnectionMode, LeasePurpose } from "./chain-record.js";
+import { announce, type EngineDeps } from "./engine-deps.js";
 import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
-import { ChainTable } from "./table-definition.js";
-import { windowOpensAtMs } from "./timing.js";
-import { dueAfterCommit, type FreshAccess, hashToken } from "./token-protocol.js";
-
-/** Failed logins risked per chain in any rolling hour: Exact locks an account after 5 in a row. */
-export const LOGIN_FAILURES_PER_HOUR = 3;
+import { IdentityCheck, type StartedChain } from "./identity-check.js";
+import type { LeaseSession } from "./lease-session.js";
+import { backedOff, needsOperator } from "./lease-transitions.js";
+import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
+import type { FreshAccess } from "./token-protocol.js";
+import { type IssuedPair, prepareSealer, sealTokens } from "./token-seal.js";
 
 export type LoginMode = "heal" | "implicit";
 
@@ -28,67 +35,65 @@ export type LoginOutcome =
   | { readonly kind: "superseded" }
   | { readonly kind: "failed"; readonly error: BrokerError };
 
-/** Seconds until another login may be risked, or undefined when one may be risked now. */
-export function loginBlockedFor(record: ChainRecord, nowMs: number): number | undefined {
-  const budgetWaitMs = (budgetExhaustedFor(record.loginFailures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000;
-  const backoffWaitMs = record.status === ChainStatus.Broken ? (record.backoffUntilMs ?? 0) - nowMs : 0;
-  const waitMs = Math.max(budgetWaitMs, backoffWaitMs);
-  return waitMs > 0 ? Math.ceil(waitMs / 1000) : undefined;
-}
-
 /**
  * A login as the chain's user under a lease we hold: the fallback that heals a broken chain
  * (authorization code, then a code exchange) and the normal path of an implicit-only chain
  * (the access token straight from the redirect, no refresh token ever).
  *
- * The same rules as a refresh: one write at the end, conditional on our fence, that stores what
- * Exact gave us; a `/current/Me` check that it is the chain's own Exact user before anything is
- * stored; and budgets, because failed logins lock the account (design invariant 7): a wrong
- * password or a locked account stops at REAUTH_REQUIRED at once, other failures back off and at
- * most three are risked per hour.
+ * Persist first, like every door: key material is prepared before the login, and whatever
+ * Exact issued is stored as VERIFYING by the next write; the `/current/Me` check follows
+ * (identity-check.ts) and may fail without losing the chain. Logins have budgets, because
+ * failed logins lock the account (design invariant 7): a wrong password or a locked account
+ * stops at REAUTH_REQUIRED at once, other failures back off and at most three are risked per
+ * hour, counting a login whose exchange or check failed.
  */
 export class LoginProtocol {
   readonly #deps: EngineDeps;
+  readonly #identity: IdentityCheck;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
+    this.#identity = new IdentityCheck(deps);
   }
 
-  async run(lease: Lease, mode: LoginMode, options: { readonly vended: boolean }): Promise<LoginOutcome> {
-    const { store, now, config, secrets, log } = this.#deps;
-    const record = lease.previous;
-    const held = await store.renewLease(
-      lease,
-      {
-        purpose: mode === "heal" ? LeasePurpose.Heal : LeasePurpose.Login,
-        nowMs: now(),
-        leaseMs: config.loginLeaseMs,
-      },
-      mode === "heal" ? { set: { status: ChainStatus.Healing, statusChangedAtMs: now() } } : {},
+  async run(
+    session: LeaseSession,
+    mode: LoginMode,
+    options: { readonly vended: boolean },
+  ): Promise<LoginOutcome> {
+    const { now, config, secrets, log, login: driver, totpClaims } = this.#deps;
+    const record = session.record;
+    const renewed = await session.renew(
+      mode === "heal" ? LeasePurpose.Heal : LeasePurpose.Login,
+      config.loginLeaseMs,
+      mode === "heal" ? { status: ChainStatus.Healing } : undefined,
     );
-    if (!held) return { kind: "superseded" };
-
+    if (!renewed) return { kind: "superseded" };
     try {
       checkBaseUrl(record.baseUrl, config.allowLoopback);
     } catch (error) {
-      return this.#reauth(held, EventReason.LoginFailed, (error as Error).message);
+      return this.#reauth(session, EventReason.LoginFailed, (error as Error).message);
     }
     const secret = await secrets.get(record.secretId, { forceFetch: true });
     if (!hasLoginCredentials(secret)) {
       return this.#reauth(
-        held,
+        session,
         EventReason.NoLoginCredentials,
         `secret "${record.secretId}" holds no username, password and totpSecret, so the broker cannot log in by itself`,
       );
     }
-
-    const driver = this.#deps.login;
-    if (!driver) {
-      await store.releaseLease(held);
+    if (!driver || !totpClaims) {
       throw new ConfigurationError(
         "this function has no login driver; logins run in fallback-login (set FALLBACK_LOGIN_FUNCTION_NAME)",
       );
     }
+    const sealer = await prepareSealer(this.#deps.cipher, {
+      connectionId: record.connectionId,
+      incarnation: session.incarnation,
+    });
+    const lastTotpStep = await totpClaims.lastStep(secret.username);
+    session.requireTime(LOGIN_DRIVER_MIN_MS + config.httpTimeoutMs, "a login and its code exchange");
+
     let result: LoginResult;
     const startedMs = now();
     try {
@@ -98,21 +103,30 @@ export class LoginProtocol {
         redirectUri: record.redirectUri,
         responseType: mode === "heal" ? "code" : "token",
         credentials: { username: secret.username, password: secret.password, totpSecret: secret.totpSecret },
-        ...(record.lastTotpStep !== undefined ? { lastTotpStep: record.lastTotpStep } : {}),
-        timeoutMs: held.untilMs - now() - 10_000,
+        ...(lastTotpStep !== undefined ? { lastTotpStep } : {}),
+        claimTotpStep: (step) =>
+          totpClaims.claim({
+            username: secret.username,
+            step,
+            connectionId: record.connectionId,
+            nowMs: now(),
+          }),
+        // The code exchange follows inside the same lease.
+        timeoutMs: session.remainingMs() - config.httpTimeoutMs,
       });
     } catch (error) {
-      return this.#loginFailed(held, error);
+      return this.#loginFailed(session, error);
     }
     log.info("logged in as the chain's user", {
       connectionId: record.connectionId,
       mode,
       latencyMs: now() - startedMs,
-      generation: record.generation,
     });
 
-    let issued: { accessToken: string; expiresInSeconds: number; refreshToken?: string };
+    let issued: IssuedPair;
+    let refusal: string | undefined;
     if (result.kind === "code") {
+      session.requireTime(config.httpTimeoutMs, "the code exchange");
       const outcome = await this.#deps.oauth.exchangeCode(
         record.baseUrl,
         { clientId: record.clientId, clientSecret: secret.clientSecret },
@@ -120,184 +134,128 @@ export class LoginProtocol {
         record.redirectUri,
         config.httpTimeoutMs,
       );
-      if (outcome.kind !== "tokens") {
-        // A lost exchange may have started a chain we never saw; the next login starts another.
-        return this.#retryLater(
-          held,
-          result.totpStep,
-          EventReason.LoginFailed,
-          `code exchange: ${outcome.kind}`,
-        );
+      if (outcome.kind === "outcome_unknown" || !outcome.rotated) {
+        // Nothing to store. A lost exchange may have started a chain we never saw; the next login starts another.
+        return this.#retryLater(session, EventReason.LoginFailed, `code exchange: ${outcome.kind}`);
       }
       issued = outcome.rotated;
+      refusal = outcome.kind === "tokens" ? undefined : outcome.kind;
     } else {
       issued = result;
     }
-    return this.#commit(held, mode, issued, result.totpStep, options.vended);
-  }
-
-  async #commit(
-    lease: Lease,
-    mode: LoginMode,
-    issued: { accessToken: string; expiresInSeconds: number; refreshToken?: string },
-    totpStep: number,
-    vended: boolean,
-  ): Promise<LoginOutcome> {
-    const { oauth, cipher, config, store, now, log } = this.#deps;
-    const record = lease.previous;
-    const me = await oauth.me(record.baseUrl, issued.accessToken, config.httpTimeoutMs);
-    if (record.exactUserId && me.userId !== record.exactUserId) {
-      return this.#reauth(
-        lease,
-        EventReason.WrongUser,
-        `the login is Exact user ${me.userName}, not this chain's user; fix the connection's secret`,
-        { lastTotpStep: totpStep },
+    const arrivalMs = now();
+    const tokens = await sealTokens(sealer, issued, arrivalMs, record.mode, config);
+    const note = {
+      source: mode === "heal" ? ChainSource.Heal : ChainSource.Login,
+      startedAtMs: arrivalMs,
+      statusBefore: mode === "heal" ? ChainStatus.Broken : record.status,
+    };
+    const stored = await session.storeStartedChain({
+      tokens,
+      note,
+      leaseMs: config.leaseMs,
+      ...(options.vended ? { vendedAtMs: arrivalMs } : {}),
+    });
+    if (!stored) return { kind: "superseded" };
+    if (refusal !== undefined || !issued.accessToken || !issued.expiresInSeconds) {
+      // Stored, but without an access token to check it with: the next refresh brings one.
+      return failed(
+        new ExactUnavailable(
+          `connection "${record.connectionId}": the code exchange answered ${refusal ?? "without an access token"}; the new chain is stored and checked later`,
+          {
+            retryAfterSeconds: 5,
+          },
+        ),
       );
     }
-    if (!record.exactUserId) {
-      const owner = await store.claimGuard(record.clientId, me.userId, record.connectionId);
-      if (owner !== record.connectionId) {
-        return this.#reauth(
-          lease,
-          EventReason.DuplicateUser,
-          `Exact user ${me.userName} is already connected as "${owner}"`,
-          { lastTotpStep: totpStep },
+    const chain: StartedChain = {
+      issued: { ...issued, accessToken: issued.accessToken, expiresInSeconds: issued.expiresInSeconds },
+      tokens,
+      note,
+    };
+    const verified = await this.#identity.run(session, chain, { afterLogin: true, vended: options.vended });
+    switch (verified.kind) {
+      case "verified":
+        return { kind: "logged_in", fresh: verified.fresh };
+      case "superseded":
+        return { kind: "superseded" };
+      case "failed":
+        return failed(verified.error);
+      case "duplicate":
+        return failed(
           new DuplicateChain(
-            `connection "${record.connectionId}": Exact user ${me.userName} is already connected as "${owner}"`,
+            `connection "${record.connectionId}": Exact user ${verified.identity.userName} is already connected as "${verified.owner}"`,
           ),
         );
-      }
-    }
-
-    const arrivalMs = now();
-    const binding = { connectionId: record.connectionId };
-    const lifetimeMs = issued.expiresInSeconds * 1000;
-    // Implicit chains have no refresh window; the refresher logs in a window ahead of expiry instead.
-    const window =
-      mode === "implicit"
-        ? arrivalMs + lifetimeMs - 2 * config.refreshWindowSeconds * 1000
-        : windowOpensAtMs(arrivalMs, issued.expiresInSeconds, config);
-    const tokens: StoredTokens = {
-      access: {
-        accessCt: await cipher.encrypt(issued.accessToken, { ...binding, kind: "access" }),
-        accessIssuedAtMs: arrivalMs,
-        accessExpiresAtMs: arrivalMs + lifetimeMs,
-        windowOpensAtMs: window,
-      },
-      ...(issued.refreshToken
-        ? {
-            refresh: {
-              refreshCt: await cipher.encrypt(issued.refreshToken, { ...binding, kind: "refresh" }),
-              refreshHash: hashToken(issued.refreshToken),
-              refreshIssuedAtMs: arrivalMs,
-            },
-          }
-        : {}),
-    };
-    const generation = lease.generation + 1;
-    const result = await store.commitTokens(lease, tokens, {
-      set: {
-        status: ChainStatus.Active,
-        statusChangedAtMs: arrivalMs,
-        exactUserId: me.userId,
-        exactUserName: me.userName,
-        division: me.division,
-        lastTotpStep: totpStep,
-        failureStreak: 0,
-        ...(vended ? { lastVendAtMs: arrivalMs, hotGeneration: generation } : {}),
-        ...dueAfterCommit(
-          { lastVendAtMs: vended ? arrivalMs : record.lastVendAtMs },
-          { windowOpensAtMs: window, lifetimeMs },
-          issued.refreshToken ? arrivalMs : (record.refreshIssuedAtMs ?? arrivalMs),
-          config.keepaliveDays,
-          arrivalMs,
-        ),
-      },
-      remove: [
-        "statusReason",
-        "backoffUntilMs",
-        "backoffReason",
-        "loginFailures",
-        "lastLoginFailure",
-        "tokenErrors",
-      ],
-    });
-    if (result === "superseded") return { kind: "superseded" };
-    if (mode === "heal") {
-      log.info("chain healed by a login", { connectionId: record.connectionId, generation });
-      await this.#event(BrokerEventType.ChainHealed, record.connectionId, generation, EventReason.Healed);
-    }
-    return {
-      kind: "logged_in",
-      fresh: { accessToken: issued.accessToken, expiresAtMs: arrivalMs + lifetimeMs, generation },
-    };
-  }
-
-  async #loginFailed(lease: Lease, error: unknown): Promise<LoginOutcome> {
-    const name = error instanceof Error ? error.name : "";
-    const record = lease.previous;
-    // A step spent before the failure (the code was sent) must not be used again either.
-    const spentStep = (error as { totpStep?: unknown }).totpStep;
-    const totpStep = typeof spentStep === "number" ? spentStep : undefined;
-    const spent = totpStep !== undefined ? { lastTotpStep: totpStep } : {};
-    this.#deps.log.warn("login failed", { connectionId: record.connectionId, errorType: name || "unknown" });
-    switch (name) {
-      case "LoginBadCredentials":
-        return this.#reauth(
-          lease,
-          EventReason.BadCredentials,
-          "Exact refused the user name or password; fix the connection's secret",
-          spent,
-        );
-      case "LoginLocked":
-        return this.#reauth(
-          lease,
-          EventReason.Locked,
-          "Exact locked the account after failed logins; unlock it, then heal",
-          spent,
-        );
-      case "LoginBadTotp":
-        // Once may be a step boundary; twice in a row is a wrong TOTP secret, and a third
-        // attempt would bring the account closer to Exact's lock.
-        if (record.lastLoginFailure === EventReason.BadTotp) {
-          return this.#reauth(
-            lease,
-            EventReason.BadTotp,
-            "Exact refused the TOTP code twice; check the connection's TOTP secret",
-          );
-        }
-        return this.#retryLater(lease, totpStep, EventReason.BadTotp, "TOTP code refused");
-      case "LoginUnavailable":
-        return this.#retryLater(
-          lease,
-          totpStep,
-          EventReason.LoginFailed,
-          "Exact unavailable during the login",
-          false,
+      case "rejected":
+        return failed(
+          new ExactUnavailable(
+            `connection "${record.connectionId}": Exact refused the new access token; the chain stays broken`,
+            { retryAfterSeconds: 60 },
+          ),
         );
       default:
-        // Driver errors name the step that failed and never a credential; anything else is summarised.
-        return this.#retryLater(
-          lease,
-          totpStep,
-          EventReason.LoginFailed,
-          name === "LoginPageNotUnderstood"
-            ? (error as Error).message
-            : `login failed (${name || "unknown error"})`,
+        return failed(
+          new ReauthRequired(
+            `connection "${record.connectionId}": the login is Exact user ${verified.identity.userName}, not this chain's user; fix the connection's secret, then run: exact-broker heal --id ${record.connectionId}`,
+          ),
         );
     }
   }
 
-  /** A failure that may pass: back off, count it, keep the chain broken (it stays due for a heal). */
+  async #loginFailed(session: LeaseSession, error: unknown): Promise<LoginOutcome> {
+    const record = session.record;
+    this.#deps.log.warn("login failed", {
+      connectionId: record.connectionId,
+      errorType: error instanceof Error ? error.name : "unknown",
+    });
+    if (error instanceof LoginBadCredentials) {
+      return this.#reauth(
+        session,
+        EventReason.BadCredentials,
+        "Exact refused the user name or password; fix the connection's secret",
+      );
+    }
+    if (error instanceof LoginLocked) {
+      return this.#reauth(
+        session,
+        EventReason.Locked,
+        "Exact locked the account after failed logins; unlock it, then heal",
+      );
+    }
+    if (error instanceof LoginBadTotp) {
+      // Once may be a step boundary; twice in a row is a wrong TOTP secret, and a third
+      // attempt would bring the account closer to Exact's lock.
+      return record.lastLoginFailure === EventReason.BadTotp
+        ? this.#reauth(
+            session,
+            EventReason.BadTotp,
+            "Exact refused the TOTP code twice; check the connection's TOTP secret",
+          )
+        : this.#retryLater(session, EventReason.BadTotp, "TOTP code refused");
+    }
+    if (error instanceof LoginUnavailable) {
+      return this.#retryLater(session, EventReason.LoginFailed, "Exact unavailable during the login", false);
+    }
+    if (error instanceof LoginPageNotUnderstood)
+      return this.#retryLater(session, EventReason.LoginFailed, error.message);
+    // Driver errors name the step that failed and never a credential; anything else is summarised.
+    return this.#retryLater(
+      session,
+      EventReason.LoginFailed,
+      `login failed (${error instanceof Error ? error.name : "unknown error"})`,
+    );
+  }
+
+  /** A failure that may pass: back off, count it, keep a broken chain broken (due again when the backoff ends). */
   async #retryLater(
-    lease: Lease,
-    totpStep: number | undefined,
+    session: LeaseSession,
     reason: EventReason,
     detail: string,
     counts = true,
   ): Promise<LoginOutcome> {
-    const { now, random, store } = this.#deps;
-    const record = lease.previous;
+    const { now, random } = this.#deps;
+    const record = session.record;
     const nowMs = now();
     const streak = (record.failureStreak ?? 0) + 1;
     const failures = counts
@@ -307,78 +265,48 @@ export class LoginProtocol {
       backoffMs(streak + 3, random),
       (budgetExhaustedFor(failures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000,
     );
-    const wasActive = record.status === ChainStatus.Active || record.status === ChainStatus.New;
-    const changes: Changes = {
-      set: {
-        // An implicit chain that could not log in keeps its (maybe still valid) token; a
-        // broken chain stays broken, due again when the backoff ends.
-        status: wasActive ? record.status : ChainStatus.Broken,
-        statusReason: wasActive ? record.statusReason : (record.statusReason ?? reason),
-        ...(failures ? { loginFailures: failures } : {}),
-        lastLoginFailure: reason,
-        failureStreak: streak,
-        backoffUntilMs: nowMs + waitMs,
-        backoffReason: "unavailable",
-        ...(totpStep !== undefined ? { lastTotpStep: totpStep } : {}),
-        ...(wasActive ? {} : { dueShard: ChainTable.dueShardValue, dueAtMs: nowMs + waitMs }),
-      },
-    };
-    if (!(await store.releaseLease(lease, changes))) return { kind: "superseded" };
+    // An implicit chain that could not log in keeps its (maybe still valid) token.
+    const keeps = record.mode === ConnectionMode.Implicit && record.status !== ChainStatus.Broken;
+    const written = await session.finish(
+      backedOff(
+        { backoffUntilMs: nowMs + waitMs, backoffReason: "unavailable", failureStreak: streak },
+        nowMs,
+        {
+          status: keeps ? record.status : ChainStatus.Broken,
+          ...(failures ? { loginFailures: failures } : {}),
+          lastLoginFailure: reason,
+          ...(keeps ? {} : { dueAtMs: nowMs + waitMs }),
+        },
+      ),
+    );
+    if (!written) return { kind: "superseded" };
     const retryAfterSeconds = Math.ceil(waitMs / 1000);
-    return {
-      kind: "failed",
-      error:
-        reason === EventReason.LoginFailed && !counts
-          ? new ExactUnavailable(`connection "${record.connectionId}": ${detail}`, { retryAfterSeconds })
-          : new ChainBusy(
-              `connection "${record.connectionId}": login failed (${reason}: ${detail}); retrying later`,
-              {
-                retryAfterSeconds,
-              },
-            ),
-    };
+    return failed(
+      reason === EventReason.LoginFailed && !counts
+        ? new ExactUnavailable(`connection "${record.connectionId}": ${detail}`, { retryAfterSeconds })
+        : new ChainBusy(
+            `connection "${record.connectionId}": login failed (${reason}: ${detail}); retrying later`,
+            {
+              retryAfterSeconds,
+            },
+          ),
+    );
   }
 
-  async #reauth(
-    lease: Lease,
-    reason: EventReason,
-    detail: string,
-    extra: Record<string, unknown> = {},
-    error?: BrokerError,
-  ): Promise<LoginOutcome> {
-    const record = lease.previous;
-    const released = await this.#deps.store.releaseLease(lease, {
-      set: {
-        ...extra,
-        status: ChainStatus.ReauthRequired,
-        statusReason: reason,
-        statusChangedAtMs: this.#deps.now(),
-        lastLoginFailure: reason,
-      },
-      remove: ["dueShard", "dueAtMs"],
-    });
-    if (!released) return { kind: "superseded" };
-    this.#deps.log.error("chain needs an operator", { connectionId: record.connectionId, reason });
-    await this.#event(BrokerEventType.ReauthRequired, record.connectionId, record.generation, reason);
-    return {
-      kind: "failed",
-      error:
-        error ??
-        new ReauthRequired(
-          `connection "${record.connectionId}": ${detail}; then run: exact-broker heal --id ${record.connectionId}`,
-        ),
-    };
+  async #reauth(session: LeaseSession, reason: EventReason, detail: string): Promise<LoginOutcome> {
+    if (!(await session.finish(needsOperator(reason, this.#deps.now(), { lastLoginFailure: reason })))) {
+      return { kind: "superseded" };
+    }
+    this.#deps.log.error("chain needs an operator", { connectionId: session.connectionId, reason });
+    await announce(this.#deps, BrokerEventType.ReauthRequired, session, reason);
+    return failed(
+      new ReauthRequired(
+        `connection "${session.connectionId}": ${detail}; then run: exact-broker heal --id ${session.connectionId}`,
+      ),
+    );
   }
+}
 
-  async #event(
-    type: BrokerEventType,
-    connectionId: string,
-    generation: number,
-    reason: EventReason,
-  ): Promise<void> {
-    await this.#deps.events.publish({
-      type,
-      detail: { connectionId, generation, reason, at: new Date(this.#deps.now()).toISOString() },
-    });
-  }
+function failed(error: BrokerError): LoginOutcome {
+  return { kind: "failed", error };
 }

@@ -1,4 +1,5 @@
 import {
+  ChainBusy,
   ConnectionNotFound,
   ExactUnavailable,
   ReauthRequired,
@@ -7,10 +8,23 @@ import {
 } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { TokenOutcome } from "../exact/classify-token-response.js";
-import { ChainStatus } from "./chain-record.js";
+import {
+  type ChainRecord,
+  ChainSource,
+  ChainStatus,
+  ConnectionMode,
+  LeasePurpose,
+  type RetiredChain,
+  type VerificationNote,
+} from "./chain-record.js";
+import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { windowOpensAtMs } from "./timing.js";
-import { dueAfterCommit, hashToken } from "./token-protocol.js";
+import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
+import { withIncarnation } from "./incarnation.js";
+import type { LeaseSession } from "./lease-session.js";
+import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+import { prepareSealer, sealTokens } from "./token-seal.js";
+import { PendingVerification } from "./verification.js";
 
 export interface SeedResult {
   /** The connection that now holds the chain. */
@@ -23,27 +37,66 @@ export interface SeedResult {
   readonly generation: number;
 }
 
+const WAIT_POLL_MS = 250;
+
 /**
- * Starts a chain from an authorization code (`connection seed`, the connect callback).
- *
- * The one accepted exception to "one lease per chain": the Exact user is only known after the
- * exchange, and Exact itself starts a new chain at that moment, killing the old one. So the new
- * tokens must land on the connection that owns (client ID, user), even if the code was meant
- * for another connection; the caller reports that.
+ * Starts a chain from an authorization code (`connection seed`, the connect callback), under the
+ * connection's lease like every other door. The Exact user is only known after the exchange, so
+ * Exact's answer is stored on the connection being connected as VERIFYING (the live chain it
+ * replaces is kept beside it), then `/current/Me` decides: this connection's chain, or the chain
+ * of the connection that already holds that (client ID, user), which then receives it (the one
+ * accepted exception to one-lease-per-chain: Exact itself ended that connection's old chain).
+ * Each step is crash-safe: a VERIFYING chain found later is checked, not lost.
  */
 export class Onboarding {
   readonly #deps: EngineDeps;
+  readonly #identity: IdentityCheck;
+  readonly #verification: PendingVerification;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
+    this.#identity = new IdentityCheck(deps);
+    this.#verification = new PendingVerification(deps);
   }
 
-  async seed(connectionId: string, code: string): Promise<SeedResult> {
-    const { store, secrets, oauth, cipher, config, now, log } = this.#deps;
-    const record = await store.get(connectionId);
-    if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+  /**
+   * @throws ValidationError (the code was refused), ReauthRequired (client secret rejected),
+   *   ChainBusy (another holder did not finish in time), ExactUnavailable / Throttled (Exact),
+   *   ConnectionNotFound; every retryable error carries retryAfterSeconds
+   */
+  async seed(
+    connectionId: string,
+    code: string,
+    options: { readonly deadlineMs?: number } = {},
+  ): Promise<SeedResult> {
+    const { secrets, config, owner, store } = this.#deps;
+    const record = await this.#ready(connectionId, options.deadlineMs);
     checkBaseUrl(record.baseUrl, config.allowLoopback);
     const { clientSecret } = await secrets.get(record.secretId);
+    const outcome = await store.withLease(
+      {
+        record,
+        owner,
+        purpose: LeasePurpose.Onboard,
+        leaseMs: config.leaseMs,
+        ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+      },
+      (session) => this.#exchange(session, code, clientSecret),
+    );
+    if (outcome === LeaseRefused) {
+      throw new ChainBusy(`connection "${connectionId}" is busy; try again`, { retryAfterSeconds: 5 });
+    }
+    return this.#result(connectionId, outcome);
+  }
+
+  async #exchange(session: LeaseSession, code: string, clientSecret: string): Promise<VerifyOutcome> {
+    const { cipher, oauth, config, now, log } = this.#deps;
+    const record = session.record;
+    const sealer = await prepareSealer(cipher, {
+      connectionId: record.connectionId,
+      incarnation: session.incarnation,
+    });
+    session.requireTime(config.httpTimeoutMs, "the code exchange");
     const outcome = await oauth.exchangeCode(
       record.baseUrl,
       { clientId: record.clientId, clientSecret },
@@ -51,66 +104,134 @@ export class Onboarding {
       record.redirectUri,
       config.httpTimeoutMs,
     );
-    if (outcome.kind !== "tokens") throw codeRefused(outcome, connectionId);
+    const rotated = outcome.kind === "outcome_unknown" ? undefined : outcome.rotated;
+    if (!rotated) throw codeRefused(outcome, record.connectionId);
     const arrivalMs = now();
-    const { accessToken, refreshToken, expiresInSeconds } = outcome.rotated;
-    const me = await oauth.me(record.baseUrl, accessToken, config.httpTimeoutMs);
-
-    const owner = await store.claimGuard(record.clientId, me.userId, connectionId);
-    const target = owner === connectionId ? record : await store.get(owner);
-    if (!target)
-      throw new ConnectionNotFound(
-        `connection "${owner}" holds Exact user ${me.userName} but is gone; retry`,
-      );
-    if (owner === connectionId && record.exactUserId && record.exactUserId !== me.userId) {
-      // Re-seeded with another Exact user: the old user's chain is no longer ours.
-      await store.releaseGuard(record.clientId, record.exactUserId, connectionId);
-    }
-
-    const binding = { connectionId: target.connectionId };
-    const window = windowOpensAtMs(arrivalMs, expiresInSeconds, config);
-    const generation = await store.storeNewChain(
-      target.connectionId,
-      {
-        refresh: {
-          refreshCt: await cipher.encrypt(refreshToken, { ...binding, kind: "refresh" }),
-          refreshHash: hashToken(refreshToken),
-          refreshIssuedAtMs: arrivalMs,
-        },
-        access: {
-          accessCt: await cipher.encrypt(accessToken, { ...binding, kind: "access" }),
-          accessIssuedAtMs: arrivalMs,
-          accessExpiresAtMs: arrivalMs + expiresInSeconds * 1000,
-          windowOpensAtMs: window,
-        },
-      },
-      {
-        status: ChainStatus.Active,
-        statusChangedAtMs: arrivalMs,
-        exactUserId: me.userId,
-        exactUserName: me.userName,
-        division: me.division,
-        ...dueAfterCommit(target, undefined, arrivalMs, config.keepaliveDays, arrivalMs),
-      },
-    );
-    log.info("chain started from an authorization code", {
-      connectionId: target.connectionId,
-      requestedFor: connectionId,
-      generation,
-      division: me.division,
-    });
-    return {
-      connectionId: target.connectionId,
-      ...(owner !== connectionId ? { redirectedFrom: connectionId } : {}),
-      exactUserId: me.userId,
-      exactUserName: me.userName,
-      division: me.division,
-      generation,
+    const tokens = await sealTokens(sealer, rotated, arrivalMs, ConnectionMode.Code, config);
+    const note: VerificationNote = {
+      source: ChainSource.Seed,
+      startedAtMs: arrivalMs,
+      statusBefore: record.status === ChainStatus.Healing ? ChainStatus.Broken : record.status,
+      ...(retiredChain(record) ? { retired: retiredChain(record) } : {}),
     };
+    if (!(await session.storeStartedChain({ tokens, note, leaseMs: config.leaseMs }))) {
+      throw new ChainBusy(
+        `connection "${record.connectionId}": the lease was lost before Exact's answer was stored; get a new code and seed again`,
+        { retryAfterSeconds: 5 },
+      );
+    }
+    log.info("chain started from an authorization code", {
+      connectionId: record.connectionId,
+      generation: session.generation,
+    });
+    const { accessToken, expiresInSeconds } = rotated;
+    if (outcome.kind !== "tokens" || !accessToken || !expiresInSeconds) {
+      throw new ExactUnavailable(
+        `connection "${record.connectionId}": the code exchange answered ${outcome.kind}; the new chain is stored and checked automatically (exact-broker status --id ${record.connectionId})`,
+        { retryAfterSeconds: 60 },
+      );
+    }
+    return this.#identity.run(
+      session,
+      { issued: { ...rotated, accessToken, expiresInSeconds }, tokens, note },
+      { afterLogin: false, vended: false },
+    );
+  }
+
+  async #result(connectionId: string, outcome: VerifyOutcome): Promise<SeedResult> {
+    switch (outcome.kind) {
+      case "verified":
+        return { connectionId, ...identityOf(outcome.identity), generation: outcome.fresh.generation };
+      case "handed_over": {
+        const target = await this.#deps.store.get(outcome.to);
+        return {
+          connectionId: outcome.to,
+          redirectedFrom: connectionId,
+          ...identityOf(outcome.identity),
+          generation: target?.generation ?? 0,
+        };
+      }
+      case "failed":
+        throw outcome.error;
+      case "rejected":
+        throw new ExactUnavailable(
+          `connection "${connectionId}": Exact refused the new chain's access token; get a new code and seed again`,
+          { retryAfterSeconds: 5 },
+        );
+      default:
+        throw new ChainBusy(
+          `connection "${connectionId}" changed while it was being seeded; check exact-broker status`,
+          {
+            retryAfterSeconds: 5,
+          },
+        );
+    }
+  }
+
+  /**
+   * The connection, with an incarnation, no chain of its own still awaiting its check (that one
+   * is finished first: it may be the live chain), and no live lease (waited for, briefly).
+   */
+  async #ready(connectionId: string, deadlineMs: number | undefined): Promise<ChainRecord> {
+    const { store, now, sleep, config } = this.#deps;
+    const giveUpAtMs = Math.min(
+      deadlineMs ?? Number.POSITIVE_INFINITY,
+      now() + config.leaseMs + CLOCK_SKEW_BOUND_MS,
+    );
+    for (let verified = false; ; ) {
+      const read = await store.get(connectionId);
+      const record = read && (await withIncarnation(this.#deps, read));
+      if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
+      const busy = store.leaseIsLive(record) || record.incarnation === undefined;
+      if (!busy && record.status === ChainStatus.Verifying && !verified) {
+        verified = true;
+        await this.#verification.finish(record, {
+          vended: false,
+          ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        });
+        continue;
+      }
+      if (!busy && record.status !== ChainStatus.Verifying) return record;
+      if (now() + WAIT_POLL_MS > giveUpAtMs) {
+        throw new ChainBusy(
+          `connection "${connectionId}" is busy (${record.status === ChainStatus.Verifying ? "an earlier chain's identity check is pending" : "another invocation holds its lease"}); try again`,
+          { retryAfterSeconds: 5 },
+        );
+      }
+      await sleep(WAIT_POLL_MS);
+    }
   }
 }
 
-function codeRefused(outcome: Exclude<TokenOutcome, { kind: "tokens" }>, connectionId: string): Error {
+/** The live chain a seed replaces, kept until the new chain's identity shows whose it is. */
+function retiredChain(record: ChainRecord): RetiredChain | undefined {
+  if (record.status !== ChainStatus.Active && record.status !== ChainStatus.Suspect) return undefined;
+  if (!record.refreshCt) return undefined;
+  const {
+    accessCt,
+    accessIssuedAtMs,
+    accessExpiresAtMs,
+    windowOpensAtMs,
+    refreshCt,
+    refreshIssuedAtMs,
+    refreshHash,
+  } = record;
+  return {
+    ...(accessCt ? { accessCt, accessIssuedAtMs, accessExpiresAtMs, windowOpensAtMs } : {}),
+    refreshCt,
+    refreshIssuedAtMs,
+    refreshHash,
+    status: record.status,
+    generation: record.generation,
+  };
+}
+
+function identityOf(me: { userId: string; userName: string; division: number | null }) {
+  return { exactUserId: me.userId, exactUserName: me.userName, division: me.division };
+}
+
+/** Why a code exchange gave no tokens, as the error the operator sees. */
+function codeRefused(outcome: TokenOutcome, connectionId: string): Error {
   switch (outcome.kind) {
     case "client_rejected":
       return new ReauthRequired(

@@ -1,13 +1,22 @@
+import { LEASE_HEADROOM_MS } from "../config-timing.js";
 import { BrokerError } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
-import { accessValidityMs, ChainStatus, ConnectionMode, LeasePurpose, leaseIsLive } from "./chain-record.js";
-import { isLeaseRefused } from "./chain-store.js";
-import type { EngineDeps, HealTrigger } from "./engine-deps.js";
+import {
+  accessValidityMs,
+  type ChainRecord,
+  ChainStatus,
+  ConnectionMode,
+  LeasePurpose,
+} from "./chain-record.js";
+import { LeaseRefused } from "./chain-store.js";
+import { announce, type EngineDeps, type HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
-import { loginBlockedFor } from "./login-protocol.js";
-import { keepaliveDueAtMs } from "./timing.js";
+import { withIncarnation } from "./incarnation.js";
+import { loginBlockedFor } from "./login-budget.js";
+import { CLOCK_SKEW_BOUND_MS, keepaliveDueAtMs } from "./timing.js";
 import { TokenProtocol } from "./token-protocol.js";
+import { PendingVerification } from "./verification.js";
 
 /** A refresh token this old means the keep-alive (at KEEPALIVE_DAYS) is failing; Exact expires it at 30 days. */
 const EXPIRING_AFTER_MS = 27 * 86_400_000;
@@ -17,9 +26,22 @@ export interface RefreshRunOptions {
   readonly horizonMs?: number;
   /** Chains worked on at once (each may sleep until its window). */
   readonly concurrency?: number;
+  /**
+   * Epoch ms (injected clock) by which the run must be over: the Lambda's deadline. No chain's
+   * work starts, and no sleep lasts, past what can finish before it; the rest waits for the next run.
+   */
+  readonly deadlineMs?: number;
 }
 
-export type ChainRunOutcome = "refreshed" | "keepalive" | "cooled" | "heal_triggered" | "skipped" | "failed";
+export type ChainRunOutcome =
+  | "refreshed"
+  | "keepalive"
+  | "verified"
+  | "cooled"
+  | "heal_triggered"
+  | "deferred"
+  | "skipped"
+  | "failed";
 
 export interface RefreshRunSummary {
   readonly due: number;
@@ -30,58 +52,78 @@ export interface RefreshRunSummary {
 
 /**
  * The refresh door, driven by the schedule: advances hot chains inside their window so vends
- * rarely wait, and refreshes idle chains before their refresh token reaches Exact's 30 days.
- * Takes the same lease as a vend, so it never races one; an overlapping run finds the lease
- * taken or the generation moved and skips the chain.
+ * rarely wait, refreshes idle chains before their refresh token reaches Exact's 30 days, and
+ * finishes the identity check of chains stored as VERIFYING. Takes the same lease as a vend, so
+ * it never races one; an overlapping run finds the lease taken or the generation moved.
  */
 export class ScheduledRefresh {
   readonly #deps: EngineDeps;
   readonly #protocol: TokenProtocol;
+  readonly #verification: PendingVerification;
   readonly #healTrigger: HealTrigger;
 
   constructor(deps: EngineDeps, options: { readonly healTrigger?: HealTrigger } = {}) {
     this.#deps = deps;
     this.#protocol = new TokenProtocol(deps);
+    this.#verification = new PendingVerification(deps);
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
   }
 
   async run(options: RefreshRunOptions = {}): Promise<RefreshRunSummary> {
-    const horizonMs = options.horizonMs ?? 60_000;
-    const startMs = this.#deps.now();
-    const ids = await this.#deps.store.queryDue(startMs + horizonMs);
+    const { now, store, log, config } = this.#deps;
+    const startMs = now();
+    const deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
+    const horizonEndMs = Math.min(startMs + (options.horizonMs ?? 60_000), deadlineMs);
+    const ids = await store.queryDue(horizonEndMs);
     const outcomes: Record<ChainRunOutcome, number> = {
       refreshed: 0,
       keepalive: 0,
+      verified: 0,
       cooled: 0,
       heal_triggered: 0,
+      deferred: 0,
       skipped: 0,
       failed: 0,
     };
     const failures: Array<{ connectionId: string; errorType: string }> = [];
+    // A chain's work is one lease: it may start only if a whole lease's work can end before the deadline.
+    const lastStartMs = deadlineMs - config.leaseMs - CLOCK_SKEW_BOUND_MS;
     const queue = [...ids];
     const worker = async (): Promise<void> => {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        if (now() > lastStartMs) {
+          outcomes.deferred += 1;
+          continue;
+        }
         try {
-          outcomes[await this.#one(id, startMs + horizonMs)] += 1;
+          outcomes[await this.#one(id, horizonEndMs, lastStartMs, deadlineMs)] += 1;
         } catch (error) {
           outcomes.failed += 1;
           const errorType = error instanceof BrokerError ? error.name : "InternalError";
           failures.push({ connectionId: id, errorType });
-          this.#deps.log.warn("scheduled refresh failed", { connectionId: id, errorType });
+          log.warn("scheduled refresh failed", { connectionId: id, errorType });
         }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
-    this.#deps.log.info("scheduled refresh run finished", { due: ids.length, ...outcomes });
+    log.info("scheduled refresh run finished", { due: ids.length, ...outcomes });
     return { due: ids.length, outcomes, failures };
   }
 
-  async #one(connectionId: string, horizonEndMs: number): Promise<ChainRunOutcome> {
+  async #one(
+    connectionId: string,
+    horizonEndMs: number,
+    lastStartMs: number,
+    deadlineMs: number,
+  ): Promise<ChainRunOutcome> {
     const { store, now, sleep, config } = this.#deps;
-    const record = await store.get(connectionId);
+    const read = await store.get(connectionId);
+    const record = read && (await withIncarnation(this.#deps, read));
     if (!record) return "skipped";
     const nowMs = now();
-    if (leaseIsLive(record, nowMs)) return "skipped";
+    if (store.leaseIsLive(record, nowMs) || record.incarnation === undefined) return "skipped";
+    if ((record.backoffUntilMs ?? 0) > nowMs && record.status !== ChainStatus.Broken) return "skipped";
+    if (record.status === ChainStatus.Verifying) return this.#verify(record, deadlineMs);
     if (record.status === ChainStatus.Broken || record.status === ChainStatus.Healing) {
       if (loginBlockedFor(record, nowMs) !== undefined) return "skipped";
       this.#healTrigger.trigger(connectionId);
@@ -96,53 +138,39 @@ export class ScheduledRefresh {
     const keepaliveAtMs = keepaliveDueAtMs(refreshIssuedAtMs, config.keepaliveDays);
     const keepalive = !implicit && keepaliveAtMs <= nowMs;
     if (!implicit && nowMs - refreshIssuedAtMs >= EXPIRING_AFTER_MS) {
-      await this.#deps.events.publish({
-        type: BrokerEventType.RefreshTokenExpiring,
-        detail: {
-          connectionId,
-          generation: record.generation,
-          reason: EventReason.KeepaliveFailing,
-          at: new Date(nowMs).toISOString(),
-        },
-      });
+      await announce(this.#deps, BrokerEventType.RefreshTokenExpiring, record, EventReason.KeepaliveFailing);
     }
-
     if (!hot && !keepalive) {
       // Vended once, idle since: leave it alone until its keep-alive date. An idle implicit
       // chain has no refresh token to keep alive: its next vend logs in.
-      await store.updateAtGeneration(
-        connectionId,
-        record.generation,
-        implicit ? { remove: ["dueShard", "dueAtMs"] } : { set: { dueAtMs: keepaliveAtMs } },
-      );
+      await store.unleased.cool(record, implicit ? undefined : keepaliveAtMs);
       return "cooled";
     }
-    if ((record.backoffUntilMs ?? 0) > nowMs) return "skipped";
     const windowAtMs = record.windowOpensAtMs ?? 0;
+    // Sleep for a window only if its work can still end before the deadline.
+    if (windowAtMs > Math.min(horizonEndMs, lastStartMs)) return "skipped";
     if (implicit) {
       // Log in ahead of expiry, in fallback-login, so vends rarely wait for a login.
-      if (windowAtMs > horizonEndMs || loginBlockedFor(record, nowMs) !== undefined) return "skipped";
+      if (loginBlockedFor(record, nowMs) !== undefined) return "skipped";
       await sleep(windowAtMs - nowMs);
       this.#healTrigger.trigger(connectionId);
       return "heal_triggered";
     }
-    if (windowAtMs > nowMs) {
-      if (windowAtMs > horizonEndMs) return "skipped";
-      await sleep(windowAtMs - nowMs);
-    }
-    const lease = await store.acquireLease({
-      connectionId,
-      owner: this.#deps.owner,
-      purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
-      seenGeneration: record.generation,
-      nowMs: now(),
-      leaseMs: config.leaseMs,
-    });
+    if (windowAtMs > nowMs) await sleep(windowAtMs - nowMs);
+    const result = await store.withLease(
+      {
+        record,
+        owner: this.#deps.owner,
+        purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
+        leaseMs: config.leaseMs,
+        deadlineMs: deadlineMs - LEASE_HEADROOM_MS,
+      },
+      (session) => this.#protocol.refresh(session, { vended: false }),
+    );
     // Taken or advanced meanwhile (a vend, an overlapping run): that chain is looked after.
-    if (isLeaseRefused(lease)) return "skipped";
-    const result = await this.#protocol.refresh(lease, { vended: false });
+    if (result === LeaseRefused || result.kind === "superseded") return "skipped";
     if (result.kind === "failed") {
-      // A hot chain whose token is still valid keeps serving it; the failure is already recorded.
+      // A chain whose token is still valid keeps serving it; the failure is already recorded.
       if (accessValidityMs(record, now()) > 0 && result.error.retryable) return "skipped";
       throw result.error;
     }
@@ -150,7 +178,20 @@ export class ScheduledRefresh {
       this.#healTrigger.trigger(connectionId);
       return "heal_triggered";
     }
-    if (result.kind === "superseded") return "skipped";
     return hot ? "refreshed" : "keepalive";
+  }
+
+  async #verify(record: ChainRecord, deadlineMs: number): Promise<ChainRunOutcome> {
+    const outcome = await this.#verification.finish(record, { vended: false, deadlineMs });
+    switch (outcome.kind) {
+      case "verified":
+        return "verified";
+      case "refreshed":
+        return "keepalive";
+      case "failed":
+        throw outcome.error;
+      default:
+        return "skipped";
+    }
   }
 }

@@ -8,6 +8,8 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
  * - `GUARD#<clientId>#<exactUserId>`: Exact keeps one chain per (app, user); the guard makes sure
  *   only one connection owns it.
  * - `NONCE#<nonce>`: single-use markers for onboarding links, removed by TTL.
+ * - `TOTP#<username, lower case>`: the last TOTP step claimed for logins as that Exact user, shared
+ *   by every connection of the user (see totp-step-claims.ts), removed by TTL.
  */
 export const ChainTable = {
   partitionKey: "pk",
@@ -29,6 +31,8 @@ export const ChainTable = {
 export const connectionKey = (connectionId: string): string => `CONN#${connectionId}`;
 export const guardKey = (clientId: string, exactUserId: string): string => `GUARD#${clientId}#${exactUserId}`;
 export const nonceKey = (nonce: string): string => `NONCE#${nonce}`;
+/** Exact user names are e-mail addresses, compared without case: one claim per person. */
+export const totpClaimKey = (username: string): string => `TOTP#${username.trim().toLowerCase()}`;
 
 /** CreateTable input for the CLI (and tests). On-demand billing, like the CDK stack. */
 export function createTableInput(tableName: string): CreateTableCommandInput {

@@ -16,9 +16,10 @@ export interface VendAnswer {
 export class TokenCache {
   readonly #entries = new Map<string, { readonly answer: VendAnswer; readonly expiresAtMs: number }>();
 
+  /** The cached answer if it is still valid for at least `minValidityMs` (and at least 1 ms). */
   get(connectionId: string, minValidityMs: number, nowMs: number): VendAnswer | undefined {
     const entry = this.#entries.get(connectionId);
-    return entry && entry.expiresAtMs - nowMs >= minValidityMs ? entry.answer : undefined;
+    return entry && entry.expiresAtMs - nowMs >= Math.max(1, minValidityMs) ? entry.answer : undefined;
   }
 
   put(connectionId: string, answer: VendAnswer, expiresAtMs: number): void {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import type { PreparedSealer } from "../crypto/token-cipher.js";
 import {
   type BrokerError,
   ExactUnavailable,
@@ -15,14 +15,20 @@ import {
   type IssuedTokens,
   type TokenOutcome,
 } from "../exact/classify-token-response.js";
-import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
-import type { Changes, Lease, StoredTokens } from "./chain-store.js";
-import type { EngineDeps } from "./engine-deps.js";
+import {
+  type ChainRecord,
+  ChainStatus,
+  ConnectionMode,
+  healthyStatus,
+  LeasePurpose,
+} from "./chain-record.js";
+import { announce, type EngineDeps } from "./engine-deps.js";
 import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
-import { ChainTable } from "./table-definition.js";
-import { keepaliveDueAtMs, windowOpensAtMs } from "./timing.js";
+import type { LeaseSession } from "./lease-session.js";
+import { type Backoff, backedOff, broken, needsOperator, suspect } from "./lease-transitions.js";
+import { dueAtAfter, prepareSealer, type SealedTokens, sealTokens } from "./token-seal.js";
 
-/** The access token a holder obtained, in plaintext, for the caller that triggered the refresh. */
+/** The access token a holder obtained, in plaintext, for the caller that triggered the work. */
 export interface FreshAccess {
   readonly accessToken: string;
   readonly expiresAtMs: number;
@@ -31,38 +37,23 @@ export interface FreshAccess {
 
 export type ProtocolResult =
   | { readonly kind: "refreshed"; readonly fresh: FreshAccess | undefined }
-  /** Someone committed a newer generation meanwhile: re-read it. */
+  /** Someone committed a newer generation or took the lease meanwhile: re-read. */
   | { readonly kind: "superseded" }
   /** Exact no longer accepts the chain; it is BROKEN now and due for a heal. */
   | { readonly kind: "broken" }
   | { readonly kind: "failed"; readonly error: BrokerError };
 
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex").slice(0, 16);
-}
-
-/** Where a chain sits in the refresher's sparse index after it got a new generation. */
-export function dueAfterCommit(
-  record: Pick<ChainRecord, "lastVendAtMs">,
-  access: { readonly windowOpensAtMs: number; readonly lifetimeMs: number } | undefined,
-  refreshIssuedAtMs: number,
-  keepaliveDays: number,
-  nowMs: number,
-): Record<string, unknown> {
-  const hot = access && record.lastVendAtMs !== undefined && record.lastVendAtMs >= nowMs - access.lifetimeMs;
-  return {
-    dueShard: ChainTable.dueShardValue,
-    dueAtMs: hot ? access.windowOpensAtMs : keepaliveDueAtMs(refreshIssuedAtMs, keepaliveDays),
-  };
-}
+const SUPERSEDED: ProtocolResult = { kind: "superseded" };
 
 /**
- * One token call under a lease we hold, and the one write that records its outcome.
+ * One refresh (or probe) under a lease: the token call and the one write that records its
+ * outcome.
  *
- * Order matters: a body carrying a refresh token is committed before anything else (invariant
- * 4); an ambiguous outcome makes the chain SUSPECT and is never resent (invariant 5); the next
- * holder of a SUSPECT chain spends its one probe, and if the probe cannot prove the chain alive
- * the chain is BROKEN. Too-early never marks a chain dead (invariant 6).
+ * Order matters: key material is prepared before the call, so a body carrying a refresh token is
+ * sealed without I/O and persisted by the next write, before anything else (invariant 4); an
+ * ambiguous outcome makes the chain SUSPECT and is never resent (invariant 5); the next holder of
+ * a SUSPECT chain spends its one probe, and if the probe cannot prove the chain alive the chain
+ * is BROKEN. Too-early never marks a chain dead (invariant 6).
  */
 export class TokenProtocol {
   readonly #deps: EngineDeps;
@@ -71,180 +62,197 @@ export class TokenProtocol {
     this.#deps = deps;
   }
 
-  /** Runs the refresh for `lease`; `vended` marks that a consumer is waiting (the chain is hot). */
-  async refresh(lease: Lease, options: { readonly vended: boolean }): Promise<ProtocolResult> {
-    const { store, now, config, log } = this.#deps;
-    const record = lease.previous;
-    let held = lease;
-
-    const staleNote = record.inflight;
-    if (staleNote?.purpose === LeasePurpose.Probe || (staleNote && record.status === ChainStatus.Suspect)) {
+  /** Refreshes `session`'s chain; `vended` marks that a consumer is waiting (the chain is hot). */
+  async refresh(session: LeaseSession, options: { readonly vended: boolean }): Promise<ProtocolResult> {
+    const { now, config, log, cipher, secrets, oauth } = this.#deps;
+    const record = session.record;
+    const note = record.inflight;
+    // A dead verifier only called /current/Me; any other dead holder may have rotated the chain.
+    const staleCall = note !== undefined && note.purpose !== LeasePurpose.Verify;
+    if (note?.purpose === LeasePurpose.Probe || (staleCall && record.status === ChainStatus.Suspect)) {
       log.warn("probe holder vanished without an answer; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#fail(held, this.#broken(EventReason.LostAnswer, now()));
+      return this.#broken(session, EventReason.LostAnswer);
     }
-    if (staleNote || record.status === ChainStatus.Suspect) {
-      // A holder died mid-call, or a call's outcome was unknown: Exact may have rotated the
-      // chain. This call is the single probe that settles it.
-      if (staleNote)
+    if (staleCall || record.status === ChainStatus.Suspect) {
+      if (staleCall)
         log.warn("previous holder left a write-ahead note; probing", { connectionId: record.connectionId });
-      const renewed = await store.renewLease(
-        held,
-        { purpose: LeasePurpose.Probe, nowMs: now(), leaseMs: config.leaseMs },
-        { set: { status: ChainStatus.Suspect, statusReason: EventReason.LostAnswer } },
-      );
-      if (!renewed) return { kind: "superseded" };
-      held = renewed;
+      const probing = await session.renew(LeasePurpose.Probe, config.leaseMs, {
+        status: ChainStatus.Suspect,
+        statusReason: EventReason.LostAnswer,
+      });
+      if (!probing) return SUPERSEDED;
     }
 
     const exhaustedFor = budgetExhaustedFor(record.tokenErrors, now());
     if (exhaustedFor !== undefined) {
-      await store.releaseLease(held);
-      return {
-        kind: "failed",
-        error: new Throttled(`error budget for connection "${record.connectionId}" is spent for this hour`, {
+      return failed(
+        new Throttled(`error budget for connection "${record.connectionId}" is spent for this hour`, {
           retryAfterSeconds: exhaustedFor,
         }),
-      };
+      );
     }
-
+    const binding = { connectionId: record.connectionId, incarnation: session.incarnation };
     let refreshToken: string;
     try {
-      refreshToken = await this.#deps.cipher.decrypt(record.refreshCt ?? "", {
-        connectionId: record.connectionId,
-        kind: "refresh",
-      });
+      refreshToken = await cipher.decrypt(record.refreshCt ?? "", { ...binding, kind: "refresh" });
     } catch (error) {
       if (!(error instanceof TokenDecryptError)) throw error;
       // The Encryption SDK reports a KMS outage like a bad ciphertext. Only when a fresh
       // round trip works is it this ciphertext that is bad, and the chain truly lost.
-      if (!(await this.#cipherWorks(record.connectionId))) {
-        await store.releaseLease(held);
+      if (!(await this.#cipherWorks(binding))) {
         throw new Error("token encryption is unavailable (KMS?); the chain is untouched", { cause: error });
       }
       log.error("stored refresh token does not decrypt; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#fail(held, this.#broken(EventReason.DecryptFailed, now()));
+      return this.#broken(session, EventReason.DecryptFailed);
     }
-
     let clientSecret: string;
     try {
-      clientSecret = (await this.#deps.secrets.get(record.secretId)).clientSecret;
+      clientSecret = (await secrets.get(record.secretId)).clientSecret;
     } catch (error) {
-      await store.releaseLease(held);
-      if (error instanceof SecretUnavailable) {
-        return {
-          kind: "failed",
-          error: new ReauthRequired(`${error.message}; fix the secret, then vend again`, { cause: error }),
-        };
-      }
-      throw error;
+      if (!(error instanceof SecretUnavailable)) throw error;
+      return failed(
+        new ReauthRequired(`${error.message}; fix the secret, then vend again`, { cause: error }),
+      );
     }
-
-    // The item could have been written by hand: the secret and refresh token go to Exact only.
     try {
+      // The item could have been written by hand: the secret and refresh token go to Exact only.
       checkBaseUrl(record.baseUrl, config.allowLoopback);
     } catch (error) {
-      await store.releaseLease(held);
-      return {
-        kind: "failed",
-        error: new ReauthRequired(`connection "${record.connectionId}": ${(error as Error).message}`),
-      };
+      return failed(new ReauthRequired(`connection "${record.connectionId}": ${(error as Error).message}`));
     }
+    const sealer = await prepareSealer(cipher, {
+      connectionId: record.connectionId,
+      incarnation: session.incarnation,
+    });
+    session.requireTime(config.httpTimeoutMs, "a token call");
 
-    // Abort the call before the lease ends, so nobody else can start one while ours is in flight.
-    const timeoutMs = Math.min(config.httpTimeoutMs, held.untilMs - now() - 2_000);
-    if (timeoutMs < 500) {
-      await store.releaseLease(held);
-      return {
-        kind: "failed",
-        error: new ExactUnavailable("lease too short for a token call", { retryAfterSeconds: 1 }),
-      };
-    }
     const startedMs = now();
-    const outcome = await this.#deps.oauth.refresh(
+    const outcome = await oauth.refresh(
       record.baseUrl,
       { clientId: record.clientId, clientSecret },
       refreshToken,
-      timeoutMs,
+      config.httpTimeoutMs,
     );
     const arrivalMs = now();
-    log.info("token call answered", {
+
+    const logged = {
       connectionId: record.connectionId,
       outcome: outcome.kind,
-      probe: held.purpose === LeasePurpose.Probe,
+      probe: session.purpose === LeasePurpose.Probe,
       latencyMs: arrivalMs - startedMs,
-      generation: record.generation,
-    });
-    return this.#settle(held, outcome, arrivalMs, options.vended);
+    };
+    if (outcome.kind === "tokens") {
+      const committed = await this.#commit(
+        session,
+        sealer,
+        outcome.rotated,
+        arrivalMs,
+        options.vended,
+        undefined,
+        logged,
+      );
+      const access = committed?.access;
+      if (!committed) return SUPERSEDED;
+      return {
+        kind: "refreshed",
+        fresh: access
+          ? {
+              accessToken: outcome.rotated.accessToken,
+              expiresAtMs: access.accessExpiresAtMs,
+              generation: session.generation,
+            }
+          : undefined,
+      };
+    }
+    if (outcome.kind !== "outcome_unknown" && outcome.rotated) {
+      // A refusal that still carried a new refresh token: the chain advanced, and backs off.
+      const refusal = {
+        ...this.#errors(record, outcome, arrivalMs),
+        backoffUntilMs: arrivalMs + 5_000,
+        backoffReason:
+          outcome.kind === "too_early" || outcome.kind === "rate_limited"
+            ? ("throttled" as const)
+            : ("unavailable" as const),
+      };
+      const committed = await this.#commit(
+        session,
+        sealer,
+        outcome.rotated,
+        arrivalMs,
+        options.vended,
+        refusal,
+        logged,
+      );
+      return committed ? failed(this.#refusalError(outcome, record)) : SUPERSEDED;
+    }
+    log.info("token call answered", logged);
+    return this.#settleRefusal(session, outcome, arrivalMs);
   }
 
-  async #settle(
-    lease: Lease,
-    outcome: TokenOutcome,
+  /** Persist first: sealing is local (prepared keys), the commit is the next I/O. Undefined if superseded. */
+  async #commit(
+    session: LeaseSession,
+    sealer: PreparedSealer,
+    issued: IssuedTokens,
     arrivalMs: number,
     vended: boolean,
+    refusal: Backoff | undefined,
+    logged: Record<string, unknown>,
+  ): Promise<SealedTokens | undefined> {
+    const { config, log } = this.#deps;
+    const record = session.record;
+    const tokens = await sealTokens(sealer, issued, arrivalMs, ConnectionMode.Code, config);
+    const result = await session.commitRefresh({
+      tokens,
+      status: healthyStatus(record),
+      dueAtMs: dueAtAfter(record, tokens, arrivalMs, vended, config),
+      ...(vended ? { vendedAtMs: arrivalMs } : {}),
+      ...(refusal ? { refusal } : {}),
+    });
+    log.info("token call answered", { ...logged, commit: result });
+    return result === "superseded" ? undefined : tokens;
+  }
+
+  async #settleRefusal(
+    session: LeaseSession,
+    outcome: Exclude<TokenOutcome, { kind: "tokens" }>,
+    arrivalMs: number,
   ): Promise<ProtocolResult> {
-    const record = lease.previous;
-    const probing = lease.purpose === LeasePurpose.Probe;
-    const errors = countsAsExactError(outcome)
-      ? { tokenErrors: afterError(record.tokenErrors, arrivalMs) }
-      : {};
-
-    if (outcome.kind !== "outcome_unknown" && outcome.rotated) {
-      const refusal =
-        outcome.kind === "tokens"
-          ? {}
-          : {
-              ...errors,
-              backoffUntilMs: arrivalMs + 5_000,
-              backoffReason:
-                outcome.kind === "too_early" || outcome.kind === "rate_limited" ? "throttled" : "unavailable",
-            };
-      const fresh = await this.#commit(lease, outcome.rotated, arrivalMs, vended, refusal);
-      if (outcome.kind === "tokens" || fresh.kind !== "refreshed") return fresh;
-      // A refusal that still rotated the chain: the new refresh token is safe; report the refusal.
-      return { kind: "failed", error: this.#refusalError(outcome, record) };
-    }
-
+    const record = session.record;
+    const probing = session.purpose === LeasePurpose.Probe;
+    const errors = this.#errors(record, outcome, arrivalMs);
+    let written: boolean;
     switch (outcome.kind) {
-      case "tokens":
-        throw new Error("unreachable: tokens always carry a refresh token");
       case "too_early":
         // Our window estimate was early (clock skew): the chain is fine. A SUSPECT chain is
         // proven intact too: its refresh token is still the current one.
-        return this.#fail(
-          lease,
-          {
-            set: {
-              ...errors,
-              status: ChainStatus.Active,
-              backoffUntilMs: arrivalMs + 5_000,
-              backoffReason: "throttled",
-              windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
-            },
-            remove: ["statusReason"],
-          },
-          this.#refusalError(outcome, record),
+        written = await session.finish(
+          backedOff({ ...errors, backoffUntilMs: arrivalMs + 5_000, backoffReason: "throttled" }, arrivalMs, {
+            status: healthyStatus(record),
+            windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
+          }),
         );
-      case "chain_dead": {
+        return written ? failed(this.#refusalError(outcome, record)) : SUPERSEDED;
+      case "chain_dead":
         // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
-        const reason =
-          probing && outcome.reason === DeadReason.OldToken ? EventReason.LostAnswer : outcome.reason;
-        return this.#fail(lease, this.#broken(reason, arrivalMs, errors));
-      }
+        return this.#broken(
+          session,
+          probing && outcome.reason === DeadReason.OldToken ? EventReason.LostAnswer : outcome.reason,
+          errors,
+        );
       case "client_rejected":
-        return this.#fail(lease, {
-          set: {
-            ...errors,
-            status: ChainStatus.ReauthRequired,
-            statusReason: EventReason.InvalidClient,
-            statusChangedAtMs: arrivalMs,
-          },
-          remove: ["dueShard", "dueAtMs"],
-        });
+        if (!(await session.finish(needsOperator(EventReason.InvalidClient, arrivalMs, errors))))
+          return SUPERSEDED;
+        await announce(this.#deps, BrokerEventType.ReauthRequired, session, EventReason.InvalidClient);
+        return failed(
+          new ReauthRequired(
+            `connection "${record.connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${record.connectionId}`,
+          ),
+        );
       case "rate_limited":
       case "unavailable": {
         const streak = (record.failureStreak ?? 0) + 1;
@@ -252,164 +260,65 @@ export class TokenProtocol {
           outcome.retryAfterSeconds !== undefined
             ? outcome.retryAfterSeconds * 1000
             : backoffMs(streak, this.#deps.random);
-        return this.#fail(
-          lease,
-          {
-            set: {
+        written = await session.finish(
+          backedOff(
+            {
               ...errors,
               failureStreak: streak,
               backoffUntilMs: arrivalMs + waitMs,
               backoffReason: outcome.kind === "rate_limited" ? "throttled" : "unavailable",
             },
-          },
-          this.#refusalError(outcome, record, waitMs),
-        );
-      }
-      case "outcome_unknown":
-        if (probing) return this.#fail(lease, this.#broken(EventReason.LostAnswer, arrivalMs));
-        return this.#fail(
-          lease,
-          {
-            set: {
-              status: ChainStatus.Suspect,
-              statusReason: EventReason.LostAnswer,
-              statusChangedAtMs: arrivalMs,
-              backoffUntilMs: arrivalMs + 2_000,
-              backoffReason: "unavailable",
-            },
-          },
-          new ExactUnavailable(
-            `token call for connection "${record.connectionId}" got no answer; chain is being checked`,
-            {
-              retryAfterSeconds: 2,
-            },
+            arrivalMs,
           ),
         );
+        return written ? failed(this.#refusalError(outcome, record, waitMs)) : SUPERSEDED;
+      }
+      case "outcome_unknown":
+        if (probing) return this.#broken(session, EventReason.LostAnswer);
+        written = await session.finish(
+          suspect({ backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" }, arrivalMs),
+        );
+        return written
+          ? failed(
+              new ExactUnavailable(
+                `token call for connection "${record.connectionId}" got no answer; the chain is being checked`,
+                { retryAfterSeconds: 2 },
+              ),
+            )
+          : SUPERSEDED;
     }
   }
 
-  async #commit(
-    lease: Lease,
-    issued: IssuedTokens,
-    arrivalMs: number,
-    vended: boolean,
-    extra: Record<string, unknown>,
+  #errors(record: ChainRecord, outcome: TokenOutcome, atMs: number) {
+    return countsAsExactError(outcome) ? { tokenErrors: afterError(record.tokenErrors, atMs) } : {};
+  }
+
+  async #broken(
+    session: LeaseSession,
+    reason: EventReason,
+    budgets: { readonly tokenErrors?: ReturnType<typeof afterError> } = {},
   ): Promise<ProtocolResult> {
-    const { cipher, config, store, log } = this.#deps;
-    const record = lease.previous;
-    const binding = { connectionId: record.connectionId };
-    const refreshCt = await cipher.encrypt(issued.refreshToken, { ...binding, kind: "refresh" });
-    let access: StoredTokens["access"];
-    let lifetimeMs = 0;
-    if (issued.accessToken && issued.expiresInSeconds) {
-      lifetimeMs = issued.expiresInSeconds * 1000;
-      access = {
-        accessCt: await cipher.encrypt(issued.accessToken, { ...binding, kind: "access" }),
-        accessIssuedAtMs: arrivalMs,
-        accessExpiresAtMs: arrivalMs + lifetimeMs,
-        windowOpensAtMs: windowOpensAtMs(arrivalMs, issued.expiresInSeconds, config),
-      };
-    }
-    const generation = lease.generation + 1;
-    const hotness = vended ? { lastVendAtMs: arrivalMs, hotGeneration: generation } : {};
-    const window =
-      access ?? (record.windowOpensAtMs ? { windowOpensAtMs: record.windowOpensAtMs } : undefined);
-    const lifetimeForDue = lifetimeMs || (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
-    const changes: Changes = {
-      set: {
-        ...extra,
-        ...hotness,
-        ...dueAfterCommit(
-          { lastVendAtMs: vended ? arrivalMs : record.lastVendAtMs },
-          window ? { windowOpensAtMs: window.windowOpensAtMs, lifetimeMs: lifetimeForDue } : undefined,
-          arrivalMs,
-          config.keepaliveDays,
-          arrivalMs,
-        ),
-        status: ChainStatus.Active,
-        statusChangedAtMs: arrivalMs,
-        failureStreak: 0,
-      },
-      remove: ["statusReason", ...(extra.backoffUntilMs ? [] : ["backoffUntilMs", "backoffReason"])],
-    };
-    const result = await store.commitTokens(
-      lease,
-      {
-        refresh: { refreshCt, refreshHash: hashToken(issued.refreshToken), refreshIssuedAtMs: arrivalMs },
-        ...(access ? { access } : {}),
-      },
-      changes,
-    );
-    if (result === "superseded") {
-      log.warn("a newer generation was committed while we held Exact's answer; ours is dropped", {
-        connectionId: record.connectionId,
-        generation,
-      });
-      return { kind: "superseded" };
-    }
-    if (result === "committed_after_lease_lost") {
-      log.warn("lease expired before commit; tokens stored on the unchanged generation", {
-        connectionId: record.connectionId,
-        generation,
-      });
-    }
-    return {
-      kind: "refreshed",
-      fresh:
-        access && issued.accessToken
-          ? { accessToken: issued.accessToken, expiresAtMs: access.accessExpiresAtMs, generation }
-          : undefined,
-    };
+    if (!(await session.finish(broken(reason, this.#deps.now(), budgets)))) return SUPERSEDED;
+    this.#deps.log.warn("chain broken", {
+      connectionId: session.connectionId,
+      reason,
+      generation: session.generation,
+    });
+    await announce(this.#deps, BrokerEventType.ChainBroken, session, reason);
+    return { kind: "broken" };
   }
 
-  async #cipherWorks(connectionId: string): Promise<boolean> {
-    const binding = { connectionId, kind: "access" } as const;
+  async #cipherWorks(binding: {
+    readonly connectionId: string;
+    readonly incarnation: string;
+  }): Promise<boolean> {
+    const access = { ...binding, kind: "access" } as const;
     try {
-      return (
-        (await this.#deps.cipher.decrypt(await this.#deps.cipher.encrypt("probe", binding), binding)) ===
-        "probe"
-      );
+      const { cipher } = this.#deps;
+      return (await cipher.decrypt(await cipher.encrypt("probe", access), access)) === "probe";
     } catch {
       return false;
     }
-  }
-
-  /** BROKEN stays in the refresher's index, due at once: the refresher triggers its heal. */
-  #broken(reason: EventReason, nowMs: number, extra: Record<string, unknown> = {}): Changes {
-    return {
-      set: {
-        ...extra,
-        status: ChainStatus.Broken,
-        statusReason: reason,
-        statusChangedAtMs: nowMs,
-        dueShard: ChainTable.dueShardValue,
-        dueAtMs: nowMs,
-      },
-      remove: ["backoffUntilMs", "backoffReason"],
-    };
-  }
-
-  async #fail(lease: Lease, changes: Changes, error?: BrokerError): Promise<ProtocolResult> {
-    const released = await this.#deps.store.releaseLease(lease, changes);
-    if (!released) return { kind: "superseded" };
-    if (error) return { kind: "failed", error };
-    const { connectionId, generation } = lease.previous;
-    const status = changes.set?.status;
-    const reason = (changes.set?.statusReason ?? EventReason.LoginFailed) as EventReason;
-    const at = new Date(this.#deps.now()).toISOString();
-    if (status === ChainStatus.Broken) {
-      this.#deps.log.warn("chain broken", { connectionId, reason, generation });
-      await this.#deps.events.publish({
-        type: BrokerEventType.ChainBroken,
-        detail: { connectionId, generation, reason, at },
-      });
-      return { kind: "broken" };
-    }
-    await this.#deps.events.publish({
-      type: BrokerEventType.ReauthRequired,
-      detail: { connectionId, generation, reason, at },
-    });
-    return { kind: "failed", error: new ReauthRequired(reauthMessage(connectionId, String(status), reason)) };
   }
 
   #refusalError(outcome: TokenOutcome, record: ChainRecord, waitMs?: number): BrokerError {
@@ -436,6 +345,10 @@ export class TokenProtocol {
         });
     }
   }
+}
+
+function failed(error: BrokerError): ProtocolResult {
+  return { kind: "failed", error };
 }
 
 /** The message a consumer sees for a chain that needs an operator; says what to do. */

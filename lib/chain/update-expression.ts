@@ -9,11 +9,8 @@ export interface BuiltUpdate {
   readonly ExpressionAttributeValues?: Record<string, AttributeValue>;
 }
 
-/**
- * Builds `SET a = :a, … REMOVE b, …` plus a condition. Condition strings refer to attributes as
- * `#name` and to values as `:name`; every `#name` used must also be listed in `names`.
- */
-export function buildUpdate(parts: {
+/** The parts of one UpdateItem, before placeholders are assigned. */
+export interface UpdateParts {
   readonly set?: Readonly<Record<string, unknown>>;
   readonly remove?: readonly string[];
   /** Clauses that compute from the item (`#fence = #fence + :one`), placeholders listed in names/values. */
@@ -21,7 +18,13 @@ export function buildUpdate(parts: {
   readonly condition?: string;
   readonly names?: readonly string[];
   readonly values?: Readonly<Record<string, unknown>>;
-}): BuiltUpdate {
+}
+
+/**
+ * Builds `SET a = :a, … REMOVE b, …` plus a condition. Condition strings refer to attributes as
+ * `#name` and to values as `:name`; every `#name` used must also be listed in `names`.
+ */
+export function buildUpdate(parts: UpdateParts): BuiltUpdate {
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
   const setClauses: string[] = [];

@@ -13,16 +13,17 @@ import {
   ChainStatus,
   ConnectionMode,
   LeasePurpose,
-  leaseIsLive,
+  servable,
 } from "./chain-record.js";
-import { isLeaseRefused } from "./chain-store.js";
+import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
-import { loginBlockedFor } from "./login-protocol.js";
-import { ChainTable } from "./table-definition.js";
+import { withIncarnation } from "./incarnation.js";
+import { loginBlockedFor } from "./login-budget.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
 import { type FreshAccess, reauthMessage, TokenProtocol } from "./token-protocol.js";
+import { PendingVerification } from "./verification.js";
 
 export interface VendDoorOptions {
   readonly cache?: TokenCache;
@@ -32,6 +33,11 @@ export interface VendDoorOptions {
   readonly waitMs?: number;
   /** Starts the heal of a chain found BROKEN (the vend then waits for the new generation). */
   readonly healTrigger?: HealTrigger;
+}
+
+export interface VendOptions {
+  /** Epoch ms (injected clock) by which the answer must be out: the Lambda's deadline. */
+  readonly deadlineMs?: number;
 }
 
 /** One attempt of the slow path: an answer, a failure to report, or go round again. */
@@ -44,16 +50,19 @@ const FIRST_POLL_MS = 25;
 const MAX_POLL_MS = 400;
 
 /**
- * The vend door: a valid access token, refreshing the chain if it must.
+ * The vend door: an access token with at least the validity asked for, refreshing the chain if
+ * it must (design invariant 12). `minValiditySeconds` 0 means any valid token; when no token with
+ * enough validity can be had yet, the answer is a retryable error (ChainBusy, ExactUnavailable,
+ * Throttled) with `retryAfterSeconds`, never a token that expires sooner than asked.
  *
  * Waiters wait for the generation, not the lease: while someone else holds the lease they
  * re-read (strongly consistent, jittered backoff) until a newer generation lands, the lease
- * frees, or the deadline passes. A current token that still has the requested validity is
- * returned at once, whatever else is going on.
+ * frees, or the deadline passes. A chain stored as VERIFYING is never served.
  */
 export class VendDoor {
   readonly #deps: EngineDeps;
   readonly #protocol: TokenProtocol;
+  readonly #verification: PendingVerification;
   readonly #cache: TokenCache;
   readonly #coalesce: boolean;
   readonly #waitMs: number;
@@ -64,6 +73,7 @@ export class VendDoor {
   constructor(deps: EngineDeps, options: VendDoorOptions = {}) {
     this.#deps = deps;
     this.#protocol = new TokenProtocol(deps);
+    this.#verification = new PendingVerification(deps);
     this.#cache = options.cache ?? new TokenCache();
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
@@ -78,21 +88,24 @@ export class VendDoor {
     return this.#leaseWaits;
   }
 
-  /** Forgets a cached token (a consumer got a 401 with it). */
-  invalidate(connectionId: string): void {
-    this.#cache.delete(connectionId);
-  }
-
-  async vend(connectionId: string, minValiditySeconds: number): Promise<VendAnswer> {
-    const minValidityMs = minValiditySeconds * 1000;
+  /**
+   * @param minValiditySeconds seconds of validity the token must still have when answered (0: any valid token)
+   * @throws ConnectionNotFound, ReauthRequired, or a retryable ChainBusy / ExactUnavailable / Throttled
+   */
+  async vend(
+    connectionId: string,
+    minValiditySeconds: number,
+    options: VendOptions = {},
+  ): Promise<VendAnswer> {
+    const needMs = Math.max(1, minValiditySeconds * 1000);
     for (;;) {
-      const cached = this.#cache.get(connectionId, minValidityMs, this.#deps.now());
+      const cached = this.#cache.get(connectionId, needMs, this.#deps.now());
       if (cached) return cached;
       const running = this.#coalesce ? this.#inflight.get(connectionId) : undefined;
       if (!running) break;
       await running.catch(() => undefined);
     }
-    const slow = this.#slowPath(connectionId, minValidityMs);
+    const slow = this.#slowPath(connectionId, needMs, options.deadlineMs);
     if (!this.#coalesce) return slow;
     this.#inflight.set(connectionId, slow);
     try {
@@ -102,9 +115,9 @@ export class VendDoor {
     }
   }
 
-  async #slowPath(connectionId: string, minValidityMs: number): Promise<VendAnswer> {
+  async #slowPath(connectionId: string, needMs: number, deadlineMs: number | undefined): Promise<VendAnswer> {
     const { store, now, sleep } = this.#deps;
-    const deadlineMs = now() + this.#waitMs;
+    const giveUpAtMs = Math.min(now() + this.#waitMs, deadlineMs ?? Number.POSITIVE_INFINITY);
     let pollMs = FIRST_POLL_MS;
     let healTriggered = false;
     let waited = false;
@@ -115,46 +128,45 @@ export class VendDoor {
         this.#leaseWaits += 1;
       }
       const nowMs = now();
-      if (nowMs >= deadlineMs) {
-        const untilMs =
-          record.leaseUntilMs !== undefined && record.leaseUntilMs > nowMs
-            ? record.leaseUntilMs
-            : nowMs + 5_000;
+      const pauseMs = Math.round(pollMs * (0.5 + this.#deps.random()));
+      if (nowMs + pauseMs >= giveUpAtMs) {
+        const untilMs = (record.leaseUntilMs ?? 0) > nowMs ? (record.leaseUntilMs ?? 0) : nowMs + 5_000;
         throw new ChainBusy(`connection "${connectionId}" is being ${what} by another invocation`, {
           retryAfterSeconds: Math.max(1, Math.ceil((untilMs - nowMs) / 1000)),
         });
       }
-      await sleep(Math.round(pollMs * (0.5 + this.#deps.random())));
+      await sleep(pauseMs);
       pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
     };
 
     for (;;) {
-      const record = await store.get(connectionId);
-      if (!record) {
+      const read = await store.get(connectionId);
+      if (!read) {
         throw new ConnectionNotFound(
           `connection "${connectionId}" does not exist; add it with: exact-broker connection add --id ${connectionId} …`,
         );
       }
-      this.#refuseWithoutChain(record);
+      this.#refuseWithoutChain(read);
       const nowMs = now();
-      const validityMs = accessValidityMs(record, nowMs);
-
-      // A token that is still good is served whatever state the chain is in.
-      if (validityMs >= minValidityMs) {
-        const answer = await this.#answer(record);
+      // A token with the validity asked for is served whatever else is going on (never a VERIFYING one).
+      if (servable(read) && accessValidityMs(read, nowMs) >= needMs) {
+        const answer = await this.#answer(read);
         if (answer) return answer;
       }
-      if (leaseIsLive(record, nowMs)) {
+      const record = store.leaseIsLive(read, nowMs) ? read : await withIncarnation(this.#deps, read);
+      if (!record) continue;
+      if (store.leaseIsLive(record, nowMs) || record.incarnation === undefined) {
         await waitOrGiveUp(record, record.status === ChainStatus.Healing ? "healed" : "refreshed");
         continue;
       }
       // Implicit chains get every token from a login; like a heal, it runs in fallback-login.
-      const needsLogin = record.mode === ConnectionMode.Implicit;
+      const needsLogin = record.mode === ConnectionMode.Implicit && record.status !== ChainStatus.Verifying;
       if (needsLogin || record.status === ChainStatus.Broken || record.status === ChainStatus.Healing) {
         const blockedFor = loginBlockedFor(record, nowMs);
         if (blockedFor !== undefined) {
           return this.#degraded(
             record,
+            needMs,
             new ChainBusy(`connection "${connectionId}": the next login is in ${blockedFor} s`, {
               retryAfterSeconds: blockedFor,
             }),
@@ -167,15 +179,17 @@ export class VendDoor {
         await waitOrGiveUp(record, needsLogin ? "logged in" : "healed");
         continue;
       }
-      if ((record.backoffUntilMs ?? 0) > nowMs) {
-        return this.#degraded(record, this.#backoffError(record, nowMs));
-      }
-      const step = await this.#refreshInWindow(record, deadlineMs);
+      if ((record.backoffUntilMs ?? 0) > nowMs)
+        return this.#degraded(record, needMs, this.#backoffError(record, nowMs));
+      const step =
+        record.status === ChainStatus.Verifying
+          ? await this.#verify(record, giveUpAtMs, deadlineMs)
+          : await this.#refreshInWindow(record, giveUpAtMs, deadlineMs);
       switch (step.kind) {
         case "answer":
           return step.answer;
         case "failed":
-          return this.#degraded(record, step.error);
+          return this.#degraded(record, needMs, step.error);
         case "again":
           if (step.pause) await waitOrGiveUp(record, "refreshed");
       }
@@ -183,43 +197,66 @@ export class VendDoor {
   }
 
   /** Code mode: wait for Exact's window if it opens in a moment, then refresh under the lease. */
-  async #refreshInWindow(record: ChainRecord, deadlineMs: number): Promise<Step> {
-    const { store, now, sleep, config } = this.#deps;
-    const nowMs = now();
-    const windowMs = (record.windowOpensAtMs ?? 0) - nowMs;
+  async #refreshInWindow(
+    record: ChainRecord,
+    giveUpAtMs: number,
+    deadlineMs: number | undefined,
+  ): Promise<Step> {
+    const { store, now, sleep, config, owner } = this.#deps;
+    const windowMs = (record.windowOpensAtMs ?? 0) - now();
     if (windowMs > 0) {
       // Exact would refuse a refresh now. The window opens at most REFRESH_MARGIN_MS after the
       // token falls below the largest validity a caller may ask for, so this is short.
-      if (nowMs + windowMs > deadlineMs) {
-        return {
-          kind: "failed",
-          error: new Throttled(`connection "${record.connectionId}" cannot be refreshed yet`, {
-            retryAfterSeconds: Math.ceil(windowMs / 1000),
-          }),
-        };
-      }
+      if (now() + windowMs > giveUpAtMs) return notYet(record, windowMs);
       await sleep(windowMs);
       return { kind: "again", pause: false };
     }
-    const lease = await store.acquireLease({
-      connectionId: record.connectionId,
-      owner: this.#deps.owner,
-      purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
-      seenGeneration: record.generation,
-      nowMs,
-      leaseMs: config.leaseMs,
-    });
-    if (isLeaseRefused(lease)) return { kind: "again", pause: true };
-    const result = await this.#protocol.refresh(lease, { vended: true });
+    const result = await store.withLease(
+      {
+        record,
+        owner,
+        purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
+        leaseMs: config.leaseMs,
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      },
+      (session) => this.#protocol.refresh(session, { vended: true }),
+    );
+    if (result === LeaseRefused) return { kind: "again", pause: true };
     switch (result.kind) {
       case "failed":
         return { kind: "failed", error: result.error };
       case "refreshed":
-        return result.fresh
+        return result.fresh && record.status !== ChainStatus.Verifying
           ? { kind: "answer", answer: this.#fresh(record, result.fresh) }
           : { kind: "again", pause: false };
       default:
         // Superseded, or broken now: the next read shows which (and a broken chain gets healed).
+        return { kind: "again", pause: false };
+    }
+  }
+
+  /** A chain stored as VERIFYING: its identity check, here and now (no login). */
+  async #verify(record: ChainRecord, giveUpAtMs: number, deadlineMs: number | undefined): Promise<Step> {
+    const outcome = await this.#verification.finish(record, {
+      vended: true,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    });
+    switch (outcome.kind) {
+      case "verified":
+        return { kind: "answer", answer: this.#fresh(record, outcome.fresh) };
+      case "failed":
+        return { kind: "failed", error: outcome.error };
+      case "refreshed":
+        return outcome.result.kind === "failed"
+          ? { kind: "failed", error: outcome.result.error }
+          : { kind: "again", pause: false };
+      case "not_yet":
+        if (this.#deps.now() + outcome.waitMs > giveUpAtMs) return notYet(record, outcome.waitMs);
+        await this.#deps.sleep(outcome.waitMs);
+        return { kind: "again", pause: false };
+      case "busy":
+        return { kind: "again", pause: true };
+      default:
         return { kind: "again", pause: false };
     }
   }
@@ -259,6 +296,7 @@ export class VendDoor {
       accessToken = await this.#deps.cipher.decrypt(record.accessCt ?? "", {
         connectionId: record.connectionId,
         kind: "access",
+        ...(record.incarnation !== undefined ? { incarnation: record.incarnation } : {}),
       });
     } catch (error) {
       if (!(error instanceof TokenDecryptError)) throw error;
@@ -268,15 +306,8 @@ export class VendDoor {
       return undefined;
     }
     if (record.hotGeneration !== record.generation) {
-      await this.#deps.store.updateAtGeneration(record.connectionId, record.generation, {
-        set: {
-          lastVendAtMs: this.#deps.now(),
-          hotGeneration: record.generation,
-          ...(record.status === ChainStatus.Active && record.windowOpensAtMs
-            ? { dueShard: ChainTable.dueShardValue, dueAtMs: record.windowOpensAtMs }
-            : {}),
-        },
-      });
+      const due = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
+      await this.#deps.store.unleased.markHot(record, due);
     }
     const expiresAtMs = record.accessExpiresAtMs ?? 0;
     const answer: VendAnswer = {
@@ -291,9 +322,9 @@ export class VendDoor {
     return answer;
   }
 
-  /** A chain that cannot be refreshed right now still serves its current token while it is valid. */
-  async #degraded(record: ChainRecord, error: BrokerError): Promise<VendAnswer> {
-    if (!(error instanceof ReauthRequired) && accessValidityMs(record, this.#deps.now()) > 0) {
+  /** A chain that cannot be refreshed right now still serves its current token if it has the validity asked for. */
+  async #degraded(record: ChainRecord, needMs: number, error: BrokerError): Promise<VendAnswer> {
+    if (servable(record) && accessValidityMs(record, this.#deps.now()) >= needMs) {
       const answer = await this.#answer(record);
       if (answer) return answer;
     }
@@ -302,9 +333,18 @@ export class VendDoor {
 
   #backoffError(record: ChainRecord, nowMs: number): BrokerError {
     const retryAfterSeconds = Math.max(1, Math.ceil(((record.backoffUntilMs ?? nowMs) - nowMs) / 1000));
-    const message = `connection "${record.connectionId}" is backing off after Exact refused or failed a refresh`;
+    const message = `connection "${record.connectionId}" is backing off after Exact refused or failed a ${record.status === ChainStatus.Verifying ? "check" : "refresh"}`;
     return record.backoffReason === "throttled"
       ? new Throttled(message, { retryAfterSeconds })
       : new ExactUnavailable(message, { retryAfterSeconds });
   }
+}
+
+function notYet(record: ChainRecord, waitMs: number): Step {
+  return {
+    kind: "failed",
+    error: new Throttled(`connection "${record.connectionId}" cannot be refreshed yet`, {
+      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+    }),
+  };
 }

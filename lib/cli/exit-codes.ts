@@ -1,6 +1,7 @@
 import {
   BrokerError,
   ChainBusy,
+  ClockSkewed,
   ConfigurationError,
   ConnectionNotFound,
   DuplicateChain,
@@ -16,7 +17,7 @@ export const ExitCode = {
   Done: 0,
   BadInput: 2,
   NotFound: 3,
-  /** A duplicate chain, or a chain that needs a new authorization. */
+  /** A duplicate chain, a chain that needs a new authorization, or a clock too far off to lease. */
   Refused: 4,
   TryLater: 5,
 } as const;
@@ -25,7 +26,8 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof ValidationError || error instanceof ConfigurationError) return ExitCode.BadInput;
   if (error instanceof ConnectionNotFound || error instanceof SecretUnavailable) return ExitCode.NotFound;
-  if (error instanceof ReauthRequired || error instanceof DuplicateChain) return ExitCode.Refused;
+  if (error instanceof ReauthRequired || error instanceof DuplicateChain || error instanceof ClockSkewed)
+    return ExitCode.Refused;
   if (error instanceof ChainBusy || error instanceof ExactUnavailable || error instanceof Throttled)
     return ExitCode.TryLater;
   if (error instanceof BrokerError) return ExitCode.TryLater;

@@ -261,6 +261,11 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         case "healed":
           io.out(`healed connection "${id}": a login started generation ${result.generation}`);
           return ExitCode.Done;
+        case "verified":
+          io.out(
+            `connection "${id}": its stored chain passed the identity check (generation ${result.generation}); no login was needed`,
+          );
+          return ExitCode.Done;
         case "skipped":
           io.err(
             `connection "${id}" is being worked on by another invocation (${result.why}); check: exact-broker status --id ${id}`,

@@ -1,6 +1,7 @@
 import type { ChainRecord } from "../chain/chain-record.js";
 import { budgetExhaustedFor, errorsInLastHour, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
-import { LOGIN_FAILURES_PER_HOUR } from "../chain/login-protocol.js";
+import { LOGIN_FAILURES_PER_HOUR } from "../chain/login-budget.js";
+import { CLOCK_SKEW_BOUND_MS } from "../chain/timing.js";
 
 /** What `exact-broker status` shows: state, ages and budgets, never a token or ciphertext. */
 export interface StatusReport {
@@ -22,6 +23,12 @@ export interface StatusReport {
     readonly expiresInSeconds: number;
   } | null;
   readonly pendingNote: boolean;
+  /** Set while the chain is VERIFYING: stored, its /current/Me check pending (never served meanwhile). */
+  readonly identityCheck: {
+    readonly source: string;
+    readonly pendingForSeconds: number;
+    readonly failedChecksLastHour: number;
+  } | null;
   readonly lastVendAgoSeconds: number | null;
   readonly tokenErrorsThisHour: number;
   readonly tokenErrorBudget: number;
@@ -35,7 +42,8 @@ const secondsBetween = (fromMs: number | undefined, toMs: number): number | null
   fromMs === undefined ? null : Math.round((toMs - fromMs) / 1000);
 
 export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
-  const leaseLive = record.leaseOwner !== undefined && (record.leaseUntilMs ?? 0) > nowMs;
+  const leaseLive =
+    record.leaseOwner !== undefined && (record.leaseUntilMs ?? 0) + CLOCK_SKEW_BOUND_MS > nowMs;
   return {
     connectionId: record.connectionId,
     status: record.status,
@@ -59,6 +67,13 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
         }
       : null,
     pendingNote: record.inflight !== undefined,
+    identityCheck: record.verification
+      ? {
+          source: record.verification.source,
+          pendingForSeconds: secondsBetween(record.verification.startedAtMs, nowMs) ?? 0,
+          failedChecksLastHour: errorsInLastHour(record.identityChecks, nowMs),
+        }
+      : null,
     lastVendAgoSeconds: secondsBetween(record.lastVendAtMs, nowMs),
     tokenErrorsThisHour: errorsInLastHour(record.tokenErrors, nowMs),
     tokenErrorBudget: TOKEN_ERRORS_PER_HOUR,
@@ -101,6 +116,12 @@ export function formatStatus(report: StatusReport): string {
         : "free",
     ],
     ["unfinished token call", report.pendingNote ? "yes (next holder probes)" : "no"],
+    [
+      "identity check",
+      report.identityCheck
+        ? `pending for ${report.identityCheck.pendingForSeconds} s (chain from ${report.identityCheck.source}; ${report.identityCheck.failedChecksLastHour} failed checks in the last hour); retried automatically`
+        : "-",
+    ],
     ["last vend", report.lastVendAgoSeconds === null ? "never" : `${report.lastVendAgoSeconds} s ago`],
     ["token errors in the last hour", `${report.tokenErrorsThisHour} of ${report.tokenErrorBudget}`],
     ["failed logins in the last hour", `${report.failedLoginsLastHour} of ${LOGIN_FAILURES_PER_HOUR}`],

@@ -19,6 +19,7 @@ import {
 import { ConnectRefused } from "../onboarding/connect-refused.js";
 import { ConnectPath, normalizeConnectUrl } from "../onboarding/connect-url.js";
 import type { LinkKeySource } from "../onboarding/link-key-source.js";
+import { invocationDeadlineMs } from "./deadline.js";
 
 /** What {@link createConnectHandler} needs; I/O defaults come from the broker. */
 export interface ConnectHandlerDeps {
@@ -98,13 +99,21 @@ export function createConnectHandler(deps: ConnectHandlerDeps) {
   return middy<LambdaFunctionUrlEvent, HtmlAnswer>()
     .use(errorPages({ logger: deps.logger }))
     .use(parser({ schema: LambdaFunctionUrlSchema }))
-    .handler(async (event) => route(flow, event, fixedConnectUrl ?? requestConnectUrl(event)));
+    .handler(async (event, context) =>
+      route(
+        flow,
+        event,
+        fixedConnectUrl ?? requestConnectUrl(event),
+        invocationDeadlineMs(context, deps.now ?? deps.broker.deps.now),
+      ),
+    );
 }
 
 async function route(
   flow: ConnectFlow,
   event: LambdaFunctionUrlEvent,
   connectUrl: string,
+  deadlineMs: number | undefined,
 ): Promise<HtmlAnswer> {
   const path = event.rawPath;
   if (path !== ConnectPath.Start && path !== ConnectPath.Callback) return notFoundPage();
@@ -114,7 +123,7 @@ async function route(
     const { location } = await flow.start(query, connectUrl);
     return redirectAnswer(location);
   }
-  const result = await flow.complete(query);
+  const result = await flow.complete(query, deadlineMs);
   const requestedFor = result.redirectedFrom ?? result.connectionId;
   return seededPage(result, requestedFor);
 }

@@ -5,6 +5,7 @@ import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
 import type { Broker } from "../broker.js";
 import type { HealResult } from "../chain/heal-door.js";
+import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { type HealEvent, healEventSchema } from "./events.js";
 
@@ -19,11 +20,19 @@ export function createFallbackLoginHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
     .use(parser({ schema: healEventSchema }))
-    .handler(async (event) => {
-      const result = await broker.heal.heal(event.connectionId, { operator: event.operator ?? false });
+    .handler(async (event, context) => {
+      const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
+      const result = await broker.heal.heal(event.connectionId, {
+        operator: event.operator ?? false,
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      });
       logger.info("fallback-login finished", { connectionId: event.connectionId, ...result });
       metrics.addMetric(
-        result.kind === "healed" ? "Heals" : result.kind === "failed" ? "HealFailures" : "HealsSkipped",
+        result.kind === "healed" || result.kind === "verified"
+          ? "Heals"
+          : result.kind === "failed"
+            ? "HealFailures"
+            : "HealsSkipped",
         MetricUnit.Count,
         1,
       );

@@ -5,6 +5,7 @@ import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
 import type { Broker } from "../broker.js";
 import type { RefreshRunSummary } from "../chain/scheduled-refresh.js";
+import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { scheduledEventSchema } from "./events.js";
 
@@ -15,8 +16,9 @@ export function createRefreshHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
     .use(parser({ schema: scheduledEventSchema }))
-    .handler(async () => {
-      const summary = await broker.refresh.run();
+    .handler(async (_event, context) => {
+      const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
+      const summary = await broker.refresh.run(deadlineMs !== undefined ? { deadlineMs } : {});
       metrics.addMetric(
         "Refreshes",
         MetricUnit.Count,

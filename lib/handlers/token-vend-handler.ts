@@ -5,6 +5,7 @@ import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
 import type { Broker } from "../broker.js";
 import type { VendAnswer } from "../chain/token-cache.js";
+import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { type VendEvent, vendEventSchema } from "./events.js";
 
@@ -16,10 +17,13 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
     .use(parser({ schema: vendEventSchema(window) }))
-    .handler(async (event) => {
+    .handler(async (event, context) => {
       const startMs = Date.now();
       const waitsBefore = broker.vend.leaseWaits;
-      const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window);
+      const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
+      const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window, {
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      });
       // A Lambda container serves one invocation at a time, so the increase is this vend's.
       metrics.addMetric("LeaseWaits", MetricUnit.Count, broker.vend.leaseWaits - waitsBefore);
       metrics.addMetric("Vends", MetricUnit.Count, 1);

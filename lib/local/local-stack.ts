@@ -17,6 +17,8 @@ export interface LocalStackOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The log every broker of this stack writes to, unless a caller passes its own. */
   readonly log?: EngineLog;
+  /** The clock dynalite's `Date` headers report (a test's fake clock). @default the real clock */
+  readonly dynamoNow?: () => number;
 }
 
 export interface DemoConnection {
@@ -61,7 +63,7 @@ function pick(overrides: BrokerOverrides): { now?: () => number; sleep?: (ms: nu
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  const dynamo = await startDynalite();
+  const dynamo = await startDynalite({ now: options.dynamoNow });
   const sim = await startSimulator(options.sim ?? {});
   const tableName = await dynamo.createTable();
   const dir = mkdtempSync(join(tmpdir(), "exact-broker-"));

@@ -206,10 +206,11 @@ export class ConnectFlow {
   /**
    * `/callback`: verifies the state, claims its "completed" marker, and seeds the chain with
    * the code (same duplicate rule as `connection seed`: see {@link SeedResult.redirectedFrom}).
+   * @param deadlineMs epoch ms by which the invocation must be done (the Lambda's remaining time)
    * @throws ConnectRefused for a bad, expired or used state and for Exact's `?error=`;
    *   whatever `seed` throws (ValidationError for a refused code, ExactUnavailable, …)
    */
-  async complete(query: Query): Promise<SeedResult> {
+  async complete(query: Query, deadlineMs?: number): Promise<SeedResult> {
     const { nonces, keys, now, onboarding, log } = this.#deps;
     const nowMs = now();
     const claims = verifyState(await keys.get(), query.state, nowMs);
@@ -252,7 +253,7 @@ export class ConnectFlow {
         { connectionId },
       );
     }
-    const result = await onboarding.seed(connectionId, code);
+    const result = await onboarding.seed(connectionId, code, deadlineMs !== undefined ? { deadlineMs } : {});
     log.info("connect flow completed", {
       connectionId: result.connectionId,
       requestedFor: connectionId,

@@ -59,6 +59,8 @@ export async function startFixture(
   const clock = new TestClock(options.realShortSleeps);
   const fake = !options.realClock;
   const stack = await startLocalStack({
+    // DynamoDB's Date headers on the same clock, or the broker would measure the fake clock's lead as skew.
+    ...(fake ? { dynamoNow: clock.now } : {}),
     ...options,
     sim: { ...(fake ? { now: clock.now } : {}), ...options.sim },
   });

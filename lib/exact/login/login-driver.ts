@@ -13,8 +13,23 @@ export interface LoginRequest {
   readonly redirectUri: string;
   readonly responseType: "code" | "token";
   readonly credentials: LoginCredentials;
-  /** The TOTP step (floor(epochSeconds/30)) the last login of this chain used; never reused. */
+  /**
+   * The last TOTP step (floor(epochSeconds/30)) known to be used by a login as this user (e.g.
+   * `TotpStepClaims.lastStep(username)`); the driver starts after it without claiming it. A hint:
+   * `claimTotpStep` decides.
+   */
   readonly lastTotpStep?: number;
+  /**
+   * Claims a TOTP step for this Exact user across all its connections (`TotpStepClaims.claim`).
+   * Called with the step whose code is about to be sent, before the code is generated and before
+   * the credentials are posted, and only for a step after `lastTotpStep`. True: the step is this
+   * login's. False: another login of the same Exact user took that step (or a later one); the
+   * driver waits for the next step and claims again, or fails with LoginUnavailable when its
+   * budget cannot cover the wait. Exact refuses a step the user already logged in with, and each
+   * refusal counts towards the lock. A throw fails the login with LoginUnavailable (step "totp",
+   * the error as its cause) before anything is sent.
+   */
+  readonly claimTotpStep: (step: number) => Promise<boolean>;
   /** Budget for the whole login, including a wait for the next TOTP step (up to about 31 s). */
   readonly timeoutMs: number;
 }

@@ -34,9 +34,11 @@
  *       AADB2C90151 verification code invalid (wrong, or used before)  -> LoginBadTotp
  *       AADB2C90092 account temporarily locked                          -> LoginLocked
  *     Any other code, a non-JSON body or another status is LoginPageNotUnderstood.
- *     The TOTP code is RFC 6238, SHA-1, 6 digits, 30 s steps; Exact refuses a code used twice,
- *     so a step at or before the chain's `lastTotpStep` is never used: the driver waits for the
- *     next one (and for the next one too when fewer than 2 s of the current step remain).
+ *     The TOTP code is RFC 6238, SHA-1, 6 digits, 30 s steps; Exact refuses a code of a step the
+ *     same user already logged in with (from any app), so a step at or before `lastTotpStep` is
+ *     never used: the driver waits for the next one (and for the next one too when fewer than
+ *     2 s of the current step remain), then claims it with `claimTotpStep` before generating the
+ *     code; a step another login of the user claimed is skipped like a used one.
  *  6. "confirmed": GET {origin}{hosts.tenant}/api/CombinedSigninAndSignup/confirmed
  *     ?rememberMe=false&csrf_token={csrf}&tx={transId}&p={policy} -> "confirmed page": HTTP 200
  *     with a <form> whose action's path ends in `/signin-azureb2c` (on the Exact base URL),
@@ -105,6 +107,12 @@ const B2C_ERROR_CODES: Readonly<Record<string, B2cOutcome>> = {
 };
 
 const CONSENT_BUTTON: FormControl = { name: "consent", value: "allow" };
+
+/**
+ * Retry-After for a TOTP failure with no wait of its own to report: one 30 s step, after which
+ * the clock has reached an unused step, and a modest pause for a claim store that failed.
+ */
+const TOTP_RETRY_AFTER_SECONDS = 30;
 
 interface B2cSettings {
   readonly csrf: string;
@@ -282,24 +290,64 @@ export class OneExactIdentityDriver implements LoginDriver {
     }
   }
 
-  /** Waits, if needed, for a TOTP step after `lastTotpStep`; returns that step and its code. */
+  /**
+   * Waits, if needed, for a TOTP step after `lastTotpStep`, claims it, and returns that step and
+   * its code. A step the claim refuses (another login of this user took it) is treated as used:
+   * the driver waits for the next one and claims again, until the login's budget cannot cover
+   * the wait (LoginUnavailable). Nothing is sent to Exact in here, so every error leaves the
+   * code unspent.
+   */
   async #nextTotp(session: LoginSession, request: LoginRequest): Promise<{ step: number; code: string }> {
-    const waitMs = totpWaitMs(this.#now(), request.lastTotpStep);
-    if (waitMs > 0) {
-      if (waitMs >= session.remainingMs()) {
+    let usedStep = request.lastTotpStep;
+    let givenUp = "";
+    for (;;) {
+      const waitMs = totpWaitMs(this.#now(), usedStep);
+      if (waitMs > 0) {
+        if (waitMs >= session.remainingMs()) {
+          throw session.unavailable(
+            STEP.totp,
+            `${givenUp}the next unused TOTP step starts in ${waitMs} ms, after the login's deadline`,
+            Math.ceil(waitMs / 1000),
+          );
+        }
+        await this.#sleep(waitMs);
+      }
+      const step = totpStepAt(this.#now());
+      if (usedStep !== undefined && step <= usedStep) {
         throw session.unavailable(
           STEP.totp,
-          `the next unused TOTP step starts in ${waitMs} ms, after the login's deadline`,
-          Math.ceil(waitMs / 1000),
+          "the clock has not reached an unused TOTP step",
+          TOTP_RETRY_AFTER_SECONDS,
         );
       }
-      await this.#sleep(waitMs);
+      const claimed = await this.#claimTotpStep(session, request, step);
+      // A slow claim may return when the step is about to end: its code could then reach Exact
+      // in the next step and be refused, a refusal that counts towards the lock.
+      if (claimed && isUsableStep(this.#now(), step)) {
+        return { step, code: await totpCodeForStep(request.credentials.totpSecret, step) };
+      }
+      usedStep = step;
+      givenUp = claimed
+        ? `TOTP step ${step} ran out while it was claimed; `
+        : `another login of this user took TOTP step ${step}; `;
     }
-    const step = totpStepAt(this.#now());
-    if (request.lastTotpStep !== undefined && step <= request.lastTotpStep) {
-      throw session.unavailable(STEP.totp, "the clock has not reached an unused TOTP step", 30);
+  }
+
+  async #claimTotpStep(session: LoginSession, request: LoginRequest, step: number): Promise<boolean> {
+    try {
+      return await request.claimTotpStep(step);
+    } catch (error) {
+      // The claim store failed before any code or password was sent: like Exact being out of
+      // reach, retryable and no attempt at Exact. Wrapped so the caller sees a LoginError it
+      // acts on (retry later, no step spent, not counted as a failed login) rather than an
+      // unknown error it would count as one; never as bad credentials.
+      throw session.unavailable(
+        STEP.totp,
+        `could not claim TOTP step ${step} for this user`,
+        TOTP_RETRY_AFTER_SECONDS,
+        error instanceof Error ? error : undefined,
+      );
     }
-    return { step, code: await totpCodeForStep(request.credentials.totpSecret, step) };
   }
 }
 
@@ -323,6 +371,11 @@ async function checkCredentials(request: LoginRequest): Promise<void> {
     // otplib's message quotes the secret's characters: no cause.
     throw new LoginBadTotp(STEP.totp, "the stored TOTP secret is not base32 of at least 10 bytes");
   }
+}
+
+/** `step` is the current step at `nowMs` and is not about to end (see TOTP_STEP_END_MARGIN_MS). */
+function isUsableStep(nowMs: number, step: number): boolean {
+  return totpStepAt(nowMs) === step && totpWaitMs(nowMs, step - 1) === 0;
 }
 
 function get(url: URL): PageRequest {

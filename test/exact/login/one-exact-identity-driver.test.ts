@@ -39,6 +39,14 @@ class FakeClock {
 let clock: FakeClock;
 let fake: FakeExact;
 const others: FakeExact[] = [];
+/** Every step `claimEveryStep` was asked for, in order. */
+let claimed: number[];
+
+/** The claim for tests about something else: every step is free, and recorded. */
+async function claimEveryStep(step: number): Promise<boolean> {
+  claimed.push(step);
+  return true;
+}
 
 async function startFake(options: { consentRequired?: boolean } = {}): Promise<FakeExact> {
   fake = await FakeExact.start({ users: [USER], clientId: CLIENT_ID, now: clock.now, ...options });
@@ -56,6 +64,7 @@ function request(overrides: Partial<LoginRequest> = {}): LoginRequest {
     redirectUri: fake.redirectUri,
     responseType: "code",
     credentials: USER,
+    claimTotpStep: claimEveryStep,
     timeoutMs: 60_000,
     ...overrides,
   };
@@ -93,6 +102,7 @@ async function expectNoSecrets(error: Error): Promise<void> {
 
 beforeEach(async () => {
   clock = new FakeClock();
+  claimed = [];
   await startFake();
 });
 
@@ -402,6 +412,7 @@ describe("OneExactIdentityDriver", () => {
       // 10 s into step STEP: 20 s to the next step plus the 1 s margin.
       expect(clock.sleeps).toEqual([21_000]);
       expect(result.totpStep).toBe(STEP + 1);
+      expect(claimed).toEqual([STEP + 1]);
       expect(fake.outcomes[0]).toBe("success");
     });
 
@@ -437,7 +448,104 @@ describe("OneExactIdentityDriver", () => {
       );
       expect((error as LoginUnavailable).retryAfterSeconds).toBe(21);
       expect(clock.sleeps).toEqual([]);
+      expect(claimed).toEqual([]);
       expect(fake.requestsTo(`${TENANT}/SelfAsserted`)).toEqual([]);
+      await expectNoSecrets(error);
+    });
+  });
+
+  describe("TOTP step claims", () => {
+    const selfAsserted = (): number => fake.requestsTo(`${TENANT}/SelfAsserted`).length;
+    const codeOf = (step: number): Promise<string> =>
+      generate({ secret: USER.totpSecret, epoch: step * 30, guardrails: GUARDRAILS });
+
+    it("claims the step before posting the credentials, and sends that step's code", async () => {
+      const claims: { step: number; postsBefore: number }[] = [];
+      const claimTotpStep = async (step: number): Promise<boolean> => {
+        claims.push({ step, postsBefore: selfAsserted() });
+        return true;
+      };
+
+      const result = await driver().login(request({ claimTotpStep }));
+
+      expect(claims).toEqual([{ step: STEP, postsBefore: 0 }]);
+      expect(result.totpStep).toBe(STEP);
+      const [post] = fake.requestsTo(`${TENANT}/SelfAsserted`);
+      expect(new URLSearchParams(post?.body).get("totpVerificationCode")).toBe(await codeOf(STEP));
+    });
+
+    it("waits for the next step when another login of the user took this one, and uses that", async () => {
+      const claims: number[] = [];
+      const claimTotpStep = async (step: number): Promise<boolean> => {
+        claims.push(step);
+        return step > STEP;
+      };
+
+      const result = await driver().login(request({ claimTotpStep }));
+
+      expect(claims).toEqual([STEP, STEP + 1]);
+      expect(clock.sleeps).toEqual([21_000]);
+      expect(result.totpStep).toBe(STEP + 1);
+      const posts = fake.requestsTo(`${TENANT}/SelfAsserted`);
+      expect(posts).toHaveLength(1);
+      expect(new URLSearchParams(posts[0]?.body).get("totpVerificationCode")).toBe(await codeOf(STEP + 1));
+      expect(fake.outcomes[0]).toBe("success");
+    });
+
+    it("gives a claimed step up when the claim returned too close to the step's end", async () => {
+      const claims: number[] = [];
+      const claimTotpStep = async (step: number): Promise<boolean> => {
+        claims.push(step);
+        // The first claim takes 19 s: it returns 1 s before the step ends.
+        if (claims.length === 1) clock.ms += 19_000;
+        return true;
+      };
+
+      const result = await driver().login(request({ claimTotpStep }));
+
+      expect(claims).toEqual([STEP, STEP + 1]);
+      expect(clock.sleeps).toEqual([2_000]);
+      expect(result.totpStep).toBe(STEP + 1);
+      expect(fake.outcomes[0]).toBe("success");
+    });
+
+    it("ends in LoginUnavailable, with no credentials sent, when claims are refused until the budget runs out", async () => {
+      const claims: number[] = [];
+      const claimTotpStep = async (step: number): Promise<boolean> => {
+        claims.push(step);
+        return false;
+      };
+
+      const error = await loginFailure(driver().login(request({ claimTotpStep, timeoutMs: 60_000 })));
+
+      expect(error).toBeInstanceOf(LoginUnavailable);
+      expect(error.message).toBe(
+        `step "totp": another login of this user took TOTP step ${STEP + 2}; the next unused TOTP step starts in 30000 ms, after the login's deadline`,
+      );
+      expect((error as LoginUnavailable).retryAfterSeconds).toBe(30);
+      expect((error as LoginError).totpStep).toBeUndefined();
+      expect(claims).toEqual([STEP, STEP + 1, STEP + 2]);
+      expect(clock.sleeps).toEqual([21_000, 30_000]);
+      expect(selfAsserted()).toBe(0);
+      await expectNoSecrets(error);
+    });
+
+    it("ends in a retryable LoginUnavailable carrying the cause, with no credentials sent, when the claim throws", async () => {
+      const outage = new Error("DynamoDB is unreachable");
+      const claimTotpStep = async (): Promise<boolean> => {
+        throw outage;
+      };
+
+      const error = await loginFailure(driver().login(request({ claimTotpStep })));
+
+      expect(error).toBeInstanceOf(LoginUnavailable);
+      expect(error).not.toBeInstanceOf(LoginBadCredentials);
+      expect(error.message).toBe(`step "totp": could not claim TOTP step ${STEP} for this user`);
+      expect(error.cause).toBe(outage);
+      expect((error as LoginUnavailable).retryable).toBe(true);
+      expect((error as LoginUnavailable).retryAfterSeconds).toBe(30);
+      expect((error as LoginError).totpStep).toBeUndefined();
+      expect(selfAsserted()).toBe(0);
       await expectNoSecrets(error);
     });
   });

@@ -44,6 +44,8 @@ const recordingSend: HttpSend = (req) => {
   return sendHttp(req);
 };
 const driver = new OneExactIdentityDriver({ send: recordingSend, now, sleep, allowLoopback: true });
+/** Claims across logins of one user are tested in simulator-shared-user.test.ts; here every step is free. */
+const claimEveryStep = async (): Promise<boolean> => true;
 
 /** The consent form posts back to the auth URL; nothing else POSTs there. */
 function consentPosts(): number {
@@ -58,6 +60,7 @@ function request(overrides: Partial<LoginRequest> = {}): LoginRequest {
     redirectUri: APP.redirectUris[0] ?? "",
     responseType: "code",
     credentials: USER,
+    claimTotpStep: claimEveryStep,
     timeoutMs: 60_000,
     ...overrides,
   };

@@ -1,0 +1,83 @@
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { type ChainRecord, toRecord } from "./chain-record.js";
+import { ClockSkewMonitor } from "./clock-skew.js";
+import { connectionKey } from "./table-definition.js";
+import { type BuiltUpdate, buildUpdate, type UpdateParts } from "./update-expression.js";
+
+export function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
+  return error instanceof ConditionalCheckFailedException;
+}
+
+/**
+ * The broker's table as the engine reads and writes it: strongly consistent reads (an eventually
+ * consistent read can return a refresh token Exact already rotated away), conditional updates,
+ * and every response's `Date` header measuring this process's clock against DynamoDB's.
+ */
+export class ChainTableClient {
+  protected readonly client: DynamoDBClient;
+  protected readonly now: () => number;
+  protected readonly skew: ClockSkewMonitor;
+  readonly tableName: string;
+
+  constructor(options: {
+    readonly tableName: string;
+    readonly client?: DynamoDBClient;
+    /** @default Date.now */
+    readonly now?: () => number;
+  }) {
+    this.tableName = options.tableName;
+    this.client = options.client ?? new DynamoDBClient({});
+    this.now = options.now ?? Date.now;
+    this.skew = new ClockSkewMonitor({ now: this.now });
+  }
+
+  async get(connectionId: string): Promise<ChainRecord | undefined> {
+    const out = await this.client.send(
+      this.watch(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: connectionKey(connectionId) }),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return out.Item ? toRecord(out.Item) : undefined;
+  }
+
+  protected async update(
+    connectionId: string,
+    parts: UpdateParts,
+    returnValues: "ALL_OLD" | "ALL_NEW" | "NONE" = "NONE",
+  ): Promise<ChainRecord | undefined> {
+    const update: BuiltUpdate = buildUpdate(parts);
+    try {
+      const out = await this.client.send(
+        this.watch(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: marshall({ pk: connectionKey(connectionId) }),
+            ...update,
+            ReturnValues: returnValues,
+            // Real DynamoDB saves the loser a read; dynalite ignores it (nothing here depends on it).
+            ...(returnValues === "ALL_OLD" ? { ReturnValuesOnConditionCheckFailure: "ALL_OLD" } : {}),
+          }),
+        ),
+      );
+      return toRecord(out.Attributes ?? {});
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Every request passes here, so every response's Date header measures our clock. */
+  protected watch<C extends Parameters<ClockSkewMonitor["attach"]>[0]>(command: C): C {
+    return this.skew.attach(command);
+  }
+}

@@ -1,0 +1,303 @@
+import { LEASE_HEADROOM_MS } from "../config-timing.js";
+import { ChainBusy } from "../errors.js";
+import type { EventReason } from "../events/broker-events.js";
+import {
+  CHAIN_STARTING_PURPOSES,
+  type ChainAttributeName,
+  type ChainAttributes,
+  type ChainRecord,
+  ChainStatus,
+  type ErrorBudget,
+  type InflightNote,
+  LeasePurpose,
+  type VerificationNote,
+} from "./chain-record.js";
+import {
+  BACKOFF_ATTRS,
+  type Backoff,
+  dueAt,
+  RELEASE,
+  type Transition,
+  tokenAttributes,
+} from "./lease-transitions.js";
+import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+import type { SealedTokens } from "./token-seal.js";
+import type { UpdateParts } from "./update-expression.js";
+
+/** One conditional UpdateItem on a connection's item; undefined when its condition failed. */
+export type LeaseWriter = (
+  connectionId: string,
+  parts: UpdateParts,
+  returnValues?: "ALL_OLD" | "ALL_NEW" | "NONE",
+) => Promise<ChainRecord | undefined>;
+
+export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
+
+const LEASE_ATTRS = ["leaseOwner", "leaseUntilMs", "leasePurpose", "inflight"] as const;
+
+/**
+ * The one object through which anything is written under a chain's lease, from the acquire
+ * (ChainStore.acquire) to the write that ends it. Each transition is one UpdateItem conditional
+ * on this holder's fence, the generation it works on and the connection's incarnation; a
+ * transition that finds them changed reports it and writes nothing. `end()` runs in a `finally`
+ * (ChainStore.withLease) and frees the lease on every path a transition did not.
+ *
+ * The session also knows its time: the lease's end on a conservative clock (minus the skew
+ * bound) and the invocation's deadline, each minus the headroom for the write that must follow
+ * a call. Nothing external starts that cannot end before then ({@link requireTime}).
+ */
+export class LeaseSession {
+  readonly #writer: LeaseWriter;
+  readonly #now: () => number;
+  readonly #deadlineMs: number;
+  /** The item as it was just before this lease was taken (ALL_OLD). */
+  readonly record: ChainRecord;
+  readonly connectionId: string;
+  readonly owner: string;
+  readonly fence: number;
+  readonly incarnation: string;
+  #purpose: LeasePurpose;
+  #untilMs: number;
+  #generation: number;
+  #ended = false;
+
+  constructor(options: {
+    readonly writer: LeaseWriter;
+    readonly now: () => number;
+    readonly record: ChainRecord;
+    readonly owner: string;
+    readonly fence: number;
+    readonly untilMs: number;
+    readonly purpose: LeasePurpose;
+    readonly incarnation: string;
+    readonly deadlineMs?: number;
+  }) {
+    this.#writer = options.writer;
+    this.#now = options.now;
+    this.#deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
+    this.record = options.record;
+    this.connectionId = options.record.connectionId;
+    this.owner = options.owner;
+    this.fence = options.fence;
+    this.incarnation = options.incarnation;
+    this.#purpose = options.purpose;
+    this.#untilMs = options.untilMs;
+    this.#generation = options.record.generation;
+  }
+
+  get purpose(): LeasePurpose {
+    return this.#purpose;
+  }
+
+  /** The generation this holder works on: the acquired one, or the one its chain start created. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Milliseconds this holder may still spend on work that a write must follow (≤ 0: none). */
+  remainingMs(): number {
+    return Math.min(this.#untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - LEASE_HEADROOM_MS - this.#now();
+  }
+
+  /** @throws ChainBusy (retryable) when `needMs` of work cannot end inside the lease and the invocation. */
+  requireTime(needMs: number, what: string): void {
+    const remaining = this.remainingMs();
+    if (remaining >= needMs) return;
+    throw new ChainBusy(
+      `connection "${this.connectionId}": not enough time left for ${what} (${Math.max(0, Math.floor(remaining))} ms of ${needMs} ms); nothing was sent`,
+      { retryAfterSeconds: 1 },
+    );
+  }
+
+  /** Extends the lease for longer work (a probe, a login), with the status that work shows. */
+  async renew(
+    purpose: LeasePurpose,
+    leaseMs: number,
+    mark?: { readonly status: ChainStatus; readonly statusReason?: EventReason },
+  ): Promise<boolean> {
+    const untilMs = this.#now() + leaseMs;
+    const ok = await this.#write({
+      set: {
+        ...this.#leaseSet(purpose, untilMs),
+        ...(mark ? { status: mark.status, statusChangedAtMs: this.#now() } : {}),
+        ...(mark?.statusReason ? { statusReason: mark.statusReason } : {}),
+      },
+      ends: false,
+    });
+    if (ok) {
+      this.#purpose = purpose;
+      this.#untilMs = untilMs;
+    }
+    return ok;
+  }
+
+  /**
+   * The persisting write of a refresh or probe: Exact's new tokens in, the generation up by one,
+   * the lease out. If the fence moved (this holder stalled past its lease) the tokens may still
+   * be the only live chain: they land when the generation is unchanged and no chain-starting
+   * holder (a login, a code exchange) has had the lease since, whose chain always wins.
+   */
+  async commitRefresh(args: {
+    readonly tokens: SealedTokens;
+    readonly status: ChainStatus;
+    readonly dueAtMs: number;
+    readonly vendedAtMs?: number;
+    /** A refusal that still carried a new refresh token: the chain advances and backs off. */
+    readonly refusal?: Backoff;
+  }): Promise<CommitResult> {
+    const generation = this.#generation + 1;
+    const set: Partial<ChainAttributes> = {
+      ...tokenAttributes(args.tokens),
+      ...dueAt(args.dueAtMs),
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
+      ...args.refusal,
+      status: args.status,
+      statusChangedAtMs: this.#now(),
+      failureStreak: 0,
+    };
+    const remove: ChainAttributeName[] = ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)];
+    const computed = ["#generation = #generation + :one"];
+    if (await this.#write({ set, remove, computed, ends: true })) {
+      this.#generation = generation;
+      return "committed";
+    }
+    const rescued = await this.#writer(this.connectionId, {
+      set,
+      remove,
+      computed,
+      condition:
+        "#generation = :gen AND #incarnation = :inc AND #status <> :healing AND " +
+        "(attribute_not_exists(#leasePurpose) OR NOT (#leasePurpose IN (:p0, :p1, :p2, :p3)))",
+      names: ["generation", "incarnation", "status", "leasePurpose"],
+      values: {
+        gen: this.#generation,
+        inc: this.incarnation,
+        healing: ChainStatus.Healing,
+        one: 1,
+        ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
+      },
+    });
+    if (!rescued) return "superseded";
+    this.#generation = generation;
+    return "committed_after_lease_lost";
+  }
+
+  /**
+   * The persisting write of a chain start (a login's code exchange or token, a seed): Exact's
+   * new chain in as VERIFYING at the next generation, whatever the generation was (a new chain
+   * at Exact ends every older one), and the lease kept for the `/current/Me` check.
+   * @returns false when another holder took the lease meanwhile (the chain is then not stored)
+   */
+  async storeStartedChain(args: {
+    readonly tokens: SealedTokens;
+    readonly note: VerificationNote;
+    readonly leaseMs: number;
+    readonly vendedAtMs?: number;
+    readonly loginFailures?: ErrorBudget;
+  }): Promise<boolean> {
+    const nowMs = this.#now();
+    const untilMs = nowMs + args.leaseMs;
+    const stored = await this.#writer(
+      this.connectionId,
+      {
+        set: {
+          ...tokenAttributes(args.tokens),
+          ...this.#leaseSet(LeasePurpose.Verify, untilMs),
+          ...dueAt(nowMs),
+          ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
+          status: ChainStatus.Verifying,
+          statusChangedAtMs: nowMs,
+          verification: args.note,
+          failureStreak: 0,
+          ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
+        },
+        // A rotation-only answer cannot start a chain: both tokens are always new here.
+        remove: [
+          "statusReason",
+          "identityChecks",
+          ...BACKOFF_ATTRS,
+          ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
+        ],
+        computed: ["#generation = #generation + :one"],
+        condition: "#leaseFence = :fence AND #incarnation = :inc",
+        names: ["leaseFence", "incarnation", "generation"],
+        values: { fence: this.fence, inc: this.incarnation, one: 1 },
+      },
+      "ALL_NEW",
+    );
+    if (!stored) {
+      this.#ended = true;
+      return false;
+    }
+    this.#generation = stored.generation;
+    this.#purpose = LeasePurpose.Verify;
+    this.#untilMs = untilMs;
+    return true;
+  }
+
+  /**
+   * The write that ends the lease with `transition` (lease-transitions.ts), conditional on this
+   * holder's fence, generation and incarnation.
+   * @returns false when someone else holds the lease now (nothing was written)
+   */
+  async finish(transition: Transition): Promise<boolean> {
+    const ok = await this.#write({ ...transition, ends: true });
+    if (ok && transition.computed?.length) this.#generation += 1;
+    return ok;
+  }
+
+  /** Ends the lease with nothing else written. */
+  async release(): Promise<boolean> {
+    return this.finish(RELEASE);
+  }
+
+  /** Frees the lease unless a transition already ended it; for `finally`. Never throws. */
+  async end(): Promise<void> {
+    if (this.#ended) return;
+    try {
+      await this.release();
+    } catch {
+      // The lease expires by itself; the error that brought us here is the one to report.
+      this.#ended = true;
+    }
+  }
+
+  #leaseSet(purpose: LeasePurpose, untilMs: number): Partial<ChainAttributes> {
+    const note: InflightNote = {
+      owner: this.owner,
+      generation: this.#generation,
+      purpose,
+      startedAtMs: this.#now(),
+    };
+    return { leasePurpose: purpose, leaseUntilMs: untilMs, inflight: note };
+  }
+
+  async #write(parts: {
+    readonly set?: Partial<ChainAttributes>;
+    readonly remove?: readonly ChainAttributeName[];
+    readonly computed?: readonly string[];
+    readonly ends: boolean;
+  }): Promise<boolean> {
+    if (this.#ended) return false;
+    const written = await this.#writer(this.connectionId, {
+      ...(parts.set ? { set: parts.set } : {}),
+      remove: [...(parts.ends ? LEASE_ATTRS : []), ...(parts.remove ?? [])],
+      ...(parts.computed ? { computed: parts.computed } : {}),
+      condition: "#leaseFence = :fence AND #generation = :gen AND #incarnation = :inc",
+      names: ["leaseFence", "generation", "incarnation"],
+      values: {
+        fence: this.fence,
+        gen: this.#generation,
+        inc: this.incarnation,
+        ...(parts.computed ? { one: 1 } : {}),
+      },
+    });
+    // A failed condition means someone else holds the lease now: it is not ours to end any more.
+    if (parts.ends || !written) this.#ended = true;
+    return written !== undefined;
+  }
+}

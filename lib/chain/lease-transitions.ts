@@ -1,0 +1,194 @@
+import type { EventReason } from "../events/broker-events.js";
+import {
+  type ChainAttributeName,
+  type ChainAttributes,
+  ChainStatus,
+  type ErrorBudget,
+  type RetiredChain,
+} from "./chain-record.js";
+import { ChainTable } from "./table-definition.js";
+import type { SealedTokens } from "./token-seal.js";
+
+declare const transitionBrand: unique symbol;
+
+/**
+ * What the write that ends a lease stores besides ending it (LeaseSession.finish). Only the
+ * builders below make one: every way a lease can end is listed in this file, typed.
+ */
+export interface Transition {
+  readonly set?: Partial<ChainAttributes>;
+  readonly remove?: readonly ChainAttributeName[];
+  /** Set when the transition bumps the generation (`#generation = #generation + :one`). */
+  readonly computed?: readonly string[];
+  readonly [transitionBrand]: true;
+}
+
+/** A chain's budgets and backoff after a failure: what a vend reports and when to try again. */
+export interface Backoff {
+  readonly backoffUntilMs: number;
+  readonly backoffReason: "throttled" | "unavailable";
+  readonly failureStreak?: number;
+  readonly tokenErrors?: ErrorBudget;
+}
+
+export const TOKEN_ATTRS = [
+  "accessCt",
+  "accessIssuedAtMs",
+  "accessExpiresAtMs",
+  "windowOpensAtMs",
+  "refreshCt",
+  "refreshIssuedAtMs",
+  "refreshHash",
+] as const satisfies readonly ChainAttributeName[];
+
+export const BACKOFF_ATTRS = [
+  "backoffUntilMs",
+  "backoffReason",
+] as const satisfies readonly ChainAttributeName[];
+
+const BUMP = ["#generation = #generation + :one"];
+
+function transition(parts: Omit<Transition, typeof transitionBrand>): Transition {
+  return parts as Transition;
+}
+
+export function tokenAttributes(tokens: SealedTokens): Partial<ChainAttributes> {
+  return { ...tokens.refresh, ...tokens.access };
+}
+
+/** The chain's place in the refresher's sparse index. */
+export function dueAt(dueAtMs: number | undefined): Partial<ChainAttributes> {
+  return dueAtMs === undefined ? {} : { dueShard: ChainTable.dueShardValue, dueAtMs };
+}
+
+/** Nothing but the lease's end. */
+export const RELEASE: Transition = transition({});
+
+/** The identity check passed: this connection's chain, ACTIVE. */
+export function verified(
+  identity: {
+    readonly exactUserId: string;
+    readonly exactUserName: string;
+    readonly division: number | null;
+  },
+  dueAtMs: number,
+  nowMs: number,
+): Transition {
+  return transition({
+    set: {
+      ...identity,
+      ...dueAt(dueAtMs),
+      status: ChainStatus.Active,
+      statusChangedAtMs: nowMs,
+      failureStreak: 0,
+    },
+    remove: [
+      "verification",
+      "identityChecks",
+      "statusReason",
+      "loginFailures",
+      "lastLoginFailure",
+      ...BACKOFF_ATTRS,
+    ],
+  });
+}
+
+/**
+ * The verified chain is not this connection's (another connection holds its user, or a login
+ * reached the wrong user): the chain it replaced comes back, or the connection returns to
+ * `status` without tokens. Bumps the generation, so nobody serves the handed-over tokens here.
+ */
+export function handedOver(
+  args: {
+    readonly restore?: RetiredChain;
+    readonly status: ChainStatus;
+    readonly statusReason?: EventReason;
+    readonly lastLoginFailure?: EventReason;
+  },
+  nowMs: number,
+): Transition {
+  const { restore } = args;
+  // A restored chain needs the refresher's care again; a BROKEN connection needs its heal.
+  const due = restore !== undefined || args.status === ChainStatus.Broken;
+  const restored: Partial<ChainAttributes> = {};
+  for (const attr of TOKEN_ATTRS)
+    if (restore?.[attr] !== undefined) Object.assign(restored, { [attr]: restore[attr] });
+  return transition({
+    set: {
+      ...restored,
+      status: restore?.status ?? args.status,
+      statusChangedAtMs: nowMs,
+      ...(args.statusReason ? { statusReason: args.statusReason } : {}),
+      ...(args.lastLoginFailure ? { lastLoginFailure: args.lastLoginFailure } : {}),
+      ...(due ? dueAt(nowMs) : {}),
+    },
+    remove: [
+      "verification",
+      "identityChecks",
+      ...TOKEN_ATTRS.filter((attr) => restored[attr] === undefined),
+      ...(args.statusReason ? [] : (["statusReason"] as const)),
+      ...(due ? [] : (["dueShard", "dueAtMs"] as const)),
+    ],
+    computed: BUMP,
+  });
+}
+
+/** Outcome unknown: Exact may have rotated the chain. The next holder probes once (invariant 5). */
+export function suspect(backoff: Backoff, nowMs: number): Transition {
+  return transition({
+    set: { ...backoff, status: ChainStatus.Suspect, statusReason: "lost_answer", statusChangedAtMs: nowMs },
+  });
+}
+
+/** Exact no longer accepts the chain: BROKEN, due at once so the refresher triggers its heal. */
+export function broken(
+  reason: EventReason,
+  nowMs: number,
+  budgets: Pick<Backoff, "tokenErrors"> = {},
+): Transition {
+  return transition({
+    set: {
+      ...budgets,
+      ...dueAt(nowMs),
+      status: ChainStatus.Broken,
+      statusReason: reason,
+      statusChangedAtMs: nowMs,
+    },
+    remove: BACKOFF_ATTRS,
+  });
+}
+
+/** Nothing automatic can help: REAUTH_REQUIRED, out of the refresher's index. */
+export function needsOperator(
+  reason: EventReason,
+  nowMs: number,
+  extra: { readonly tokenErrors?: ErrorBudget; readonly lastLoginFailure?: EventReason } = {},
+): Transition {
+  return transition({
+    set: { ...extra, status: ChainStatus.ReauthRequired, statusReason: reason, statusChangedAtMs: nowMs },
+    remove: ["dueShard", "dueAtMs"],
+  });
+}
+
+/**
+ * A failure that may pass (Exact down, rate-limited, too early, a failed login or identity
+ * check): budgets and when to try again, and `status` when the answer proved something.
+ */
+export function backedOff(
+  backoff: Backoff,
+  nowMs: number,
+  chain: {
+    readonly status?: ChainStatus;
+    readonly windowOpensAtMs?: number;
+    readonly dueAtMs?: number;
+    readonly loginFailures?: ErrorBudget;
+    readonly lastLoginFailure?: EventReason;
+    readonly identityChecks?: ErrorBudget;
+  } = {},
+): Transition {
+  const { dueAtMs, status, ...rest } = chain;
+  return transition({
+    set: { ...backoff, ...rest, ...dueAt(dueAtMs), ...(status ? { status, statusChangedAtMs: nowMs } : {}) },
+    remove: status === ChainStatus.Active ? ["statusReason"] : [],
+  });
+}

@@ -1,0 +1,131 @@
+import { EventReason } from "../events/broker-events.js";
+import { type ChainAttributes, type ChainRecord, ChainStatus } from "./chain-record.js";
+import type { LeaseWriter } from "./lease-session.js";
+import { ChainTable } from "./table-definition.js";
+import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+import type { SealedTokens } from "./token-seal.js";
+
+/** The identity `/current/Me` showed for a chain. */
+export interface ChainIdentity {
+  readonly exactUserId: string;
+  readonly exactUserName: string;
+  readonly division: number | null;
+}
+
+/**
+ * The few writes made without the chain's lease. None follows a token call of this invocation
+ * except {@link adoptChain}, the accepted exception; each is conditional on the generation (or
+ * the refresh hash) it was decided on and on the connection's incarnation, so it never lands on
+ * a newer chain or on a re-added connection.
+ */
+export class UnleasedWrites {
+  readonly #writer: LeaseWriter;
+  readonly #now: () => number;
+
+  constructor(writer: LeaseWriter, now: () => number) {
+    this.#writer = writer;
+    this.#now = now;
+  }
+
+  /** A vend served this generation: the chain is hot, due at its window. One write per generation. */
+  async markHot(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
+    return this.#atGeneration(record, {
+      lastVendAtMs: this.#now(),
+      hotGeneration: record.generation,
+      ...(dueAtMs !== undefined ? { dueShard: ChainTable.dueShardValue, dueAtMs } : {}),
+    });
+  }
+
+  /** An idle chain: due again at `dueAtMs`, or out of the index (an idle implicit chain). */
+  async cool(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
+    return dueAtMs === undefined
+      ? this.#atGeneration(record, {}, ["dueShard", "dueAtMs"])
+      : this.#atGeneration(record, { dueAtMs });
+  }
+
+  /** `exact-broker heal`: the operator fixed the cause; forget the failures that stopped the chain. */
+  async resetForOperator(record: ChainRecord): Promise<boolean> {
+    return this.#atGeneration(
+      record,
+      { status: ChainStatus.Broken, statusReason: EventReason.Operator, statusChangedAtMs: this.#now() },
+      ["loginFailures", "lastLoginFailure", "backoffUntilMs", "backoffReason", "failureStreak"],
+    );
+  }
+
+  /**
+   * Gives an item written before incarnations existed its incarnation, with its tokens re-sealed
+   * for it (their old context has none). Only while no lease is live and the chain has not moved.
+   */
+  async adoptIncarnation(
+    record: ChainRecord,
+    incarnation: string,
+    resealed: Partial<ChainAttributes>,
+  ): Promise<boolean> {
+    const written = await this.#writer(record.connectionId, {
+      set: { ...resealed, incarnation },
+      condition:
+        "attribute_exists(pk) AND attribute_not_exists(#incarnation) AND #generation = :gen AND " +
+        "(attribute_not_exists(#leaseUntilMs) OR #leaseUntilMs < :expiredBefore)",
+      names: ["incarnation", "generation", "leaseUntilMs"],
+      values: { gen: record.generation, expiredBefore: this.#now() - CLOCK_SKEW_BOUND_MS },
+    });
+    return written !== undefined;
+  }
+
+  /**
+   * The accepted exception to one-lease-per-chain: a code exchange for another connection
+   * started a new chain of `target`'s Exact user, and Exact ended the chain `target` held. The
+   * chain lands on `target` as its next generation (any holder of the dead chain fails its
+   * fence-and-generation writes). Idempotent: a repeat after a crash finds `adoptedHash`.
+   * @returns false when it did not land: it landed before (`adoptedHash`), or `target` is
+   *   verifying a chain of its own; re-read `target` to tell which.
+   */
+  async adoptChain(
+    target: ChainRecord,
+    tokens: SealedTokens,
+    identity: ChainIdentity,
+    dueAtMs: number,
+  ): Promise<boolean> {
+    const hash = tokens.refresh?.refreshHash;
+    if (target.incarnation === undefined || hash === undefined) return false;
+    const nowMs = this.#now();
+    const written = await this.#writer(target.connectionId, {
+      set: {
+        ...tokens.refresh,
+        ...tokens.access,
+        ...identity,
+        adoptedHash: hash,
+        status: ChainStatus.Active,
+        statusChangedAtMs: nowMs,
+        dueShard: ChainTable.dueShardValue,
+        dueAtMs,
+        failureStreak: 0,
+      },
+      remove: ["statusReason", "backoffUntilMs", "backoffReason"],
+      computed: ["#generation = #generation + :one"],
+      condition:
+        "attribute_exists(pk) AND #incarnation = :inc AND attribute_not_exists(#verification) AND " +
+        "(attribute_not_exists(#adoptedHash) OR #adoptedHash <> :hash) AND " +
+        "(attribute_not_exists(#refreshHash) OR #refreshHash <> :hash)",
+      names: ["incarnation", "verification", "adoptedHash", "refreshHash", "generation"],
+      values: { inc: target.incarnation, hash, one: 1 },
+    });
+    return written !== undefined;
+  }
+
+  async #atGeneration(
+    record: ChainRecord,
+    set: Partial<ChainAttributes>,
+    remove: ReadonlyArray<keyof ChainRecord> = [],
+  ): Promise<boolean> {
+    const legacy = record.incarnation === undefined;
+    const written = await this.#writer(record.connectionId, {
+      set,
+      remove,
+      condition: `#generation = :gen AND ${legacy ? "attribute_not_exists(#incarnation)" : "#incarnation = :inc"}`,
+      names: ["generation", "incarnation"],
+      values: { gen: record.generation, ...(legacy ? {} : { inc: record.incarnation }) },
+    });
+    return written !== undefined;
+  }
+}

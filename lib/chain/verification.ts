@@ -1,0 +1,62 @@
+import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
+import { LeaseRefused } from "./chain-store.js";
+import type { EngineDeps } from "./engine-deps.js";
+import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
+import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
+
+export type FinishOutcome =
+  | VerifyOutcome
+  /** The stored access token had expired: the chain was refreshed (still VERIFYING); check again. */
+  | { readonly kind: "refreshed"; readonly result: ProtocolResult }
+  /** Its access token is too old to check and Exact's window is not open yet (ms until it is). */
+  | { readonly kind: "not_yet"; readonly waitMs: number }
+  | { readonly kind: "busy" };
+
+/**
+ * Finishes the identity check of a chain stored as VERIFYING, under a lease of its own, with the
+ * stored access token: no new login. Used by every door that meets such a chain (vend, the
+ * scheduled refresh, fallback-login). If the check waited so long that the stored access token
+ * has expired, the chain is first refreshed like any other (it stays VERIFYING).
+ */
+export class PendingVerification {
+  readonly #deps: EngineDeps;
+  readonly #identity: IdentityCheck;
+  readonly #protocol: TokenProtocol;
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+    this.#identity = new IdentityCheck(deps);
+    this.#protocol = new TokenProtocol(deps);
+  }
+
+  async finish(
+    record: ChainRecord,
+    options: { readonly vended: boolean; readonly deadlineMs?: number },
+  ): Promise<FinishOutcome> {
+    const { store, now, config, owner } = this.#deps;
+    if (record.status !== ChainStatus.Verifying) return { kind: "busy" };
+    const nowMs = now();
+    // The check must finish while the token is valid: one call's timeout, plus a margin.
+    const usable = (record.accessExpiresAtMs ?? 0) - nowMs > config.httpTimeoutMs + 2_000;
+    const lease = {
+      record,
+      owner,
+      leaseMs: config.leaseMs,
+      ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+    };
+    if (!usable) {
+      const waitMs = (record.windowOpensAtMs ?? 0) - nowMs;
+      if (waitMs > 0 || !record.refreshCt) return { kind: "not_yet", waitMs: Math.max(waitMs, 0) };
+      const refreshed = await store.withLease({ ...lease, purpose: LeasePurpose.Refresh }, (session) =>
+        this.#protocol.refresh(session, { vended: options.vended }),
+      );
+      return refreshed === LeaseRefused ? { kind: "busy" } : { kind: "refreshed", result: refreshed };
+    }
+    const outcome = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, async (session) => {
+      const chain = await this.#identity.fromRecord(session);
+      if (!chain) return { kind: "superseded" } as const;
+      return this.#identity.run(session, chain, { afterLogin: false, vended: options.vended });
+    });
+    return outcome === LeaseRefused ? { kind: "busy" } : outcome;
+  }
+}

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { SimClock } from "./clock.js";
 import { parseAppSpec, parseAuthorizeRequest, parseUserSpec } from "./config.js";
 import { ErrorLimiter } from "./error-limit.js";
@@ -136,6 +137,9 @@ export class Simulation {
     const pairs = [...this.state.allPairs()].map((pair) => ({
       key: pair.key,
       generation: pair.chain?.generation ?? 0,
+      liveRefreshHash: pair.chain
+        ? createHash("sha256").update(pair.chain.refreshToken).digest("hex").slice(0, 16)
+        : null,
       chainsStarted: pair.chainsStarted,
     }));
     return this.stats.view(pairs);

@@ -69,6 +69,12 @@ export type AuthorizationCounts = Record<ResponseType, number>;
 export interface ChainStats {
   /** Generation of the pair's current chain; 0 before the first code exchange. */
   generation: number;
+  /**
+   * First 16 hex digits of the SHA-256 of the one refresh token Exact would accept now (the
+   * broker stores the same hash as `refreshHash`), or null before the first code exchange. Lets
+   * a test tell whether what the broker stored is the live chain; the token itself is never shown.
+   */
+  liveRefreshHash: string | null;
   chainsStarted: number;
   tokenRequests: TokenRequestCounts;
   meRequests: MeRequestCounts;
@@ -94,6 +100,7 @@ export interface SimulatorStats {
 export interface PairSummary {
   key: string;
   generation: number;
+  liveRefreshHash: string | null;
   chainsStarted: number;
 }
 
@@ -167,6 +174,7 @@ export class StatsRecorder {
       const counters = this.countersOf(pair.key);
       chains[pair.key] = {
         generation: pair.generation,
+        liveRefreshHash: pair.liveRefreshHash,
         chainsStarted: pair.chainsStarted,
         tokenRequests: { ...counters.token },
         meRequests: { ...counters.me },

@@ -1,3 +1,4 @@
+import { BrokerFunction, checkTiming } from "./config-timing.js";
 import { ConfigurationError } from "./errors.js";
 
 /** Engine settings, read once from the environment at start. */
@@ -7,20 +8,34 @@ export interface BrokerConfig {
   readonly refreshWindowSeconds: number;
   /** Added to the window's start so clock skew never makes us refresh too early. */
   readonly refreshMarginMs: number;
+  /** A token call (refresh, probe, code exchange) holds the chain's lease this long. */
   readonly leaseMs: number;
-  /** A login (several pages, perhaps a wait for the next TOTP step) holds the lease this long. */
+  /** A login (a TOTP step wait, ~8 pages, the code exchange and /current/Me) holds the lease this long. */
   readonly loginLeaseMs: number;
   readonly httpTimeoutMs: number;
   readonly keepaliveDays: number;
   readonly allowLoopback: boolean;
+  /**
+   * This Lambda function's configured timeout (FUNCTION_TIMEOUT_SECONDS, set by the stack: Lambda
+   * does not expose it in the environment); absent outside Lambda.
+   */
+  readonly functionTimeoutMs?: number;
+  /** Which of the broker's functions this is (BROKER_FUNCTION, set by the stack); absent outside Lambda. */
+  readonly functionName?: BrokerFunction;
 }
 
-/** The lease must outlive a token call by this much, so the holder can still commit. */
-export const LEASE_HEADROOM_MS = 2_000;
+/** Lambda's largest function timeout, in seconds (Lambda quotas: 15 minutes). */
+const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
+function intFrom<F extends number | undefined>(
+  env: Env,
+  name: string,
+  fallback: F,
+  min: number,
+  max: number,
+): number | F {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
@@ -30,30 +45,45 @@ function intFrom(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
-/** Reads and checks the broker's environment; throws ConfigurationError with a fix-it message. */
+const BROKER_FUNCTIONS: readonly string[] = Object.values(BrokerFunction);
+
+function brokerFunctionFrom(env: Env): BrokerFunction | undefined {
+  const raw = env.BROKER_FUNCTION;
+  if (raw === undefined || raw === "") return undefined;
+  if (!BROKER_FUNCTIONS.includes(raw)) {
+    throw new ConfigurationError(
+      `BROKER_FUNCTION must be one of ${BROKER_FUNCTIONS.join(", ")} (the stack sets it), got "${raw}"`,
+    );
+  }
+  return raw as BrokerFunction;
+}
+
+/**
+ * Reads and checks the broker's environment, including every timing relation (config-timing.ts);
+ * throws ConfigurationError with a fix-it message.
+ */
 export function loadConfig(env: Env = process.env): BrokerConfig {
   const tableName = env.TABLE_NAME ?? "";
   if (tableName.length < 3) {
     throw new ConfigurationError("TABLE_NAME must name the broker's DynamoDB table (3 or more characters)");
   }
-  const leaseMs = intFrom(env, "LEASE_SECONDS", 20, 3, 600) * 1000;
-  const httpTimeoutMs = intFrom(env, "HTTP_TIMEOUT_MS", 8_000, 100, 120_000);
-  if (leaseMs < httpTimeoutMs + LEASE_HEADROOM_MS) {
-    throw new ConfigurationError(
-      `LEASE_SECONDS (${leaseMs / 1000}) must outlast HTTP_TIMEOUT_MS (${httpTimeoutMs}) by at least ` +
-        `${LEASE_HEADROOM_MS / 1000} s, or a slow token call could outlive its lease; raise LEASE_SECONDS ` +
-        `to ${Math.ceil((httpTimeoutMs + LEASE_HEADROOM_MS) / 1000)} or more`,
-    );
-  }
+  const timing = {
+    leaseMs: intFrom(env, "LEASE_SECONDS", 20, 1, 600) * 1000,
+    loginLeaseMs: intFrom(env, "LOGIN_LEASE_SECONDS", 120, 1, 600) * 1000,
+    httpTimeoutMs: intFrom(env, "HTTP_TIMEOUT_MS", 8_000, 100, 120_000),
+  };
+  const timeoutSeconds = intFrom(env, "FUNCTION_TIMEOUT_SECONDS", undefined, 1, LAMBDA_MAX_TIMEOUT_SECONDS);
+  const functionTimeoutMs = timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000;
+  const functionName = brokerFunctionFrom(env);
+  checkTiming({ ...timing, functionTimeoutMs, functionName });
   return {
     tableName,
     refreshWindowSeconds: intFrom(env, "REFRESH_WINDOW_SECONDS", 30, 1, 3_600),
     refreshMarginMs: intFrom(env, "REFRESH_MARGIN_MS", 1_000, 0, 60_000),
-    leaseMs,
-    // Up to 31 s waiting for a fresh TOTP step, then about 8 page loads and a code exchange.
-    loginLeaseMs: intFrom(env, "LOGIN_LEASE_SECONDS", 120, 45, 600) * 1000,
-    httpTimeoutMs,
+    ...timing,
     keepaliveDays: intFrom(env, "KEEPALIVE_DAYS", 25, 1, 29),
     allowLoopback: env.EXACT_ALLOW_LOOPBACK === "1",
+    ...(functionTimeoutMs === undefined ? {} : { functionTimeoutMs }),
+    ...(functionName === undefined ? {} : { functionName }),
   };
 }

@@ -14,8 +14,9 @@ import type { ChainTableConstruct } from "./chain-table.js";
 import {
   EngineSettings,
   FUNCTION_MEMORY_MB,
-  FunctionTimeouts,
+  functionTimeouts,
   ReservedConcurrency,
+  timingEnvironment,
 } from "./function-settings.js";
 import { awsSolutionsRule } from "./nag.js";
 import { METRICS_NAMESPACE } from "./names.js";
@@ -38,6 +39,12 @@ export interface BrokerFunctionsProps {
   readonly reserveConcurrency?: boolean;
   /** The connect function's public URL when a custom domain fronts it (CONNECT_URL). @default the request's host */
   readonly connectUrl?: string;
+  /**
+   * Engine settings to deploy instead of the defaults; the functions' timeouts follow them, and
+   * settings that break a timing relation (config-timing.ts) fail the synth with the reason.
+   * @default EngineSettings (function-settings.ts), per field
+   */
+  readonly engineSettings?: Partial<EngineSettings>;
 }
 
 /**
@@ -56,19 +63,25 @@ export class BrokerFunctions extends Construct {
   /** fallback-login invocations that failed (error or timeout) land here, with their connection ID. */
   readonly healFailures: Queue;
 
+  /** The engine settings the functions are deployed with (the defaults, overridden by the props). */
+  readonly engineSettings: EngineSettings;
+
   readonly #props: BrokerFunctionsProps;
   readonly #roles = new Map<NodejsFunction, Role>();
 
   constructor(scope: Construct, id: string, props: BrokerFunctionsProps) {
     super(scope, id);
     this.#props = props;
+    const overrides = props.engineSettings ?? {};
+    this.engineSettings = {
+      leaseSeconds: overrides.leaseSeconds ?? EngineSettings.leaseSeconds,
+      httpTimeoutMs: overrides.httpTimeoutMs ?? EngineSettings.httpTimeoutMs,
+      loginLeaseSeconds: overrides.loginLeaseSeconds ?? EngineSettings.loginLeaseSeconds,
+    };
     const { chains, tokenKey, secrets, eventBus } = props;
     const brokerEnv = {
       TABLE_NAME: chains.table.tableName,
       KMS_KEY_ARN: tokenKey.key.keyArn,
-      LEASE_SECONDS: String(EngineSettings.leaseSeconds),
-      HTTP_TIMEOUT_MS: String(EngineSettings.httpTimeoutMs),
-      LOGIN_LEASE_SECONDS: String(EngineSettings.loginLeaseSeconds),
     };
 
     // fallback-login first: token-vend and refresh invoke it.
@@ -197,6 +210,7 @@ export class BrokerFunctions extends Construct {
     });
     logGroup.grantWrite(role);
     const reserved = this.#props.reserveConcurrency === false ? undefined : ReservedConcurrency[name];
+    const timeout = functionTimeouts(this.engineSettings)[name];
     const fn = new NodejsFunction(this, id, {
       description: `exact-token-broker ${name}`,
       entry: entryPoint(name),
@@ -206,13 +220,15 @@ export class BrokerFunctions extends Construct {
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: FUNCTION_MEMORY_MB,
-      timeout: FunctionTimeouts[name],
+      timeout,
       role,
       logGroup,
       bundling: cdkBundling(),
       ...(reserved === undefined ? {} : { reservedConcurrentExecutions: reserved }),
       environment: {
         ...environment,
+        // Throws, failing the synth, if these settings break a timing relation the engine checks at start.
+        ...timingEnvironment(name, this.engineSettings, timeout),
         POWERTOOLS_SERVICE_NAME: name,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         NODE_OPTIONS: FUNCTION_NODE_OPTIONS,

@@ -6,6 +6,7 @@ import type { Construct } from "constructs";
 import { BrokerFunctions } from "./broker-functions.js";
 import { BrokerSecrets } from "./broker-secrets.js";
 import { ChainTableConstruct } from "./chain-table.js";
+import type { EngineSettings } from "./function-settings.js";
 import { Observability } from "./observability.js";
 import { OnboardingUrl } from "./onboarding-url.js";
 import { TokenKey } from "./token-key.js";
@@ -33,6 +34,13 @@ export interface BrokerStackProps extends StackProps {
   readonly alarmEmail?: string;
   /** The connect function's public URL, when a custom domain fronts it. @default its Function URL */
   readonly connectUrl?: string;
+  /**
+   * Engine settings (LEASE_SECONDS, HTTP_TIMEOUT_MS, LOGIN_LEASE_SECONDS) to deploy instead of the
+   * defaults; the functions' timeouts follow them, and settings that break a timing relation fail
+   * the synth with the reason.
+   * @default EngineSettings (function-settings.ts), per field
+   */
+  readonly engineSettings?: Partial<EngineSettings>;
 }
 
 /**
@@ -71,6 +79,7 @@ export class BrokerStack extends Stack {
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       ...(props.reserveConcurrency === undefined ? {} : { reserveConcurrency: props.reserveConcurrency }),
       ...(props.connectUrl ? { connectUrl: props.connectUrl } : {}),
+      ...(props.engineSettings ? { engineSettings: props.engineSettings } : {}),
     });
     this.onboarding = new OnboardingUrl(this, "Onboarding", { connect: this.functions.connect });
     this.observability = new Observability(this, "Observability", {

@@ -3,6 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BundlingOptions, LogLevel, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import type { BuildOptions } from "esbuild";
+import { BrokerFunction } from "../config-timing.js";
 
 /**
  * How the four functions are bundled, in ONE place: the stack (NodejsFunction, which runs the
@@ -11,14 +12,12 @@ import type { BuildOptions } from "esbuild";
  * both paths produce byte-identical bundles.
  */
 
-/** The four Lambda functions, named after their entry files in functions/. */
-export const FunctionName = {
-  TokenVend: "token-vend",
-  Refresh: "refresh",
-  FallbackLogin: "fallback-login",
-  Connect: "connect",
-} as const;
-export type FunctionName = (typeof FunctionName)[keyof typeof FunctionName];
+/**
+ * The four Lambda functions, named after their entry files in functions/: the engine's own list
+ * (BROKER_FUNCTION), so the stack cannot deploy a function the engine does not know.
+ */
+export const FunctionName = BrokerFunction;
+export type FunctionName = BrokerFunction;
 
 export const FUNCTION_NAMES: readonly FunctionName[] = Object.values(FunctionName);
 

@@ -1,52 +1,103 @@
 import { Duration } from "aws-cdk-lib";
+import { checkTiming, FUNCTION_MARGIN_MS } from "../config-timing.js";
 import { FunctionName } from "./bundling.js";
 
 /**
  * The engine settings the stack deploys with (lib/config.ts reads them). They are set
- * explicitly in every function's environment, so the timeouts below, derived from them, cannot
- * drift from what the engine does if lib/config.ts's defaults change.
+ * explicitly in every function's environment, so the timeouts derived from them cannot drift
+ * from what the engine does if lib/config.ts's defaults change.
  */
-export const EngineSettings = {
-  /** LEASE_SECONDS: how long a refresh holds a chain (must outlast one token call + 2 s). */
-  leaseSeconds: 20,
+export interface EngineSettings {
+  /** LEASE_SECONDS: how long a token call holds a chain (at least HTTP_TIMEOUT_MS + 5 s, config-timing.ts). */
+  readonly leaseSeconds: number;
   /** HTTP_TIMEOUT_MS: one call to Exact's token endpoint or /current/Me is aborted after this. */
-  httpTimeoutMs: 8_000,
-  /** LOGIN_LEASE_SECONDS: a login (a TOTP step wait, ~8 pages, a code exchange) holds the chain this long. */
-  loginLeaseSeconds: 120,
-} as const;
+  readonly httpTimeoutMs: number;
+  /**
+   * LOGIN_LEASE_SECONDS: a login (a TOTP step wait, ~8 pages, the code exchange and /current/Me)
+   * holds the chain this long (at least 45 s + 2 × HTTP_TIMEOUT_MS + 5 s, config-timing.ts).
+   */
+  readonly loginLeaseSeconds: number;
+}
 
-/** What VendDoor waits, at most, for another holder's generation: the lease plus 5 s (vend-door.ts). */
-const VEND_WAIT_SECONDS = EngineSettings.leaseSeconds + 5;
+/** The settings the stack deploys unless its `engineSettings` prop overrides them: lib/config.ts's defaults. */
+export const EngineSettings: EngineSettings = {
+  leaseSeconds: 20,
+  httpTimeoutMs: 8_000,
+  loginLeaseSeconds: 120,
+};
+
 /** ScheduledRefresh's default horizon: one run refreshes every window opening before the next tick. */
 const REFRESH_HORIZON_SECONDS = 60;
-const HTTP_SECONDS = EngineSettings.httpTimeoutMs / 1000;
+const MARGIN_SECONDS = FUNCTION_MARGIN_MS / 1000;
 
 /**
- * Each function's timeout, with its reason. The margins cover a cold start (~1 s), the secret
- * read, KMS data-key calls and a few DynamoDB round trips.
+ * Each function's timeout for the given settings, with its reason. The doors adapt to the
+ * invocation's remaining time (design invariant 14), so a timeout needs room for the lease the
+ * function holds plus FUNCTION_MARGIN_MS (5 s: cold start, secret, KMS, DynamoDB), and no more
+ * unless the function has other work that must fit. The numbers below are for {@link EngineSettings}.
  */
-export const FunctionTimeouts: Readonly<Record<FunctionName, Duration>> = {
-  // 25 s waiting for another holder's generation, then one token call of its own (8 s) and
-  // its commit; +7 s margin = 40 s. A consumer's invoke never outlives the answer it waits for.
-  [FunctionName.TokenVend]: Duration.seconds(VEND_WAIT_SECONDS + HTTP_SECONDS + 7),
-  // A run sleeps up to 60 s for refresh windows that open before the next tick, then refreshes
-  // the last chain inside its 20 s lease; +10 s margin = 90 s. Runs may overlap the next tick:
-  // the leases keep them apart.
-  [FunctionName.Refresh]: Duration.seconds(REFRESH_HORIZON_SECONDS + EngineSettings.leaseSeconds + 10),
-  // A login runs under the 120 s login lease (it stops 10 s before its end), then the code
-  // exchange and /current/Me (8 s each); +14 s margin = 150 s. The function must outlive the
-  // lease, so a slow login ends in the engine's own bookkeeping, not in a killed process.
-  [FunctionName.FallbackLogin]: Duration.seconds(EngineSettings.loginLeaseSeconds + 2 * HTTP_SECONDS + 14),
-  // One code exchange and one /current/Me (8 s each); +9 s margin = 25 s.
-  [FunctionName.Connect]: Duration.seconds(2 * HTTP_SECONDS + 9),
-};
+export function functionTimeouts(settings: EngineSettings): Readonly<Record<FunctionName, Duration>> {
+  return {
+    // One lease for its own token call (20 s) + 5 s = 25 s. A vend that first waits for another
+    // holder's generation stops waiting when too little time is left, and answers ChainBusy with
+    // a retry time instead of starting a call it could not finish.
+    [FunctionName.TokenVend]: Duration.seconds(settings.leaseSeconds + MARGIN_SECONDS),
+    // A run sleeps up to 60 s for refresh windows that open before the next tick, then refreshes
+    // the last chain inside its 20 s lease; + 5 s = 85 s. It starts no refresh it cannot finish
+    // before its deadline. Runs may overlap the next tick: the leases keep them apart.
+    [FunctionName.Refresh]: Duration.seconds(
+      REFRESH_HORIZON_SECONDS + settings.leaseSeconds + MARGIN_SECONDS,
+    ),
+    // A login, its code exchange and /current/Me all run under the 120 s login lease; + 5 s =
+    // 125 s. The function outlives the lease, so a slow login ends in the engine's own
+    // bookkeeping, not in a killed process.
+    [FunctionName.FallbackLogin]: Duration.seconds(settings.loginLeaseSeconds + MARGIN_SECONDS),
+    // The code exchange and /current/Me under one lease (20 s) + 5 s = 25 s.
+    [FunctionName.Connect]: Duration.seconds(settings.leaseSeconds + MARGIN_SECONDS),
+  };
+}
+
+/**
+ * The timing part of a function's environment: the engine settings, its timeout
+ * (FUNCTION_TIMEOUT_SECONDS: Lambda does not expose it) and its name (BROKER_FUNCTION). Checks
+ * them first with the timing relations the function checks at start (checkTiming), so settings
+ * that break one fail `cdk synth` instead, with the reason; throws an Error naming the function.
+ */
+export function timingEnvironment(
+  name: FunctionName,
+  settings: EngineSettings,
+  timeout: Duration,
+): Record<string, string> {
+  try {
+    checkTiming({
+      leaseMs: settings.leaseSeconds * 1000,
+      loginLeaseMs: settings.loginLeaseSeconds * 1000,
+      httpTimeoutMs: settings.httpTimeoutMs,
+      functionTimeoutMs: timeout.toMilliseconds(),
+      functionName: name,
+    });
+  } catch (error) {
+    throw new Error(
+      `exact-token-broker's ${name} function would refuse to start with the timing it is deployed with: ` +
+        (error as Error).message,
+      { cause: error },
+    );
+  }
+  return {
+    LEASE_SECONDS: String(settings.leaseSeconds),
+    HTTP_TIMEOUT_MS: String(settings.httpTimeoutMs),
+    LOGIN_LEASE_SECONDS: String(settings.loginLeaseSeconds),
+    FUNCTION_TIMEOUT_SECONDS: String(timeout.toSeconds()),
+    BROKER_FUNCTION: name,
+  };
+}
 
 /**
  * Reserved concurrency where a cap is part of the design; token-vend has none (it is the hot
  * path: a cap would throttle consumers).
  */
 export const ReservedConcurrency: Readonly<Partial<Record<FunctionName, number>>> = {
-  // A run may last 90 s, so the next minute's tick can start while one still runs; more than
+  // A run may last 85 s, so the next minute's tick can start while one still runs; more than
   // two at once would only be runs piling up behind a slow Exact.
   [FunctionName.Refresh]: 2,
   // Logins are budgeted against Exact's error limits (a few per hour per user); two at once is

@@ -10,7 +10,7 @@ import { ChainTable } from "../../lib/chain/table-definition.js";
 import { BrokerStack } from "../../lib/infra/broker-stack.js";
 import { buildBundle } from "../../lib/infra/build-bundles.js";
 import { BUNDLE, ESM_REQUIRE_SHIM, FUNCTION_NAMES, FunctionName } from "../../lib/infra/bundling.js";
-import { EngineSettings, FunctionTimeouts, ReservedConcurrency } from "../../lib/infra/function-settings.js";
+import { EngineSettings, functionTimeouts, ReservedConcurrency } from "../../lib/infra/function-settings.js";
 import { CONNECTION_SECRET_PREFIX, METRICS_NAMESPACE } from "../../lib/infra/names.js";
 
 /** A string only the login driver contains (its One Exact Identity page handling). */
@@ -158,7 +158,7 @@ describe("BrokerStack", () => {
           Runtime: "nodejs24.x",
           Architectures: ["arm64"],
           MemorySize: 512,
-          Timeout: FunctionTimeouts[name].toSeconds(),
+          Timeout: functionTimeouts(EngineSettings)[name].toSeconds(),
           LoggingConfig: {
             LogGroup: { Ref: logicalId(fn.logGroup) },
           },
@@ -172,27 +172,22 @@ describe("BrokerStack", () => {
               LEASE_SECONDS: String(EngineSettings.leaseSeconds),
               HTTP_TIMEOUT_MS: String(EngineSettings.httpTimeoutMs),
               LOGIN_LEASE_SECONDS: String(EngineSettings.loginLeaseSeconds),
+              FUNCTION_TIMEOUT_SECONDS: String(functionTimeouts(EngineSettings)[name].toSeconds()),
+              BROKER_FUNCTION: name,
             }),
           },
         });
       },
     );
 
-    it("derives each timeout from the lease and login budgets", () => {
-      expect(Object.fromEntries(FUNCTION_NAMES.map((n) => [n, FunctionTimeouts[n].toSeconds()]))).toEqual({
-        "token-vend": 40,
-        refresh: 90,
-        "fallback-login": 150,
+    it("gives each function the lease it holds plus 5 s, refresh its 60 s horizon too", () => {
+      const timeouts = functionTimeouts(EngineSettings);
+      expect(Object.fromEntries(FUNCTION_NAMES.map((n) => [n, timeouts[n].toSeconds()]))).toEqual({
+        "token-vend": 25,
+        refresh: 85,
+        "fallback-login": 125,
         connect: 25,
       });
-      // token-vend outlives its wait for another holder (lease + 5 s) plus one token call.
-      expect(FunctionTimeouts["token-vend"].toSeconds()).toBeGreaterThan(
-        EngineSettings.leaseSeconds + 5 + EngineSettings.httpTimeoutMs / 1000,
-      );
-      // fallback-login outlives its login lease.
-      expect(FunctionTimeouts["fallback-login"].toSeconds()).toBeGreaterThan(
-        EngineSettings.loginLeaseSeconds,
-      );
     });
 
     it("gives each function the environment its code reads, and no more", () => {
@@ -202,6 +197,8 @@ describe("BrokerStack", () => {
             .Variables,
         ).sort();
       const common = [
+        "BROKER_FUNCTION",
+        "FUNCTION_TIMEOUT_SECONDS",
         "HTTP_TIMEOUT_MS",
         "KMS_KEY_ARN",
         "LEASE_SECONDS",

@@ -99,13 +99,23 @@ export class LeaseSession {
   }
 
   /** Milliseconds this holder may still spend on work that a write must follow (≤ 0: none). */
-  remainingMs(): number {
-    return Math.min(this.#untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - LEASE_HEADROOM_MS - this.#now();
+  /**
+   * Milliseconds this holder may still spend on work that a write must follow (≤ 0: none).
+   * With `renewedForMs`: as it would be once the lease is renewed for that long now (the
+   * invocation's deadline still bounds it), to decide before a renewal whether it is worth one.
+   */
+  remainingMs(renewedForMs?: number): number {
+    const nowMs = this.#now();
+    const untilMs = renewedForMs === undefined ? this.#untilMs : nowMs + renewedForMs;
+    return Math.min(untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - LEASE_HEADROOM_MS - nowMs;
   }
 
-  /** @throws ChainBusy (retryable) when `needMs` of work cannot end inside the lease and the invocation. */
-  requireTime(needMs: number, what: string): void {
-    const remaining = this.remainingMs();
+  /**
+   * @param renewedForMs judge as if the lease were renewed for this long now (see {@link remainingMs})
+   * @throws ChainBusy (retryable) when `needMs` of work cannot end inside the lease and the invocation.
+   */
+  requireTime(needMs: number, what: string, renewedForMs?: number): void {
+    const remaining = this.remainingMs(renewedForMs);
     if (remaining >= needMs) return;
     throw new ChainBusy(
       `connection "${this.connectionId}": not enough time left for ${what} (${Math.max(0, Math.floor(remaining))} ms of ${needMs} ms); nothing was sent`,

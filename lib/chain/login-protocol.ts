@@ -63,6 +63,12 @@ export class LoginProtocol {
   ): Promise<LoginOutcome> {
     const { now, config, secrets, log, login: driver, totpClaims } = this.#deps;
     const record = session.record;
+    // Decided before the chain shows HEALING: an invocation too short for a login changes nothing.
+    session.requireTime(
+      LOGIN_DRIVER_MIN_MS + config.httpTimeoutMs,
+      "a login and its code exchange",
+      config.loginLeaseMs,
+    );
     const renewed = await session.renew(
       mode === "heal" ? LeasePurpose.Heal : LeasePurpose.Login,
       config.loginLeaseMs,
@@ -126,7 +132,14 @@ export class LoginProtocol {
     let issued: IssuedPair;
     let refusal: string | undefined;
     if (result.kind === "code") {
-      session.requireTime(config.httpTimeoutMs, "the code exchange");
+      if (session.remainingMs() < config.httpTimeoutMs) {
+        // The code dies unused (nothing started at Exact), but the login happened: it counts.
+        return this.#retryLater(
+          session,
+          EventReason.LoginFailed,
+          "the login left no time for the code exchange",
+        );
+      }
       const outcome = await this.#deps.oauth.exchangeCode(
         record.baseUrl,
         { clientId: record.clientId, clientSecret: secret.clientSecret },

@@ -3,9 +3,12 @@ import {
   buildClient,
   CommitmentPolicy,
   type EncryptionContext,
+  getLocalCryptographicMaterialsCache,
   type KeyringNode,
   KmsKeyringNode,
   type KmsNodeClientSupplier,
+  NodeCachingMaterialsManager,
+  type NodeMaterialsManager,
   RawAesKeyringNode,
   RawAesWrappingSuiteIdentifier,
 } from "@aws-crypto/client-node";
@@ -16,22 +19,71 @@ import { decodeLocalKey } from "./local-key.js";
 /** Which of a chain's two tokens a ciphertext holds. */
 export type TokenKind = "access" | "refresh";
 
-/** What a ciphertext is bound to: it decrypts for this connection and kind only (design invariant 9). */
+const TOKEN_KINDS: readonly TokenKind[] = ["access", "refresh"];
+
+/**
+ * What a ciphertext is bound to: it decrypts for this connection, kind and incarnation only
+ * (design invariant 9; the incarnation is ChainRecord.incarnation, lib/chain/chain-record.ts).
+ */
 export interface TokenBinding {
-  connectionId: string;
-  kind: TokenKind;
+  readonly connectionId: string;
+  readonly kind: TokenKind;
+  /**
+   * The connection's incarnation: the encryption context then is exactly
+   * `{ app, connectionId, kind, incarnation }`. Undefined only for tokens written before
+   * incarnations existed, whose context is exactly `{ app, connectionId, kind }`.
+   */
+  readonly incarnation?: string;
+}
+
+/** The chain whose tokens a {@link PreparedSealer} seals: a {@link TokenBinding} without the kind. */
+export interface ChainBinding {
+  readonly connectionId: string;
+  readonly incarnation?: string;
 }
 
 /** Encrypts tokens at rest, each bound to its chain and kind through the encryption context. */
 export interface TokenCipher {
-  /** base64 ciphertext bound to the connection and token kind via the encryption context */
+  /**
+   * base64 ciphertext bound to the connection, token kind and incarnation via the encryption
+   * context; in AWS each call asks KMS for a data key (GenerateDataKey), so it fails when KMS does
+   */
   encrypt(plaintext: string, binding: TokenBinding): Promise<string>;
   /**
-   * throws TokenDecryptError (lib/errors.ts) on any failure, including a context that does not match
-   * binding; never includes plaintext or key material in the message
+   * throws TokenDecryptError (lib/errors.ts) on any failure, including a context that is not
+   * exactly the one binding gives (another connection, kind or incarnation, or an incarnation on
+   * one side only); never includes plaintext or key material in the message
    */
   decrypt(ciphertext: string, binding: TokenBinding): Promise<string>;
+  /**
+   * Fetches the data keys for this chain's tokens now (KMS GenerateDataKey in AWS), so that sealing
+   * the tokens Exact returns needs no network call. Call it before the token call; throws what
+   * encrypt throws.
+   */
+  prepare(chain: ChainBinding): Promise<PreparedSealer>;
 }
+
+/**
+ * Seals a chain's new tokens with key material fetched beforehand: nothing that can fail stands
+ * between Exact's answer and the write that persists the tokens (a lost write loses the chain,
+ * since Exact has already retired the old refresh token).
+ */
+export interface PreparedSealer {
+  /**
+   * Encrypts with the key material fetched by prepare(), bound like `encrypt` (same context rules,
+   * decrypts with `decrypt`); makes no KMS or other network call. Usable for
+   * {@link PREPARED_SEALER_TTL_MS} after prepare(); later calls still seal, but fetch a new data key
+   * like `encrypt` does.
+   */
+  seal(plaintext: string, kind: TokenKind): Promise<string>;
+}
+
+/**
+ * How long (ms) a {@link PreparedSealer} seals without KMS: 10 minutes, the longest lease
+ * lib/config.ts allows (LEASE_SECONDS and LOGIN_LEASE_SECONDS ≤ 600), so key material fetched when
+ * a lease is taken outlasts any token call made under it.
+ */
+export const PREPARED_SEALER_TTL_MS = 10 * 60 * 1000;
 
 /** Environment read by {@link createTokenCipher}; exactly one of the two must be set. */
 export interface TokenCipherEnv {
@@ -82,11 +134,40 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
   return {
     async encrypt(plaintext, binding) {
       registerSecret(plaintext);
-      const { result } = await sdk.encrypt(keyring, plaintext, {
-        suiteId: SUITE_ID,
-        encryptionContext: contextFor(binding),
+      return encryptWith(keyring, plaintext, binding);
+    },
+
+    async prepare({ connectionId, incarnation }) {
+      const materials = new NodeCachingMaterialsManager({
+        backingMaterials: keyring,
+        // Private to this sealer, one entry per token kind. The partition (part of every cache
+        // key) defaults to 64 random bytes. Each such cache keeps an unref'd 60 s eviction timer
+        // for the life of the process (get_local_cryptographic_materials_cache.js), which zeroes
+        // the data keys once they expire: a few KB per prepare() until then, a timer after.
+        cache: getLocalCryptographicMaterialsCache(TOKEN_KINDS.length),
+        maxAge: PREPARED_SEALER_TTL_MS,
       });
-      return result.toString("base64");
+      // Cacheability and the cache key, from @aws-crypto/cache-material 5.0.2,
+      // build/module/src/caching_cryptographic_materials_decorators.js (getEncryptionMaterials) and
+      // build/module/src/build_cryptographic_materials_cache_key_helpers.js
+      // (buildEncryptionMaterialCacheKey): materials are cached only when the request carries a
+      // plaintextLength (the SDK sets it for string and Uint8Array plaintexts,
+      // @aws-crypto/encrypt-node build/module/src/encrypt.js) and the suite is cacheSafe (ours is,
+      // @aws-crypto/material-management build/module/src/node_algorithms.js); the key is
+      // SHA-512(SHA-512(partition), suite ID, SHA-512(serialized encryption context)), so each
+      // kind's entry is found only by a message with exactly that context. The cached materials
+      // carry their context into the header, so a looser key would seal with the wrong binding.
+      await Promise.all(
+        TOKEN_KINDS.map((kind) =>
+          encryptWith(materials, WARM_UP_PLAINTEXT, { connectionId, incarnation, kind }),
+        ),
+      );
+      return {
+        async seal(plaintext, kind) {
+          registerSecret(plaintext);
+          return encryptWith(materials, plaintext, { connectionId, incarnation, kind });
+        },
+      };
     },
 
     async decrypt(ciphertext, binding) {
@@ -100,21 +181,35 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
         // we expect. Without this check a ciphertext copied to another item would decrypt there.
         if (!contextMatches(messageHeader.encryptionContext, binding)) {
           throw new TokenDecryptError(
-            `Token does not belong to connection ${binding.connectionId} (${binding.kind} token): encryption context differs`,
+            `Token does not belong to ${describeBinding(binding)}: encryption context differs`,
           );
         }
         plaintext = bytes.toString("utf8");
       } catch (error) {
         if (error instanceof TokenDecryptError) throw error;
-        throw new TokenDecryptError(
-          `Stored ${binding.kind} token of connection ${binding.connectionId} did not decrypt`,
-          { cause: error },
-        );
+        throw new TokenDecryptError(`Stored token of ${describeBinding(binding)} did not decrypt`, {
+          cause: error,
+        });
       }
       registerSecret(plaintext);
       return plaintext;
     },
   };
+}
+
+/** Sealing it caches a data key for its context: no token, and zero bytes off the key's budget. */
+const WARM_UP_PLAINTEXT = "";
+
+async function encryptWith(
+  materials: KeyringNode | NodeMaterialsManager,
+  plaintext: string,
+  binding: TokenBinding,
+): Promise<string> {
+  const { result } = await sdk.encrypt(materials, plaintext, {
+    suiteId: SUITE_ID,
+    encryptionContext: contextFor(binding),
+  });
+  return result.toString("base64");
 }
 
 function buildKeyring(env: TokenCipherEnv, deps: TokenCipherDeps): KeyringNode {
@@ -146,15 +241,27 @@ function buildKeyring(env: TokenCipherEnv, deps: TokenCipherDeps): KeyringNode {
   );
 }
 
+/** Identifiers only: connection, incarnation, kind; never the token. */
+function describeBinding({ connectionId, kind, incarnation }: TokenBinding): string {
+  const generation = incarnation === undefined ? "no incarnation" : `incarnation ${incarnation}`;
+  return `connection ${connectionId} (${generation}, ${kind} token)`;
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
 }
 
-function contextFor(binding: TokenBinding): EncryptionContext {
-  return { app: ENCRYPTION_CONTEXT_APP, connectionId: binding.connectionId, kind: binding.kind };
+function contextFor({ connectionId, kind, incarnation }: TokenBinding): EncryptionContext {
+  const context: EncryptionContext = { app: ENCRYPTION_CONTEXT_APP, connectionId, kind };
+  // Tokens written before incarnations carry none and must keep decrypting (legacy binding).
+  if (incarnation !== undefined) context.incarnation = incarnation;
+  return context;
 }
 
-/** Exactly our three keys with the expected values: an extra key means someone else's message. */
+/**
+ * Exactly the expected keys with the expected values: an extra key means someone else's message,
+ * and a missing or extra incarnation means another generation of the connection.
+ */
 function contextMatches(actual: EncryptionContext, binding: TokenBinding): boolean {
   const expected = contextFor(binding);
   const actualKeys = Object.keys(actual);

@@ -42,7 +42,8 @@ export interface LocalStack {
   readonly env: Readonly<Record<string, string>>;
   /** A new broker, as a new Lambda container would build it. */
   broker(overrides?: BrokerOverrides): Broker;
-  store(): ChainStore;
+  /** A store on `now` (default Date.now), as a broker on that clock would build it. */
+  store(now?: () => number): ChainStore;
   writeSecret(secretId: string, secret: ConnectionSecret): void;
   /** Registers an app and user at the simulator, stores the secret and adds the connection. */
   addConnection(
@@ -100,7 +101,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...(options.log ? { log: options.log } : {}),
         ...overrides,
       }),
-    store: () => new ChainStore({ tableName, client: dynamo.client }),
+    store: (now) => new ChainStore({ tableName, client: dynamo.client, ...(now ? { now } : {}) }),
     writeSecret(secretId, secret) {
       const all = JSON.parse(readFileSync(secretsFile, "utf8")) as Record<string, ConnectionSecret>;
       all[secretId] = secret;
@@ -112,7 +113,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const redirectUri = "https://broker.example.com/callback";
       const secretId = `exact/${connectionId}`;
       const clientSecret = `cs-sEcReT-${clientId}-0123456789`;
-      const password = `pw-sEcReT-${connectionId}-0123456789`;
+      // Derived from the user, so connections of one Exact user (on two apps) share it.
+      const password = `pw-sEcReT-${username}-0123456789`;
       // Local secrets carry "sEcReT" and simulator tokens "simAT!"/"simRT!", so the test suite's leak
       // guard can spot either in any output.
       const totpSecret = "JBSWY3DPEHPK3PXP";
@@ -121,7 +123,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       } catch {
         // Several connections may share one app (different users); the first one created it.
       }
-      sim.addUser({ username, password, totpSecret });
+      try {
+        sim.addUser({ username, password, totpSecret });
+      } catch {
+        // Another connection of this Exact user (another app) created it.
+      }
       stack.writeSecret(secretId, { clientSecret, username, password, totpSecret });
       await stack.store().addConnection(
         {

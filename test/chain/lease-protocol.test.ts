@@ -2,28 +2,35 @@ import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
-import { isLeaseRefused, type Lease } from "../../lib/chain/chain-store.js";
+import type { LeaseSession } from "../../lib/chain/lease-session.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
-import { ChainBusy } from "../../lib/errors.js";
+import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
+import type { SealedTokens } from "../../lib/chain/token-seal.js";
+import type { TokenCipher } from "../../lib/crypto/token-cipher.js";
+import { ChainBusy, ClockSkewed, ExactUnavailable } from "../../lib/errors.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
 const LEASE_MS = 20_000;
+/** Seconds from seeding until the fixture's refresh window is open (600 − 30 + 1, plus one). */
+const WINDOW = 572;
+/** Past a lease taken now, as every process judges it (the lease's end plus the skew bound). */
+const PAST_LEASE = (LEASE_MS + CLOCK_SKEW_BOUND_MS) / 1000 + 1;
 /** These tests stop at BROKEN; healing has tests of its own (test/chain/heal-door.test.ts). */
 const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
 
-async function takeLease(fx: Fixture, owner: string): Promise<Lease> {
-  const record = await fx.record();
-  const lease = await fx.stack.store().acquireLease({
-    connectionId: record.connectionId,
-    owner,
-    purpose: LeasePurpose.Refresh,
-    seenGeneration: record.generation,
-    nowMs: fx.clock.now(),
-    leaseMs: LEASE_MS,
-  });
-  if (isLeaseRefused(lease)) throw new Error("lease refused");
-  return lease;
+async function takeLease(
+  fx: Fixture,
+  owner: string,
+  purpose: LeasePurpose = LeasePurpose.Refresh,
+): Promise<LeaseSession> {
+  const session = await fx.store().acquire({ record: await fx.record(), owner, purpose, leaseMs: LEASE_MS });
+  if (!session) throw new Error("lease refused");
+  return session;
+}
+
+function fakeTokens(fx: Fixture, hash: string): SealedTokens {
+  return { refresh: { refreshCt: "not-a-ciphertext", refreshHash: hash, refreshIssuedAtMs: fx.clock.now() } };
 }
 
 /** What a holder that "died" after its token call had received: Exact rotated the chain for it. */
@@ -33,9 +40,10 @@ async function refreshBehindTheBrokersBack(fx: Fixture): Promise<void> {
   const refreshToken = await broker.deps.cipher.decrypt(record.refreshCt ?? "", {
     connectionId: record.connectionId,
     kind: "refresh",
+    ...(record.incarnation ? { incarnation: record.incarnation } : {}),
   });
   const { clientSecret } = await broker.deps.secrets.get(record.secretId);
-  const outcome = await new ExactOAuthClient().refresh(
+  const outcome = await new ExactOAuthClient({ now: fx.clock.now }).refresh(
     record.baseUrl,
     { clientId: record.clientId, clientSecret },
     refreshToken,
@@ -52,36 +60,47 @@ describe("the lease protocol", () => {
     it("refuses while another holder is live, and takes an expired lease with a higher fence", async () => {
       fx = await startFixture();
       const first = await takeLease(fx, "a");
-      const store = fx.stack.store();
-      const args = {
-        connectionId: fx.conn.connectionId,
-        owner: "b",
-        purpose: LeasePurpose.Refresh,
-        seenGeneration: first.generation,
-        leaseMs: LEASE_MS,
-      };
 
-      expect(isLeaseRefused(await store.acquireLease({ ...args, nowMs: fx.clock.now() }))).toBe(true);
+      expect(
+        await fx.store().acquire({
+          record: await fx.record(),
+          owner: "b",
+          purpose: LeasePurpose.Refresh,
+          leaseMs: LEASE_MS,
+        }),
+      ).toBeUndefined();
+      fx.clock.advance(PAST_LEASE);
+      const second = await takeLease(fx, "b");
+
+      expect(second.fence).toBe(first.fence + 1);
+      expect(second.record.inflight).toMatchObject({ owner: "a", purpose: "refresh" });
+    });
+
+    it("judges expiry with the skew bound: a lease just past its end is still refused", async () => {
+      fx = await startFixture();
+      await takeLease(fx, "a");
       fx.clock.advance(LEASE_MS / 1000 + 1);
-      const second = await store.acquireLease({ ...args, nowMs: fx.clock.now() });
 
-      expect(isLeaseRefused(second)).toBe(false);
-      expect((second as Lease).fence).toBe(first.fence + 1);
-      expect((second as Lease).previous.inflight).toMatchObject({ owner: "a", purpose: "refresh" });
+      expect(
+        await fx.store().acquire({
+          record: await fx.record(),
+          owner: "b",
+          purpose: LeasePurpose.Refresh,
+          leaseMs: LEASE_MS,
+        }),
+      ).toBeUndefined();
     });
 
     it("refuses a holder whose view of the generation is stale", async () => {
       fx = await startFixture();
       const record = await fx.record();
-      const refused = await fx.stack.store().acquireLease({
-        connectionId: record.connectionId,
-        owner: "late",
-        purpose: LeasePurpose.Refresh,
-        seenGeneration: record.generation - 1,
-        nowMs: fx.clock.now(),
-        leaseMs: LEASE_MS,
-      });
-      expect(isLeaseRefused(refused)).toBe(true);
+      const stale = { ...record, generation: record.generation - 1 };
+
+      expect(
+        await fx
+          .store()
+          .acquire({ record: stale, owner: "late", purpose: LeasePurpose.Refresh, leaseMs: LEASE_MS }),
+      ).toBeUndefined();
     });
 
     it("lets exactly one of 20 concurrent acquirers win", async () => {
@@ -89,17 +108,62 @@ describe("the lease protocol", () => {
       const record = await fx.record();
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          fx.stack.store().acquireLease({
-            connectionId: record.connectionId,
-            owner: `racer-${i}`,
-            purpose: LeasePurpose.Refresh,
-            seenGeneration: record.generation,
-            nowMs: fx.clock.now(),
-            leaseMs: LEASE_MS,
-          }),
+          fx
+            .store()
+            .acquire({ record, owner: `racer-${i}`, purpose: LeasePurpose.Refresh, leaseMs: LEASE_MS }),
         ),
       );
-      expect(results.filter((r) => !isLeaseRefused(r))).toHaveLength(1);
+      expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+    });
+
+    it("ends on every path: a session whose work throws leaves no lease behind", async () => {
+      fx = await startFixture();
+      const record = await fx.record();
+
+      await expect(
+        fx
+          .store()
+          .withLease(
+            { record, owner: "thrower", purpose: LeasePurpose.Refresh, leaseMs: LEASE_MS },
+            async () => {
+              throw new Error("boom");
+            },
+          ),
+      ).rejects.toThrow("boom");
+
+      const after = await fx.record();
+      expect(after.leaseOwner).toBeUndefined();
+      expect(after.inflight).toBeUndefined();
+    });
+  });
+
+  describe("clock skew", () => {
+    it("refuses to take a lease, and calls nobody, when this process's clock is 21 s ahead of DynamoDB's", async () => {
+      fx = await startFixture();
+      fx.clock.advance(WINDOW);
+      const ahead = () => fx.clock.now() + 21_000;
+
+      await expect(
+        fx.broker({ now: ahead, sleep: fx.clock.sleep }).vend.vend(fx.conn.connectionId, 30),
+      ).rejects.toThrow(ClockSkewed);
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
+      expect((await fx.record()).leaseOwner).toBeUndefined();
+    });
+
+    it("keeps a process 2 s ahead (inside the bound) off a lease that has 1 s left", async () => {
+      fx = await startFixture();
+      fx.clock.advance(WINDOW);
+      await takeLease(fx, "holder");
+      fx.clock.advance(LEASE_MS / 1000 - 1);
+      const ahead = () => fx.clock.now() + 2_000;
+
+      await expect(
+        fx
+          .broker({ now: ahead, sleep: fx.clock.sleep, vendOptions: { waitMs: 100 } })
+          .vend.vend(fx.conn.connectionId, 30),
+      ).rejects.toThrow(ChainBusy);
+      expect((await fx.record()).leaseOwner).toBe("holder");
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
     });
   });
 
@@ -107,33 +171,104 @@ describe("the lease protocol", () => {
     it("never overwrites the newer generation committed after its lease expired", async () => {
       fx = await startFixture();
       const stalled = await takeLease(fx, "stalled");
-      fx.clock.advance(WINDOW + LEASE_MS / 1000);
+      fx.clock.advance(WINDOW + PAST_LEASE);
 
       const fresh = await fx.broker().vend.vend(fx.conn.connectionId, 30);
       expect(fresh.generation).toBe(2);
-      const result = await fx.stack.store().commitTokens(stalled, {
-        refresh: { refreshCt: "stale", refreshHash: "stale", refreshIssuedAtMs: fx.clock.now() },
+      const result = await stalled.commitRefresh({
+        tokens: fakeTokens(fx, "stale"),
+        status: ChainStatus.Active,
+        dueAtMs: 0,
       });
 
       expect(result).toBe("superseded");
-      const record = await fx.record();
-      expect(record.generation).toBe(2);
-      expect(record.refreshHash).not.toBe("stale");
+      expect(await fx.record()).toMatchObject({ generation: 2 });
+      expect((await fx.record()).refreshHash).not.toBe("stale");
       expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).accessToken).toBe(fresh.accessToken);
     });
 
     it("still lands its tokens when nobody committed after its lease expired: they are the live chain", async () => {
       fx = await startFixture();
       const stalled = await takeLease(fx, "stalled");
-      fx.clock.advance(LEASE_MS / 1000 + 1);
+      fx.clock.advance(PAST_LEASE);
       await takeLease(fx, "second");
 
-      const result = await fx.stack.store().commitTokens(stalled, {
-        refresh: { refreshCt: "ct", refreshHash: "rescued", refreshIssuedAtMs: fx.clock.now() },
+      const result = await stalled.commitRefresh({
+        tokens: fakeTokens(fx, "rescued"),
+        status: ChainStatus.Active,
+        dueAtMs: 0,
       });
 
       expect(result).toBe("committed_after_lease_lost");
       expect(await fx.record()).toMatchObject({ generation: 2, refreshHash: "rescued" });
+    });
+
+    it("never lands its rescue while a login holds the lease: the login's new chain wins, and its lease ends", async () => {
+      fx = await startFixture();
+      const stalled = await takeLease(fx, "stalled-refresh");
+      fx.clock.advance(PAST_LEASE);
+      const healer = await takeLease(fx, "healer", LeasePurpose.Heal);
+      await healer.renew(LeasePurpose.Heal, LEASE_MS, { status: ChainStatus.Healing });
+
+      const rescue = await stalled.commitRefresh({
+        tokens: fakeTokens(fx, "rescue"),
+        status: ChainStatus.Active,
+        dueAtMs: 0,
+      });
+      const stored = await healer.storeStartedChain({
+        tokens: fakeTokens(fx, "login"),
+        note: { source: "heal", startedAtMs: fx.clock.now(), statusBefore: ChainStatus.Broken },
+        leaseMs: LEASE_MS,
+      });
+      await healer.end();
+
+      expect(rescue).toBe("superseded");
+      expect(stored).toBe(true);
+      expect(await fx.record()).toMatchObject({
+        refreshHash: "login",
+        generation: 2,
+        status: ChainStatus.Verifying,
+      });
+      expect((await fx.record()).leaseOwner).toBeUndefined();
+    });
+
+    it("cannot write to a connection removed and added again under the same ID", async () => {
+      fx = await startFixture();
+      const stalled = await takeLease(fx, "stalled");
+      const before = await fx.record();
+      await fx.store().removeConnection(before);
+      const { incarnation: _old, ...config } = before;
+      await fx.store().addConnection(
+        {
+          connectionId: config.connectionId,
+          clientId: config.clientId,
+          baseUrl: config.baseUrl,
+          redirectUri: config.redirectUri,
+          secretId: config.secretId,
+          mode: config.mode,
+        },
+        fx.clock.now(),
+      );
+      const code = fx.stack.sim.authorize({
+        clientId: fx.conn.clientId,
+        username: fx.conn.username,
+        redirectUri: fx.conn.redirectUri,
+      });
+      await fx.broker().onboarding.seed(fx.conn.connectionId, code);
+      const readded = await fx.record();
+
+      const commit = await stalled.commitRefresh({
+        tokens: fakeTokens(fx, "predecessor"),
+        status: ChainStatus.Active,
+        dueAtMs: 0,
+      });
+
+      expect(readded.incarnation).not.toBe(before.incarnation);
+      expect(commit).toBe("superseded");
+      expect(await fx.record()).toMatchObject({
+        refreshHash: readded.refreshHash,
+        generation: readded.generation,
+      });
     });
   });
 
@@ -155,7 +290,7 @@ describe("the lease protocol", () => {
       fx.clock.advance(WINDOW);
       await takeLease(fx, "died-after-answer");
       await refreshBehindTheBrokersBack(fx);
-      fx.clock.advance(LEASE_MS / 1000 + 1);
+      fx.clock.advance(PAST_LEASE);
 
       await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
       await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
@@ -163,16 +298,51 @@ describe("the lease protocol", () => {
       expect(await fx.record()).toMatchObject({ status: ChainStatus.Broken, statusReason: "lost_answer" });
       expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 1 });
     });
+  });
 
-    it("after the commit: the next vend is served from the table without a token call", async () => {
+  describe("persist first", () => {
+    it("stores Exact's answer although KMS fails right after the token call: key material was prepared before it", async () => {
       fx = await startFixture();
       fx.clock.advance(WINDOW);
-      const committed = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+      const real = fx.broker().deps.cipher;
+      let kmsDown = false;
+      const cipher: TokenCipher = {
+        encrypt: (plaintext, binding) =>
+          kmsDown ? Promise.reject(new Error("KMS throttled")) : real.encrypt(plaintext, binding),
+        decrypt: (ciphertext, binding) => real.decrypt(ciphertext, binding),
+        prepare: (chain) => (kmsDown ? Promise.reject(new Error("KMS throttled")) : real.prepare(chain)),
+      };
+      const oauth = new ExactOAuthClient({ now: fx.clock.now });
+      const refresh = oauth.refresh.bind(oauth);
+      oauth.refresh = async (...args) => {
+        const outcome = await refresh(...args);
+        kmsDown = true;
+        return outcome;
+      };
 
-      const next = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+      const answer = await fx.broker({ cipher, oauth }).vend.vend(fx.conn.connectionId, 30);
 
-      expect(next.accessToken).toBe(committed.accessToken);
-      expect(fx.chainStats().tokenRequests.refreshed).toBe(1);
+      expect(answer.generation).toBe(2);
+      expect(await fx.record()).toMatchObject({ generation: 2, status: ChainStatus.Active });
+      expect((await fx.record()).refreshHash).toBe(fx.chainStats().liveRefreshHash);
+    });
+
+    it("starts no token call when the key material cannot be prepared (KMS down before the call)", async () => {
+      fx = await startFixture();
+      fx.clock.advance(WINDOW);
+      const real = fx.broker().deps.cipher;
+      const cipher: TokenCipher = {
+        ...real,
+        prepare: () => Promise.reject(new Error("KMS down")),
+        decrypt: real.decrypt,
+        encrypt: real.encrypt,
+      };
+
+      await expect(fx.broker({ cipher }).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow("KMS down");
+
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
+      expect(await fx.record()).toMatchObject({ generation: 1, status: ChainStatus.Active });
+      expect((await fx.record()).leaseOwner).toBeUndefined();
     });
   });
 
@@ -208,20 +378,17 @@ describe("the lease protocol", () => {
   });
 });
 
-/** Seconds from seeding until the fixture's refresh window is open (600 − 30 + 1, plus one). */
-const WINDOW = 572;
-
 describe("a slow token call", () => {
   let fx: Fixture;
   afterEach(() => fx?.close());
 
   it("is aborted before the lease ends and treated as an unknown outcome, never resent", async () => {
-    fx = await startFixture({ env: { LEASE_SECONDS: "3", HTTP_TIMEOUT_MS: "500" } });
+    fx = await startFixture({ env: { LEASE_SECONDS: "6", HTTP_TIMEOUT_MS: "500" } });
     fx.stack.sim.addFault({ kind: "latency", latencyMs: 1_500, endpoint: "token", count: 1 });
     fx.clock.advance(WINDOW);
     const started = Date.now();
 
-    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ExactUnavailable);
 
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(Date.now() - started).toBeLessThan(1_400);

@@ -26,6 +26,7 @@ import { announce, type EngineDeps } from "./engine-deps.js";
 import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type Backoff, backedOff, broken, needsOperator, suspect } from "./lease-transitions.js";
+import { refusalError } from "./refusal-errors.js";
 import { dueAtAfter, prepareSealer, type SealedTokens, sealTokens } from "./token-seal.js";
 
 /** The access token a holder obtained, in plaintext, for the caller that triggered the work. */
@@ -187,7 +188,7 @@ export class TokenProtocol {
         refusal,
         logged,
       );
-      return committed ? failed(this.#refusalError(outcome, record)) : SUPERSEDED;
+      return committed ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
     }
     log.info("token call answered", logged);
     return this.#settleRefusal(session, outcome, arrivalMs);
@@ -236,7 +237,7 @@ export class TokenProtocol {
             windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
           }),
         );
-        return written ? failed(this.#refusalError(outcome, record)) : SUPERSEDED;
+        return written ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
       case "chain_dead":
         // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
         return this.#broken(
@@ -271,7 +272,7 @@ export class TokenProtocol {
             arrivalMs,
           ),
         );
-        return written ? failed(this.#refusalError(outcome, record, waitMs)) : SUPERSEDED;
+        return written ? failed(refusalError(outcome, record.connectionId, waitMs)) : SUPERSEDED;
       }
       case "outcome_unknown":
         if (probing) return this.#broken(session, EventReason.LostAnswer);
@@ -320,41 +321,8 @@ export class TokenProtocol {
       return false;
     }
   }
-
-  #refusalError(outcome: TokenOutcome, record: ChainRecord, waitMs?: number): BrokerError {
-    const id = record.connectionId;
-    switch (outcome.kind) {
-      case "too_early":
-        return new Throttled(`Exact refused the refresh of connection "${id}" as too early`, {
-          retryAfterSeconds: 5,
-        });
-      case "rate_limited":
-        return new Throttled(`Exact rate-limited connection "${id}"`, {
-          retryAfterSeconds: Math.ceil((waitMs ?? outcome.retryAfterSeconds * 1000) / 1000),
-        });
-      case "unavailable":
-        return new ExactUnavailable(
-          `Exact token endpoint unavailable for connection "${id}" (${outcome.detail})`,
-          {
-            retryAfterSeconds: Math.max(1, Math.ceil((waitMs ?? 5_000) / 1000)),
-          },
-        );
-      default:
-        return new ExactUnavailable(`Exact refused the refresh of connection "${id}"`, {
-          retryAfterSeconds: 60,
-        });
-    }
-  }
 }
 
 function failed(error: BrokerError): ProtocolResult {
   return { kind: "failed", error };
-}
-
-/** The message a consumer sees for a chain that needs an operator; says what to do. */
-export function reauthMessage(connectionId: string, status: string, reason: string): string {
-  if (reason === EventReason.InvalidClient) {
-    return `connection "${connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${connectionId}`;
-  }
-  return `connection "${connectionId}" needs an operator (status ${status}, reason ${reason}); fix the cause (see exact-broker status --id ${connectionId}), then run: exact-broker heal --id ${connectionId}`;
 }

@@ -21,8 +21,9 @@ import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
+import { reauthMessage } from "./refusal-errors.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
-import { type FreshAccess, reauthMessage, TokenProtocol } from "./token-protocol.js";
+import { type FreshAccess, TokenProtocol } from "./token-protocol.js";
 import { PendingVerification } from "./verification.js";
 
 export interface VendDoorOptions {

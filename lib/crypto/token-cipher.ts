@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import {
   AlgorithmSuiteIdentifier,
   buildClient,
@@ -130,6 +131,7 @@ const sdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
  */
 export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {}): TokenCipher {
   const keyring = buildKeyring(env, deps);
+  const preparedCache = getLocalCryptographicMaterialsCache(PREPARED_CACHE_CAPACITY);
 
   return {
     async encrypt(plaintext, binding) {
@@ -140,11 +142,12 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
     async prepare({ connectionId, incarnation }) {
       const materials = new NodeCachingMaterialsManager({
         backingMaterials: keyring,
-        // Private to this sealer, one entry per token kind. The partition (part of every cache
-        // key) defaults to 64 random bytes. Each such cache keeps an unref'd 60 s eviction timer
-        // for the life of the process (get_local_cryptographic_materials_cache.js), which zeroes
-        // the data keys once they expire: a few KB per prepare() until then, a timer after.
-        cache: getLocalCryptographicMaterialsCache(TOKEN_KINDS.length),
+        // One cache per cipher (a process), one random partition (part of every cache key) per
+        // prepare(): entries are this sealer's alone. A cache per prepare() would leave one
+        // self-rescheduling eviction timer per call for the life of the process
+        // (get_local_cryptographic_materials_cache.js), a leak in a long-lived container.
+        cache: preparedCache,
+        partition: randomBytes(32).toString("base64"),
         maxAge: PREPARED_SEALER_TTL_MS,
       });
       // Cacheability and the cache key, from @aws-crypto/cache-material 5.0.2,
@@ -196,6 +199,14 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
     },
   };
 }
+
+/**
+ * Entries the prepared-key cache holds (two per prepare()). A prepared entry is evicted early
+ * only after this many newer ones, i.e. 5,000 prepare() calls in one process between a chain's
+ * prepare and its seal, which comes within one token call (seconds); a process runs a handful
+ * of chains at once. Expired entries (and their zeroed keys) are pruned every minute.
+ */
+const PREPARED_CACHE_CAPACITY = 10_000;
 
 /** Sealing it caches a data key for its context: no token, and zero bytes off the key's budget. */
 const WARM_UP_PLAINTEXT = "";

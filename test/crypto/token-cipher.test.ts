@@ -1,13 +1,31 @@
-import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMS, KMSClient } from "@aws-sdk/client-kms";
-import { mockClient } from "aws-sdk-client-mock";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { generateLocalKey } from "../../lib/crypto/local-key.js";
-import { createTokenCipher, type TokenBinding } from "../../lib/crypto/token-cipher.js";
+import {
+  type ChainBinding,
+  createTokenCipher,
+  type TokenBinding,
+  type TokenKind,
+} from "../../lib/crypto/token-cipher.js";
 import { ConfigurationError, TokenDecryptError } from "../../lib/errors.js";
 import { REDACTED, redactString } from "../../lib/log/redactor.js";
 
 const TOKEN = "gAAAAA!exampleRefreshTokenWith!BangsAndMore-chars_0123456789.~+/=";
 const BINDING: TokenBinding = { connectionId: "conn-1", kind: "refresh" };
+const INCARNATION_A: TokenBinding = { connectionId: "conn-1", kind: "refresh", incarnation: "inc-A" };
+const INCARNATION_B: TokenBinding = { connectionId: "conn-1", kind: "refresh", incarnation: "inc-B" };
+const LEGACY: TokenBinding = BINDING;
+
+/**
+ * Written by the cipher before incarnations existed (context `{ app, connectionId, kind }`), with
+ * a fixed test-only key: what a DynamoDB item from that time holds.
+ */
+const LEGACY_ITEM = {
+  localKey: Buffer.from("legacy-fixture-key-32-bytes-long").toString("base64"),
+  binding: { connectionId: "conn-legacy", kind: "refresh" } satisfies TokenBinding,
+  plaintext: "legacy-token-written-before-incarnations",
+  ciphertext:
+    "AgR4RqLEDFaRaWQ3qXerfhl34f9ltC6Ab8pI7wm99IJUvBAARQADAANhcHAAEmV4YWN0LXRva2VuLWJyb2tlcgAMY29ubmVjdGlvbklkAAtjb25uLWxlZ2FjeQAEa2luZAAHcmVmcmVzaAABABJleGFjdC10b2tlbi1icm9rZXIAGWxvY2FsAAAAgAAAAAxYvTC3dpjoIrzCAAIAMIMa9hWcieh2+Kg5c7v2nl72Oet4qG3mj+d1PRltU/u9oVEMC8uBtVQK4eRO0E8jCwIAABAARUVp1OWBKUjHA3EG+N4z2LfPDJB1GQh4zbA0xoc+MbEBKMioVHduGCDmPJIsW+ji/////wAAAAEAAAAAAAAAAAAAAAEAAAAozZwGYA7eyTYYj8MBNKU+wyVm/qepXCB0gd1ouFg3sBzlFwKfOjdrf/GsGJPn8EdMhOVblTD8fh4=",
+};
 
 async function decryptError(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -94,6 +112,107 @@ describe("createTokenCipher", () => {
     });
   });
 
+  describe("incarnations", () => {
+    const cipher = createTokenCipher({ LOCAL_ENCRYPTION_KEY: generateLocalKey() });
+
+    it.each<[string, TokenBinding]>([
+      ["an incarnation", INCARNATION_A],
+      ["no incarnation (legacy)", LEGACY],
+    ])("decrypts what it encrypted for %s", async (_label, binding) => {
+      const ciphertext = await cipher.encrypt(TOKEN, binding);
+
+      expect(await cipher.decrypt(ciphertext, binding)).toBe(TOKEN);
+    });
+
+    it.each<[string, TokenBinding, TokenBinding]>([
+      ["incarnation A for incarnation B", INCARNATION_A, INCARNATION_B],
+      ["incarnation B for incarnation A", INCARNATION_B, INCARNATION_A],
+      ["incarnation A for the legacy binding", INCARNATION_A, LEGACY],
+      ["the legacy binding for incarnation A", LEGACY, INCARNATION_A],
+    ])("refuses a ciphertext made for %s", async (_label, writtenFor, readAs) => {
+      const ciphertext = await cipher.encrypt(TOKEN, writtenFor);
+
+      const error = await decryptError(cipher.decrypt(ciphertext, readAs));
+
+      expect(error).toBeInstanceOf(TokenDecryptError);
+      expect((error as Error).message).toMatch(/encryption context differs/);
+      expect((error as Error).message).not.toContain(TOKEN);
+    });
+
+    it("keeps decrypting a token written before incarnations existed", async () => {
+      const legacyCipher = createTokenCipher({ LOCAL_ENCRYPTION_KEY: LEGACY_ITEM.localKey });
+
+      expect(await legacyCipher.decrypt(LEGACY_ITEM.ciphertext, LEGACY_ITEM.binding)).toBe(
+        LEGACY_ITEM.plaintext,
+      );
+      const error = await decryptError(
+        legacyCipher.decrypt(LEGACY_ITEM.ciphertext, { ...LEGACY_ITEM.binding, incarnation: "inc-A" }),
+      );
+      expect(error).toBeInstanceOf(TokenDecryptError);
+    });
+  });
+
+  describe("prepare and seal", () => {
+    const cipher = createTokenCipher({ LOCAL_ENCRYPTION_KEY: generateLocalKey() });
+    const chain: ChainBinding = { connectionId: "conn-1", incarnation: "inc-A" };
+
+    it.each<TokenKind>(["access", "refresh"])(
+      "seals the %s token so that the ordinary decrypt opens it",
+      async (kind) => {
+        const sealer = await cipher.prepare(chain);
+
+        const sealed = await sealer.seal(TOKEN, kind);
+
+        expect(sealed).not.toContain(TOKEN);
+        expect(await cipher.decrypt(sealed, { ...chain, kind })).toBe(TOKEN);
+      },
+    );
+
+    it.each<[string, ChainBinding, TokenBinding]>([
+      ["another kind", chain, { ...chain, kind: "access" }],
+      ["another incarnation", chain, { ...chain, kind: "refresh", incarnation: "inc-B" }],
+      ["the legacy binding", chain, { connectionId: "conn-1", kind: "refresh" }],
+      ["incarnation A, when sealed for a chain without one", { connectionId: "conn-1" }, INCARNATION_A],
+      ["another connection", chain, { ...chain, connectionId: "conn-2", kind: "refresh" }],
+    ])(
+      "binds a sealed refresh token like encrypt: it does not decrypt for %s",
+      async (_label, sealedFor, readAs) => {
+        const sealer = await cipher.prepare(sealedFor);
+        const sealed = await sealer.seal(TOKEN, "refresh");
+
+        const error = await decryptError(cipher.decrypt(sealed, readAs));
+
+        expect(error).toBeInstanceOf(TokenDecryptError);
+      },
+    );
+
+    it("seals for a chain without incarnation under the legacy context", async () => {
+      const sealer = await cipher.prepare({ connectionId: "conn-1" });
+
+      const sealed = await sealer.seal(TOKEN, "refresh");
+
+      expect(await cipher.decrypt(sealed, LEGACY)).toBe(TOKEN);
+    });
+
+    it("gives a different ciphertext on each seal", async () => {
+      const sealer = await cipher.prepare(chain);
+
+      const first = await sealer.seal(TOKEN, "refresh");
+      const second = await sealer.seal(TOKEN, "refresh");
+
+      expect(first).not.toBe(second);
+    });
+
+    it("registers the tokens it seals with the log redactor", async () => {
+      const sealer = await cipher.prepare(chain);
+      const plainLookingToken = "plainLookingSealedTokenWithoutBang0123456789";
+
+      await sealer.seal(plainLookingToken, "access");
+
+      expect(redactString(`token=${plainLookingToken}`)).toBe(`token=${REDACTED}`);
+    });
+  });
+
   describe("configuration", () => {
     const key = generateLocalKey();
     const arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -145,84 +264,6 @@ describe("createTokenCipher", () => {
       const cipher = createTokenCipher({ LOCAL_ENCRYPTION_KEY: ` ${key}\n` });
 
       expect(await cipher.decrypt(await cipher.encrypt(TOKEN, BINDING), BINDING)).toBe(TOKEN);
-    });
-  });
-
-  describe("with a KMS key", () => {
-    const keyArn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    const dataKey = Buffer.alloc(32, 0x5a);
-    const wrappedDataKey = Buffer.from("fake-kms-wrapped-data-key");
-    const kms = mockClient(KMSClient);
-    const regions: string[] = [];
-    const kmsClientProvider = (region: string) => {
-      regions.push(region);
-      return new KMS({ region, credentials: { accessKeyId: "test", secretAccessKey: "test" } });
-    };
-
-    beforeEach(() => {
-      kms.reset();
-      regions.length = 0;
-      // The keyring zeroes the plaintext it receives, so every call must get a fresh copy.
-      kms.on(GenerateDataKeyCommand).callsFake(() => ({
-        KeyId: keyArn,
-        Plaintext: new Uint8Array(dataKey),
-        CiphertextBlob: new Uint8Array(wrappedDataKey),
-      }));
-      kms.on(DecryptCommand).callsFake(() => ({ KeyId: keyArn, Plaintext: new Uint8Array(dataKey) }));
-    });
-
-    afterEach(() => {
-      kms.reset();
-    });
-
-    it("asks KMS for a data key on encrypt and to unwrap it on decrypt, with our encryption context", async () => {
-      const cipher = createTokenCipher({ KMS_KEY_ARN: keyArn }, { kmsClientProvider });
-      const expectedContext = { app: "exact-token-broker", connectionId: "conn-1", kind: "refresh" };
-
-      const ciphertext = await cipher.encrypt(TOKEN, BINDING);
-      const plaintext = await cipher.decrypt(ciphertext, BINDING);
-
-      expect(plaintext).toBe(TOKEN);
-      expect(regions).toEqual(["eu-west-1", "eu-west-1"]);
-      const generated = kms.commandCalls(GenerateDataKeyCommand);
-      expect(generated).toHaveLength(1);
-      expect(generated[0]?.args[0].input).toMatchObject({
-        KeyId: keyArn,
-        NumberOfBytes: 32,
-        EncryptionContext: expectedContext,
-      });
-      const decrypted = kms.commandCalls(DecryptCommand);
-      expect(decrypted).toHaveLength(1);
-      expect(decrypted[0]?.args[0].input).toMatchObject({
-        KeyId: keyArn,
-        EncryptionContext: expectedContext,
-      });
-      expect(Buffer.from(decrypted[0]?.args[0].input.CiphertextBlob ?? [])).toEqual(wrappedDataKey);
-      expect(kms.commandCalls(EncryptCommand)).toHaveLength(0);
-    });
-
-    it("checks the binding before trusting KMS: a copied ciphertext fails even though KMS would unwrap it", async () => {
-      const cipher = createTokenCipher({ KMS_KEY_ARN: keyArn }, { kmsClientProvider });
-      const ciphertext = await cipher.encrypt(TOKEN, BINDING);
-
-      const error = await decryptError(
-        cipher.decrypt(ciphertext, { connectionId: "conn-2", kind: "refresh" }),
-      );
-
-      expect(error).toBeInstanceOf(TokenDecryptError);
-    });
-
-    it("turns a KMS refusal into TokenDecryptError", async () => {
-      const cipher = createTokenCipher({ KMS_KEY_ARN: keyArn }, { kmsClientProvider });
-      const ciphertext = await cipher.encrypt(TOKEN, BINDING);
-      kms
-        .on(DecryptCommand)
-        .rejects(Object.assign(new Error("User is not authorized"), { name: "AccessDeniedException" }));
-
-      const error = await decryptError(cipher.decrypt(ciphertext, BINDING));
-
-      expect(error).toBeInstanceOf(TokenDecryptError);
-      expect((error as Error).message).not.toContain(TOKEN);
     });
   });
 });

@@ -10,6 +10,13 @@ import { ClockSkewMonitor } from "./clock-skew.js";
 import { connectionKey } from "./table-definition.js";
 import { type BuiltUpdate, buildUpdate, type UpdateParts } from "./update-expression.js";
 
+/** One conditional UpdateItem on a connection's item; undefined when its condition failed. */
+export type LeaseWriter = (
+  connectionId: string,
+  parts: UpdateParts,
+  returnValues?: "ALL_OLD" | "ALL_NEW" | "NONE",
+) => Promise<ChainRecord | undefined>;
+
 export function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
   return error instanceof ConditionalCheckFailedException;
 }

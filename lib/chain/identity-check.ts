@@ -47,45 +47,6 @@ export class IdentityCheck {
     this.#deps = deps;
   }
 
-  /** Reads a VERIFYING chain's tokens back from its item, for a check under a later lease. */
-  async fromRecord(session: LeaseSession): Promise<StartedChain | undefined> {
-    const record = session.record;
-    if (!record.verification || !record.accessCt || !record.accessExpiresAtMs || !record.accessIssuedAtMs) {
-      return undefined;
-    }
-    const binding = { connectionId: record.connectionId, incarnation: session.incarnation };
-    const { cipher } = this.#deps;
-    const accessToken = await cipher.decrypt(record.accessCt, { ...binding, kind: "access" });
-    const refreshToken = record.refreshCt
-      ? await cipher.decrypt(record.refreshCt, { ...binding, kind: "refresh" })
-      : undefined;
-    return {
-      issued: {
-        accessToken,
-        expiresInSeconds: Math.round((record.accessExpiresAtMs - record.accessIssuedAtMs) / 1000),
-        ...(refreshToken ? { refreshToken } : {}),
-      },
-      tokens: {
-        access: {
-          accessCt: record.accessCt,
-          accessIssuedAtMs: record.accessIssuedAtMs,
-          accessExpiresAtMs: record.accessExpiresAtMs,
-          windowOpensAtMs: record.windowOpensAtMs ?? record.accessExpiresAtMs,
-        },
-        ...(record.refreshCt && record.refreshHash
-          ? {
-              refresh: {
-                refreshCt: record.refreshCt,
-                refreshHash: record.refreshHash,
-                refreshIssuedAtMs: record.refreshIssuedAtMs ?? record.accessIssuedAtMs,
-              },
-            }
-          : {}),
-      },
-      note: record.verification,
-    };
-  }
-
   /**
    * Checks `chain` under `session` (which holds the VERIFYING chain's lease) and writes where it
    * belongs. `afterLogin`: the check follows a login in this invocation, so its failure also

@@ -2,7 +2,6 @@ import { LEASE_HEADROOM_MS } from "../config-timing.js";
 import { ChainBusy } from "../errors.js";
 import type { EventReason } from "../events/broker-events.js";
 import {
-  CHAIN_STARTING_PURPOSES,
   type ChainAttributeName,
   type ChainAttributes,
   type ChainRecord,
@@ -12,24 +11,20 @@ import {
   LeasePurpose,
   type VerificationNote,
 } from "./chain-record.js";
+import type { LeaseWriter } from "./chain-table-client.js";
 import {
   BACKOFF_ATTRS,
   type Backoff,
   dueAt,
   RELEASE,
+  rescueCondition,
   type Transition,
   tokenAttributes,
 } from "./lease-transitions.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import type { SealedTokens } from "./token-seal.js";
-import type { UpdateParts } from "./update-expression.js";
 
-/** One conditional UpdateItem on a connection's item; undefined when its condition failed. */
-export type LeaseWriter = (
-  connectionId: string,
-  parts: UpdateParts,
-  returnValues?: "ALL_OLD" | "ALL_NEW" | "NONE",
-) => Promise<ChainRecord | undefined>;
+export type { LeaseWriter } from "./chain-table-client.js";
 
 export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
 
@@ -175,21 +170,13 @@ export class LeaseSession {
       this.#generation = generation;
       return "committed";
     }
+    const rescue = rescueCondition(this.#generation, this.incarnation);
     const rescued = await this.#writer(this.connectionId, {
       set,
       remove,
       computed,
-      condition:
-        "#generation = :gen AND #incarnation = :inc AND #status <> :healing AND " +
-        "(attribute_not_exists(#leasePurpose) OR NOT (#leasePurpose IN (:p0, :p1, :p2, :p3)))",
-      names: ["generation", "incarnation", "status", "leasePurpose"],
-      values: {
-        gen: this.#generation,
-        inc: this.incarnation,
-        healing: ChainStatus.Healing,
-        one: 1,
-        ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
-      },
+      ...rescue,
+      values: { ...rescue.values, one: 1 },
     });
     if (!rescued) return "superseded";
     this.#generation = generation;

@@ -1,5 +1,6 @@
 import type { EventReason } from "../events/broker-events.js";
 import {
+  CHAIN_STARTING_PURPOSES,
   type ChainAttributeName,
   type ChainAttributes,
   ChainStatus,
@@ -8,6 +9,7 @@ import {
 } from "./chain-record.js";
 import { ChainTable } from "./table-definition.js";
 import type { SealedTokens } from "./token-seal.js";
+import type { UpdateParts } from "./update-expression.js";
 
 declare const transitionBrand: unique symbol;
 
@@ -59,6 +61,30 @@ export function tokenAttributes(tokens: SealedTokens): Partial<ChainAttributes> 
 /** The chain's place in the refresher's sparse index. */
 export function dueAt(dueAtMs: number | undefined): Partial<ChainAttributes> {
   return dueAtMs === undefined ? {} : { dueShard: ChainTable.dueShardValue, dueAtMs };
+}
+
+/**
+ * When a holder that lost its lease (it stalled past it) may still land Exact's answer: the
+ * generation is the one it started from (nobody committed since) and no chain-starting holder
+ * (a login, a code exchange, whose chain always wins) has or had the lease, nor is a heal
+ * under way. Then its tokens are the live chain.
+ */
+export function rescueCondition(
+  generation: number,
+  incarnation: string,
+): Required<Pick<UpdateParts, "condition" | "names" | "values">> {
+  return {
+    condition:
+      "#generation = :gen AND #incarnation = :inc AND #status <> :healing AND " +
+      `(attribute_not_exists(#leasePurpose) OR NOT (#leasePurpose IN (${CHAIN_STARTING_PURPOSES.map((_, i) => `:p${i}`).join(", ")})))`,
+    names: ["generation", "incarnation", "status", "leasePurpose"],
+    values: {
+      gen: generation,
+      inc: incarnation,
+      healing: ChainStatus.Healing,
+      ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
+    },
+  };
 }
 
 /** Nothing but the lease's end. */

@@ -1,30 +1,20 @@
 import { LOGIN_DRIVER_MIN_MS } from "../config-timing.js";
 import {
   type BrokerError,
-  ChainBusy,
   ConfigurationError,
   DuplicateChain,
   ExactUnavailable,
   ReauthRequired,
 } from "../errors.js";
-import { BrokerEventType, EventReason } from "../events/broker-events.js";
+import { EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { LoginResult } from "../exact/login/login-driver.js";
-import {
-  LoginBadCredentials,
-  LoginBadTotp,
-  LoginLocked,
-  LoginPageNotUnderstood,
-  LoginUnavailable,
-} from "../exact/login/login-errors.js";
 import { hasLoginCredentials } from "../secrets/connection-secret.js";
-import { ChainSource, ChainStatus, ConnectionMode, LeasePurpose } from "./chain-record.js";
-import { announce, type EngineDeps } from "./engine-deps.js";
-import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
+import { ChainSource, ChainStatus, LeasePurpose } from "./chain-record.js";
+import type { EngineDeps } from "./engine-deps.js";
 import { IdentityCheck, type StartedChain } from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
-import { backedOff, needsOperator } from "./lease-transitions.js";
-import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
+import { LoginFailures } from "./login-failures.js";
 import type { FreshAccess } from "./token-protocol.js";
 import { type IssuedPair, prepareSealer, sealTokens } from "./token-seal.js";
 
@@ -50,10 +40,12 @@ export type LoginOutcome =
 export class LoginProtocol {
   readonly #deps: EngineDeps;
   readonly #identity: IdentityCheck;
+  readonly #failures: LoginFailures;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
     this.#identity = new IdentityCheck(deps);
+    this.#failures = new LoginFailures(deps);
   }
 
   async run(
@@ -78,11 +70,11 @@ export class LoginProtocol {
     try {
       checkBaseUrl(record.baseUrl, config.allowLoopback);
     } catch (error) {
-      return this.#reauth(session, EventReason.LoginFailed, (error as Error).message);
+      return this.#failures.reauth(session, EventReason.LoginFailed, (error as Error).message);
     }
     const secret = await secrets.get(record.secretId, { forceFetch: true });
     if (!hasLoginCredentials(secret)) {
-      return this.#reauth(
+      return this.#failures.reauth(
         session,
         EventReason.NoLoginCredentials,
         `secret "${record.secretId}" holds no username, password and totpSecret, so the broker cannot log in by itself`,
@@ -121,7 +113,7 @@ export class LoginProtocol {
         timeoutMs: session.remainingMs() - config.httpTimeoutMs,
       });
     } catch (error) {
-      return this.#loginFailed(session, error);
+      return this.#failures.loginFailed(session, error);
     }
     log.info("logged in as the chain's user", {
       connectionId: record.connectionId,
@@ -134,7 +126,7 @@ export class LoginProtocol {
     if (result.kind === "code") {
       if (session.remainingMs() < config.httpTimeoutMs) {
         // The code dies unused (nothing started at Exact), but the login happened: it counts.
-        return this.#retryLater(
+        return this.#failures.retryLater(
           session,
           EventReason.LoginFailed,
           "the login left no time for the code exchange",
@@ -149,7 +141,7 @@ export class LoginProtocol {
       );
       if (outcome.kind === "outcome_unknown" || !outcome.rotated) {
         // Nothing to store. A lost exchange may have started a chain we never saw; the next login starts another.
-        return this.#retryLater(session, EventReason.LoginFailed, `code exchange: ${outcome.kind}`);
+        return this.#failures.retryLater(session, EventReason.LoginFailed, `code exchange: ${outcome.kind}`);
       }
       issued = outcome.rotated;
       refusal = outcome.kind === "tokens" ? undefined : outcome.kind;
@@ -214,109 +206,6 @@ export class LoginProtocol {
           ),
         );
     }
-  }
-
-  async #loginFailed(session: LeaseSession, error: unknown): Promise<LoginOutcome> {
-    const record = session.record;
-    this.#deps.log.warn("login failed", {
-      connectionId: record.connectionId,
-      errorType: error instanceof Error ? error.name : "unknown",
-    });
-    if (error instanceof LoginBadCredentials) {
-      return this.#reauth(
-        session,
-        EventReason.BadCredentials,
-        "Exact refused the user name or password; fix the connection's secret",
-      );
-    }
-    if (error instanceof LoginLocked) {
-      return this.#reauth(
-        session,
-        EventReason.Locked,
-        "Exact locked the account after failed logins; unlock it, then heal",
-      );
-    }
-    if (error instanceof LoginBadTotp) {
-      // Once may be a step boundary; twice in a row is a wrong TOTP secret, and a third
-      // attempt would bring the account closer to Exact's lock.
-      return record.lastLoginFailure === EventReason.BadTotp
-        ? this.#reauth(
-            session,
-            EventReason.BadTotp,
-            "Exact refused the TOTP code twice; check the connection's TOTP secret",
-          )
-        : this.#retryLater(session, EventReason.BadTotp, "TOTP code refused");
-    }
-    if (error instanceof LoginUnavailable) {
-      return this.#retryLater(session, EventReason.LoginFailed, "Exact unavailable during the login", false);
-    }
-    if (error instanceof LoginPageNotUnderstood)
-      return this.#retryLater(session, EventReason.LoginFailed, error.message);
-    // Driver errors name the step that failed and never a credential; anything else is summarised.
-    return this.#retryLater(
-      session,
-      EventReason.LoginFailed,
-      `login failed (${error instanceof Error ? error.name : "unknown error"})`,
-    );
-  }
-
-  /** A failure that may pass: back off, count it, keep a broken chain broken (due again when the backoff ends). */
-  async #retryLater(
-    session: LeaseSession,
-    reason: EventReason,
-    detail: string,
-    counts = true,
-  ): Promise<LoginOutcome> {
-    const { now, random } = this.#deps;
-    const record = session.record;
-    const nowMs = now();
-    const streak = (record.failureStreak ?? 0) + 1;
-    const failures = counts
-      ? afterError(record.loginFailures, nowMs, LOGIN_FAILURES_PER_HOUR)
-      : record.loginFailures;
-    const waitMs = Math.max(
-      backoffMs(streak + 3, random),
-      (budgetExhaustedFor(failures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000,
-    );
-    // An implicit chain that could not log in keeps its (maybe still valid) token.
-    const keeps = record.mode === ConnectionMode.Implicit && record.status !== ChainStatus.Broken;
-    const written = await session.finish(
-      backedOff(
-        { backoffUntilMs: nowMs + waitMs, backoffReason: "unavailable", failureStreak: streak },
-        nowMs,
-        {
-          status: keeps ? record.status : ChainStatus.Broken,
-          ...(failures ? { loginFailures: failures } : {}),
-          lastLoginFailure: reason,
-          ...(keeps ? {} : { dueAtMs: nowMs + waitMs }),
-        },
-      ),
-    );
-    if (!written) return { kind: "superseded" };
-    const retryAfterSeconds = Math.ceil(waitMs / 1000);
-    return failed(
-      reason === EventReason.LoginFailed && !counts
-        ? new ExactUnavailable(`connection "${record.connectionId}": ${detail}`, { retryAfterSeconds })
-        : new ChainBusy(
-            `connection "${record.connectionId}": login failed (${reason}: ${detail}); retrying later`,
-            {
-              retryAfterSeconds,
-            },
-          ),
-    );
-  }
-
-  async #reauth(session: LeaseSession, reason: EventReason, detail: string): Promise<LoginOutcome> {
-    if (!(await session.finish(needsOperator(reason, this.#deps.now(), { lastLoginFailure: reason })))) {
-      return { kind: "superseded" };
-    }
-    this.#deps.log.error("chain needs an operator", { connectionId: session.connectionId, reason });
-    await announce(this.#deps, BrokerEventType.ReauthRequired, session, reason);
-    return failed(
-      new ReauthRequired(
-        `connection "${session.connectionId}": ${detail}; then run: exact-broker heal --id ${session.connectionId}`,
-      ),
-    );
   }
 }
 

@@ -1,32 +1,21 @@
 import type { PreparedSealer } from "../crypto/token-cipher.js";
 import {
   type BrokerError,
-  ExactUnavailable,
   ReauthRequired,
   SecretUnavailable,
   Throttled,
   TokenDecryptError,
 } from "../errors.js";
-import { BrokerEventType, EventReason } from "../events/broker-events.js";
+import { EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
-import {
-  countsAsExactError,
-  DeadReason,
-  type IssuedTokens,
-  type TokenOutcome,
-} from "../exact/classify-token-response.js";
-import {
-  type ChainRecord,
-  ChainStatus,
-  ConnectionMode,
-  healthyStatus,
-  LeasePurpose,
-} from "./chain-record.js";
-import { announce, type EngineDeps } from "./engine-deps.js";
-import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
+import type { IssuedTokens } from "../exact/classify-token-response.js";
+import { ChainStatus, ConnectionMode, healthyStatus, LeasePurpose } from "./chain-record.js";
+import type { EngineDeps } from "./engine-deps.js";
+import { budgetExhaustedFor } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
-import { type Backoff, backedOff, broken, needsOperator, suspect } from "./lease-transitions.js";
+import type { Backoff } from "./lease-transitions.js";
 import { refusalError } from "./refusal-errors.js";
+import { exactErrors, markBroken, settleRefusal } from "./token-refusals.js";
 import { dueAtAfter, prepareSealer, type SealedTokens, sealTokens } from "./token-seal.js";
 
 /** The access token a holder obtained, in plaintext, for the caller that triggered the work. */
@@ -36,13 +25,9 @@ export interface FreshAccess {
   readonly generation: number;
 }
 
-export type ProtocolResult =
-  | { readonly kind: "refreshed"; readonly fresh: FreshAccess | undefined }
-  /** Someone committed a newer generation or took the lease meanwhile: re-read. */
-  | { readonly kind: "superseded" }
-  /** Exact no longer accepts the chain; it is BROKEN now and due for a heal. */
-  | { readonly kind: "broken" }
-  | { readonly kind: "failed"; readonly error: BrokerError };
+export type { ProtocolResult } from "./token-refusals.js";
+
+import type { ProtocolResult } from "./token-refusals.js";
 
 const SUPERSEDED: ProtocolResult = { kind: "superseded" };
 
@@ -74,7 +59,7 @@ export class TokenProtocol {
       log.warn("probe holder vanished without an answer; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#broken(session, EventReason.LostAnswer);
+      return markBroken(this.#deps, session, EventReason.LostAnswer);
     }
     if (staleCall || record.status === ChainStatus.Suspect) {
       if (staleCall)
@@ -108,7 +93,7 @@ export class TokenProtocol {
       log.error("stored refresh token does not decrypt; chain is broken", {
         connectionId: record.connectionId,
       });
-      return this.#broken(session, EventReason.DecryptFailed);
+      return markBroken(this.#deps, session, EventReason.DecryptFailed);
     }
     let clientSecret: string;
     try {
@@ -172,7 +157,7 @@ export class TokenProtocol {
     if (outcome.kind !== "outcome_unknown" && outcome.rotated) {
       // A refusal that still carried a new refresh token: the chain advanced, and backs off.
       const refusal = {
-        ...this.#errors(record, outcome, arrivalMs),
+        ...exactErrors(record, outcome, arrivalMs),
         backoffUntilMs: arrivalMs + 5_000,
         backoffReason:
           outcome.kind === "too_early" || outcome.kind === "rate_limited"
@@ -191,7 +176,7 @@ export class TokenProtocol {
       return committed ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
     }
     log.info("token call answered", logged);
-    return this.#settleRefusal(session, outcome, arrivalMs);
+    return settleRefusal(this.#deps, session, outcome, arrivalMs);
   }
 
   /** Persist first: sealing is local (prepared keys), the commit is the next I/O. Undefined if superseded. */
@@ -216,97 +201,6 @@ export class TokenProtocol {
     });
     log.info("token call answered", { ...logged, commit: result });
     return result === "superseded" ? undefined : tokens;
-  }
-
-  async #settleRefusal(
-    session: LeaseSession,
-    outcome: Exclude<TokenOutcome, { kind: "tokens" }>,
-    arrivalMs: number,
-  ): Promise<ProtocolResult> {
-    const record = session.record;
-    const probing = session.purpose === LeasePurpose.Probe;
-    const errors = this.#errors(record, outcome, arrivalMs);
-    let written: boolean;
-    switch (outcome.kind) {
-      case "too_early":
-        // Our window estimate was early (clock skew): the chain is fine. A SUSPECT chain is
-        // proven intact too: its refresh token is still the current one.
-        written = await session.finish(
-          backedOff({ ...errors, backoffUntilMs: arrivalMs + 5_000, backoffReason: "throttled" }, arrivalMs, {
-            status: healthyStatus(record),
-            windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
-          }),
-        );
-        return written ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
-      case "chain_dead":
-        // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
-        return this.#broken(
-          session,
-          probing && outcome.reason === DeadReason.OldToken ? EventReason.LostAnswer : outcome.reason,
-          errors,
-        );
-      case "client_rejected":
-        if (!(await session.finish(needsOperator(EventReason.InvalidClient, arrivalMs, errors))))
-          return SUPERSEDED;
-        await announce(this.#deps, BrokerEventType.ReauthRequired, session, EventReason.InvalidClient);
-        return failed(
-          new ReauthRequired(
-            `connection "${record.connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${record.connectionId}`,
-          ),
-        );
-      case "rate_limited":
-      case "unavailable": {
-        const streak = (record.failureStreak ?? 0) + 1;
-        const waitMs =
-          outcome.retryAfterSeconds !== undefined
-            ? outcome.retryAfterSeconds * 1000
-            : backoffMs(streak, this.#deps.random);
-        written = await session.finish(
-          backedOff(
-            {
-              ...errors,
-              failureStreak: streak,
-              backoffUntilMs: arrivalMs + waitMs,
-              backoffReason: outcome.kind === "rate_limited" ? "throttled" : "unavailable",
-            },
-            arrivalMs,
-          ),
-        );
-        return written ? failed(refusalError(outcome, record.connectionId, waitMs)) : SUPERSEDED;
-      }
-      case "outcome_unknown":
-        if (probing) return this.#broken(session, EventReason.LostAnswer);
-        written = await session.finish(
-          suspect({ backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" }, arrivalMs),
-        );
-        return written
-          ? failed(
-              new ExactUnavailable(
-                `token call for connection "${record.connectionId}" got no answer; the chain is being checked`,
-                { retryAfterSeconds: 2 },
-              ),
-            )
-          : SUPERSEDED;
-    }
-  }
-
-  #errors(record: ChainRecord, outcome: TokenOutcome, atMs: number) {
-    return countsAsExactError(outcome) ? { tokenErrors: afterError(record.tokenErrors, atMs) } : {};
-  }
-
-  async #broken(
-    session: LeaseSession,
-    reason: EventReason,
-    budgets: { readonly tokenErrors?: ReturnType<typeof afterError> } = {},
-  ): Promise<ProtocolResult> {
-    if (!(await session.finish(broken(reason, this.#deps.now(), budgets)))) return SUPERSEDED;
-    this.#deps.log.warn("chain broken", {
-      connectionId: session.connectionId,
-      reason,
-      generation: session.generation,
-    });
-    await announce(this.#deps, BrokerEventType.ChainBroken, session, reason);
-    return { kind: "broken" };
   }
 
   async #cipherWorks(binding: {

@@ -1,12 +1,4 @@
-import {
-  type BrokerError,
-  ChainBusy,
-  ConnectionNotFound,
-  ExactUnavailable,
-  ReauthRequired,
-  Throttled,
-  TokenDecryptError,
-} from "../errors.js";
+import { type BrokerError, ChainBusy, ConnectionNotFound, ExactUnavailable, Throttled } from "../errors.js";
 import {
   accessValidityMs,
   type ChainRecord,
@@ -21,9 +13,9 @@ import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
-import { reauthMessage } from "./refusal-errors.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
-import { type FreshAccess, TokenProtocol } from "./token-protocol.js";
+import { TokenProtocol } from "./token-protocol.js";
+import { refuseWithoutChain, VendAnswers } from "./vend-answers.js";
 import { PendingVerification } from "./verification.js";
 
 export interface VendDoorOptions {
@@ -65,6 +57,7 @@ export class VendDoor {
   readonly #protocol: TokenProtocol;
   readonly #verification: PendingVerification;
   readonly #cache: TokenCache;
+  readonly #answers: VendAnswers;
   readonly #coalesce: boolean;
   readonly #waitMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
@@ -76,6 +69,7 @@ export class VendDoor {
     this.#protocol = new TokenProtocol(deps);
     this.#verification = new PendingVerification(deps);
     this.#cache = options.cache ?? new TokenCache();
+    this.#answers = new VendAnswers(deps, this.#cache);
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
@@ -147,11 +141,11 @@ export class VendDoor {
           `connection "${connectionId}" does not exist; add it with: exact-broker connection add --id ${connectionId} …`,
         );
       }
-      this.#refuseWithoutChain(read);
+      refuseWithoutChain(read);
       const nowMs = now();
       // A token with the validity asked for is served whatever else is going on (never a VERIFYING one).
       if (servable(read) && accessValidityMs(read, nowMs) >= needMs) {
-        const answer = await this.#answer(read);
+        const answer = await this.#answers.current(read);
         if (answer) return answer;
       }
       const record = store.leaseIsLive(read, nowMs) ? read : await withIncarnation(this.#deps, read);
@@ -228,7 +222,7 @@ export class VendDoor {
         return { kind: "failed", error: result.error };
       case "refreshed":
         return result.fresh && record.status !== ChainStatus.Verifying
-          ? { kind: "answer", answer: this.#fresh(record, result.fresh) }
+          ? { kind: "answer", answer: this.#answers.fresh(record, result.fresh) }
           : { kind: "again", pause: false };
       default:
         // Superseded, or broken now: the next read shows which (and a broken chain gets healed).
@@ -244,7 +238,7 @@ export class VendDoor {
     });
     switch (outcome.kind) {
       case "verified":
-        return { kind: "answer", answer: this.#fresh(record, outcome.fresh) };
+        return { kind: "answer", answer: this.#answers.fresh(record, outcome.fresh) };
       case "failed":
         return { kind: "failed", error: outcome.error };
       case "refreshed":
@@ -262,71 +256,10 @@ export class VendDoor {
     }
   }
 
-  #fresh(record: ChainRecord, fresh: FreshAccess): VendAnswer {
-    const answer: VendAnswer = {
-      accessToken: fresh.accessToken,
-      tokenType: "Bearer",
-      expiresAt: new Date(fresh.expiresAtMs).toISOString(),
-      generation: fresh.generation,
-      baseUrl: record.baseUrl,
-      division: record.division ?? null,
-    };
-    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs);
-    return answer;
-  }
-
-  #refuseWithoutChain(record: ChainRecord): void {
-    const id = record.connectionId;
-    if (record.status === ChainStatus.New && record.mode === ConnectionMode.Code) {
-      throw new ReauthRequired(
-        `connection "${id}" was added but never connected to Exact; connect it: exact-broker connect --id ${id} (a consent link), or exact-broker connection seed --id ${id} --code <authorization code>`,
-      );
-    }
-    if (record.status === ChainStatus.ReauthRequired) {
-      throw new ReauthRequired(reauthMessage(id, record.status, record.statusReason ?? "unknown"));
-    }
-  }
-
-  /**
-   * Decrypts and returns the item's current token, and records that the chain is hot: at most
-   * one write per generation (later vends see hotGeneration and write nothing).
-   */
-  async #answer(record: ChainRecord): Promise<VendAnswer | undefined> {
-    let accessToken: string;
-    try {
-      accessToken = await this.#deps.cipher.decrypt(record.accessCt ?? "", {
-        connectionId: record.connectionId,
-        kind: "access",
-        ...(record.incarnation !== undefined ? { incarnation: record.incarnation } : {}),
-      });
-    } catch (error) {
-      if (!(error instanceof TokenDecryptError)) throw error;
-      // An unreadable access token is replaced by the next refresh; the refresh token decides
-      // whether the chain itself is broken.
-      this.#deps.log.warn("stored access token does not decrypt", { connectionId: record.connectionId });
-      return undefined;
-    }
-    if (record.hotGeneration !== record.generation) {
-      const due = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
-      await this.#deps.store.unleased.markHot(record, due);
-    }
-    const expiresAtMs = record.accessExpiresAtMs ?? 0;
-    const answer: VendAnswer = {
-      accessToken,
-      tokenType: "Bearer",
-      expiresAt: new Date(expiresAtMs).toISOString(),
-      generation: record.generation,
-      baseUrl: record.baseUrl,
-      division: record.division ?? null,
-    };
-    this.#cache.put(record.connectionId, answer, expiresAtMs);
-    return answer;
-  }
-
   /** A chain that cannot be refreshed right now still serves its current token if it has the validity asked for. */
   async #degraded(record: ChainRecord, needMs: number, error: BrokerError): Promise<VendAnswer> {
     if (servable(record) && accessValidityMs(record, this.#deps.now()) >= needMs) {
-      const answer = await this.#answer(record);
+      const answer = await this.#answers.current(record);
       if (answer) return answer;
     }
     throw error;

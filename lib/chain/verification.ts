@@ -1,7 +1,8 @@
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
+import { IdentityCheck, type StartedChain, type VerifyOutcome } from "./identity-check.js";
+import type { LeaseSession } from "./lease-session.js";
 import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
 
 export type FinishOutcome =
@@ -53,10 +54,49 @@ export class PendingVerification {
       return refreshed === LeaseRefused ? { kind: "busy" } : { kind: "refreshed", result: refreshed };
     }
     const outcome = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, async (session) => {
-      const chain = await this.#identity.fromRecord(session);
+      const chain = await this.#fromRecord(session);
       if (!chain) return { kind: "superseded" } as const;
       return this.#identity.run(session, chain, { afterLogin: false, vended: options.vended });
     });
     return outcome === LeaseRefused ? { kind: "busy" } : outcome;
+  }
+
+  /** Reads a VERIFYING chain's tokens back from its item, for a check under a later lease. */
+  async #fromRecord(session: LeaseSession): Promise<StartedChain | undefined> {
+    const record = session.record;
+    if (!record.verification || !record.accessCt || !record.accessExpiresAtMs || !record.accessIssuedAtMs) {
+      return undefined;
+    }
+    const binding = { connectionId: record.connectionId, incarnation: session.incarnation };
+    const { cipher } = this.#deps;
+    const accessToken = await cipher.decrypt(record.accessCt, { ...binding, kind: "access" });
+    const refreshToken = record.refreshCt
+      ? await cipher.decrypt(record.refreshCt, { ...binding, kind: "refresh" })
+      : undefined;
+    return {
+      issued: {
+        accessToken,
+        expiresInSeconds: Math.round((record.accessExpiresAtMs - record.accessIssuedAtMs) / 1000),
+        ...(refreshToken ? { refreshToken } : {}),
+      },
+      tokens: {
+        access: {
+          accessCt: record.accessCt,
+          accessIssuedAtMs: record.accessIssuedAtMs,
+          accessExpiresAtMs: record.accessExpiresAtMs,
+          windowOpensAtMs: record.windowOpensAtMs ?? record.accessExpiresAtMs,
+        },
+        ...(record.refreshCt && record.refreshHash
+          ? {
+              refresh: {
+                refreshCt: record.refreshCt,
+                refreshHash: record.refreshHash,
+                refreshIssuedAtMs: record.refreshIssuedAtMs ?? record.accessIssuedAtMs,
+              },
+            }
+          : {}),
+      },
+      note: record.verification,
+    };
   }
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ChainStatus } from "../../lib/chain/chain-record.js";
+import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import { TOKEN_ERRORS_PER_HOUR } from "../../lib/chain/error-budget.js";
 import { ChainBusy, ConnectionNotFound, ExactUnavailable, Throttled } from "../../lib/errors.js";
 import { countingDynamo, resetCounts } from "../../lib/local/counting-dynamo.js";
@@ -106,18 +106,25 @@ describe("VendDoor", () => {
   });
 
   describe("too early", () => {
-    it("never marks the chain dead, and keeps serving the current token", async () => {
+    it("never marks the chain dead: Throttled for validity the token lacks, the current token for what it has", async () => {
       // A broker whose window is wider than Exact's refreshes too early.
       fx = await startFixture({ env: { REFRESH_WINDOW_SECONDS: "60" } });
       fx.clock.advance(545);
 
-      const answer = await fx.broker().vend.vend(fx.conn.connectionId, 60);
+      const error = await fx
+        .broker()
+        .vend.vend(fx.conn.connectionId, 60)
+        .catch((e: unknown) => e);
 
-      expect(answer.generation).toBe(1);
+      expect(error).toBeInstanceOf(Throttled);
+      expect((error as Throttled).retryAfterSeconds).toBeGreaterThan(0);
       expect(fx.chainStats().tokenRequests.too_early).toBe(1);
       const record = await fx.record();
       expect(record.status).toBe(ChainStatus.Active);
       expect(record.tokenErrors?.errorAtMs).toHaveLength(1);
+      // The 55 s the token still has are served to a caller that asks for no more, with no token call.
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(1);
+      expect(fx.chainStats().tokenRequests.too_early).toBe(1);
     });
 
     it("persists a refresh token carried by a too-early answer", async () => {
@@ -128,7 +135,7 @@ describe("VendDoor", () => {
       const before = await fx.record();
       fx.clock.advance(545);
 
-      await fx.broker().vend.vend(fx.conn.connectionId, 60);
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 60)).rejects.toThrow(Throttled);
 
       const after = await fx.record();
       expect(after.generation).toBe(2);
@@ -148,9 +155,13 @@ describe("VendDoor", () => {
       fx.clock.advance(WINDOW_OPENS + 1);
       const broker = fx.broker();
 
-      const degraded = await broker.vend.vend(fx.conn.connectionId, 30);
-      expect(degraded.generation).toBe(1);
+      // 28 s are left: the 30 s asked for cannot be had until the chain is checked.
+      const lost = await broker.vend.vend(fx.conn.connectionId, 30).catch((e: unknown) => e);
+      expect(lost).toBeInstanceOf(ExactUnavailable);
+      expect((lost as ExactUnavailable).retryAfterSeconds).toBeGreaterThan(0);
       expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+      // Whoever asks for no more than the token has still gets it, with no token call.
+      expect((await fx.broker().vend.vend(fx.conn.connectionId, 0)).generation).toBe(1);
 
       fx.clock.advance(3);
       const noHeal = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
@@ -171,7 +182,7 @@ describe("VendDoor", () => {
       fx.stack.sim.addFault({ kind: "reset", endpoint: "token", count: 1 });
       fx.clock.advance(WINDOW_OPENS + 1);
 
-      await fx.broker().vend.vend(fx.conn.connectionId, 30);
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ExactUnavailable);
       expect((await fx.record()).status).toBe(ChainStatus.Suspect);
       fx.clock.advance(3);
       const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
@@ -183,14 +194,22 @@ describe("VendDoor", () => {
   });
 
   describe("Exact failing", () => {
-    it("backs off on 5xx, serving the current token while it is valid, then ExactUnavailable", async () => {
+    it("backs off on 5xx: ExactUnavailable for validity the token lacks, the current token for what it has", async () => {
       fx = await startFixture();
       fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
       fx.clock.advance(WINDOW_OPENS + 1);
 
-      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(1);
+      const first = await fx
+        .broker()
+        .vend.vend(fx.conn.connectionId, 30)
+        .catch((e: unknown) => e);
+      expect(first).toBeInstanceOf(ExactUnavailable);
+      expect((first as ExactUnavailable).retryAfterSeconds).toBeGreaterThan(0);
       const calls = fx.chainStats().tokenRequests.fault_status;
-      expect(await fx.broker().vend.vend(fx.conn.connectionId, 30)).toMatchObject({ generation: 1 });
+      expect(calls).toBe(1);
+      // Inside the backoff: no second call; the 28 s left go to a caller asking for 20.
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ExactUnavailable);
+      expect(await fx.broker().vend.vend(fx.conn.connectionId, 20)).toMatchObject({ generation: 1 });
       expect(fx.chainStats().tokenRequests.fault_status).toBe(calls);
 
       fx.clock.advance(30);
@@ -216,8 +235,9 @@ describe("VendDoor", () => {
       fx.stack.sim.addFault({ kind: "refuse", durationMs: 400 });
       fx.clock.advance(WINDOW_OPENS + 1);
 
-      expect((await fx.broker().vend.vend(fx.conn.connectionId, 30)).generation).toBe(1);
+      await expect(fx.broker().vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ExactUnavailable);
       expect((await fx.record()).status).toBe(ChainStatus.Active);
+      expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
       await new Promise((resolve) => setTimeout(resolve, 600));
       fx.clock.advance(5);
 
@@ -258,14 +278,10 @@ describe("VendDoor", () => {
       fx = await startFixture();
       fx.clock.advance(600);
       const record = await fx.record();
-      await fx.stack.store().acquireLease({
-        connectionId: record.connectionId,
-        owner: "someone-else",
-        purpose: "refresh",
-        seenGeneration: record.generation,
-        nowMs: fx.clock.now(),
-        leaseMs: 60_000,
-      });
+      const held = await fx
+        .store()
+        .acquire({ record, owner: "someone-else", purpose: LeasePurpose.Refresh, leaseMs: 60_000 });
+      expect(held).toBeDefined();
 
       const waiter = fx.broker({ vendOptions: { waitMs: 2_000 } });
       const error = await waiter.vend.vend(fx.conn.connectionId, 30).catch((e: unknown) => e);

@@ -1,0 +1,80 @@
+import { ReauthRequired, TokenDecryptError } from "../errors.js";
+import { type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
+import type { EngineDeps } from "./engine-deps.js";
+import { reauthMessage } from "./refusal-errors.js";
+import type { TokenCache, VendAnswer } from "./token-cache.js";
+import type { FreshAccess } from "./token-protocol.js";
+
+/** What a vend answers, from the item or from a token just obtained; each answer also fills the warm cache. */
+export class VendAnswers {
+  readonly #deps: EngineDeps;
+  readonly #cache: TokenCache;
+
+  constructor(deps: EngineDeps, cache: TokenCache) {
+    this.#deps = deps;
+    this.#cache = cache;
+  }
+
+  /**
+   * Decrypts and returns the item's current token, and records that the chain is hot: at most
+   * one write per generation (later vends see hotGeneration and write nothing).
+   */
+  async current(record: ChainRecord): Promise<VendAnswer | undefined> {
+    let accessToken: string;
+    try {
+      accessToken = await this.#deps.cipher.decrypt(record.accessCt ?? "", {
+        connectionId: record.connectionId,
+        kind: "access",
+        ...(record.incarnation !== undefined ? { incarnation: record.incarnation } : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof TokenDecryptError)) throw error;
+      // An unreadable access token is replaced by the next refresh; the refresh token decides
+      // whether the chain itself is broken.
+      this.#deps.log.warn("stored access token does not decrypt", { connectionId: record.connectionId });
+      return undefined;
+    }
+    if (record.hotGeneration !== record.generation) {
+      const due = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
+      await this.#deps.store.unleased.markHot(record, due);
+    }
+    const expiresAtMs = record.accessExpiresAtMs ?? 0;
+    const answer: VendAnswer = {
+      accessToken,
+      tokenType: "Bearer",
+      expiresAt: new Date(expiresAtMs).toISOString(),
+      generation: record.generation,
+      baseUrl: record.baseUrl,
+      division: record.division ?? null,
+    };
+    this.#cache.put(record.connectionId, answer, expiresAtMs);
+    return answer;
+  }
+
+  /** The answer for a token this invocation just obtained (a refresh, a login, a check). */
+  fresh(record: ChainRecord, fresh: FreshAccess): VendAnswer {
+    const answer: VendAnswer = {
+      accessToken: fresh.accessToken,
+      tokenType: "Bearer",
+      expiresAt: new Date(fresh.expiresAtMs).toISOString(),
+      generation: fresh.generation,
+      baseUrl: record.baseUrl,
+      division: record.division ?? null,
+    };
+    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs);
+    return answer;
+  }
+}
+
+/** A connection that has no chain to vend from: never seeded, or waiting for an operator. */
+export function refuseWithoutChain(record: ChainRecord): void {
+  const id = record.connectionId;
+  if (record.status === ChainStatus.New && record.mode === ConnectionMode.Code) {
+    throw new ReauthRequired(
+      `connection "${id}" was added but never connected to Exact; connect it: exact-broker connect --id ${id} (a consent link), or exact-broker connection seed --id ${id} --code <authorization code>`,
+    );
+  }
+  if (record.status === ChainStatus.ReauthRequired) {
+    throw new ReauthRequired(reauthMessage(id, record.status, record.statusReason ?? "unknown"));
+  }
+}

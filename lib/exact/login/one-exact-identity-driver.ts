@@ -76,7 +76,8 @@ import {
 import type { LoginDriver, LoginRequest, LoginResult } from "./login-driver.js";
 import { LoginBadCredentials, LoginBadTotp, LoginLocked } from "./login-errors.js";
 import { type Landing, LoginSession, type PageRequest } from "./login-session.js";
-import { totpCodeForStep, totpStepAt, totpWaitMs } from "./totp.js";
+import { totpCodeForStep } from "./totp.js";
+import { totpStepAt, totpWaitMs } from "./totp-steps.js";
 
 /** Where B2C serves the sign-in pages for Exact; the password may go nowhere else but the base URL. */
 export const ONE_EXACT_IDENTITY_ORIGIN = "https://login.exact.com";

@@ -1,10 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  normalizeTotpSecret,
-  totpCodeForStep,
-  totpStepAt,
-  totpWaitMs,
-} from "../../../lib/exact/login/totp.js";
+import { normalizeTotpSecret, totpCodeForStep } from "../../../lib/exact/login/totp.js";
+import { totpStepAt, totpWaitMs } from "../../../lib/exact/login/totp-steps.js";
 
 // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", last 6 of the 8 digits.
 const RFC_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

@@ -8,6 +8,7 @@ import { bundleReport, formatBundleReport } from "./bundles.js";
 import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.js";
 import { measureDynamoCosts } from "./dynamo-costs.js";
 import { raceHeal } from "./heal-race.js";
+import { raceMeOutage } from "./me-outage.js";
 import { percentile, table } from "./stats.js";
 
 const GENERATIONS = 10;
@@ -141,5 +142,42 @@ try {
 }
 
 say();
-say("4. Lambda bundles (built as the stack builds them): size and import time in a fresh Node process");
+say("4. A heal whose identity check cannot be made: /current/Me answers 503 for an hour (fake clock)");
+const outage = await raceMeOutage(60);
+say();
+say(
+  table(
+    [
+      "outage min",
+      "logins",
+      "chains started",
+      "identity checks",
+      "min with live chain stored",
+      "status meanwhile",
+      "served after Me is back (s)",
+      "logins after",
+    ],
+    [
+      [
+        outage.outageMinutes,
+        outage.logins,
+        outage.chainsStarted,
+        outage.identityChecks,
+        outage.minutesLiveChainStored,
+        outage.statusDuringOutage,
+        outage.servedAfterSeconds,
+        outage.loginsAfter,
+      ],
+    ],
+  ),
+);
+say(
+  "   targets: 1 login and 1 chain start for the whole outage (before persist-first: about 28 an hour), the live chain",
+);
+say(
+  "   stored every minute, identity checks within their budget (8 an hour), served at once when Me is back",
+);
+
+say();
+say("5. Lambda bundles (built as the stack builds them): size and import time in a fresh Node process");
 say(formatBundleReport(await bundleReport()));

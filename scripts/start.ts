@@ -5,7 +5,10 @@
  * through the CLI's own code path, then a fleet of consumers in several "containers" vending
  * concurrently over several generations while the scheduled refresher runs. Then the fault that
  * kills chains in real life (Exact rotates the chain, the answer is lost) and the broker healing
- * itself with one login while the fleet keeps vending. Exits 0 when both phases met their goals.
+ * itself with one login while the fleet keeps vending. Last, an operator re-authorizes the
+ * connection while Exact's /current/Me is down: the new chain is stored first (VERIFYING, never
+ * served), and its identity check completes when Me is back, with no login. Exits 0 when every
+ * phase met its goal.
  */
 import type { Broker } from "../lib/broker.js";
 import { runCli } from "../lib/cli/main.js";
@@ -18,6 +21,8 @@ const ACCESS_TTL_S = 8;
 const REFRESH_AFTER_S = 4;
 const STEADY_MS = 16_000;
 const HEALING_MS = 14_000;
+const ME_DOWN_MS = 4_000;
+const ME_BACK_MS = 6_000;
 const CONTAINERS = 3;
 const CONSUMERS_PER_CONTAINER = 20;
 const CLIENT_ID = "demo-app";
@@ -41,17 +46,20 @@ async function runFleet(
   baseUrl: string,
   endAt: number,
   tally: Tally,
+  useTokens = true,
 ) {
   const consumer = async (container: Broker) => {
     while (Date.now() < endAt) {
       try {
         const answer = await container.vend.vend("demo", REFRESH_AFTER_S - 1);
         tally.vends += 1;
-        const me = await fetch(`${baseUrl}/api/v1/current/Me`, {
-          headers: { authorization: `Bearer ${answer.accessToken}`, accept: "application/json" },
-        });
-        if (me.ok) tally.meOk += 1;
-        else tally.meRejected += 1;
+        if (useTokens) {
+          const me = await fetch(`${baseUrl}/api/v1/current/Me`, {
+            headers: { authorization: `Bearer ${answer.accessToken}`, accept: "application/json" },
+          });
+          if (me.ok) tally.meOk += 1;
+          else tally.meRejected += 1;
+        }
       } catch (error) {
         if (error instanceof ReauthRequired) tally.reauth += 1;
         const name = error instanceof BrokerError ? error.name : "InternalError";
@@ -142,7 +150,7 @@ async function main(): Promise<number> {
         const left = Math.max(0, Math.round((endAt - Date.now()) / 1000));
         const stats = chain();
         say(
-          `   ${String(left).padStart(2)} s left  generation ${stats?.generation ?? 0}  vends ${steady.vends + healing.vends}  ` +
+          `   ${String(left).padStart(2)} s left  generation ${stats?.generation ?? 0}  vends ${steady.vends + healing.vends + reconnect.vends}  ` +
             `token calls ${stats?.tokenRequests.refreshed ?? 0}  logins ${stack.sim.stats().logins[USERNAME]?.success ?? 0}`,
         );
       }, 2_000);
@@ -152,6 +160,7 @@ async function main(): Promise<number> {
     );
     const steady: Tally = { vends: 0, retryable: new Map(), reauth: 0, meOk: 0, meRejected: 0 };
     const healing: Tally = { vends: 0, retryable: new Map(), reauth: 0, meOk: 0, meRejected: 0 };
+    const reconnect: Tally = { vends: 0, retryable: new Map(), reauth: 0, meOk: 0, meRejected: 0 };
     let endAt = Date.now() + STEADY_MS;
     let ticker = progress(endAt);
     await runFleet(containers, broker, stack.sim.url, endAt, steady);
@@ -168,6 +177,47 @@ async function main(): Promise<number> {
     await runFleet(containers, broker, stack.sim.url, endAt, healing);
     clearInterval(ticker);
 
+    const afterHealing = chain();
+    const loginsAfterHealing = stack.sim.stats().logins[USERNAME]?.success ?? 0;
+
+    say(
+      `\n6. Exact's /current/Me answers 503 while an operator re-authorizes the connection (a new consent):`,
+    );
+    say(
+      "   the new chain is stored first, checked later; consumers skip their own /current/Me calls meanwhile",
+    );
+    stack.sim.addFault({ kind: "status", status: 503, endpoint: "me", probability: 1 });
+    const seedCode = await runCli(
+      [
+        "connection",
+        "seed",
+        "--id",
+        "demo",
+        "--code",
+        stack.sim.authorize({ clientId: CLIENT_ID, username: USERNAME, redirectUri }),
+      ],
+      {
+        out: (line) => say(`   │ ${line}`),
+        err: (line) => say(`   │ ${line}`),
+        env: { ...stack.env },
+        dynamo: stack.dynamo.client,
+        broker,
+      },
+    );
+    const storedStatus = (await stack.store().get("demo"))?.status;
+    say(`   exact-broker connection seed exited ${seedCode}; the chain is ${storedStatus}`);
+    endAt = Date.now() + ME_DOWN_MS;
+    ticker = progress(endAt);
+    await runFleet(containers, broker, stack.sim.url, endAt, reconnect, false);
+    clearInterval(ticker);
+    say("   /current/Me is back");
+    stack.sim.clearFaults();
+    endAt = Date.now() + ME_BACK_MS;
+    ticker = progress(endAt);
+    await runFleet(containers, broker, stack.sim.url, endAt, reconnect);
+    clearInterval(ticker);
+    const verifiedStatus = (await stack.store().get("demo"))?.status;
+
     const final = chain();
     const logins = stack.sim.stats().logins[USERNAME]?.success ?? 0;
     const refused = (t: Tally) => [...t.retryable].map(([name, n]) => `${name} ${n}`).join(", ") || "none";
@@ -180,7 +230,13 @@ async function main(): Promise<number> {
       ],
       ["killed: vends", healing.vends],
       ["killed: refusals while healing (retryable)", refused(healing)],
-      ["killed: logins to heal the chain", logins],
+      ["killed: logins to heal the chain", loginsAfterHealing],
+      [
+        "re-authorized while Me was down: stored as",
+        `${storedStatus} (seed exited ${seedCode}), then ${verifiedStatus}`,
+      ],
+      ["re-authorized: vends, refusals", `${reconnect.vends}, ${refused(reconnect)}`],
+      ["re-authorized: logins needed", logins - loginsAfterHealing],
       ["events", events.events.map((e) => `${e.type}(${e.detail.reason})`).join(", ")],
       [
         "tokens Exact accepted on /current/Me",
@@ -194,7 +250,7 @@ async function main(): Promise<number> {
       ],
     ];
     say("\nsummary");
-    for (const [name, value] of rows) say(`  ${name.padEnd(44)} ${value}`);
+    for (const [name, value] of rows) say(`  ${name.padEnd(52)} ${value}`);
     const steadyOk =
       steady.retryable.size === 0 &&
       steady.meRejected === 0 &&
@@ -202,11 +258,20 @@ async function main(): Promise<number> {
       (afterSteady?.tokenRequests.refreshed ?? 0) >= 3;
     // The probe after the lost answer is the one old-token answer Exact may see.
     const healedOk =
-      logins === 1 &&
+      loginsAfterHealing === 1 &&
       healing.reauth === 0 &&
       healing.meRejected === 0 &&
-      (final?.tokenRequests.old_token ?? 0) <= 1 &&
-      (final?.chainsStarted ?? 0) === 2;
+      (afterHealing?.tokenRequests.old_token ?? 0) <= 1 &&
+      (afterHealing?.chainsStarted ?? 0) === 2;
+    // Exit 5 (try again later): the chain is stored, its check pending; no token was served from it meanwhile.
+    const reconnectOk =
+      seedCode === 5 &&
+      storedStatus === "VERIFYING" &&
+      verifiedStatus === "ACTIVE" &&
+      logins === loginsAfterHealing &&
+      reconnect.reauth === 0 &&
+      reconnect.meRejected === 0 &&
+      (final?.chainsStarted ?? 0) === 3;
     say(
       steadyOk
         ? "\nOK (steady): one token call per generation, no old-token errors, every consumer served."
@@ -217,7 +282,12 @@ async function main(): Promise<number> {
         ? "OK (killed): the chain healed itself with one login; nobody was told to re-authorize."
         : "FAILED: the chain did not heal as it should.",
     );
-    return steadyOk && healedOk ? 0 : 1;
+    say(
+      reconnectOk
+        ? "OK (re-authorized): the new chain was stored before its identity check and served once the check passed."
+        : "FAILED: the re-authorization did not go as it should.",
+    );
+    return steadyOk && healedOk && reconnectOk ? 0 : 1;
   } finally {
     await stack.close();
   }

@@ -18,20 +18,24 @@ export type Invocation<T> =
 /**
  * Runs `handler(event, context)` of a built bundle in a new Node process (invoke-bundle.mjs),
  * with exactly `env` as its environment (nothing inherited from the test process, so no stray
- * AWS settings), plus the NODE_OPTIONS the stack deploys with.
+ * AWS settings), plus the NODE_OPTIONS the stack deploys with. `timeoutMs` is the function's
+ * configured timeout: the context's getRemainingTimeInMillis() counts down from it, as in
+ * Lambda, and the doors plan their work by it (a login needs more than a vend's 25 s).
  */
 export function invokeBundle<T>(
   file: string,
   event: unknown,
   env: Readonly<Record<string, string>>,
+  timeoutMs: number,
 ): Promise<Invocation<T>> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [DRIVER, file, JSON.stringify(event)],
+      [DRIVER, file, JSON.stringify(event), String(timeoutMs)],
       {
         env: { ...env, NODE_OPTIONS: FUNCTION_NODE_OPTIONS, NODE_NO_WARNINGS: "1" },
-        timeout: 60_000,
+        // Lambda would stop the function at its timeout; the process gets a little more to report.
+        timeout: timeoutMs + 10_000,
         maxBuffer: 32 * 1024 * 1024,
       },
       (error, stdout, stderr) => {

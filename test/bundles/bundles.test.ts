@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { type BuiltBundle, buildBundles } from "../../lib/infra/build-bundles.js";
 import { FunctionName } from "../../lib/infra/bundling.js";
+import { EngineSettings, functionTimeouts } from "../../lib/infra/function-settings.js";
 import type { DemoConnection, LocalStack } from "../../lib/local/local-stack.js";
 import { startLocalStack } from "../../lib/local/local-stack.js";
 import { createConnectFlow } from "../../lib/onboarding/connect-flow.js";
 import { createLinkKeySource } from "../../lib/onboarding/link-key-source.js";
+import { forceStatus } from "../support/force-status.js";
 import { findLeaks } from "../support/leak-guard.js";
 import { type Invocation, invokeBundle } from "./bundle-runner.js";
 
@@ -52,12 +54,18 @@ async function invoke<T>(
   if (!bundle) throw new Error(`no ${name} bundle`);
   // The local stack's env has no FALLBACK_LOGIN_FUNCTION_NAME: a heal would run in-process.
   expect(stack.env.FALLBACK_LOGIN_FUNCTION_NAME).toBeUndefined();
-  const result = await invokeBundle<T>(bundle.file, event, {
-    ...stack.env,
-    POWERTOOLS_SERVICE_NAME: name,
-    POWERTOOLS_METRICS_NAMESPACE: "ExactTokenBroker",
-    ...env,
-  });
+  const result = await invokeBundle<T>(
+    bundle.file,
+    event,
+    {
+      ...stack.env,
+      POWERTOOLS_SERVICE_NAME: name,
+      POWERTOOLS_METRICS_NAMESPACE: "ExactTokenBroker",
+      ...env,
+    },
+    // The remaining time each function starts with in AWS: the timeout the stack deploys it with.
+    functionTimeouts(EngineSettings)[name].toMilliseconds(),
+  );
   // Whatever the bundle printed (Powertools log and metric lines) holds no token or secret.
   expect(findLeaks(result.output), `${name} printed a token or secret`).toEqual([]);
   return result;
@@ -187,11 +195,11 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
   it("fallback-login: heals a broken chain by logging in again", async () => {
     const conn = await seededConnection();
     const generation = await generationOf(conn.connectionId);
-    expect(
-      await stack.store().updateAtGeneration(conn.connectionId, generation, {
-        set: { status: ChainStatus.Broken, statusReason: "operator" },
-      }),
-    ).toBe(true);
+    await forceStatus(stack, conn.connectionId, {
+      status: ChainStatus.Broken,
+      statusReason: "operator",
+      atGeneration: generation,
+    });
 
     const result = answerOf(
       await invoke<{ kind: string; generation: number }>("fallback-login", {

@@ -1,40 +1,88 @@
-import { execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { findLeaks } from "../support/leak-guard.js";
 
-const run = promisify(execFile);
+/**
+ * The fixture's fake clock jumps to 572 s after seeding: Exact's refresh window is open and the
+ * token has 28 s left. Every vend asks for 30 s, so every one of them needs the next generation,
+ * which then satisfies them for 570 s however slowly a loaded machine serves 200 callers; no
+ * test waits in real time for a token to age. Polls shorter than a second pass in real time
+ * (realShortSleeps): 200 pollers each jumping one shared clock would age the tokens instead.
+ * Child processes run on the same clock: they get its offset (vend-child.ts).
+ */
+const AT_WINDOW = { realShortSleeps: true };
+const WINDOW_OPEN_S = 572;
+const MIN_VALIDITY_S = 30;
+const READY_MARKER = "@@vend-child-ready";
+const hash = (token: string) => createHash("sha256").update(token).digest("hex");
+
+interface ChildOutput {
+  readonly stdout: string;
+  readonly stderr: string;
+}
 
 /**
- * Real time, short lifetimes: the simulator issues 10 s access tokens refreshable after 5 s.
- * Separate processes share only real time, not a fake clock. The vends start 0.7 s before the
- * token expires and ask for 1 s of validity: every one of them needs the next generation, which
- * then satisfies them for 9 s however slowly a loaded machine serves 200 callers.
+ * Runs test/support/vend-child.ts once per argv list, waits until every child has loaded and
+ * built its brokers, then starts them all at the same moment, and returns what they printed.
  */
-const SHORT_LIFE = {
-  sim: { accessTtlSeconds: 10, refreshAfterSeconds: 5 },
-  env: { REFRESH_MARGIN_MS: "100" },
-  realClock: true,
-};
-const AT_EXPIRY_MS = 9_300;
-const MIN_VALIDITY_S = "1";
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const hash = (token: string) => createHash("sha256").update(token).digest("hex");
+async function runVendChildren(
+  fx: Fixture,
+  argvs: ReadonlyArray<readonly string[]>,
+  env: Readonly<Record<string, string>> = {},
+): Promise<ChildOutput[]> {
+  const children = argvs.map((argv) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "test/support/vend-child.ts", ...argv], {
+      env: {
+        ...process.env,
+        ...fx.stack.env,
+        NODE_NO_WARNINGS: "1",
+        CLOCK_OFFSET_MS: String(fx.clock.offsetMs),
+        ...env,
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+        if (stderr.includes(READY_MARKER)) resolve();
+      });
+      child.on("close", (code) => reject(new Error(`vend-child exited (${code}) before it was ready`)));
+    });
+    const done = new Promise<ChildOutput>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (code) =>
+        code === 0 ? resolve({ stdout, stderr }) : reject(new Error(`vend-child exited with ${code}`)),
+      );
+    });
+    // Awaited below; a child that dies before the start must not also surface as unhandled.
+    done.catch(() => undefined);
+    return { child, ready, done };
+  });
+  await Promise.all(children.map((c) => c.ready));
+  const startAt = Date.now() + 100;
+  for (const { child } of children) child.stdin.end(`${startAt}\n`);
+  return Promise.all(children.map((c) => c.done));
+}
 
 describe("concurrent vends at expiry", () => {
   let fx: Fixture;
   afterEach(() => fx?.close());
 
   it("make exactly one token call in one process, and every caller gets the same new token", async () => {
-    fx = await startFixture(SHORT_LIFE);
+    fx = await startFixture(AT_WINDOW);
     // One broker per caller, as 200 containers: no shared cache, no in-process coalescing.
     const brokers = Array.from({ length: 200 }, () => fx.broker({ vendOptions: { coalesce: false } }));
-    await sleep(AT_EXPIRY_MS);
+    fx.clock.advance(WINDOW_OPEN_S);
 
     const answers = await Promise.all(
-      brokers.map((broker) => broker.vend.vend(fx.conn.connectionId, Number(MIN_VALIDITY_S))),
+      brokers.map((broker) => broker.vend.vend(fx.conn.connectionId, MIN_VALIDITY_S)),
     );
 
     expect(new Set(answers.map((a) => a.accessToken)).size).toBe(1);
@@ -43,37 +91,24 @@ describe("concurrent vends at expiry", () => {
   });
 
   it("make exactly one token call from 200 vends in 4 separate processes", async () => {
-    fx = await startFixture(SHORT_LIFE);
-    const startAt = Date.now() + AT_EXPIRY_MS;
-    const children = Array.from({ length: 4 }, () =>
-      run(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "test/support/vend-child.ts",
-          fx.conn.connectionId,
-          "50",
-          String(startAt),
-          MIN_VALIDITY_S,
-        ],
-        {
-          env: { ...process.env, ...fx.stack.env, NODE_NO_WARNINGS: "1", POWERTOOLS_LOG_LEVEL: "DEBUG" },
-          maxBuffer: 64 * 1024 * 1024,
-        },
-      ),
+    fx = await startFixture(AT_WINDOW);
+    fx.clock.advance(WINDOW_OPEN_S);
+
+    const outputs = await runVendChildren(
+      fx,
+      Array.from({ length: 4 }, () => [fx.conn.connectionId, "50", String(MIN_VALIDITY_S)]),
+      { POWERTOOLS_LOG_LEVEL: "DEBUG" },
     );
-    const outputs = await Promise.all(children);
 
     const results = outputs.flatMap(({ stdout }) =>
       JSON.parse(stdout.trim().split("\n").at(-1) ?? "[]"),
     ) as Array<{
       generation?: number;
       tokenHash?: string;
-      error?: string;
+      errors: string[];
     }>;
     expect(results).toHaveLength(200);
-    expect(results.filter((r) => r.error)).toEqual([]);
+    expect(results.flatMap((r) => r.errors)).toEqual([]);
     expect(new Set(results.map((r) => r.tokenHash)).size).toBe(1);
     expect(new Set(results.map((r) => r.generation))).toEqual(new Set([2]));
     expect(fx.chainStats().tokenRequests).toMatchObject({ refreshed: 1, old_token: 0, too_early: 0 });
@@ -88,28 +123,15 @@ describe("a chain killed by rotate-then-drop while 50 consumers in 2 processes v
   afterEach(() => fx?.close());
 
   it("heals with exactly one login, and every consumer then gets the new token", async () => {
-    fx = await startFixture(SHORT_LIFE);
+    fx = await startFixture(AT_WINDOW);
     fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
-    const startAt = Date.now() + AT_EXPIRY_MS;
-    const deadline = startAt + 40_000;
-    const children = Array.from({ length: 2 }, () =>
-      run(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "test/support/vend-child.ts",
-          fx.conn.connectionId,
-          "25",
-          String(startAt),
-          MIN_VALIDITY_S,
-          "2",
-          String(deadline),
-        ],
-        { env: { ...process.env, ...fx.stack.env, NODE_NO_WARNINGS: "1" }, maxBuffer: 64 * 1024 * 1024 },
-      ),
+    fx.clock.advance(WINDOW_OPEN_S);
+
+    // Each caller vends every 200 ms until it holds generation 2, for at most 40 s.
+    const outputs = await runVendChildren(
+      fx,
+      Array.from({ length: 2 }, () => [fx.conn.connectionId, "25", String(MIN_VALIDITY_S), "2", "40000"]),
     );
-    const outputs = await Promise.all(children);
 
     const results = outputs.flatMap(({ stdout }) =>
       JSON.parse(stdout.trim().split("\n").at(-1) ?? "[]"),

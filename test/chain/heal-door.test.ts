@@ -62,7 +62,10 @@ describe("HealDoor", () => {
     const after = await fx.broker().vend.vend(fx.conn.connectionId, 30);
     expect(after.generation).toBe(2);
     expect(after.accessToken).not.toBe(before.accessToken);
-    expect((await fx.record()).status).toBe(ChainStatus.Active);
+    const healed = await fx.record();
+    expect(healed.status).toBe(ChainStatus.Active);
+    // The broker holds the chain Exact would accept now.
+    expect(healed.refreshHash).toBe(fx.chainStats().liveRefreshHash);
     expect(await lastTotpStep(fx)).toEqual(expect.any(Number));
     expect(events.events.map((e) => [e.type, e.detail.reason])).toEqual([
       ["ChainBroken", "lost_answer"],

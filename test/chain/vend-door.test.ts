@@ -140,6 +140,7 @@ describe("VendDoor", () => {
       const after = await fx.record();
       expect(after.generation).toBe(2);
       expect(after.refreshHash).not.toBe(before.refreshHash);
+      expect(after.refreshHash).toBe(fx.chainStats().liveRefreshHash);
       expect(fx.chainStats().generation).toBe(2);
       // The persisted token is the live one: the next refresh in the window works.
       fx.clock.advance(40);

@@ -11,10 +11,12 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
+import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { ExitCode } from "../../lib/cli/exit-codes.js";
 import { type CliIo, runCli } from "../../lib/cli/main.js";
 import { createSecretsManagerWriter } from "../../lib/secrets/secret-writer.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
+import { forceStatus } from "../support/force-status.js";
 import { findLeaks, LEAK_PATTERN } from "../support/leak-guard.js";
 
 const run = promisify(execFile);
@@ -151,8 +153,10 @@ describe("exact-broker", () => {
 
   it("heals a broken chain at an operator's request", async () => {
     fx = await startFixture();
-    await fx.stack.store().updateAtGeneration(fx.conn.connectionId, 1, {
-      set: { status: "REAUTH_REQUIRED", statusReason: "bad_credentials" },
+    await forceStatus(fx.stack, fx.conn.connectionId, {
+      status: ChainStatus.ReauthRequired,
+      statusReason: "bad_credentials",
+      atGeneration: 1,
     });
 
     const healed = await cli(fx, "heal", "--id", fx.conn.connectionId);

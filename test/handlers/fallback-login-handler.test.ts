@@ -4,6 +4,7 @@ import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { createFallbackLoginHandler } from "../../lib/handlers/fallback-login-handler.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
+import { forceStatus } from "../support/force-status.js";
 
 const context = { awsRequestId: "req-1", functionName: "fallback-login" } as unknown as Context;
 
@@ -18,8 +19,10 @@ describe("fallback-login handler", () => {
   afterAll(() => fx.close());
 
   it("heals a broken chain, and a duplicate delivery does nothing", async () => {
-    await fx.stack.store().updateAtGeneration(fx.conn.connectionId, 1, {
-      set: { status: ChainStatus.Broken, statusReason: "old_token" },
+    await forceStatus(fx.stack, fx.conn.connectionId, {
+      status: ChainStatus.Broken,
+      statusReason: "old_token",
+      atGeneration: 1,
     });
 
     const first = await handler({ connectionId: fx.conn.connectionId }, context);

@@ -1,5 +1,6 @@
 import type { Broker, BrokerOverrides } from "../../lib/broker.js";
 import type { ChainRecord } from "../../lib/chain/chain-record.js";
+import type { ChainStore } from "../../lib/chain/chain-store.js";
 import {
   type DemoConnection,
   type LocalStack,
@@ -41,6 +42,8 @@ export interface Fixture {
   /** A broker on the shared clock; each call is a new "container" (empty token cache). */
   broker(overrides?: BrokerOverrides): Broker;
   record(): Promise<ChainRecord>;
+  /** The store on the fixture's clock (leases are judged on it). */
+  store(): ChainStore;
   chainStats(): ChainStats;
   close(): Promise<void>;
 }
@@ -81,6 +84,7 @@ export async function startFixture(
     clock,
     conn,
     broker,
+    store: () => stack.store(fake ? clock.now : undefined),
     async record() {
       const record = await stack.store().get(conn.connectionId);
       if (!record) throw new Error(`connection ${conn.connectionId} is gone`);

@@ -1,0 +1,136 @@
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { type CaseResult, CaseRun, type Door } from "./case-run.js";
+import { Fault, faultsFor, kindOf } from "./fault-plan.js";
+import { World } from "./world.js";
+
+/** The campaign's test files (test/campaign/<name>.test.ts); the last one to finish prints the total. */
+export const CAMPAIGN_FILES = ["vend", "refresh", "heal", "login", "onboarding", "verify"] as const;
+export type CampaignFile = (typeof CAMPAIGN_FILES)[number];
+
+interface Tally {
+  doors: number;
+  calls: number;
+  cases: number;
+  byFault: Record<Fault, number>;
+}
+
+const emptyTally = (): Tally => ({
+  doors: 0,
+  calls: 0,
+  cases: 0,
+  byFault: { exception: 0, hang: 0, crash: 0, lost: 0 },
+});
+
+function describeTally(name: string, tally: Tally): string {
+  const { exception, hang, crash, lost } = tally.byFault;
+  return (
+    `${name}: ${tally.doors} door${tally.doors === 1 ? "" : "s"}, ${tally.calls} calls, ${tally.cases} cases ` +
+    `(exception ${exception}, hang ${hang}, crash ${crash}, lost ${lost})`
+  );
+}
+
+/**
+ * Defines one campaign file: for each door, a clean run (made now, at collection, so its calls
+ * can be enumerated), then one test per (call, fault) that injects that fault at that call of
+ * the door's invocation and checks every invariant after the recovery. A new external call in
+ * the engine becomes new cases here without editing the campaign.
+ */
+export async function defineCampaign(file: CampaignFile, doors: readonly Door[]): Promise<void> {
+  const world = await World.start();
+  const cleanRuns: Array<{ door: Door; clean: CaseResult }> = [];
+  for (const door of doors) {
+    cleanRuns.push({
+      door,
+      clean: await CaseRun.execute(world, door, `${slug(door)}@clean`, undefined, undefined),
+    });
+  }
+  const fileTally = emptyTally();
+  const doorTallies = new Map<Door, Tally>();
+
+  afterAll(async () => {
+    for (const [door, tally] of doorTallies) console.log(`  ${describeTally(door.name, tally)}`);
+    console.log(describeTally(`campaign [${file}]`, fileTally));
+    reportTotal(file, fileTally);
+    await world.close();
+    const g = globalThis as unknown as { prof?: number[] };
+    if (g.prof) console.log("PROFILE setup/door/recovery/check ms per case", g.prof.slice(0, 4).map((x) => (x / (g.prof?.[4] ?? 1)).toFixed(1)).join(" "), g.prof[4]);
+  });
+
+  describe(`fault campaign: ${file}`, () => {
+    for (const { door, clean } of cleanRuns) {
+      const doorTally = { ...emptyTally(), doors: 1, calls: clean.sequence.length };
+      doorTallies.set(door, doorTally);
+      fileTally.doors += 1;
+      fileTally.calls += clean.sequence.length;
+      const expected = { loginDoor: clean.loginSuccesses > 0, baselineLogins: clean.loginSuccesses };
+
+      describe(door.name, () => {
+        it("keeps every invariant in a clean run", () => {
+          expect(clean.violations, `${door.name}, clean run\n${clean.trace.join("\n")}`).toEqual([]);
+        });
+
+        clean.sequence.forEach((name, index) => {
+          const atCall = index + 1;
+          for (const fault of faultsFor(kindOf(name))) {
+            it(`call ${atCall} ${name}: ${fault}`, async () => {
+              const plan = { atCall, name, fault };
+              const result = await CaseRun.execute(
+                world,
+                door,
+                `${slug(door)}#${atCall}-${fault}`,
+                plan,
+                expected,
+              );
+              for (const tally of [doorTally, fileTally]) {
+                tally.cases += 1;
+                tally.byFault[fault] += 1;
+              }
+              const trace = result.trace.join("\n");
+              if (process.env.CAMPAIGN_TRACE === "1")
+                console.log(`${door.name}, call ${atCall} ${name}, ${fault}\n${trace}`);
+              expect(result.violations, `${door.name}, call ${atCall} ${name}, ${fault}\n${trace}`).toEqual(
+                [],
+              );
+            });
+          }
+        });
+      });
+    }
+  });
+}
+
+function slug(door: Door): string {
+  return door.name.replace(/[^a-z]+/gi, "-").replace(/-$/, "");
+}
+
+/**
+ * Each campaign file runs in its own worker; they meet in a directory named after vitest's
+ * process. The file that finds all of them reported prints the total, once.
+ */
+function reportTotal(file: CampaignFile, tally: Tally): void {
+  const dir = join(tmpdir(), "exact-broker-campaign", String(process.ppid));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${file}.json`), JSON.stringify(tally));
+  const reported = readdirSync(dir).filter((name) => name.endsWith(".json"));
+  if (!CAMPAIGN_FILES.every((name) => reported.includes(`${name}.json`))) return;
+  let marker: number;
+  try {
+    marker = openSync(join(dir, "total.printed"), "wx");
+  } catch {
+    return;
+  }
+  closeSync(marker);
+  const total = emptyTally();
+  for (const name of CAMPAIGN_FILES) {
+    const one = JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")) as Tally;
+    total.doors += one.doors;
+    total.calls += one.calls;
+    total.cases += one.cases;
+    for (const fault of Object.values(Fault)) total.byFault[fault] += one.byFault[fault];
+  }
+  console.log(describeTally("campaign total", total));
+  rmSync(dir, { recursive: true, force: true });
+}

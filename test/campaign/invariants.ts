@@ -1,0 +1,223 @@
+import { ChainStatus } from "../../lib/chain/chain-record.js";
+import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
+
+/** Who held something (a token call, a login) and when, in fake-clock ms. */
+export interface Interval {
+  readonly owner: string;
+  readonly startMs: number;
+  readonly untilMs: number;
+}
+
+/** A token call or a login's credentials post, as it started: who held the chain's lease then. */
+export interface CallStart {
+  readonly owner: string;
+  readonly what: "a token call" | "a login";
+  readonly atMs: number;
+  readonly leaseOwner: string | undefined;
+  readonly leaseUntilMs: number | undefined;
+  /** Another holder's token call was still in flight (in real time) when this one started. */
+  readonly whileInFlight: string | undefined;
+}
+
+/** An invocation that returned or threw (a crashed one never does), and what it left behind. */
+export interface Returned {
+  readonly owner: string;
+  /** The item still named it as the lease's owner. */
+  readonly leftLease: boolean;
+  /** Its lease-ending write was the call the campaign failed: the lease may only expire. */
+  readonly releaseFailed: boolean;
+  /** It had received Exact's still-live chain, and the item did not hold it. */
+  readonly droppedLiveChain: boolean;
+}
+
+export interface VendAnswered {
+  readonly owner: string;
+  readonly minValiditySeconds: number;
+  readonly validityMs: number;
+}
+
+/** Everything the checker judges about one case, after its recovery. */
+export interface CaseEvidence {
+  readonly mode: "code" | "implicit";
+  readonly tokenCalls: readonly Interval[];
+  readonly logins: readonly Interval[];
+  readonly callStarts: readonly CallStart[];
+  readonly returned: readonly Returned[];
+  readonly vends: readonly VendAnswered[];
+  /** Token calls whose outcome their holder never learnt, and holders that vanished with their note. */
+  readonly unknownOutcomes: number;
+  /** Token calls made while the lease was a probe's. */
+  readonly probes: number;
+  /** The fault left an outcome unknown: a lost or timed-out token call, or a holder gone with its note. */
+  readonly lostAllowed: boolean;
+  readonly generations: readonly number[];
+  /** Statuses from the door's invocation on. */
+  readonly statuses: readonly string[];
+  /** Successful and failed logins at the simulator from the door's invocation on. */
+  readonly loginSuccesses: number;
+  readonly loginFailures: number;
+  /** Log lines and events that carried a token or secret (what, never the value). */
+  readonly leaks: readonly string[];
+  readonly final: {
+    readonly status: string | undefined;
+    readonly refreshHash: string | undefined;
+    /** The refresh token Exact would accept now (the simulator's liveRefreshHash). */
+    readonly liveRefreshHash: string | null;
+    readonly accessValidityMs: number;
+    readonly leaseLive: boolean;
+  };
+}
+
+/** What the door's clean run showed. */
+export interface Expectations {
+  /** The door's clean run logs in (a heal, an implicit login, a chain broken by its setup). */
+  readonly loginDoor: boolean;
+  /** Successful logins of the clean run, door and recovery. */
+  readonly baselineLogins: number;
+}
+
+/**
+ * The invariants every case must keep (design.md), judged in one place. Returns the violations,
+ * each a sentence naming what broke; empty when the case kept them all.
+ */
+export function checkInvariants(evidence: CaseEvidence, expected: Expectations): string[] {
+  return [
+    ...oneCallAtATime(evidence),
+    ...liveChain(evidence, expected),
+    ...oneProbePerUnknownOutcome(evidence),
+    ...loginBudget(evidence),
+    ...noLeaseOutlivesItsExpiry(evidence),
+    ...generationOnlyGrows(evidence),
+    ...vendsKeepTheirValidity(evidence),
+    ...persistFirst(evidence),
+    ...noSecretInLogsOrEvents(evidence),
+  ];
+}
+
+/**
+ * Never two token calls or two logins in flight for one chain (invariant 1): each starts under
+ * its holder's live lease, none overlaps another holder's in fake time, and none starts while
+ * another's is in flight in real time.
+ */
+function oneCallAtATime(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const start of evidence.callStarts) {
+    if (start.leaseOwner !== start.owner || start.atMs >= (start.leaseUntilMs ?? 0)) {
+      const until =
+        start.leaseUntilMs === undefined ? "" : `, until ${start.leaseUntilMs - start.atMs} ms from then`;
+      found.push(
+        `${start.owner} started ${start.what} without holding the live lease (lease: ${start.leaseOwner ?? "none"}${until})`,
+      );
+    }
+    if (start.whileInFlight !== undefined) {
+      found.push(
+        `${start.owner} started ${start.what} while ${start.whileInFlight}'s token call was in flight`,
+      );
+    }
+  }
+  return [...found, ...overlaps(evidence.tokenCalls, "token calls"), ...overlaps(evidence.logins, "logins")];
+}
+
+function overlaps(intervals: readonly Interval[], what: string): string[] {
+  const found: string[] = [];
+  intervals.forEach((a, i) => {
+    for (const b of intervals.slice(i + 1)) {
+      if (a.owner !== b.owner && a.startMs < b.untilMs && b.startMs < a.untilMs) {
+        found.push(
+          `${what} of ${a.owner} [${a.startMs}, ${a.untilMs}] and ${b.owner} [${b.startMs}, ${b.untilMs}] overlap`,
+        );
+      }
+    }
+  });
+  return found;
+}
+
+/**
+ * The stored chain is Exact's live chain, or the chain went BROKEN only because an answer was
+ * lost in transit, and then one login healed it (a stalled holder's rescue may heal it without
+ * one: LeaseSession.commitRefresh). A door that logs in by itself may need one more login for a
+ * fault (its own login failed), never more.
+ */
+function liveChain(evidence: CaseEvidence, expected: Expectations): string[] {
+  const found: string[] = [];
+  const { final } = evidence;
+  if (final.status !== ChainStatus.Active) {
+    found.push(`after recovery the chain is ${final.status ?? "gone"}, not ACTIVE`);
+  } else if (evidence.mode === "code" && final.refreshHash !== final.liveRefreshHash) {
+    found.push("after recovery the stored refresh token is not the one Exact would accept");
+  } else if (evidence.mode === "implicit" && final.accessValidityMs <= 0) {
+    found.push("after recovery the implicit chain holds no valid access token");
+  }
+  const logins = evidence.loginSuccesses;
+  if (expected.loginDoor) {
+    if (logins > expected.baselineLogins + 1) {
+      found.push(`${logins} logins for one fault; the clean run needed ${expected.baselineLogins}`);
+    }
+    return found;
+  }
+  const broke = evidence.statuses.some((s) => s === ChainStatus.Broken || s === ChainStatus.Healing);
+  if (broke && !evidence.lostAllowed)
+    found.push("the chain went BROKEN although no answer was lost in transit");
+  if (broke && logins > 1) found.push(`the chain went BROKEN and ${logins} logins followed, not one`);
+  if (!broke && logins > 0) found.push(`${logins} login(s) although the chain never went BROKEN`);
+  return found;
+}
+
+/** At most one probe per unknown outcome (invariant 5: never a retry loop). */
+function oneProbePerUnknownOutcome(evidence: CaseEvidence): string[] {
+  return evidence.probes > evidence.unknownOutcomes
+    ? [`${evidence.probes} probes for ${evidence.unknownOutcomes} unknown outcome(s)`]
+    : [];
+}
+
+/** No login beyond the budget (invariant 7): failed logins lock accounts. */
+function loginBudget(evidence: CaseEvidence): string[] {
+  return evidence.loginFailures > LOGIN_FAILURES_PER_HOUR
+    ? [`${evidence.loginFailures} failed logins; the budget is ${LOGIN_FAILURES_PER_HOUR} an hour`]
+    : [];
+}
+
+/**
+ * No lease outlives its expiry: an invocation that returned left no lease of its own (unless the
+ * write that ends it was the one that failed: then it can only expire), and none is live at the end.
+ */
+function noLeaseOutlivesItsExpiry(evidence: CaseEvidence): string[] {
+  const found = evidence.returned
+    .filter((r) => r.leftLease && !r.releaseFailed)
+    .map((r) => `${r.owner} returned and left its lease behind`);
+  if (evidence.final.leaseLive) found.push("a lease is still live after recovery");
+  return found;
+}
+
+function generationOnlyGrows(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  evidence.generations.forEach((generation, i) => {
+    const before = evidence.generations[i - 1];
+    if (before !== undefined && generation < before) {
+      found.push(`the generation went back from ${before} to ${generation}`);
+    }
+  });
+  return found;
+}
+
+/** No vend answers less validity than it asked for (invariant 12). */
+function vendsKeepTheirValidity(evidence: CaseEvidence): string[] {
+  return evidence.vends
+    .filter((v) => v.validityMs < v.minValiditySeconds * 1000)
+    .map((v) => `${v.owner} vended a token valid ${v.validityMs} ms; it asked for ${v.minValiditySeconds} s`);
+}
+
+/**
+ * Whatever Exact returns that holds a refresh token is persisted (invariants 4 and 13): a holder
+ * that received the chain Exact still accepts, and returned, left it stored.
+ */
+function persistFirst(evidence: CaseEvidence): string[] {
+  return evidence.returned
+    .filter((r) => r.droppedLiveChain)
+    .map((r) => `${r.owner} received Exact's live chain and returned without persisting it`);
+}
+
+/** No token or secret in a log line or an event (invariant 8). */
+function noSecretInLogsOrEvents(evidence: CaseEvidence): string[] {
+  return evidence.leaks.map((what) => `${what} carried a token or secret`);
+}

@@ -1,0 +1,6 @@
+import { defineCampaign } from "./campaign.js";
+import { refreshBroken, refreshCools, refreshExpiring, refreshHot, refreshKeepalive } from "./scenarios.js";
+
+// The fault campaign (campaign.ts) for the scheduled refresh: a hot chain in its window, an idle
+// one due for its keep-alive (25 days) or near Exact's 30 (27 days), one to cool, a broken one.
+await defineCampaign("refresh", [refreshHot, refreshKeepalive, refreshExpiring, refreshCools, refreshBroken]);

@@ -1,0 +1,134 @@
+import type { ChainRecord } from "../../lib/chain/chain-record.js";
+import { ChainStore } from "../../lib/chain/chain-store.js";
+import { type BrokerConfig, loadConfig } from "../../lib/config.js";
+import { createTokenCipher, type TokenCipher } from "../../lib/crypto/token-cipher.js";
+import { SecretUnavailable } from "../../lib/errors.js";
+import { type LocalStack, startLocalStack } from "../../lib/local/local-stack.js";
+import { createLinkKeySource, type LinkKeySource } from "../../lib/onboarding/link-key-source.js";
+import type { ConnectionSecret } from "../../lib/secrets/connection-secret.js";
+import type { SecretSource } from "../../lib/secrets/secret-source.js";
+import type { ChainStats, LoginCounts } from "../../lib/sim/stats.js";
+import { CampaignClock } from "./campaign-clock.js";
+
+/** A connection of one case: its own app, Exact user and secret at the simulator. */
+export interface CampaignConnection {
+  readonly connectionId: string;
+  readonly clientId: string;
+  readonly username: string;
+  readonly redirectUri: string;
+  readonly secretId: string;
+  readonly mode: "code" | "implicit";
+}
+
+/** Secrets in memory: a campaign adds hundreds of connections, and a file would be re-read per call. */
+class MemorySecrets implements SecretSource {
+  readonly #secrets = new Map<string, ConnectionSecret>();
+
+  set(secretId: string, secret: ConnectionSecret): void {
+    this.#secrets.set(secretId, secret);
+  }
+
+  delete(secretId: string): void {
+    this.#secrets.delete(secretId);
+  }
+
+  async get(secretId: string): Promise<ConnectionSecret> {
+    const secret = this.#secrets.get(secretId);
+    if (!secret) throw new SecretUnavailable(`Secret ${secretId} was not found`);
+    return { ...secret };
+  }
+}
+
+/**
+ * One campaign file's world: dynalite, the Exact simulator, the cipher and the secrets, all on
+ * one fake clock, shared by every case of the file. Cases stay independent through fresh
+ * connections (new connection ID, app and user) and a simulator reset per case.
+ */
+export class World {
+  readonly clock: CampaignClock;
+  readonly stack: LocalStack;
+  readonly config: BrokerConfig;
+  readonly cipher: TokenCipher;
+  readonly secrets = new MemorySecrets();
+  readonly linkKeys: LinkKeySource;
+  readonly #store: ChainStore;
+  #connections = 0;
+
+  private constructor(clock: CampaignClock, stack: LocalStack) {
+    this.clock = clock;
+    this.stack = stack;
+    this.config = loadConfig(stack.env);
+    this.cipher = createTokenCipher(stack.env);
+    this.linkKeys = createLinkKeySource(stack.env);
+    this.#store = new ChainStore({ tableName: stack.tableName, client: stack.dynamo.client, now: clock.now });
+  }
+
+  static async start(): Promise<World> {
+    const clock = new CampaignClock();
+    const stack = await startLocalStack({ dynamoNow: clock.now, sim: { now: clock.now } });
+    return new World(clock, stack);
+  }
+
+  get sim() {
+    return this.stack.sim;
+  }
+
+  /** The unwrapped store on the campaign's clock: what the checker reads with, never faulted. */
+  get store(): ChainStore {
+    return this.#store;
+  }
+
+  async item(connectionId: string): Promise<ChainRecord | undefined> {
+    return this.#store.get(connectionId);
+  }
+
+  /** A new connection with its own app and Exact user; the simulator was reset for the case. */
+  async addConnection(mode: "code" | "implicit"): Promise<CampaignConnection> {
+    this.#connections += 1;
+    const connectionId = `c${this.#connections}`;
+    const clientId = `app-${connectionId}`;
+    const username = `user-${connectionId}@example.com`;
+    const redirectUri = "https://broker.example.com/callback";
+    const secretId = `exact/${connectionId}`;
+    // "sEcReT" and the TOTP secret are what the leak guard looks for (test/support/leak-guard.ts).
+    const clientSecret = `cs-sEcReT-${clientId}-0123456789`;
+    const password = `pw-sEcReT-${connectionId}-0123456789`;
+    const totpSecret = "JBSWY3DPEHPK3PXP";
+    this.sim.addApp({ clientId, clientSecret, redirectUris: [redirectUri] });
+    this.sim.addUser({ username, password, totpSecret });
+    this.secrets.set(secretId, { clientSecret, username, password, totpSecret });
+    await this.#store.addConnection(
+      { connectionId, clientId, baseUrl: this.sim.url, redirectUri, secretId, mode },
+      this.clock.now(),
+    );
+    return { connectionId, clientId, username, redirectUri, secretId, mode };
+  }
+
+  /** Removes a case's connection, so the next case's scheduled refresh finds only its own. */
+  async removeConnection(connection: CampaignConnection): Promise<void> {
+    const record = await this.item(connection.connectionId);
+    if (record) await this.#store.removeConnection(record);
+    this.secrets.delete(connection.secretId);
+  }
+
+  /** A code, as if the user had logged in and consented in a browser. */
+  authorize(connection: CampaignConnection): string {
+    return this.sim.authorize({
+      clientId: connection.clientId,
+      username: connection.username,
+      redirectUri: connection.redirectUri,
+    });
+  }
+
+  chainStats(connection: CampaignConnection): ChainStats | undefined {
+    return this.sim.stats().chains[`${connection.clientId}/${connection.username}`];
+  }
+
+  loginStats(connection: CampaignConnection): LoginCounts | undefined {
+    return this.sim.stats().logins[connection.username];
+  }
+
+  close(): Promise<void> {
+    return this.stack.close();
+  }
+}

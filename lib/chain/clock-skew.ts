@@ -73,8 +73,11 @@ function describeOffset(offsetMs: number): string {
   return `${seconds(offsetMs)} ${offsetMs <= 0 ? "ahead" : "behind"}`;
 }
 
+/** How long measurements are intersected before the next one starts afresh (ms). */
+const INTERSECT_FOR_MS = 10 * 60_000;
+
 /**
- * The latest measurement of this process's clock against DynamoDB's, taken from the `Date`
+ * What this process's recent responses tell of its clock against DynamoDB's, taken from the `Date`
  * header of the responses to the commands it is attached to. One per clock: several monitors may
  * share one DynamoDBClient, each attached to its own commands.
  */
@@ -82,6 +85,8 @@ export class ClockSkewMonitor {
   readonly #now: () => number;
   readonly #boundMs: number;
   #range: OffsetRange | undefined;
+  /** When the measurements now intersected began (this clock, ms). */
+  #sinceMs = 0;
 
   /**
    * @param options.now this process's clock, ms since the epoch: the one its lease writes use.
@@ -99,9 +104,10 @@ export class ClockSkewMonitor {
    * our clock was stepped back during the request: neither this measurement nor any earlier one
    * describes the clock now, so both are dropped and the next response measures afresh.
    *
-   * The latest measurement replaces the earlier ones instead of being intersected with them:
-   * clocks drift and NTP steps them, so an old interval may no longer contain the offset, and an
-   * intersection would keep trusting (or refusing) a clock that has since changed.
+   * Measurements are intersected: the offset lies in every interval, so a slow round trip (a wide
+   * interval) cannot make a well-measured clock look doubtful and refuse leases for nothing. The
+   * intersection is started afresh when a new interval does not overlap it (NTP stepped the clock)
+   * and after INTERSECT_FOR_MS (drift: a few ppm, well under a millisecond in that time).
    */
   record(sentAtMs: number, receivedAtMs: number, dateHeader: string | undefined): void {
     if (dateHeader === undefined || !IMF_FIXDATE.test(dateHeader)) return;
@@ -111,7 +117,18 @@ export class ClockSkewMonitor {
       this.#range = undefined;
       return;
     }
-    this.#range = { lowMs: dateMs - receivedAtMs, highMs: dateMs + 1000 - sentAtMs };
+    const next = { lowMs: dateMs - receivedAtMs, highMs: dateMs + 1000 - sentAtMs };
+    const current = this.#range;
+    const overlaps = current !== undefined && next.lowMs <= current.highMs && current.lowMs <= next.highMs;
+    if (overlaps && receivedAtMs - this.#sinceMs <= INTERSECT_FOR_MS) {
+      this.#range = {
+        lowMs: Math.max(current.lowMs, next.lowMs),
+        highMs: Math.min(current.highMs, next.highMs),
+      };
+      return;
+    }
+    this.#range = next;
+    this.#sinceMs = receivedAtMs;
   }
 
   /** Bounds on DynamoDB's clock minus ours (ms) from the latest measurement; undefined before one. */

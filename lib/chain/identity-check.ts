@@ -67,10 +67,22 @@ export class IdentityCheck {
         }),
       );
     }
-    session.requireTime(config.httpTimeoutMs, "the identity check");
+    // The token must outlive the call (a 401 from an expired token would look like a rejected chain).
+    const timeoutMs = Math.min(config.httpTimeoutMs, checkableForMs(chain, now()));
+    if (timeoutMs < MIN_CHECK_MS) {
+      return failed(
+        new ExactUnavailable(
+          `connection "${record.connectionId}": the stored access token is too close to expiry to check`,
+          {
+            retryAfterSeconds: 1,
+          },
+        ),
+      );
+    }
+    session.requireTime(timeoutMs, "the identity check");
     let me: ExactMe;
     try {
-      me = await oauth.me(record.baseUrl, chain.issued.accessToken, config.httpTimeoutMs);
+      me = await oauth.me(record.baseUrl, chain.issued.accessToken, timeoutMs);
     } catch (error) {
       if (error instanceof ReauthRequired) return this.#rejected(session, chain.note);
       if (!(error instanceof ExactUnavailable)) throw error;
@@ -255,6 +267,16 @@ export class IdentityCheck {
       ),
     );
   }
+}
+
+/** The shortest /current/Me call worth making (ms). */
+export const MIN_CHECK_MS = 1_000;
+/** Exact's clock starts a token's life before our arrival time does: keep this much in hand. */
+const EXPIRY_MARGIN_MS = 1_000;
+
+/** How long a /current/Me call with the chain's access token may take before the token expires (ms). */
+export function checkableForMs(chain: Pick<StartedChain, "tokens">, nowMs: number): number {
+  return (chain.tokens.access?.accessExpiresAtMs ?? 0) - EXPIRY_MARGIN_MS - nowMs;
 }
 
 function failed(error: BrokerError): VerifyOutcome {

@@ -1,7 +1,7 @@
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { IdentityCheck, type StartedChain, type VerifyOutcome } from "./identity-check.js";
+import { IdentityCheck, MIN_CHECK_MS, type StartedChain, type VerifyOutcome } from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
 import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
 
@@ -37,8 +37,8 @@ export class PendingVerification {
     const { store, now, config, owner } = this.#deps;
     if (record.status !== ChainStatus.Verifying) return { kind: "busy" };
     const nowMs = now();
-    // The check must finish while the token is valid: one call's timeout, plus a margin.
-    const usable = (record.accessExpiresAtMs ?? 0) - nowMs > config.httpTimeoutMs + 2_000;
+    // The check must end while the token is valid (identity-check.ts bounds the call by it).
+    const usable = (record.accessExpiresAtMs ?? 0) - nowMs > MIN_CHECK_MS + 1_000;
     const lease = {
       record,
       owner,

@@ -136,6 +136,17 @@ describe("ClockSkewMonitor", () => {
       expect(() => monitor.assertWithinBound()).not.toThrow();
     });
 
+    it("keeps a well-measured clock trusted through a slow round trip (the intervals intersect)", () => {
+      const monitor = new ClockSkewMonitor({ now: Date.now });
+      monitor.record(SECOND_MS + 450, SECOND_MS + 550, imf(SECOND_MS));
+
+      // A 4 s round trip alone would leave the clock possibly 3.6 s behind.
+      monitor.record(SECOND_MS + 9_400, SECOND_MS + 13_400, imf(SECOND_MS + 12_000));
+
+      expect(monitor.offsetRangeMs()).toEqual({ lowMs: -550, highMs: 550 });
+      expect(() => monitor.assertWithinBound()).not.toThrow();
+    });
+
     it("drops every measurement when its readings run backwards: the clock was stepped back mid-request", () => {
       const monitor = new ClockSkewMonitor({ now: Date.now });
       monitor.record(SECOND_MS + 450, SECOND_MS + 550, imf(SECOND_MS));

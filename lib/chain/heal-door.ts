@@ -66,7 +66,11 @@ export class HealDoor {
         leaseMs: config.leaseMs,
         ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
       },
-      (session) => {
+      async (session) => {
+        // The item as it was at the acquire decides: it may have healed or moved on since our read.
+        if (!options.operator && skipReason(session.record, now()) !== undefined) {
+          return { kind: "superseded" } as const;
+        }
         log.info("healing chain", {
           connectionId,
           reason: record.statusReason,

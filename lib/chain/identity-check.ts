@@ -68,8 +68,9 @@ export class IdentityCheck {
       );
     }
     // The token must outlive the call (a 401 from an expired token would look like a rejected chain).
-    const timeoutMs = Math.min(config.httpTimeoutMs, checkableForMs(chain, now()));
-    if (timeoutMs < MIN_CHECK_MS) {
+    const checkableMs = checkableForMs(chain, now());
+    const timeoutMs = Math.min(config.httpTimeoutMs, checkableMs);
+    if (checkableMs < Math.min(MIN_CHECK_MS, config.httpTimeoutMs)) {
       return failed(
         new ExactUnavailable(
           `connection "${record.connectionId}": the stored access token is too close to expiry to check`,

@@ -30,6 +30,11 @@ export type { ProtocolResult } from "./token-refusals.js";
 import type { ProtocolResult } from "./token-refusals.js";
 
 const SUPERSEDED: ProtocolResult = { kind: "superseded" };
+const REFRESHABLE: ReadonlySet<ChainStatus> = new Set([
+  ChainStatus.Active,
+  ChainStatus.Suspect,
+  ChainStatus.Verifying,
+]);
 
 /**
  * One refresh (or probe) under a lease: the token call and the one write that records its
@@ -52,6 +57,9 @@ export class TokenProtocol {
   async refresh(session: LeaseSession, options: { readonly vended: boolean }): Promise<ProtocolResult> {
     const { now, config, log, cipher, secrets, oauth } = this.#deps;
     const record = session.record;
+    // The lease was taken on an earlier read: the item as it was at the acquire (ALL_OLD) decides.
+    // Another holder may have found the chain dead, or backed it off, in between.
+    if (!REFRESHABLE.has(record.status) || (record.backoffUntilMs ?? 0) > now()) return SUPERSEDED;
     const note = record.inflight;
     // A dead verifier only called /current/Me; any other dead holder may have rotated the chain.
     const staleCall = note !== undefined && note.purpose !== LeasePurpose.Verify;

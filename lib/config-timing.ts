@@ -1,6 +1,10 @@
 import { CLOCK_SKEW_BOUND_MS } from "./chain/timing.js";
 import { ConfigurationError } from "./errors.js";
-import { TOTP_PERIOD_MS, TOTP_STEP_END_MARGIN_MS, TOTP_STEP_START_MARGIN_MS } from "./exact/login/totp-steps.js";
+import {
+  TOTP_PERIOD_MS,
+  TOTP_STEP_END_MARGIN_MS,
+  TOTP_STEP_START_MARGIN_MS,
+} from "./exact/login/totp-steps.js";
 
 /**
  * The timing relations between the broker's settings (design invariant 14: nothing runs past its

@@ -56,14 +56,12 @@ describe("every door knows its deadline", () => {
     it("stops waiting for another holder before its invocation's deadline", async () => {
       fx = await startFixture();
       fx.clock.advance(WINDOW);
-      await fx
-        .store()
-        .acquire({
-          record: await fx.record(),
-          owner: "holder",
-          purpose: LeasePurpose.Refresh,
-          leaseMs: 20_000,
-        });
+      await fx.store().acquire({
+        record: await fx.record(),
+        owner: "holder",
+        purpose: LeasePurpose.Refresh,
+        leaseMs: 20_000,
+      });
       const startMs = fx.clock.now();
 
       await expect(

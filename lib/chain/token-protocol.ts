@@ -203,7 +203,8 @@ export class TokenProtocol {
     const result = await session.commitRefresh({
       tokens,
       status: healthyStatus(record),
-      dueAtMs: dueAtAfter(record, tokens, arrivalMs, vended, config),
+      // A chain still awaiting its identity check is due again at once: the check comes next.
+      dueAtMs: record.verification ? arrivalMs : dueAtAfter(record, tokens, arrivalMs, vended, config),
       ...(vended ? { vendedAtMs: arrivalMs } : {}),
       ...(refusal ? { refusal } : {}),
     });

@@ -3,6 +3,7 @@ import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { IdentityCheck, MIN_CHECK_MS, type StartedChain, type VerifyOutcome } from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
+import { handedOver } from "./lease-transitions.js";
 import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
 
 export type FinishOutcome =
@@ -45,9 +46,16 @@ export class PendingVerification {
       leaseMs: config.leaseMs,
       ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
     };
+    if (!usable && !record.refreshCt) {
+      // An implicit login's token expired unchecked: nothing can check it now; the next login replaces it.
+      const dropped = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, (session) =>
+        session.finish(handedOver({ status: record.verification?.statusBefore ?? ChainStatus.New }, now())),
+      );
+      return dropped === LeaseRefused ? { kind: "busy" } : { kind: "superseded" };
+    }
     if (!usable) {
       const waitMs = (record.windowOpensAtMs ?? 0) - nowMs;
-      if (waitMs > 0 || !record.refreshCt) return { kind: "not_yet", waitMs: Math.max(waitMs, 0) };
+      if (waitMs > 0) return { kind: "not_yet", waitMs };
       const refreshed = await store.withLease({ ...lease, purpose: LeasePurpose.Refresh }, (session) =>
         this.#protocol.refresh(session, { vended: options.vended }),
       );

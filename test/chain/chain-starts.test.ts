@@ -85,6 +85,35 @@ describe("chain starts persist Exact's answer before the identity check", () => 
     expect(fx.chainStats().chainsStarted).toBe(1);
   });
 
+  it("an implicit login whose /current/Me fails is stored unserved, and checked when Me is back (no second login)", async () => {
+    fx = await startFixture({ mode: "implicit" });
+    fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "me", count: 1 });
+
+    const first = await fx.broker().heal.heal(fx.conn.connectionId);
+    expect(first).toMatchObject({ kind: "failed", errorType: "ExactUnavailable" });
+    expect(await fx.record()).toMatchObject({ status: ChainStatus.Verifying, generation: 1 });
+    fx.clock.advance(10);
+    const answer = await fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30);
+
+    expect(answer.generation).toBe(1);
+    expect(await fx.record()).toMatchObject({ status: ChainStatus.Active, exactUserName: fx.conn.username });
+    expect(successfulLogins(fx)).toBe(1);
+  });
+
+  it("an implicit login's token that expired before its check is dropped; the next login replaces it", async () => {
+    fx = await startFixture({ mode: "implicit" });
+    fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "me", probability: 1 });
+    await fx.broker().heal.heal(fx.conn.connectionId);
+    fx.clock.advance(601);
+    fx.stack.sim.clearFaults();
+
+    const answer = await fx.broker().vend.vend(fx.conn.connectionId, 30);
+
+    expect(answer.generation).toBe(3);
+    expect(await fx.record()).toMatchObject({ status: ChainStatus.Active });
+    expect(successfulLogins(fx)).toBe(2);
+  });
+
   it("a login that leaves no time for the code exchange sends no exchange and counts as a failed login", async () => {
     fx = await startFixture();
     await markBroken(fx);

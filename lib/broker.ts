@@ -64,7 +64,8 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
   const dynamo = overrides.dynamo ?? new DynamoDBClient({});
   const deps: EngineDeps = {
     config,
-    store: overrides.store ?? new ChainStore({ tableName: config.tableName, client: dynamo, now }),
+    store:
+      overrides.store ?? new ChainStore({ tableName: config.tableName, client: dynamo, now, sleep: sleepFn }),
     cipher: overrides.cipher ?? createTokenCipher(env),
     secrets: registering(overrides.secrets ?? createSecretSource(env)),
     oauth: overrides.oauth ?? new ExactOAuthClient({ now }),

@@ -113,6 +113,7 @@ export class ChainStore extends ConnectionRegistry {
       owner: args.owner,
       fence: previous.leaseFence + 1,
       untilMs,
+      sleep: this.sleep,
       purpose: args.purpose,
       incarnation: record.incarnation,
       ...(args.deadlineMs !== undefined ? { deadlineMs: args.deadlineMs } : {}),

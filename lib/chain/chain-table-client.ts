@@ -29,6 +29,7 @@ export function isConditionFailure(error: unknown): error is ConditionalCheckFai
 export class ChainTableClient {
   protected readonly client: DynamoDBClient;
   protected readonly now: () => number;
+  protected readonly sleep: (ms: number) => Promise<void>;
   protected readonly skew: ClockSkewMonitor;
   readonly tableName: string;
 
@@ -37,10 +38,13 @@ export class ChainTableClient {
     readonly client?: DynamoDBClient;
     /** @default Date.now */
     readonly now?: () => number;
+    /** Pauses between attempts of a persisting write. @default setTimeout */
+    readonly sleep?: (ms: number) => Promise<void>;
   }) {
     this.tableName = options.tableName;
     this.client = options.client ?? new DynamoDBClient({});
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.skew = new ClockSkewMonitor({ now: this.now });
   }
 

@@ -5,24 +5,21 @@ import {
   type ChainAttributeName,
   type ChainAttributes,
   type ChainRecord,
-  ChainStatus,
-  type ErrorBudget,
+  type ChainStatus,
   type InflightNote,
   LeasePurpose,
-  type VerificationNote,
 } from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
 import {
-  BACKOFF_ATTRS,
-  type Backoff,
-  dueAt,
   RELEASE,
+  type RefreshedChain,
+  refreshed,
   rescueCondition,
+  type StartedChainArgs,
+  startedChain,
   type Transition,
-  tokenAttributes,
 } from "./lease-transitions.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
-import type { SealedTokens } from "./token-seal.js";
 
 export type { LeaseWriter } from "./chain-table-client.js";
 
@@ -55,6 +52,9 @@ export class LeaseSession {
   #untilMs: number;
   #generation: number;
   #ended = false;
+  /** An Exact call that may have changed the chain was made and its outcome is not stored yet. */
+  #unrecorded = false;
+  readonly #sleep: (ms: number) => Promise<void>;
 
   constructor(options: {
     readonly writer: LeaseWriter;
@@ -66,9 +66,12 @@ export class LeaseSession {
     readonly purpose: LeasePurpose;
     readonly incarnation: string;
     readonly deadlineMs?: number;
+    /** Waits between attempts of a persisting write. @default setTimeout */
+    readonly sleep?: (ms: number) => Promise<void>;
   }) {
     this.#writer = options.writer;
     this.#now = options.now;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.#deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     this.record = options.record;
     this.connectionId = options.record.connectionId;
@@ -146,38 +149,24 @@ export class LeaseSession {
    * be the only live chain: they land when the generation is unchanged and no chain-starting
    * holder (a login, a code exchange) has had the lease since, whose chain always wins.
    */
-  async commitRefresh(args: {
-    readonly tokens: SealedTokens;
-    readonly status: ChainStatus;
-    readonly dueAtMs: number;
-    readonly vendedAtMs?: number;
-    /** A refusal that still carried a new refresh token: the chain advances and backs off. */
-    readonly refusal?: Backoff;
-  }): Promise<CommitResult> {
+  async commitRefresh(args: RefreshedChain): Promise<CommitResult> {
     const generation = this.#generation + 1;
-    const set: Partial<ChainAttributes> = {
-      ...tokenAttributes(args.tokens),
-      ...dueAt(args.dueAtMs),
-      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
-      ...args.refusal,
-      status: args.status,
-      statusChangedAtMs: this.#now(),
-      failureStreak: 0,
-    };
-    const remove: ChainAttributeName[] = ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)];
+    const { set, remove } = refreshed(args, generation, this.#now());
     const computed = ["#generation = #generation + :one"];
-    if (await this.#write({ set, remove, computed, ends: true })) {
+    if (await this.#persist(() => this.#write({ set, remove, computed, ends: true }))) {
       this.#generation = generation;
       return "committed";
     }
     const rescue = rescueCondition(this.#generation, this.incarnation);
-    const rescued = await this.#writer(this.connectionId, {
-      set,
-      remove,
-      computed,
-      ...rescue,
-      values: { ...rescue.values, one: 1 },
-    });
+    const rescued = await this.#persist(() =>
+      this.#writer(this.connectionId, {
+        set,
+        remove,
+        computed,
+        ...rescue,
+        values: { ...rescue.values, one: 1 },
+      }),
+    );
     if (!rescued) return "superseded";
     this.#generation = generation;
     return "committed_after_lease_lost";
@@ -189,47 +178,27 @@ export class LeaseSession {
    * at Exact ends every older one), and the lease kept for the `/current/Me` check.
    * @returns false when another holder took the lease meanwhile (the chain is then not stored)
    */
-  async storeStartedChain(args: {
-    readonly tokens: SealedTokens;
-    readonly note: VerificationNote;
-    readonly leaseMs: number;
-    readonly vendedAtMs?: number;
-    readonly loginFailures?: ErrorBudget;
-  }): Promise<boolean> {
+  async storeStartedChain(args: StartedChainArgs): Promise<boolean> {
     const nowMs = this.#now();
     const untilMs = nowMs + args.leaseMs;
-    const stored = await this.#writer(
-      this.connectionId,
-      {
-        set: {
-          ...tokenAttributes(args.tokens),
-          ...this.#leaseSet(LeasePurpose.Verify, untilMs),
-          ...dueAt(nowMs),
-          ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
-          status: ChainStatus.Verifying,
-          statusChangedAtMs: nowMs,
-          verification: args.note,
-          failureStreak: 0,
-          ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
+    const stored = await this.#persist(() =>
+      this.#writer(
+        this.connectionId,
+        {
+          ...startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs)),
+          computed: ["#generation = #generation + :one"],
+          condition: "#leaseFence = :fence AND #incarnation = :inc",
+          names: ["leaseFence", "incarnation", "generation"],
+          values: { fence: this.fence, inc: this.incarnation, one: 1 },
         },
-        // A rotation-only answer cannot start a chain: both tokens are always new here.
-        remove: [
-          "statusReason",
-          "identityChecks",
-          ...BACKOFF_ATTRS,
-          ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
-        ],
-        computed: ["#generation = #generation + :one"],
-        condition: "#leaseFence = :fence AND #incarnation = :inc",
-        names: ["leaseFence", "incarnation", "generation"],
-        values: { fence: this.fence, inc: this.incarnation, one: 1 },
-      },
-      "ALL_NEW",
+        "ALL_NEW",
+      ),
     );
     if (!stored) {
       this.#ended = true;
       return false;
     }
+    this.#unrecorded = false;
     this.#generation = stored.generation;
     this.#purpose = LeasePurpose.Verify;
     this.#untilMs = untilMs;
@@ -242,7 +211,7 @@ export class LeaseSession {
    * @returns false when someone else holds the lease now (nothing was written)
    */
   async finish(transition: Transition): Promise<boolean> {
-    const ok = await this.#write({ ...transition, ends: true });
+    const ok = await this.#persist(() => this.#write({ ...transition, ends: true }));
     if (ok && transition.computed?.length) this.#generation += 1;
     return ok;
   }
@@ -252,14 +221,43 @@ export class LeaseSession {
     return this.finish(RELEASE);
   }
 
-  /** Frees the lease unless a transition already ended it; for `finally`. Never throws. */
+  /**
+   * Marks that a call which may change the chain at Exact (a token call, a code exchange, a
+   * login) is about to be made. Until a transition records its outcome, a session that ends
+   * (the recording write failed for good, or the code threw) keeps its lease and write-ahead
+   * note until the lease expires: the next holder then probes, instead of trusting a refresh
+   * token Exact may have retired.
+   */
+  callStarted(): void {
+    this.#unrecorded = true;
+  }
+
+  /** Frees the lease unless a transition already ended it, or an Exact call's outcome went unrecorded; for `finally`. Never throws. */
   async end(): Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended || this.#unrecorded) return;
     try {
       await this.release();
     } catch {
       // The lease expires by itself; the error that brought us here is the one to report.
       this.#ended = true;
+    }
+  }
+
+  /**
+   * A write that records an outcome is tried again (the SDK has already retried throttling) while
+   * the lease lasts: its condition (fence, generation, incarnation) makes a repeat harmless. When
+   * every attempt failed the error is thrown and, if an Exact call's outcome is unrecorded, the
+   * lease and note stay (see {@link callStarted}).
+   */
+  async #persist<T>(write: () => Promise<T>): Promise<T> {
+    for (let pauseMs = 100; ; pauseMs *= 2) {
+      try {
+        return await write();
+      } catch (error) {
+        const leftMs = Math.min(this.#untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - this.#now();
+        if (leftMs <= pauseMs) throw error;
+        await this.#sleep(pauseMs);
+      }
     }
   }
 

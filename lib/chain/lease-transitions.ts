@@ -6,6 +6,7 @@ import {
   ChainStatus,
   type ErrorBudget,
   type RetiredChain,
+  type VerificationNote,
 } from "./chain-record.js";
 import { ChainTable } from "./table-definition.js";
 import type { SealedTokens } from "./token-seal.js";
@@ -84,6 +85,68 @@ export function rescueCondition(
       healing: ChainStatus.Healing,
       ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
     },
+  };
+}
+
+/** What a refresh's persisting write stores (LeaseSession.commitRefresh). */
+export interface RefreshedChain {
+  readonly tokens: SealedTokens;
+  readonly status: ChainStatus;
+  readonly dueAtMs: number;
+  readonly vendedAtMs?: number;
+  /** A refusal that still carried a new refresh token: the chain advances and backs off. */
+  readonly refusal?: Backoff;
+}
+
+type Change = { readonly set: Partial<ChainAttributes>; readonly remove: ChainAttributeName[] };
+
+/** The tokens of a refresh at `generation` (the session adds the generation bump and the lease's end). */
+export function refreshed(args: RefreshedChain, generation: number, nowMs: number): Change {
+  return {
+    set: {
+      ...tokenAttributes(args.tokens),
+      ...dueAt(args.dueAtMs),
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
+      ...args.refusal,
+      status: args.status,
+      statusChangedAtMs: nowMs,
+      failureStreak: 0,
+    },
+    remove: ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)],
+  };
+}
+
+/** What a chain start's persisting write stores (LeaseSession.storeStartedChain). */
+export interface StartedChainArgs {
+  readonly tokens: SealedTokens;
+  readonly note: VerificationNote;
+  /** How long the lease is kept for the identity check (ms). */
+  readonly leaseMs: number;
+  readonly vendedAtMs?: number;
+  readonly loginFailures?: ErrorBudget;
+}
+
+/** A new chain, VERIFYING, with `lease` (the renewed lease for its check) and due at once. */
+export function startedChain(args: StartedChainArgs, nowMs: number, lease: Partial<ChainAttributes>): Change {
+  return {
+    set: {
+      ...tokenAttributes(args.tokens),
+      ...lease,
+      ...dueAt(nowMs),
+      ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
+      status: ChainStatus.Verifying,
+      statusChangedAtMs: nowMs,
+      verification: args.note,
+      failureStreak: 0,
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
+    },
+    // An implicit login brings no refresh token: the chain then holds none.
+    remove: [
+      "statusReason",
+      "identityChecks",
+      ...BACKOFF_ATTRS,
+      ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
+    ],
   };
 }
 

@@ -94,6 +94,8 @@ export class LoginProtocol {
 
     let result: LoginResult;
     const startedMs = now();
+    // An implicit login's answer is the chain's next token; a code login's answer is only a code.
+    if (mode === "implicit") session.callStarted();
     try {
       result = await driver.login({
         baseUrl: record.baseUrl,
@@ -132,6 +134,7 @@ export class LoginProtocol {
           "the login left no time for the code exchange",
         );
       }
+      session.callStarted();
       const outcome = await this.#deps.oauth.exchangeCode(
         record.baseUrl,
         { clientId: record.clientId, clientSecret: secret.clientSecret },

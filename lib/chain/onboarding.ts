@@ -97,6 +97,7 @@ export class Onboarding {
       incarnation: session.incarnation,
     });
     session.requireTime(config.httpTimeoutMs, "the code exchange");
+    session.callStarted();
     const outcome = await oauth.exchangeCode(
       record.baseUrl,
       { clientId: record.clientId, clientSecret },
@@ -105,7 +106,12 @@ export class Onboarding {
       config.httpTimeoutMs,
     );
     const rotated = outcome.kind === "outcome_unknown" ? undefined : outcome.rotated;
-    if (!rotated) throw codeRefused(outcome, record.connectionId);
+    if (!rotated) {
+      // Nothing to store: a refused or unsent exchange started nothing; a lost one may have
+      // started a chain we never saw, which the next refresh of the old one finds out.
+      await session.release();
+      throw codeRefused(outcome, record.connectionId);
+    }
     const arrivalMs = now();
     const tokens = await sealTokens(sealer, rotated, arrivalMs, ConnectionMode.Code, config);
     const note: VerificationNote = {

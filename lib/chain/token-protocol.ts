@@ -125,6 +125,7 @@ export class TokenProtocol {
     session.requireTime(config.httpTimeoutMs, "a token call");
 
     const startedMs = now();
+    session.callStarted();
     const outcome = await oauth.refresh(
       record.baseUrl,
       { clientId: record.clientId, clientSecret },

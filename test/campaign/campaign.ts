@@ -1,13 +1,14 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, it } from "vitest";
+import { LEAK_PATTERN } from "../support/leak-guard.js";
 import { type CaseResult, CaseRun, type Door } from "./case-run.js";
 import { Fault, faultsFor, kindOf } from "./fault-plan.js";
 import { World } from "./world.js";
 
 /** The campaign's test files (test/campaign/<name>.test.ts); the last one to finish prints the total. */
-export const CAMPAIGN_FILES = ["vend", "refresh", "heal", "login", "onboarding", "verify"] as const;
+export const CAMPAIGN_FILES = ["vend", "refresh", "login", "onboarding"] as const;
 export type CampaignFile = (typeof CAMPAIGN_FILES)[number];
 
 interface Tally {
@@ -33,13 +34,13 @@ function describeTally(name: string, tally: Tally): string {
 }
 
 /**
- * Defines one campaign file: for each door, a clean run (made now, at collection, so its calls
- * can be enumerated), then one test per (call, fault) that injects that fault at that call of
- * the door's invocation and checks every invariant after the recovery. A new external call in
- * the engine becomes new cases here without editing the campaign.
+ * Defines one campaign file. For each door, a clean run (made now, at collection, so that its
+ * calls can be enumerated), then one test per (call, fault): that fault at that call of the
+ * door's invocation, the recovery, and every invariant checked (invariants.ts). A new external
+ * call in the engine becomes new cases here without editing the campaign.
  */
 export async function defineCampaign(file: CampaignFile, doors: readonly Door[]): Promise<void> {
-  const world = await World.start();
+  const world = await World.start(LEAK_PATTERN);
   const cleanRuns: Array<{ door: Door; clean: CaseResult }> = [];
   for (const door of doors) {
     cleanRuns.push({
@@ -55,8 +56,6 @@ export async function defineCampaign(file: CampaignFile, doors: readonly Door[])
     console.log(describeTally(`campaign [${file}]`, fileTally));
     reportTotal(file, fileTally);
     await world.close();
-    const g = globalThis as unknown as { prof?: number[] };
-    if (g.prof) console.log("PROFILE setup/door/recovery/check ms per case", g.prof.slice(0, 4).map((x) => (x / (g.prof?.[4] ?? 1)).toFixed(1)).join(" "), g.prof[4]);
   });
 
   describe(`fault campaign: ${file}`, () => {
@@ -68,14 +67,14 @@ export async function defineCampaign(file: CampaignFile, doors: readonly Door[])
       const expected = { loginDoor: clean.loginSuccesses > 0, baselineLogins: clean.loginSuccesses };
 
       describe(door.name, () => {
-        it("keeps every invariant in a clean run", () => {
+        it("keeps every invariant in a clean run", ({ expect }) => {
           expect(clean.violations, `${door.name}, clean run\n${clean.trace.join("\n")}`).toEqual([]);
         });
 
         clean.sequence.forEach((name, index) => {
           const atCall = index + 1;
           for (const fault of faultsFor(kindOf(name))) {
-            it(`call ${atCall} ${name}: ${fault}`, async () => {
+            it(`call ${atCall} ${name}: ${fault}`, async ({ expect }) => {
               const plan = { atCall, name, fault };
               const result = await CaseRun.execute(
                 world,
@@ -88,12 +87,9 @@ export async function defineCampaign(file: CampaignFile, doors: readonly Door[])
                 tally.cases += 1;
                 tally.byFault[fault] += 1;
               }
-              const trace = result.trace.join("\n");
-              if (process.env.CAMPAIGN_TRACE === "1")
-                console.log(`${door.name}, call ${atCall} ${name}, ${fault}\n${trace}`);
-              expect(result.violations, `${door.name}, call ${atCall} ${name}, ${fault}\n${trace}`).toEqual(
-                [],
-              );
+              const what = `${door.name}, call ${atCall} ${name}, ${fault}\n${result.trace.join("\n")}`;
+              if (process.env.CAMPAIGN_TRACE === "1") console.log(what);
+              expect(result.violations, what).toEqual([]);
             });
           }
         });
@@ -102,13 +98,14 @@ export async function defineCampaign(file: CampaignFile, doors: readonly Door[])
   });
 }
 
+/** A door's name as it appears in lease owners: `vend-refresh#7-crash/door-2`. */
 function slug(door: Door): string {
-  return door.name.replace(/[^a-z]+/gi, "-").replace(/-$/, "");
+  return door.name.replace(/[^a-z0-9]+/gi, "-").replace(/-$/, "");
 }
 
 /**
- * Each campaign file runs in its own worker; they meet in a directory named after vitest's
- * process. The file that finds all of them reported prints the total, once.
+ * Each campaign file runs in its own vitest worker; they meet in a directory named after
+ * vitest's process. The file that finds all of them reported prints the total, once.
  */
 function reportTotal(file: CampaignFile, tally: Tally): void {
   const dir = join(tmpdir(), "exact-broker-campaign", String(process.ppid));

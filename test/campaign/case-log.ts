@@ -62,6 +62,7 @@ export class CaseLog implements ExactWatch {
       owner: tap.owner,
       what: token ? "a token call" : "a login",
       atMs,
+      timeoutMs: call.request.timeoutMs,
       leaseOwner: item?.leaseOwner,
       leaseUntilMs: item?.leaseUntilMs,
       whileInFlight: token ? this.#inflightToken : undefined,

@@ -5,11 +5,11 @@ import type { EngineLog } from "../../lib/chain/engine-deps.js";
 import { loginBlockedFor } from "../../lib/chain/login-budget.js";
 import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
+import { hashToken } from "../../lib/chain/token-seal.js";
 import type { BrokerEvent } from "../../lib/events/broker-events.js";
 import { OneExactIdentityDriver } from "../../lib/exact/login/one-exact-identity-driver.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import type { LinkKeySource } from "../../lib/onboarding/link-key-source.js";
-import { LEAK_PATTERN } from "../support/leak-guard.js";
 import { CaseLog } from "./case-log.js";
 import { tappedSend } from "./exact-tap.js";
 import {
@@ -37,10 +37,13 @@ export interface Invocation {
 
 export type Role = "setup" | "door" | "competitor" | "recovery";
 
-export type InvocationEnd<T> =
+type Ending<T> =
   | { readonly kind: "returned"; readonly value: T }
   | { readonly kind: "threw"; readonly error: unknown }
   | { readonly kind: "crashed" };
+
+/** How an invocation ended (a crashed one was abandoned), with its tap: the calls it made, the fault that hit. */
+export type InvocationEnd<T> = Ending<T> & { readonly tap: Tap };
 
 /** A door of the engine as one scenario: how to get a chain there, the call itself, and a rival. */
 export interface Door {
@@ -56,7 +59,11 @@ export interface Door {
 
 /** Rounds of fresh invocations the recovery may take before the case counts as not settling. */
 const RECOVERY_ROUNDS = 6;
-/** Vends give up waiting for another holder after this: in this harness nobody else runs meanwhile. */
+/**
+ * How long the door's and a competitor's vends wait for another holder's work (a heal they
+ * triggered) before ChainBusy. Nobody else runs meanwhile in this harness, so a longer wait
+ * would only poll more; setup and recovery vends do not wait at all.
+ */
 const VEND_WAIT_MS = 1_000;
 
 export interface CaseResult {
@@ -87,6 +94,9 @@ export class CaseRun {
   /** One line per invocation: how it ended and where it left the chain (for a failure's message). */
   readonly trace: string[] = [];
   #invocations = 0;
+  /** Invocations started and not yet over (a crashed one is over once abandoned). */
+  #running = 0;
+  #lastRead: ChainRecord | undefined;
   readonly #hooks: TapHooks;
 
   private constructor(world: World, door: Door, label: string, connection: CampaignConnection) {
@@ -111,28 +121,16 @@ export class CaseRun {
     plan: FaultPlan | undefined,
     expected: Expectations | undefined,
   ): Promise<CaseResult> {
-    const T: number[] = [performance.now()];
     world.sim.reset();
     world.clock.alignToTotpStep();
     const connection = await world.addConnection(door.mode);
     const run = new CaseRun(world, door, label, connection);
     try {
       await door.setup(run);
-      T.push(performance.now());
       const before = world.loginStats(connection);
       run.log.watchStatus();
-      let door_: Tap | undefined;
-      await run.invoke(
-        "door",
-        async (invocation) => {
-          door_ = invocation.tap;
-          return door.act(run, invocation);
-        },
-        plan,
-      );
-      T.push(performance.now());
+      const { tap } = await run.invoke("door", (invocation) => door.act(run, invocation), plan);
       await run.#recover();
-      T.push(performance.now());
       const after = world.loginStats(connection);
       const loginSuccesses = (after?.success ?? 0) - (before?.success ?? 0);
       const failed = (counts: typeof after) =>
@@ -144,18 +142,12 @@ export class CaseRun {
       const evidence = await run.#evidence(loginSuccesses, failed(after) - failed(before));
       const baseline = expected ?? { loginDoor: loginSuccesses > 0, baselineLogins: loginSuccesses };
       const violations = [...run.log.harness, ...checkInvariants(evidence, baseline)];
-      const tap = door_ as Tap | undefined;
-      T.push(performance.now());
-      const g = globalThis as unknown as { prof?: number[] };
-      g.prof ??= [0, 0, 0, 0, 0];
-      for (let i = 1; i < T.length; i++) g.prof[i - 1]! += (T[i] as number) - (T[i - 1] as number);
-      g.prof[4]! += 1;
-      if (plan && !tap?.hit) violations.push(`the run never reached call ${plan.atCall} (${plan.name})`);
+      if (plan && !tap.hit) violations.push(`the run never reached call ${plan.atCall} (${plan.name})`);
       return {
-        sequence: tap?.sequence ?? [],
+        sequence: tap.sequence,
         violations,
         loginSuccesses,
-        hit: tap?.hit !== undefined,
+        hit: tap.hit !== undefined,
         trace: run.trace,
       };
     } finally {
@@ -170,32 +162,32 @@ export class CaseRun {
     plan?: FaultPlan,
   ): Promise<InvocationEnd<T>> {
     this.#invocations += 1;
+    this.#running += 1;
     const tap = new Tap({
       owner: `${this.label}/${role}-${this.#invocations}`,
       ...(plan ? { plan } : {}),
       hooks: this.#hooks,
       sleep: this.world.clock.sleep,
     });
-    const invocation = this.#invocation(tap);
+    const invocation = this.#invocation(tap, role === "door" || role === "competitor" ? VEND_WAIT_MS : 0);
     const finished = work(invocation).then(
-      (value): InvocationEnd<T> => ({ kind: "returned", value }),
-      (error: unknown): InvocationEnd<T> => ({ kind: "threw", error }),
+      (value): Ending<T> => ({ kind: "returned", value }),
+      (error: unknown): Ending<T> => ({ kind: "threw", error }),
     );
-    let end = await Promise.race([
-      finished,
-      tap.crashedSignal.then((): InvocationEnd<T> => ({ kind: "crashed" })),
-    ]);
+    let end = await Promise.race([finished, tap.crashedSignal.then((): Ending<T> => ({ kind: "crashed" }))]);
     // A hang or crash at a synchronous call (the heal trigger) acts at the holder's next call;
     // one that returned before making another still runs it now.
     if (end.kind !== "crashed") await tap.drain();
     if (tap.crashed) end = { kind: "crashed" };
     const item = end.kind === "crashed" ? await this.log.crashed() : await this.log.returned(tap);
+    this.#running -= 1;
+    this.#lastRead = item;
     const hit = tap.hit ? ` [${tap.hit.plan.fault} at call ${tap.hit.plan.atCall} ${tap.hit.plan.name}]` : "";
     const how = end.kind === "threw" ? `threw ${describeError(end.error)}` : end.kind;
     this.trace.push(
       `${tap.owner}${hit}: ${how} -> ${item?.status ?? "gone"} generation ${item?.generation ?? "-"}`,
     );
-    return end;
+    return { ...end, tap };
   }
 
   /** A vend whose answer is checked for the validity it asked for. */
@@ -205,13 +197,25 @@ export class CaseRun {
     return answer;
   }
 
+  /** After a write outside the engine (a setup's corruption): the next `item()` reads again. */
+  forgetItem(): void {
+    this.#lastRead = undefined;
+  }
+
+  /**
+   * The case's item, read with the unfaulted client; the read an invocation's end made is reused
+   * while no invocation runs (nothing else writes the item).
+   */
   async item(): Promise<ChainRecord> {
-    const item = await this.world.item(this.connection.connectionId);
+    const item =
+      this.#running === 0 && this.#lastRead
+        ? this.#lastRead
+        : await this.world.item(this.connection.connectionId);
     if (!item) throw new Error(`connection ${this.connection.connectionId} is gone`);
     return item;
   }
 
-  #invocation(tap: Tap): Invocation {
+  #invocation(tap: Tap, vendWaitMs: number): Invocation {
     const { world } = this;
     const clock = world.clock;
     const send = tappedSend(tap, clock, this.log);
@@ -229,7 +233,7 @@ export class CaseRun {
       sleep: tap.sleep,
       random: () => 0.5,
       owner: tap.owner,
-      vendOptions: { waitMs: VEND_WAIT_MS },
+      vendOptions: { waitMs: vendWaitMs },
     });
     return { broker, tap, dynamo, linkKeys: tappedLinkKeys(world.linkKeys, tap) };
   }
@@ -238,7 +242,7 @@ export class CaseRun {
   #quietLog(owner: string): EngineLog {
     const check = (message: string, ...extra: Array<Record<string, unknown>>) => {
       const line = `${message} ${JSON.stringify(extra, errorsAsText)}`;
-      if (LEAK_PATTERN.test(line)) this.log.leaks.push(`${owner}'s log line "${message}"`);
+      if (this.world.leakPattern.test(line)) this.log.leaks.push(`${owner}'s log line "${message}"`);
     };
     return { info: check, warn: check, error: check };
   }
@@ -263,10 +267,17 @@ export class CaseRun {
     const { clock } = this.world;
     const id = this.connection.connectionId;
     for (let round = 0; round < RECOVERY_ROUNDS; round++) {
-      if (this.#settled(await this.#passLeasesAndBackoffs())) break;
+      if (await this.#settled(await this.#passLeasesAndBackoffs())) {
+        // It looks settled: a consumer's vend must be served from it (or shows what is wrong).
+        await this.invoke("recovery", (invocation) =>
+          this.vend(invocation, this.connection.mode === "code" ? 30 : 0),
+        );
+        if (await this.#settled(await this.item())) return;
+        continue;
+      }
       await this.invoke("recovery", (invocation) => invocation.broker.refresh.run());
       const item = await this.#passLeasesAndBackoffs();
-      if (this.#settled(item)) break;
+      if (await this.#settled(item)) continue;
       switch (item.status) {
         case ChainStatus.New:
           if (item.mode === "code") {
@@ -301,19 +312,29 @@ export class CaseRun {
           return;
       }
     }
-    // The chain serves: a consumer's vend after the recovery.
-    await this.#passLeasesAndBackoffs();
-    await this.invoke("recovery", (invocation) =>
-      this.vend(invocation, this.connection.mode === "code" ? 30 : 0),
-    );
+  }
+
+  /** The hash of the refresh token the item really holds (its ciphertext, decrypted), if any. */
+  async #storedRefreshHash(item: ChainRecord): Promise<string | undefined> {
+    if (!item.refreshCt) return undefined;
+    try {
+      const token = await this.world.cipher.decrypt(item.refreshCt, {
+        connectionId: item.connectionId,
+        kind: "refresh",
+        ...(item.incarnation !== undefined ? { incarnation: item.incarnation } : {}),
+      });
+      return hashToken(token);
+    } catch {
+      return undefined;
+    }
   }
 
   /** ACTIVE, no live lease, and holding Exact's live chain (implicit: a valid access token). */
-  #settled(item: ChainRecord): boolean {
+  async #settled(item: ChainRecord): Promise<boolean> {
     const nowMs = this.world.clock.now();
     if (item.status !== ChainStatus.Active || this.world.store.leaseIsLive(item, nowMs)) return false;
     if (item.mode === "implicit") return accessValidityMs(item, nowMs) > 0;
-    return item.refreshHash === this.world.chainStats(this.connection)?.liveRefreshHash;
+    return (await this.#storedRefreshHash(item)) === this.world.chainStats(this.connection)?.liveRefreshHash;
   }
 
   /** Moves the clock past a lease left behind, a backoff and a login block; returns the item. */
@@ -330,10 +351,10 @@ export class CaseRun {
   }
 
   async #evidence(loginSuccesses: number, loginFailures: number): Promise<CaseEvidence> {
-    const item = await this.world.item(this.connection.connectionId);
+    const item = await this.item();
     const nowMs = this.world.clock.now();
     for (const event of this.events) {
-      if (LEAK_PATTERN.test(JSON.stringify(event))) this.log.leaks.push(`the event ${event.type}`);
+      if (this.world.leakPattern.test(JSON.stringify(event))) this.log.leaks.push(`the event ${event.type}`);
     }
     return {
       mode: this.connection.mode,
@@ -352,7 +373,7 @@ export class CaseRun {
       loginFailures,
       final: {
         status: item?.status,
-        refreshHash: item?.refreshHash,
+        refreshHash: item ? await this.#storedRefreshHash(item) : undefined,
         liveRefreshHash: this.world.chainStats(this.connection)?.liveRefreshHash ?? null,
         accessValidityMs: item ? accessValidityMs(item, nowMs) : 0,
         leaseLive: item ? this.world.store.leaseIsLive(item, nowMs) : false,

@@ -191,10 +191,8 @@ export class Tap {
 
   /** A synchronous call crashes: the holder's next call or sleep never returns. */
   crashAtNextCall(): void {
-    const before = this.#stall ?? Promise.resolve();
-    this.#stall = before.then(() => {
-      this.#crashed = true;
-      this.#onCrash();
+    this.stallFor(async () => {
+      void this.crash();
     });
   }
 

@@ -13,6 +13,8 @@ export interface CallStart {
   readonly owner: string;
   readonly what: "a token call" | "a login";
   readonly atMs: number;
+  /** The request's own timeout: how long it may stay in flight. */
+  readonly timeoutMs: number;
   readonly leaseOwner: string | undefined;
   readonly leaseUntilMs: number | undefined;
   /** Another holder's token call was still in flight (in real time) when this one started. */
@@ -60,6 +62,7 @@ export interface CaseEvidence {
   readonly leaks: readonly string[];
   readonly final: {
     readonly status: string | undefined;
+    /** The hash of the refresh token the item's ciphertext holds (decrypted), not its audit hash. */
     readonly refreshHash: string | undefined;
     /** The refresh token Exact would accept now (the simulator's liveRefreshHash). */
     readonly liveRefreshHash: string | null;

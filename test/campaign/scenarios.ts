@@ -1,4 +1,7 @@
+import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
+import { connectionKey } from "../../lib/chain/table-definition.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { createConnectFlow } from "../../lib/onboarding/connect-flow.js";
 import type { CaseRun, Door, Invocation } from "./case-run.js";
@@ -230,6 +233,33 @@ export const vendBreaks: Door = {
   name: "vend (dead chain)",
   mode: "code",
   setup: supersededBehindTheBack,
+  act: (run, invocation) => run.vend(invocation, 30),
+  compete: vend,
+};
+
+/**
+ * 1d. A vend of a chain whose stored refresh token does not decrypt (the access token's
+ * ciphertext in its place: the encryption context names another kind). The engine checks with a
+ * fresh encrypt and decrypt that the cipher itself works before it calls the chain BROKEN
+ * (decrypt_failed): the only path of a door that encrypts outside a prepared sealer.
+ */
+export const vendUndecryptable: Door = {
+  name: "vend (undecryptable token)",
+  mode: "code",
+  async setup(run) {
+    await seed(run);
+    const item = await run.item();
+    await run.world.stack.dynamo.client.send(
+      new UpdateItemCommand({
+        TableName: run.world.stack.tableName,
+        Key: marshall({ pk: connectionKey(run.connection.connectionId) }),
+        UpdateExpression: "SET refreshCt = :ct",
+        ExpressionAttributeValues: marshall({ ":ct": item.accessCt }),
+      }),
+    );
+    run.forgetItem();
+    await toWindow(run);
+  },
   act: (run, invocation) => run.vend(invocation, 30),
   compete: vend,
 };

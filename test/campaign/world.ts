@@ -1,5 +1,8 @@
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import type { ChainRecord } from "../../lib/chain/chain-record.js";
 import { ChainStore } from "../../lib/chain/chain-store.js";
+import { connectionKey } from "../../lib/chain/table-definition.js";
 import { type BrokerConfig, loadConfig } from "../../lib/config.js";
 import { createTokenCipher, type TokenCipher } from "../../lib/crypto/token-cipher.js";
 import { SecretUnavailable } from "../../lib/errors.js";
@@ -51,22 +54,26 @@ export class World {
   readonly cipher: TokenCipher;
   readonly secrets = new MemorySecrets();
   readonly linkKeys: LinkKeySource;
+  /** What a token or secret looks like in a log line or event (test/support/leak-guard.ts). */
+  readonly leakPattern: RegExp;
   readonly #store: ChainStore;
   #connections = 0;
 
-  private constructor(clock: CampaignClock, stack: LocalStack) {
+  private constructor(clock: CampaignClock, stack: LocalStack, leakPattern: RegExp) {
     this.clock = clock;
     this.stack = stack;
+    this.leakPattern = leakPattern;
     this.config = loadConfig(stack.env);
     this.cipher = createTokenCipher(stack.env);
     this.linkKeys = createLinkKeySource(stack.env);
     this.#store = new ChainStore({ tableName: stack.tableName, client: stack.dynamo.client, now: clock.now });
   }
 
-  static async start(): Promise<World> {
+  /** @param leakPattern the leak guard's pattern (test/support/leak-guard.ts) */
+  static async start(leakPattern: RegExp): Promise<World> {
     const clock = new CampaignClock();
     const stack = await startLocalStack({ dynamoNow: clock.now, sim: { now: clock.now } });
-    return new World(clock, stack);
+    return new World(clock, stack, leakPattern);
   }
 
   get sim() {
@@ -104,10 +111,17 @@ export class World {
     return { connectionId, clientId, username, redirectUri, secretId, mode };
   }
 
-  /** Removes a case's connection, so the next case's scheduled refresh finds only its own. */
+  /**
+   * Removes a case's connection, so the next case's scheduled refresh finds only its own. Its
+   * guard item stays: it names an app and user no later case uses.
+   */
   async removeConnection(connection: CampaignConnection): Promise<void> {
-    const record = await this.item(connection.connectionId);
-    if (record) await this.#store.removeConnection(record);
+    await this.stack.dynamo.client.send(
+      new DeleteItemCommand({
+        TableName: this.stack.tableName,
+        Key: marshall({ pk: connectionKey(connection.connectionId) }),
+      }),
+    );
     this.secrets.delete(connection.secretId);
   }
 

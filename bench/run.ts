@@ -86,18 +86,20 @@ const costs = await measureDynamoCosts();
 say();
 say(
   table(
-    ["operation", "GetItem", "UpdateItem", "Query", "total"],
+    ["operation", "GetItem", "UpdateItem", "PutItem", "Query", "total"],
     costs.map(({ operation, counts }) => [
       operation,
       counts.GetItem ?? 0,
       counts.UpdateItem ?? 0,
+      counts.PutItem ?? 0,
       counts.Query ?? 0,
       Object.values(counts).reduce((a, b) => a + b, 0),
     ]),
   ),
 );
 say(
-  "   targets: cached vend 0; uncached vend 1 read (+ at most 1 write per generation); refresh at most 2 writes + 1 read",
+  "   targets: cached vend 0; uncached vend 1 read (+ at most 1 write per generation); refresh at most 2 writes + 1 read;\n" +
+    "   a chain start persists before its identity check: acquire, store (VERIFYING), verified, plus the user's guard",
 );
 
 say();

@@ -270,10 +270,10 @@ export class IdentityCheck {
   }
 }
 
-/** The shortest /current/Me call worth making (ms). */
-export const MIN_CHECK_MS = 1_000;
-/** Exact's clock starts a token's life before our arrival time does: keep this much in hand. */
-const EXPIRY_MARGIN_MS = 1_000;
+/** The shortest /current/Me call worth making (ms): a round trip to Exact, with room. */
+export const MIN_CHECK_MS = 300;
+/** Exact's clock starts a token's life before our arrival time does (by the token call's latency): keep this much in hand (ms). */
+export const EXPIRY_MARGIN_MS = 200;
 
 /** How long a /current/Me call with the chain's access token may take before the token expires (ms). */
 export function checkableForMs(chain: Pick<StartedChain, "tokens">, nowMs: number): number {

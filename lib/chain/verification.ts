@@ -1,7 +1,13 @@
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
-import { IdentityCheck, MIN_CHECK_MS, type StartedChain, type VerifyOutcome } from "./identity-check.js";
+import {
+  EXPIRY_MARGIN_MS,
+  IdentityCheck,
+  MIN_CHECK_MS,
+  type StartedChain,
+  type VerifyOutcome,
+} from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
 import { handedOver } from "./lease-transitions.js";
 import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
@@ -39,7 +45,7 @@ export class PendingVerification {
     if (record.status !== ChainStatus.Verifying) return { kind: "busy" };
     const nowMs = now();
     // The check must end while the token is valid (identity-check.ts bounds the call by it).
-    const usable = (record.accessExpiresAtMs ?? 0) - nowMs > MIN_CHECK_MS + 1_000;
+    const usable = (record.accessExpiresAtMs ?? 0) - EXPIRY_MARGIN_MS - nowMs >= MIN_CHECK_MS;
     const lease = {
       record,
       owner,

@@ -15,6 +15,8 @@ export const USAGE = `Usage: npm run sim -- [options]
   --refresh-after S           seconds after the last access token before a refresh is allowed
                               (default access-ttl - 30)
   --refresh-ttl-days D        refresh token lifetime in days (default 30)
+  --api-calls-per-minute N    REST API calls per app and division per minute (default 60)
+  --api-calls-per-day N       REST API calls per app and division per day (default 5000)
   --config FILE               JSON {"apps":[...],"users":[...]} created at start
 
   Variants (all off by default):
@@ -23,6 +25,8 @@ export const USAGE = `Usage: npm run sim -- [options]
   --too-early-carries-refresh-token
   --superseded-as-invalid-grant
   --old-access-token-invalid-after-refresh
+  --daily-token-cap           refuse token requests past the daily cap (unconfirmed answer)
+  --daily-token-cap-per-day N the cap per app and user (default 200)
   --help`;
 
 const VARIANT_FLAGS: Record<string, Partial<Variants>> = {
@@ -31,6 +35,7 @@ const VARIANT_FLAGS: Record<string, Partial<Variants>> = {
   "too-early-carries-refresh-token": { tooEarlyCarriesRefreshToken: true },
   "superseded-as-invalid-grant": { supersededAsInvalidGrant: true },
   "old-access-token-invalid-after-refresh": { oldAccessTokenValidAfterRefresh: false },
+  "daily-token-cap": { dailyTokenCap: true },
 };
 
 function numberFlag(value: string | undefined, flag: string): number | undefined {
@@ -75,6 +80,9 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
         "access-ttl": { type: "string" },
         "refresh-after": { type: "string" },
         "refresh-ttl-days": { type: "string" },
+        "api-calls-per-minute": { type: "string" },
+        "api-calls-per-day": { type: "string" },
+        "daily-token-cap-per-day": { type: "string" },
         config: { type: "string" },
         help: { type: "boolean" },
         ...Object.fromEntries(Object.keys(VARIANT_FLAGS).map((flag) => [flag, { type: "boolean" as const }])),
@@ -94,12 +102,18 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
   for (const [flag, variant] of Object.entries(VARIANT_FLAGS)) {
     if (values[flag]) Object.assign(variants, variant);
   }
+  const capPerDay = numberFlag(text("daily-token-cap-per-day"), "daily-token-cap-per-day");
+  if (capPerDay !== undefined) {
+    variants.dailyTokenCapPerDay = capPerDay;
+  }
   const configFile = text("config");
   return {
     port: numberFlag(text("port"), "port") ?? CLI_DEFAULT_PORT,
     accessTtlSeconds: numberFlag(text("access-ttl"), "access-ttl"),
     refreshAfterSeconds: numberFlag(text("refresh-after"), "refresh-after"),
     refreshTtlDays: numberFlag(text("refresh-ttl-days"), "refresh-ttl-days"),
+    apiCallsPerMinute: numberFlag(text("api-calls-per-minute"), "api-calls-per-minute"),
+    apiCallsPerDay: numberFlag(text("api-calls-per-day"), "api-calls-per-day"),
     config: configFile === undefined ? undefined : readConfig(configFile),
     variants,
   };

@@ -1,5 +1,12 @@
 import { ValidationError } from "../errors.js";
-import { asObject, optionalNumber, optionalString, rejectUnknownKeys, requiredString } from "./validate.js";
+import {
+  asObject,
+  checkNumber,
+  optionalNumber,
+  optionalString,
+  rejectUnknownKeys,
+  requiredString,
+} from "./validate.js";
 
 /** An OAuth app registered with Exact (the simulator's counterpart of Exact's app centre). */
 export interface AppSpec {
@@ -17,8 +24,10 @@ export interface UserSpec {
   totpSecret: string;
   /** A GUID like Exact's `UserID`; generated when absent. */
   userId?: string;
-  /** `CurrentDivision` in `/current/Me`. @default 123456 */
+  /** `CurrentDivision` in `/current/Me`; one of `divisions`. @default the first of `divisions`, else 123456 */
   division?: number;
+  /** The divisions the user can open through the REST API. @default [division] */
+  divisions?: number[];
   /** @default the username */
   fullName?: string;
   /** @default the username when it holds an `@`, else `<username>@example.com` */
@@ -40,6 +49,26 @@ export interface AuthorizeRequest {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BASE32 = /^[A-Z2-7]+=*$/i;
+/** Exact's division numbers are Edm.Int32. */
+const DIVISION_RANGE = { min: 1, max: 2 ** 31 - 1, integer: true };
+
+function parseDivisions(value: unknown, what: string): number[] | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length === 0 || value.length > 1000) {
+    throw new ValidationError(
+      `${what}: "divisions" must be a non-empty array of at most 1000 division numbers`,
+    );
+  }
+  const divisions = value.map((division, index) =>
+    checkNumber(division, DIVISION_RANGE, `${what}: "divisions"[${index}]`),
+  );
+  if (new Set(divisions).size !== divisions.length) {
+    throw new ValidationError(`${what}: "divisions" lists a division twice`);
+  }
+  return divisions;
+}
 
 export function parseAppSpec(value: unknown): AppSpec {
   const what = "app";
@@ -66,7 +95,7 @@ export function parseUserSpec(value: unknown): UserSpec {
   const object = asObject(value, what);
   rejectUnknownKeys(
     object,
-    ["username", "password", "totpSecret", "userId", "division", "fullName", "email"],
+    ["username", "password", "totpSecret", "userId", "division", "divisions", "fullName", "email"],
     what,
   );
   const totpSecret = requiredString(object, "totpSecret", what);
@@ -77,12 +106,18 @@ export function parseUserSpec(value: unknown): UserSpec {
   if (userId !== undefined && !GUID.test(userId)) {
     throw new ValidationError(`${what}: "userId" must be a GUID`);
   }
+  const division = optionalNumber(object, "division", DIVISION_RANGE, what);
+  const divisions = parseDivisions(object.divisions, what);
+  if (division !== undefined && divisions !== undefined && !divisions.includes(division)) {
+    throw new ValidationError(`${what}: "divisions" must include "division"`);
+  }
   return {
     username: requiredString(object, "username", what),
     password: requiredString(object, "password", what),
     totpSecret,
     userId,
-    division: optionalNumber(object, "division", { min: 1, max: 2 ** 31 - 1, integer: true }, what),
+    division,
+    divisions,
     fullName: optionalString(object, "fullName", what),
     email: optionalString(object, "email", what),
   };

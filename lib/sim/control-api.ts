@@ -25,6 +25,9 @@ const ROUTES = new Map<string, Route>(
     "GET /_sim/faults": (sim) => ok({ faults: sim.listFaults() }),
     "POST /_sim/faults": (sim, body) => ok({ id: sim.addFault(body()) }, 201),
     "DELETE /_sim/faults": (sim) => ok({ removed: sim.clearFaults() }),
+    "GET /_sim/scripts": (sim) => ok({ scripts: sim.listScripts() }),
+    "POST /_sim/scripts": (sim, body) => ok({ id: sim.addScript(body()) }, 201),
+    "DELETE /_sim/scripts": (sim) => ok({ removed: sim.clearScripts() }),
     "GET /_sim/stats": (sim) => ok(sim.statsView()),
     "POST /_sim/reset": (sim) => {
       sim.reset();

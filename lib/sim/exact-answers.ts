@@ -6,7 +6,8 @@ import type { IssuedTokens, User } from "./state.js";
 /**
  * Every answer the Exact-facing endpoints give, in one place, with statuses and bodies as
  * shared/exact-online.md records them. Answers the sources do not record (bad input, the error
- * limit, faults) are the simulator's choice and documented in lib/sim/README.md.
+ * limit, faults, the daily token cap, the REST API's errors) are the simulator's choice and
+ * documented in lib/sim/README.md. Scripted answers are the caller's (scripts.ts).
  */
 
 const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" };
@@ -107,8 +108,60 @@ export function me(user: User): Answer {
 }
 
 /** The REST API's OData-style error, as JSON. */
-export function meUnauthorized(): Answer {
-  return { status: 401, body: { error: { code: "", message: { lang: "", value: "Unauthorized" } } } };
+function odataError(message: string): { error: { code: string; message: { lang: string; value: string } } } {
+  return { error: { code: "", message: { lang: "", value: message } } };
+}
+
+/** A missing, unknown, expired or revoked access token, on `/current/Me` and the REST API. */
+export function unauthorized(): Answer {
+  return { status: 401, body: odataError("Unauthorized") };
+}
+
+/** Exact's documented `Reason` for "the user does not have access to the requested division". */
+export function noDivisionAccess(): Answer {
+  return { status: 403, headers: { Reason: "NoDivisionAccess" }, body: odataError("Forbidden") };
+}
+
+/** Over an API rate limit; `rateLimitHeaders` say which budget is gone and when it resets. */
+export function apiRateLimited(rateLimitHeaders: Record<string, string>): Answer {
+  return {
+    status: 429,
+    headers: rateLimitHeaders,
+    body: odataError("API rate limit exceeded: too many requests for this app and division"),
+  };
+}
+
+/** A query option the simulator cannot read (`$top`, `$skiptoken`). */
+export function apiBadRequest(message: string, rateLimitHeaders: Record<string, string>): Answer {
+  return { status: 400, headers: rateLimitHeaders, body: odataError(message) };
+}
+
+/** One page of an OData collection; `next` is the absolute URL of the next page, absent on the last. */
+export function apiPage(
+  results: unknown[],
+  next: string | undefined,
+  rateLimitHeaders: Record<string, string>,
+): Answer {
+  return {
+    status: 200,
+    headers: rateLimitHeaders,
+    body: { d: next === undefined ? { results } : { results, __next: next } },
+  };
+}
+
+/**
+ * The `dailyTokenCap` variant's refusal. Exact announced the cap but not its answer: a 429
+ * with a JSON error and Retry-After is the simulator's guess, documented as unconfirmed.
+ */
+export function dailyTokenCapReached(capPerDay: number, dayEndMs: number, nowMs: number): Answer {
+  return {
+    status: 429,
+    headers: { "Retry-After": String(Math.max(1, Math.ceil((dayEndMs - nowMs) / 1000))) },
+    body: {
+      error: "too_many_requests",
+      error_description: `Token request limit exceeded: ${capPerDay} token requests today for this app and user; blocked until ${new Date(dayEndMs).toISOString()}`,
+    },
+  };
 }
 
 export function faultStatus(status: 500 | 503): Answer {

@@ -3,6 +3,7 @@ import { errorLimitKey } from "./error-limit.js";
 import { errorLimited, faultRateLimited, faultStatus } from "./exact-answers.js";
 import type { Endpoint } from "./faults.js";
 import type { Answer } from "./http.js";
+import { scriptedAnswer } from "./scripts.js";
 import type { Simulation } from "./simulation.js";
 import type { User } from "./state.js";
 import type { OutcomeByEndpoint } from "./stats.js";
@@ -29,14 +30,17 @@ export interface Reply {
  *   fault?  ── latency ─────────────► wait, then go on
  *           ── status / rate_limit ─► answer, nothing processed
  *           ── reset ───────────────► RST, nothing processed
- *   error limit blocked? ───────────► 429, nothing processed
+ *   error limit blocked? ───────────► 429, nothing processed (a script waits)
+ *   script? ── process ─────────────► process (Exact's rules), then the scripted answer
+ *           ── otherwise ───────────► the scripted answer, nothing processed
  *   process (Exact's rules)
  *   fault rotate_then_drop? ────────► RST instead of the answer (the state change stays)
  *   answer; a 4xx counts toward the error limit
  *
  * Faulted requests never count toward the error limit: they model trouble between client and
  * Exact, which Exact's error counter would not see (or, for rotate_then_drop, a success).
- * Every request is counted in the stats under exactly one outcome.
+ * Scripted answers are Exact's answers: a scripted 4xx counts. Every request is counted in the
+ * stats under exactly one outcome.
  */
 export async function serveExactRequest(
   sim: Simulation,
@@ -68,7 +72,7 @@ export async function serveExactRequest(
   const blockedUntilMs = sim.errorLimiter.blockedUntilMs(limitKey, nowMs);
   const { answer, outcome } =
     blockedUntilMs === undefined
-      ? request.process()
+      ? processOrScript(sim, request, fault?.kind === "rotate_then_drop")
       : { answer: errorLimited(blockedUntilMs, nowMs), outcome: "error_limited" as const };
 
   if (fault?.kind === "rotate_then_drop") {
@@ -80,4 +84,21 @@ export async function serveExactRequest(
     sim.errorLimiter.recordError(limitKey, nowMs);
   }
   reply.send(answer);
+}
+
+/**
+ * Exact's answer: the rules', or a script's when one matches the request's endpoint and client.
+ * A request whose answer a fault will drop leaves the scripts alone.
+ */
+function processOrScript(
+  sim: Simulation,
+  request: PreparedRequest,
+  dropped: boolean,
+): { answer: Answer; outcome: OutcomeByEndpoint[Endpoint] } {
+  const script = dropped ? undefined : sim.scripts.take(request.endpoint, request.clientId);
+  if (script === undefined) {
+    return request.process();
+  }
+  const processed = script.process ? request.process().answer : undefined;
+  return { answer: scriptedAnswer(script, processed), outcome: "scripted" };
 }

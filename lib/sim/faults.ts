@@ -1,5 +1,6 @@
 import { ValidationError } from "../errors.js";
 import { isLoginPage, LOGIN_PAGES, type LoginPage, PAGE_PARTS } from "./page-parts.js";
+import { mulberry32 } from "./prng.js";
 import {
   asObject,
   type JsonObject,
@@ -183,18 +184,6 @@ function parseTrigger(object: JsonObject, what: string): FaultTrigger {
     count: probability === undefined ? (count ?? 1) : undefined,
     probability,
     seed: probability === undefined ? undefined : (seed ?? 1),
-  };
-}
-
-/** mulberry32: tiny, fast and good enough to make "30 % of requests" reproducible. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -7,6 +7,8 @@ export interface Answer {
   body?: unknown;
   /** A page of the login flow, sent as `text/html` in place of `body`. */
   html?: string;
+  /** A scripted answer's body, sent as it is in place of `body`; no Content-Type when undefined. */
+  raw?: { text: string; contentType: string | undefined };
   /** A list for headers that may repeat (`Set-Cookie`). */
   headers?: Record<string, string | string[]>;
 }
@@ -37,11 +39,20 @@ export async function readBody(req: IncomingMessage, limitBytes = BODY_LIMIT_BYT
   return { bytes: Buffer.concat(chunks), tooLarge: received > limitBytes };
 }
 
+function encodeBody(answer: Answer): { contentType: string | undefined; payload: string } {
+  if (answer.raw !== undefined) {
+    return { contentType: answer.raw.contentType, payload: answer.raw.text };
+  }
+  if (answer.html !== undefined) {
+    return { contentType: "text/html; charset=utf-8", payload: answer.html };
+  }
+  return { contentType: "application/json; charset=utf-8", payload: JSON.stringify(answer.body ?? null) };
+}
+
 export function sendAnswer(res: ServerResponse, answer: Answer): void {
-  const html = answer.html !== undefined;
-  const payload = html ? (answer.html ?? "") : JSON.stringify(answer.body ?? null);
+  const { contentType, payload } = encodeBody(answer);
   res.writeHead(answer.status, {
-    "Content-Type": html ? "text/html; charset=utf-8" : "application/json; charset=utf-8",
+    ...(contentType === undefined ? {} : { "Content-Type": contentType }),
     "Content-Length": Buffer.byteLength(payload),
     ...answer.headers,
   });

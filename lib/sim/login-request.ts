@@ -19,9 +19,16 @@ export interface LoginRequest {
 const PLAIN_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 /**
- * The URL the client used rather than the listening address, so that cookies stay on one host
- * when a client says `localhost`. A missing or odd Host header falls back to `fallbackOrigin`.
+ * `http://host:port` as the client addressed the simulator, rather than the listening address,
+ * so that cookies stay on one host when a client says `localhost` and absolute URLs (login
+ * pages, the REST API's `__next`) lead back to it. A missing or odd Host header falls back to
+ * `fallbackOrigin`.
  */
+export function requestOrigin(host: string | undefined, fallbackOrigin: string): string {
+  return host !== undefined && PLAIN_HOST.test(host) ? `http://${host}` : fallbackOrigin;
+}
+
+/** A login request as its handlers read it; see `requestOrigin` for `origin`. */
 export function toLoginRequest(
   method: string,
   url: string,
@@ -30,7 +37,6 @@ export function toLoginRequest(
   fallbackOrigin: string,
 ): LoginRequest {
   const queryStart = url.indexOf("?");
-  const host = headers.host;
   return {
     method,
     path: queryStart === -1 ? url : url.slice(0, queryStart),
@@ -38,7 +44,7 @@ export function toLoginRequest(
     headers,
     cookies: readCookies(headers.cookie),
     body,
-    origin: host !== undefined && PLAIN_HOST.test(host) ? `http://${host}` : fallbackOrigin,
+    origin: requestOrigin(headers.host, fallbackOrigin),
   };
 }
 

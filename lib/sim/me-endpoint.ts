@@ -1,34 +1,23 @@
-import { me, meUnauthorized } from "./exact-answers.js";
+import { acceptsBearer, readBearer } from "./bearer.js";
+import { me, unauthorized } from "./exact-answers.js";
 import type { PreparedRequest } from "./exact-pipeline.js";
 import type { Simulation } from "./simulation.js";
 import { MeOutcome } from "./stats.js";
 
-function bearerToken(authorization: string | undefined): string | undefined {
-  const match = /^Bearer +(\S+) *$/i.exec(authorization ?? "");
-  return match?.[1];
-}
-
 /**
- * `GET /api/v1/current/Me`: the user behind a valid access token. Missing, unknown and expired
- * tokens all get the same 401. With `oldAccessTokenValidAfterRefresh` off, only the newest
- * access token of the (client, user) pair is accepted, which revokes the older ones on every
- * refresh and on a new authorization.
+ * `GET /api/v1/current/Me`: the user behind a valid access token. Missing, unknown, expired and
+ * revoked tokens all get the same 401 (see `acceptsBearer`).
  */
 export function prepareMeRequest(sim: Simulation, authorization: string | undefined): PreparedRequest<"me"> {
-  const token = bearerToken(authorization);
-  const record = sim.state.accessToken(token);
+  const bearer = readBearer(sim, authorization);
   return {
     endpoint: "me",
-    clientId: record?.pair.clientId,
-    user: record?.pair.user,
+    clientId: bearer.record?.pair.clientId,
+    user: bearer.record?.pair.user,
     process() {
-      const valid =
-        record !== undefined &&
-        sim.clock.nowMs() < record.expiresAtMs &&
-        (sim.variants.oldAccessTokenValidAfterRefresh || record.pair.newestAccessToken === token);
-      return valid
-        ? { answer: me(record.pair.user), outcome: MeOutcome.ok }
-        : { answer: meUnauthorized(), outcome: MeOutcome.unauthorized };
+      return acceptsBearer(sim, bearer)
+        ? { answer: me(bearer.record.pair.user), outcome: MeOutcome.ok }
+        : { answer: unauthorized(), outcome: MeOutcome.unauthorized };
     },
   };
 }

@@ -1,13 +1,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { apiRoute, serveApiRequest } from "./api-endpoints.js";
 import type { AppSpec, AuthorizeRequest, SimulatorConfig, UserSpec } from "./config.js";
 import { handleControlRequest } from "./control-api.js";
 import { type Reply, serveExactRequest } from "./exact-pipeline.js";
 import type { FaultSpec } from "./faults.js";
 import { isLoopbackAddress, readBody, resetConnection, sendAnswer } from "./http.js";
 import { Listener } from "./listener.js";
-import { toLoginRequest } from "./login-request.js";
+import { requestOrigin, toLoginRequest } from "./login-request.js";
 import { loginRoute } from "./login-routes.js";
 import { prepareMeRequest } from "./me-endpoint.js";
+import type { ScriptSpec } from "./scripts.js";
 import { resolveSettings } from "./settings.js";
 import { Simulation } from "./simulation.js";
 import type { PublicUser } from "./state.js";
@@ -20,6 +22,7 @@ export type {
   AuthorizeRequest,
   FaultSpec,
   PublicUser,
+  ScriptSpec,
   SimulatorConfig,
   SimulatorStats,
   UserSpec,
@@ -37,11 +40,15 @@ export interface SimulatorOptions {
   refreshAfterSeconds?: number;
   /** A refresh token expires this long after it was issued. @default 30 */
   refreshTtlDays?: number;
+  /** The REST API's budget per (app, division) and clock minute of sim time. @default 60 */
+  apiCallsPerMinute?: number;
+  /** The REST API's budget per (app, division) and UTC day of sim time. @default 5000 */
+  apiCallsPerDay?: number;
   /** Apps and users created at start (and again on reset). */
   config?: SimulatorConfig;
   /** Base clock in epoch ms; sim time is this plus an offset only the control API moves. @default Date.now */
   now?: () => number;
-  /** @default every variant off, except oldAccessTokenValidAfterRefresh */
+  /** @default every switch off, except oldAccessTokenValidAfterRefresh; dailyTokenCapPerDay 200 */
   variants?: Partial<Variants>;
 }
 
@@ -66,6 +73,10 @@ export interface Simulator {
   addFault(spec: FaultSpec): string;
   /** `DELETE /_sim/faults`; returns how many were removed. */
   clearFaults(): number;
+  /** `POST /_sim/scripts`; returns the script's id. */
+  addScript(spec: ScriptSpec): string;
+  /** `DELETE /_sim/scripts`; returns how many were removed. */
+  clearScripts(): number;
   /** `GET /_sim/stats`. */
   stats(): SimulatorStats;
   /** `POST /_sim/reset`: back to the state right after start. */
@@ -88,7 +99,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? "GET";
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const target = req.url ?? "/";
+    const queryStart = target.indexOf("?");
+    const path = queryStart === -1 ? target : target.slice(0, queryStart);
+    const query = queryStart === -1 ? "" : target.slice(queryStart + 1);
     const body = await readBody(req);
     const reply: Reply = {
       send(answer) {
@@ -114,6 +128,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     }
     if (exactPath === "GET /api/v1/current/me") {
       return serveExactRequest(sim, prepareMeRequest(sim, req.headers.authorization), reply);
+    }
+    const api = method === "GET" ? apiRoute(path.toLowerCase()) : undefined;
+    if (api !== undefined) {
+      return reply.send(
+        serveApiRequest(sim, api, {
+          query: new URLSearchParams(query),
+          authorization: req.headers.authorization,
+          origin: requestOrigin(req.headers.host, url),
+        }),
+      );
     }
     const loginHandler = loginRoute(method, path);
     if (loginHandler !== undefined) {
@@ -150,6 +174,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     setVariants: (partial) => sim.setVariants(partial),
     addFault: (spec) => sim.addFault(spec),
     clearFaults: () => sim.clearFaults(),
+    addScript: (spec) => sim.addScript(spec),
+    clearScripts: () => sim.clearScripts(),
     stats: () => sim.statsView(),
     reset: () => sim.reset(),
     close: () => listener.close(),

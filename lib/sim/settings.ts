@@ -9,6 +9,8 @@ export interface SimulatorSettings {
   accessTtlSeconds: number;
   refreshAfterSeconds: number;
   refreshTtlDays: number;
+  apiCallsPerMinute: number;
+  apiCallsPerDay: number;
   config: SimulatorConfig;
   variants: Variants;
   now: () => number;
@@ -19,6 +21,10 @@ const DEFAULT_ACCESS_TTL_SECONDS = 600;
 const REFRESH_WINDOW_SECONDS = 30;
 /** Exact: refresh tokens expire after 30 days unused (since July 2021). */
 const DEFAULT_REFRESH_TTL_DAYS = 30;
+/** Exact: "60 calls per minute and 5,000 per day, per app and per division". */
+const DEFAULT_API_CALLS_PER_MINUTE = 60;
+const DEFAULT_API_CALLS_PER_DAY = 5000;
+const API_CALLS_RANGE = { min: 1, max: 10_000_000, integer: true };
 
 export function resolveSettings(options: SimulatorOptions): SimulatorSettings {
   const accessTtlSeconds = checkNumber(
@@ -41,6 +47,16 @@ export function resolveSettings(options: SimulatorOptions): SimulatorSettings {
     accessTtlSeconds,
     refreshAfterSeconds,
     refreshTtlDays,
+    apiCallsPerMinute: checkNumber(
+      options.apiCallsPerMinute ?? DEFAULT_API_CALLS_PER_MINUTE,
+      API_CALLS_RANGE,
+      "apiCallsPerMinute",
+    ),
+    apiCallsPerDay: checkNumber(
+      options.apiCallsPerDay ?? DEFAULT_API_CALLS_PER_DAY,
+      API_CALLS_RANGE,
+      "apiCallsPerDay",
+    ),
     config: parseSimulatorConfig(options.config ?? {}),
     variants: { ...DEFAULT_VARIANTS, ...parseVariants(options.variants ?? {}) },
     now: options.now ?? Date.now,

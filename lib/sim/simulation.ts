@@ -1,12 +1,16 @@
 import { createHash } from "node:crypto";
+import { ValidationError } from "../errors.js";
+import { ApiRateLimiter } from "./api-rate-limit.js";
 import { SimClock } from "./clock.js";
 import { parseAppSpec, parseAuthorizeRequest, parseUserSpec } from "./config.js";
 import { ErrorLimiter } from "./error-limit.js";
 import { FaultRegistry, type FaultView, parseFaultSpec } from "./faults.js";
 import { LoginState } from "./login-state.js";
+import { parseScriptSpec, ScriptRegistry, type ScriptView } from "./scripts.js";
 import type { SimulatorSettings } from "./settings.js";
 import { type PublicUser, publicUser, SimState, type User } from "./state.js";
 import { type SimulatorStats, StatsRecorder } from "./stats.js";
+import { DailyTokenCalls } from "./token-cap.js";
 import { asObject, checkNumber, rejectUnknownKeys } from "./validate.js";
 import { parseVariants, type Variants } from "./variants.js";
 
@@ -24,19 +28,24 @@ interface World {
   stats: StatsRecorder;
   errorLimiter: ErrorLimiter;
   faults: FaultRegistry;
+  scripts: ScriptRegistry;
   variants: Variants;
   login: LoginState;
+  apiRateLimiter: ApiRateLimiter;
+  dailyTokenCalls: DailyTokenCalls;
 }
 
 /**
- * The simulated Exact instance behind the HTTP layer: state, clock, variants, faults, the error
- * limit, stats and the interactive login's sessions. The control API and the programmatic `Simulator` both drive it through the
+ * The simulated Exact instance behind the HTTP layer: state, clock, variants, faults, scripted
+ * answers, the error limit, the API rate limits, the daily token-call counts, stats and the
+ * interactive login's sessions. The control API and the programmatic `Simulator` both drive it through the
  * same methods, which take unchecked input and validate it (throwing `ValidationError`).
  */
 export class Simulation {
   readonly clock: SimClock;
   private world: World;
   private nextFaultNumber = 1;
+  private nextScriptNumber = 1;
 
   constructor(
     readonly settings: SimulatorSettings,
@@ -60,6 +69,18 @@ export class Simulation {
 
   get faults(): FaultRegistry {
     return this.world.faults;
+  }
+
+  get scripts(): ScriptRegistry {
+    return this.world.scripts;
+  }
+
+  get apiRateLimiter(): ApiRateLimiter {
+    return this.world.apiRateLimiter;
+  }
+
+  get dailyTokenCalls(): DailyTokenCalls {
+    return this.world.dailyTokenCalls;
   }
 
   get variants(): Readonly<Variants> {
@@ -122,6 +143,25 @@ export class Simulation {
     return this.faults.clear();
   }
 
+  /** Registers a scripted answer; returns its id. Its client must be a registered app. */
+  addScript(input: unknown): string {
+    const script = parseScriptSpec(input);
+    if (this.state.app(script.clientId) === undefined) {
+      throw new ValidationError(`script: unknown clientId "${script.clientId}"`);
+    }
+    const id = `s${this.nextScriptNumber++}`;
+    this.scripts.add(id, script);
+    return id;
+  }
+
+  listScripts(): ScriptView[] {
+    return this.scripts.list();
+  }
+
+  clearScripts(): number {
+    return this.scripts.clear();
+  }
+
   /**
    * The stats key for a request, or undefined when its app is not registered or its user is
    * unknown (such requests count in the totals only).
@@ -164,8 +204,14 @@ export class Simulation {
       stats: new StatsRecorder(),
       errorLimiter: new ErrorLimiter(),
       faults: new FaultRegistry(),
+      scripts: new ScriptRegistry(),
       variants: { ...settings.variants },
       login: new LoginState(),
+      apiRateLimiter: new ApiRateLimiter({
+        callsPerMinute: settings.apiCallsPerMinute,
+        callsPerDay: settings.apiCallsPerDay,
+      }),
+      dailyTokenCalls: new DailyTokenCalls(),
     };
   }
 }

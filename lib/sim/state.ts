@@ -24,7 +24,10 @@ export interface User {
   readonly username: string;
   readonly password: string;
   readonly totpSecret: string;
+  /** `CurrentDivision`: the company the user last opened; one of `divisions`. */
   readonly division: number;
+  /** The divisions the user can open through the REST API, ascending. */
+  readonly divisions: readonly number[];
   readonly fullName: string;
   readonly email: string;
 }
@@ -125,7 +128,8 @@ export class SimState {
       username: spec.username,
       password: spec.password,
       totpSecret: spec.totpSecret,
-      division: spec.division ?? DEFAULT_DIVISION,
+      division: spec.division ?? spec.divisions?.[0] ?? DEFAULT_DIVISION,
+      divisions: [...(spec.divisions ?? [spec.division ?? DEFAULT_DIVISION])].sort((a, b) => a - b),
       fullName: spec.fullName ?? spec.username,
       email: spec.email ?? (spec.username.includes("@") ? spec.username : `${spec.username}@example.com`),
     };

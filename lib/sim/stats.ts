@@ -1,8 +1,12 @@
 import type { Endpoint } from "./faults.js";
 
-/** Outcomes shared by both Exact-facing endpoints: blocked by the error limit, or hit by a fault. */
+/**
+ * Outcomes shared by the token and Me endpoints: blocked by the error limit, answered by a
+ * script (whether or not it processed the request), or hit by a fault.
+ */
 const SHARED_OUTCOMES = {
   errorLimited: "error_limited",
+  scripted: "scripted",
   faultStatus: "fault_status",
   faultRateLimit: "fault_rate_limit",
   faultReset: "fault_reset",
@@ -12,7 +16,7 @@ const SHARED_OUTCOMES = {
 /**
  * One outcome per token request. `old_token` is a refresh token rotated away inside the current
  * chain, `superseded` one of a chain replaced by a new authorization; `invalid_grant` covers bad
- * codes and unknown refresh tokens.
+ * codes and unknown refresh tokens; `daily_cap` a request refused by the daily token cap (variant).
  */
 export const TokenOutcome = {
   codeExchanged: "code_exchanged",
@@ -24,6 +28,7 @@ export const TokenOutcome = {
   invalidClient: "invalid_client",
   invalidRequest: "invalid_request",
   invalidGrant: "invalid_grant",
+  dailyCap: "daily_cap",
   ...SHARED_OUTCOMES,
 } as const;
 export type TokenOutcome = (typeof TokenOutcome)[keyof typeof TokenOutcome];
@@ -34,6 +39,22 @@ export const MeOutcome = {
   ...SHARED_OUTCOMES,
 } as const;
 export type MeOutcome = (typeof MeOutcome)[keyof typeof MeOutcome];
+
+/**
+ * One outcome per call of the REST API (`/api/v1/{division}/…`): `unauthorized` a token that is
+ * known but expired or revoked (an unknown one has no app and counts in the totals only),
+ * `no_division_access` a division the user cannot open, `bad_request` a query option the
+ * simulator cannot read, `minutely_limited` and `daily_limited` the API rate limits.
+ */
+export const ApiOutcome = {
+  ok: "ok",
+  unauthorized: "unauthorized",
+  noDivisionAccess: "no_division_access",
+  badRequest: "bad_request",
+  minutelyLimited: "minutely_limited",
+  dailyLimited: "daily_limited",
+} as const;
+export type ApiOutcome = (typeof ApiOutcome)[keyof typeof ApiOutcome];
 
 /**
  * One outcome per credential check at B2C's `SelfAsserted` (a request turned away for its csrf
@@ -62,6 +83,7 @@ export interface OutcomeByEndpoint {
 /** Token-request counters; `issued` is `code_exchanged` + `refreshed`. */
 export type TokenRequestCounts = Record<TokenOutcome | "issued", number>;
 export type MeRequestCounts = Record<MeOutcome, number>;
+export type ApiRequestCounts = Record<ApiOutcome, number>;
 export type LoginCounts = Record<LoginOutcome, number>;
 /** Redirects with a code or a token from `/api/oauth2/auth`; `/_sim/authorize` does not count. */
 export type AuthorizationCounts = Record<ResponseType, number>;
@@ -83,14 +105,17 @@ export interface ChainStats {
 
 /**
  * `GET /_sim/stats`. `chains` is keyed `clientId/username`, `logins` by the user name typed at
- * the sign-in (unknown names included, so a typo shows).
+ * the sign-in (unknown names included, so a typo shows), `api` by `clientId/division` (the
+ * key of Exact's API rate limits).
  */
 export interface SimulatorStats {
   chains: Record<string, ChainStats>;
   logins: Record<string, LoginCounts>;
+  api: Record<string, ApiRequestCounts>;
   totals: {
     tokenRequests: TokenRequestCounts;
     meRequests: MeRequestCounts;
+    apiRequests: ApiRequestCounts;
     chainsStarted: number;
     logins: LoginCounts;
     authorizations: AuthorizationCounts;
@@ -125,14 +150,16 @@ function zeroCounters(): Counters {
 /**
  * Counts every request to the Exact-facing endpoints by outcome, per pair and in total. A
  * request whose app or user is unknown (a garbage token, a missing client_id) has no pair and
- * is counted in the totals only. The login's credential checks are counted per user name and
- * its authorizations per pair, in total too.
+ * is counted in the totals only. The login's credential checks are counted per user name, its
+ * authorizations per pair and REST API calls per (app, division), in total too.
  */
 export class StatsRecorder {
   private readonly totals = zeroCounters();
   private readonly perPair = new Map<string, Counters>();
   private readonly loginTotals = zeros(Object.values(LoginOutcome));
   private readonly perUsername = new Map<string, LoginCounts>();
+  private readonly apiTotals = zeros(Object.values(ApiOutcome));
+  private readonly perAppDivision = new Map<string, ApiRequestCounts>();
 
   /** A credential check; an empty user name counts in the totals only. */
   recordLogin(username: string, outcome: LoginOutcome): void {
@@ -144,6 +171,20 @@ export class StatsRecorder {
     if (counts === undefined) {
       counts = zeros(Object.values(LoginOutcome));
       this.perUsername.set(username, counts);
+    }
+    counts[outcome] += 1;
+  }
+
+  /** A REST API call; `appDivisionKey` is `clientId/division`, undefined when the app is unknown. */
+  recordApi(outcome: ApiOutcome, appDivisionKey: string | undefined): void {
+    this.apiTotals[outcome] += 1;
+    if (appDivisionKey === undefined) {
+      return;
+    }
+    let counts = this.perAppDivision.get(appDivisionKey);
+    if (counts === undefined) {
+      counts = zeros(Object.values(ApiOutcome));
+      this.perAppDivision.set(appDivisionKey, counts);
     }
     counts[outcome] += 1;
   }
@@ -183,12 +224,15 @@ export class StatsRecorder {
       chainsStarted += pair.chainsStarted;
     }
     const logins = Object.fromEntries([...this.perUsername].map(([name, counts]) => [name, { ...counts }]));
+    const api = Object.fromEntries([...this.perAppDivision].map(([key, counts]) => [key, { ...counts }]));
     return {
       chains,
       logins,
+      api,
       totals: {
         tokenRequests: { ...this.totals.token },
         meRequests: { ...this.totals.me },
+        apiRequests: { ...this.apiTotals },
         chainsStarted,
         logins: { ...this.loginTotals },
         authorizations: { ...this.totals.authorizations },

@@ -1,4 +1,5 @@
 import {
+  dailyTokenCapReached,
   invalidChainId,
   invalidClient,
   invalidGrant,
@@ -12,8 +13,9 @@ import {
 import type { PreparedRequest } from "./exact-pipeline.js";
 import type { Answer, RequestBody } from "./http.js";
 import type { Simulation } from "./simulation.js";
-import type { App } from "./state.js";
+import { type App, pairKey, type User } from "./state.js";
 import { TokenOutcome } from "./stats.js";
+import { dayEndMs } from "./token-cap.js";
 
 type Processed = ReturnType<PreparedRequest<"token">["process"]>;
 
@@ -40,7 +42,8 @@ function rejected(answer: Answer, outcome: TokenOutcome): Processed {
 /**
  * `POST /api/oauth2/token`. Parsing happens first so that faults and the error limit know the
  * client and user; `process()` then applies Exact's rules in this order: form well-formed,
- * grant type, required parameters, client credentials, then the grant itself.
+ * grant type, required parameters, client credentials, the daily token cap (variant), then the
+ * grant itself.
  */
 export function prepareTokenRequest(
   sim: Simulation,
@@ -95,11 +98,33 @@ export function prepareTokenRequest(
       if (app.clientSecret !== form.get("client_secret")) {
         return rejected(invalidClient("Invalid client_secret."), TokenOutcome.invalidClient);
       }
+      const capped = user === undefined ? undefined : chargeDailyCall(sim, app, user);
+      if (capped !== undefined) {
+        return capped;
+      }
       return grantType === "authorization_code"
         ? exchangeCode(sim, app, form.get("code") ?? "", form.get("redirect_uri") ?? "")
         : refresh(sim, app, form.get("refresh_token") ?? "");
     },
   };
+}
+
+/**
+ * Counts a call of the (app, user) pair toward today's token calls, or refuses it when the
+ * `dailyTokenCap` variant is on and the day's calls are used up (see token-cap.ts).
+ */
+function chargeDailyCall(sim: Simulation, app: App, user: User): Processed | undefined {
+  const { variants } = sim;
+  const key = pairKey(app.clientId, user.username);
+  const nowMs = sim.clock.nowMs();
+  if (variants.dailyTokenCap && sim.dailyTokenCalls.callsToday(key, nowMs) >= variants.dailyTokenCapPerDay) {
+    return rejected(
+      dailyTokenCapReached(variants.dailyTokenCapPerDay, dayEndMs(nowMs), nowMs),
+      TokenOutcome.dailyCap,
+    );
+  }
+  sim.dailyTokenCalls.record(key, nowMs);
+  return undefined;
 }
 
 /** Rule 1: a code is single-use, valid 3 minutes, bound to client ID and redirect URI. */

@@ -1,4 +1,4 @@
-import { asObject, optionalBoolean, rejectUnknownKeys } from "./validate.js";
+import { asObject, optionalBoolean, optionalNumber, rejectUnknownKeys } from "./validate.js";
 
 /**
  * Switches for what the sources on Exact disagree about or report rarely (see
@@ -15,6 +15,13 @@ export interface Variants {
   supersededAsInvalidGrant: boolean;
   /** An access token stays valid until it expires even after a refresh or a new authorization. */
   oldAccessTokenValidAfterRefresh: boolean;
+  /**
+   * Exact's announced cap (July 2021, enforcement and answer unconfirmed): past
+   * `dailyTokenCapPerDay` token requests of an (app, user) in a UTC day, the rest get a 429.
+   */
+  dailyTokenCap: boolean;
+  /** The cap's number, used only while `dailyTokenCap` is on. @default 200 */
+  dailyTokenCapPerDay: number;
 }
 
 export const DEFAULT_VARIANTS: Readonly<Variants> = {
@@ -23,21 +30,36 @@ export const DEFAULT_VARIANTS: Readonly<Variants> = {
   tooEarlyCarriesRefreshToken: false,
   supersededAsInvalidGrant: false,
   oldAccessTokenValidAfterRefresh: true,
+  dailyTokenCap: false,
+  dailyTokenCapPerDay: 200,
 };
 
-const VARIANT_NAMES = Object.keys(DEFAULT_VARIANTS) as (keyof Variants)[];
+type Switch = { [K in keyof Variants]: Variants[K] extends boolean ? K : never }[keyof Variants];
+
+const SWITCH_NAMES = (Object.keys(DEFAULT_VARIANTS) as (keyof Variants)[]).filter(
+  (name): name is Switch => typeof DEFAULT_VARIANTS[name] === "boolean",
+);
 
 /** Reads a partial `Variants` object; unknown names are refused so a typo cannot pass silently. */
 export function parseVariants(value: unknown): Partial<Variants> {
   const what = "variants";
   const object = asObject(value, what);
-  rejectUnknownKeys(object, VARIANT_NAMES, what);
+  rejectUnknownKeys(object, Object.keys(DEFAULT_VARIANTS), what);
   const partial: Partial<Variants> = {};
-  for (const name of VARIANT_NAMES) {
+  for (const name of SWITCH_NAMES) {
     const flag = optionalBoolean(object, name, what);
     if (flag !== undefined) {
       partial[name] = flag;
     }
+  }
+  const capPerDay = optionalNumber(
+    object,
+    "dailyTokenCapPerDay",
+    { min: 1, max: 1_000_000, integer: true },
+    what,
+  );
+  if (capPerDay !== undefined) {
+    partial.dailyTokenCapPerDay = capPerDay;
   }
   return partial;
 }

@@ -93,6 +93,12 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
     ["a port that is no number", ["--port", "abc"], /--port must be a number/],
     ["an access-ttl of 0", ["--port", "0", "--access-ttl", "0"], /accessTtlSeconds/],
     ["a missing config file", ["--port", "0", "--config", "/nonexistent/sim.json"], /cannot read/],
+    ["an API budget of 0", ["--port", "0", "--api-calls-per-minute", "0"], /apiCallsPerMinute/],
+    [
+      "a daily token cap that is no number",
+      ["--daily-token-cap-per-day", "many"],
+      /--daily-token-cap-per-day must be a number/,
+    ],
   ])("prints a message and exits 2 for %s", async (_case, args, message) => {
     const child = runCli(args);
     children.push(child);
@@ -111,6 +117,8 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
         accessTtlSeconds: undefined,
         refreshAfterSeconds: undefined,
         refreshTtlDays: undefined,
+        apiCallsPerMinute: undefined,
+        apiCallsPerDay: undefined,
         config: undefined,
         variants: {},
       });
@@ -131,6 +139,9 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
         "--too-early-carries-refresh-token",
         "--superseded-as-invalid-grant",
         "--old-access-token-invalid-after-refresh",
+        "--daily-token-cap",
+        "--daily-token-cap-per-day",
+        "150",
       ]);
 
       expect(options).toMatchObject({
@@ -142,7 +153,16 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
           tooEarlyCarriesRefreshToken: true,
           supersededAsInvalidGrant: true,
           oldAccessTokenValidAfterRefresh: false,
+          dailyTokenCap: true,
+          dailyTokenCapPerDay: 150,
         },
+      });
+    });
+
+    it("maps the API budgets to their options", () => {
+      expect(parseCliArgs(["--api-calls-per-minute", "3", "--api-calls-per-day", "10"])).toMatchObject({
+        apiCallsPerMinute: 3,
+        apiCallsPerDay: 10,
       });
     });
   });

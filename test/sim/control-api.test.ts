@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Simulator } from "../../lib/sim/server.js";
-import { ALICE, APP, control, getMe, login, postForm, START_MS, startTestSimulator } from "./helpers.js";
+import {
+  ALICE,
+  APP,
+  control,
+  getApi,
+  getMe,
+  login,
+  postForm,
+  START_MS,
+  startTestSimulator,
+} from "./helpers.js";
 
 const NEW_APP = {
   clientId: "new-app",
@@ -73,9 +83,28 @@ describe("control API /_sim/", () => {
         username: "carol",
         fullName: "Carol",
         division: 777,
+        divisions: [777],
         email: "carol@example.com",
       });
     });
+
+    it.each([
+      ["both given", { division: 20, divisions: [30, 10, 20] }, { division: 20, divisions: [10, 20, 30] }],
+      [
+        "divisions alone: the first is current",
+        { divisions: [30, 10] },
+        { division: 30, divisions: [10, 30] },
+      ],
+      ["neither", {}, { division: 123456, divisions: [123456] }],
+    ])(
+      "takes the divisions a user can open, sorted, with the current one among them: %s",
+      async (_case, extra, expected) => {
+        const response = await control(sim, "POST", "/_sim/users", { ...NEW_USER, ...extra });
+
+        expect(response.status).toBe(201);
+        expect(response.body).toMatchObject(expected);
+      },
+    );
 
     it.each([
       ["a duplicate username", { ...NEW_USER, username: ALICE.username }, /already exists/],
@@ -83,6 +112,15 @@ describe("control API /_sim/", () => {
       ["a userId that is no GUID", { ...NEW_USER, userId: "42" }, /GUID/],
       ["a TOTP secret that is no base32", { ...NEW_USER, totpSecret: "not base32!" }, /base32/],
       ["a division that is no integer", { ...NEW_USER, division: 1.5 }, /division/],
+      ["empty divisions", { ...NEW_USER, divisions: [] }, /"divisions" must be a non-empty array/],
+      ["divisions that are no list", { ...NEW_USER, divisions: 5 }, /"divisions" must be a non-empty array/],
+      ["a division in the list that is no integer", { ...NEW_USER, divisions: [1, "2"] }, /"divisions"\[1\]/],
+      ["a division listed twice", { ...NEW_USER, divisions: [1, 1] }, /lists a division twice/],
+      [
+        "a current division not in the list",
+        { ...NEW_USER, division: 3, divisions: [1, 2] },
+        /must include "division"/,
+      ],
       ["no password", { username: "dave", totpSecret: "GEZDGNBV" }, /password/],
     ])("answers 400 for %s", async (_case, body, message) => {
       expectBadRequest(await control(sim, "POST", "/_sim/users", body), message);
@@ -147,6 +185,9 @@ describe("control API /_sim/", () => {
     it.each([
       ["an unknown variant", { tooLate: true }, /unknown field/],
       ["a non-boolean", { tooEarlyAs401: "yes" }, /tooEarlyAs401/],
+      ["a non-boolean dailyTokenCap", { dailyTokenCap: 200 }, /"dailyTokenCap" must be true or false/],
+      ["a cap of 0", { dailyTokenCapPerDay: 0 }, /"dailyTokenCapPerDay" must be an integer from 1/],
+      ["a cap that is no integer", { dailyTokenCapPerDay: 2.5 }, /"dailyTokenCapPerDay"/],
     ])("answers 400 for %s", async (_case, body, message) => {
       expectBadRequest(await control(sim, "POST", "/_sim/variants", body), message);
     });
@@ -208,6 +249,24 @@ describe("control API /_sim/", () => {
       expect(sim.stats()).toMatchObject({ chains: {}, totals: { chainsStarted: 0 } });
       expect((await getMe(sim, tokens.accessToken)).status).toBe(401);
       expect((await login(sim)).accessToken).toMatch(/^simAT!/);
+    });
+
+    it("forgets the API budgets used, the day's token calls and the API stats", async () => {
+      const tight = await startTestSimulator({
+        apiCallsPerMinute: 1,
+        variants: { dailyTokenCap: true, dailyTokenCapPerDay: 1 },
+      });
+      try {
+        const accounts = `/api/v1/${ALICE.division}/crm/Accounts`;
+        await getApi(tight, accounts, (await login(tight)).accessToken);
+
+        await control(tight, "POST", "/_sim/reset");
+
+        expect(tight.stats().api).toEqual({});
+        expect((await getApi(tight, accounts, (await login(tight)).accessToken)).status).toBe(200);
+      } finally {
+        await tight.close();
+      }
     });
   });
 

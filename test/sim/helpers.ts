@@ -80,6 +80,13 @@ export async function getMe(sim: Simulator, accessToken: string | undefined): Pr
   return toJson(await fetch(`${sim.url}/api/v1/current/Me`, { headers }));
 }
 
+/** A REST API call; `target` is a path (`/api/v1/…`) or an absolute URL such as a `__next`. */
+export async function getApi(sim: Simulator, target: string, accessToken?: string): Promise<JsonResponse> {
+  const headers: Record<string, string> =
+    accessToken === undefined ? {} : { Authorization: `Bearer ${accessToken}` };
+  return toJson(await fetch(target.startsWith("http") ? target : `${sim.url}${target}`, { headers }));
+}
+
 export interface Tokens {
   accessToken: string;
   refreshToken: string;

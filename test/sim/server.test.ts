@@ -99,6 +99,9 @@ describe("startSimulator", () => {
       },
     ],
     ["an unknown variant", { variants: { tooEarlyAs402: true } }],
+    ["apiCallsPerMinute 0", { apiCallsPerMinute: 0 }],
+    ["fractional apiCallsPerDay", { apiCallsPerDay: 10.5 }],
+    ["dailyTokenCapPerDay 0", { variants: { dailyTokenCap: true, dailyTokenCapPerDay: 0 } }],
   ])("rejects %s with a ValidationError", async (_case, options) => {
     await expect(startSimulator(options as never)).rejects.toBeInstanceOf(ValidationError);
   });

@@ -89,6 +89,12 @@ export interface ChainTokens {
   readonly refreshCt?: string;
   readonly refreshIssuedAtMs?: number;
   readonly refreshHash?: string;
+  /**
+   * When Exact started this chain (the arrival of the code exchange or login that started it;
+   * refreshes keep it). Of two chains of one user, the later start is the live one: a chain start
+   * or a hand-over never replaces a chain that started later.
+   */
+  readonly chainStartedAtMs?: number;
 }
 
 /** The live chain a code exchange replaced before its identity was known; restored if the new one is not ours. */
@@ -104,6 +110,21 @@ export interface VerificationNote {
   /** The connection's status before the chain start, restored if the chain belongs to another connection. */
   readonly statusBefore: ChainStatus;
   readonly retired?: RetiredChain;
+}
+
+/**
+ * Written under the lease of a VERIFYING chain just before it is handed to the connection that
+ * holds its Exact user: while it is set the chain is not refreshed here (the other connection
+ * may already hold it), and a later lease finishes the hand-over without asking Exact again.
+ */
+export interface HandOverNote {
+  /** The connection that holds the chain's user; absent when nobody does (a login of the wrong user). */
+  readonly to?: string;
+  readonly exactUserId: string;
+  readonly exactUserName: string;
+  readonly division: number | null;
+  /** What becomes of this connection afterwards. */
+  readonly then: "restore" | "wrong_user" | "duplicate_user";
 }
 
 /** One connection's item, typed. Attribute names are the DynamoDB attribute names. */
@@ -124,6 +145,7 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly exactUserName?: string;
   readonly division?: number | null;
   readonly verification?: VerificationNote;
+  readonly handOver?: HandOverNote;
 
   readonly leaseOwner?: string;
   readonly leaseFence: number;

@@ -1,8 +1,9 @@
 import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { ChainRecord, InflightNote, LeasePurpose } from "./chain-record.js";
+import type { LeaseWriter } from "./chain-table-client.js";
 import { ConnectionRegistry } from "./connection-registry.js";
-import { LeaseSession, type LeaseWriter } from "./lease-session.js";
+import { LeaseSession } from "./lease-session.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import { UnleasedWrites } from "./unleased-writes.js";

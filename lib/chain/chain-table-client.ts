@@ -17,6 +17,26 @@ export type LeaseWriter = (
   returnValues?: "ALL_OLD" | "ALL_NEW" | "NONE",
 ) => Promise<ChainRecord | undefined>;
 
+/**
+ * Runs a write that records an outcome, trying again after an error (the SDK has already retried
+ * throttling) while `leftMs()` allows: the write's condition (fence, generation, incarnation)
+ * makes a repeat harmless. Pauses 100 ms, 200 ms, … Throws the last error when time runs out.
+ */
+export async function retryWithin<T>(
+  write: () => Promise<T>,
+  leftMs: () => number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<T> {
+  for (let pauseMs = 100; ; pauseMs *= 2) {
+    try {
+      return await write();
+    } catch (error) {
+      if (leftMs() <= pauseMs) throw error;
+      await sleep(pauseMs);
+    }
+  }
+}
+
 export function isConditionFailure(error: unknown): error is ConditionalCheckFailedException {
   return error instanceof ConditionalCheckFailedException;
 }

@@ -120,6 +120,35 @@ export class ConnectionRegistry extends ChainTableClient {
     return out.Item ? (unmarshall(out.Item).connectionId as string) : undefined;
   }
 
+  /**
+   * Moves the (client ID, Exact user) guard from `from` to `to`, if `from` still holds it: for a
+   * guard left behind by an interrupted `connection remove` or re-seed (its connection is gone,
+   * or holds another user now). Returns the connection that holds the guard afterwards.
+   */
+  async replaceGuard(
+    clientId: string,
+    exactUserId: string,
+    from: string,
+    to: string,
+  ): Promise<string | undefined> {
+    try {
+      await this.client.send(
+        this.watch(
+          new PutItemCommand({
+            TableName: this.tableName,
+            Item: marshall({ pk: guardKey(clientId, exactUserId), connectionId: to, clientId, exactUserId }),
+            ConditionExpression: "connectionId = :from",
+            ExpressionAttributeValues: marshall({ ":from": from }),
+          }),
+        ),
+      );
+      return to;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return this.guardOwner(clientId, exactUserId);
+    }
+  }
+
   async releaseGuard(clientId: string, exactUserId: string, connectionId: string): Promise<void> {
     try {
       await this.client.send(

@@ -78,6 +78,7 @@ export class HealDoor {
         });
         return this.#login.run(session, record.mode === ConnectionMode.Implicit ? "implicit" : "heal", {
           vended: false,
+          operator: options.operator ?? false,
         });
       },
     );

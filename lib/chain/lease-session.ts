@@ -9,23 +9,12 @@ import {
   type InflightNote,
   LeasePurpose,
 } from "./chain-record.js";
-import type { LeaseWriter } from "./chain-table-client.js";
-import {
-  RELEASE,
-  type RefreshedChain,
-  refreshed,
-  rescueCondition,
-  type StartedChainArgs,
-  startedChain,
-  type Transition,
-} from "./lease-transitions.js";
+import { type LeaseWriter, retryWithin } from "./chain-table-client.js";
+import { LEASE_ATTRS, RELEASE, rescueCondition, type Transition } from "./lease-transitions.js";
+import { type RefreshedChain, refreshed, type StartedChainArgs, startedChain } from "./persisting-writes.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 
-export type { LeaseWriter } from "./chain-table-client.js";
-
 export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
-
-const LEASE_ATTRS = ["leaseOwner", "leaseUntilMs", "leasePurpose", "inflight"] as const;
 
 /**
  * The one object through which anything is written under a chain's lease, from the acquire
@@ -187,18 +176,30 @@ export class LeaseSession {
         {
           ...startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs)),
           computed: ["#generation = #generation + :one"],
-          condition: "#leaseFence = :fence AND #incarnation = :inc",
-          names: ["leaseFence", "incarnation", "generation"],
-          values: { fence: this.fence, inc: this.incarnation, one: 1 },
+          // A chain that started later (a hand-over from another connection's code exchange)
+          // is the live one: ours died when it started.
+          condition:
+            "#leaseFence = :fence AND #incarnation = :inc AND " +
+            "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs < :started)",
+          names: ["leaseFence", "incarnation", "generation", "chainStartedAtMs"],
+          values: { fence: this.fence, inc: this.incarnation, one: 1, started: args.note.startedAtMs },
         },
         "ALL_NEW",
       ),
     );
+    this.#unrecorded = false;
     if (!stored) {
+      // Either the fence moved (the lease is someone else's) or a later chain is stored: then
+      // the lease is still ours to end.
+      await this.#writer(this.connectionId, {
+        remove: LEASE_ATTRS,
+        condition: "#leaseFence = :fence AND #incarnation = :inc",
+        names: ["leaseFence", "incarnation"],
+        values: { fence: this.fence, inc: this.incarnation },
+      });
       this.#ended = true;
       return false;
     }
-    this.#unrecorded = false;
     this.#generation = stored.generation;
     this.#purpose = LeasePurpose.Verify;
     this.#untilMs = untilMs;
@@ -214,6 +215,11 @@ export class LeaseSession {
     const ok = await this.#persist(() => this.#write({ ...transition, ends: true }));
     if (ok && transition.computed?.length) this.#generation += 1;
     return ok;
+  }
+
+  /** Writes `transition` and keeps the lease (a step the next holder must be able to resume from). */
+  async keep(transition: Transition): Promise<boolean> {
+    return this.#persist(() => this.#write({ ...transition, ends: false }));
   }
 
   /** Ends the lease with nothing else written. */
@@ -243,22 +249,13 @@ export class LeaseSession {
     }
   }
 
-  /**
-   * A write that records an outcome is tried again (the SDK has already retried throttling) while
-   * the lease lasts: its condition (fence, generation, incarnation) makes a repeat harmless. When
-   * every attempt failed the error is thrown and, if an Exact call's outcome is unrecorded, the
-   * lease and note stay (see {@link callStarted}).
-   */
-  async #persist<T>(write: () => Promise<T>): Promise<T> {
-    for (let pauseMs = 100; ; pauseMs *= 2) {
-      try {
-        return await write();
-      } catch (error) {
-        const leftMs = Math.min(this.#untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - this.#now();
-        if (leftMs <= pauseMs) throw error;
-        await this.#sleep(pauseMs);
-      }
-    }
+  /** A persisting write, tried again while the lease lasts (chain-table-client.ts: retryWithin). */
+  #persist<T>(write: () => Promise<T>): Promise<T> {
+    return retryWithin(
+      write,
+      () => Math.min(this.#untilMs - CLOCK_SKEW_BOUND_MS, this.#deadlineMs) - this.#now(),
+      this.#sleep,
+    );
   }
 
   #leaseSet(purpose: LeasePurpose, untilMs: number): Partial<ChainAttributes> {

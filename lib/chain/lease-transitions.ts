@@ -5,8 +5,8 @@ import {
   type ChainAttributes,
   ChainStatus,
   type ErrorBudget,
+  type HandOverNote,
   type RetiredChain,
-  type VerificationNote,
 } from "./chain-record.js";
 import { ChainTable } from "./table-definition.js";
 import type { SealedTokens } from "./token-seal.js";
@@ -42,6 +42,15 @@ export const TOKEN_ATTRS = [
   "refreshCt",
   "refreshIssuedAtMs",
   "refreshHash",
+  "chainStartedAtMs",
+] as const satisfies readonly ChainAttributeName[];
+
+/** The lease and its write-ahead note: what every write that ends a lease removes. */
+export const LEASE_ATTRS = [
+  "leaseOwner",
+  "leaseUntilMs",
+  "leasePurpose",
+  "inflight",
 ] as const satisfies readonly ChainAttributeName[];
 
 export const BACKOFF_ATTRS = [
@@ -88,66 +97,9 @@ export function rescueCondition(
   };
 }
 
-/** What a refresh's persisting write stores (LeaseSession.commitRefresh). */
-export interface RefreshedChain {
-  readonly tokens: SealedTokens;
-  readonly status: ChainStatus;
-  readonly dueAtMs: number;
-  readonly vendedAtMs?: number;
-  /** A refusal that still carried a new refresh token: the chain advances and backs off. */
-  readonly refusal?: Backoff;
-}
-
-type Change = { readonly set: Partial<ChainAttributes>; readonly remove: ChainAttributeName[] };
-
-/** The tokens of a refresh at `generation` (the session adds the generation bump and the lease's end). */
-export function refreshed(args: RefreshedChain, generation: number, nowMs: number): Change {
-  return {
-    set: {
-      ...tokenAttributes(args.tokens),
-      ...dueAt(args.dueAtMs),
-      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
-      ...args.refusal,
-      status: args.status,
-      statusChangedAtMs: nowMs,
-      failureStreak: 0,
-    },
-    remove: ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)],
-  };
-}
-
-/** What a chain start's persisting write stores (LeaseSession.storeStartedChain). */
-export interface StartedChainArgs {
-  readonly tokens: SealedTokens;
-  readonly note: VerificationNote;
-  /** How long the lease is kept for the identity check (ms). */
-  readonly leaseMs: number;
-  readonly vendedAtMs?: number;
-  readonly loginFailures?: ErrorBudget;
-}
-
-/** A new chain, VERIFYING, with `lease` (the renewed lease for its check) and due at once. */
-export function startedChain(args: StartedChainArgs, nowMs: number, lease: Partial<ChainAttributes>): Change {
-  return {
-    set: {
-      ...tokenAttributes(args.tokens),
-      ...lease,
-      ...dueAt(nowMs),
-      ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
-      status: ChainStatus.Verifying,
-      statusChangedAtMs: nowMs,
-      verification: args.note,
-      failureStreak: 0,
-      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
-    },
-    // An implicit login brings no refresh token: the chain then holds none.
-    remove: [
-      "statusReason",
-      "identityChecks",
-      ...BACKOFF_ATTRS,
-      ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
-    ],
-  };
+/** The hand-over is decided (written before the other connection is touched; the lease is kept). */
+export function handingOver(note: HandOverNote): Transition {
+  return transition({ set: { handOver: note } });
 }
 
 /** Nothing but the lease's end. */
@@ -213,6 +165,7 @@ export function handedOver(
     },
     remove: [
       "verification",
+      "handOver",
       "identityChecks",
       ...TOKEN_ATTRS.filter((attr) => restored[attr] === undefined),
       ...(args.statusReason ? [] : (["statusReason"] as const)),

@@ -14,6 +14,7 @@ import type { LeaseSession } from "./lease-session.js";
 import { backedOff, needsOperator } from "./lease-transitions.js";
 import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
 import type { LoginOutcome } from "./login-protocol.js";
+import type { UserLogins } from "./totp-step-claims.js";
 
 /**
  * What a failed login does to the chain (design invariant 7: Exact locks accounts, so logins
@@ -28,7 +29,8 @@ export class LoginFailures {
     this.#deps = deps;
   }
 
-  async loginFailed(session: LeaseSession, error: unknown): Promise<LoginOutcome> {
+  /** Maps a failed login (a LoginError of the driver) to what happens to the chain and the user's budget. */
+  async loginFailed(session: LeaseSession, error: unknown, user: LoginUser): Promise<LoginOutcome> {
     const record = session.record;
     this.#deps.log.warn("login failed", {
       connectionId: record.connectionId,
@@ -39,6 +41,7 @@ export class LoginFailures {
         session,
         EventReason.BadCredentials,
         "Exact refused the user name or password; fix the connection's secret",
+        user,
       );
     }
     if (error instanceof LoginLocked) {
@@ -46,40 +49,57 @@ export class LoginFailures {
         session,
         EventReason.Locked,
         "Exact locked the account after failed logins; unlock it, then heal",
+        user,
       );
     }
     if (error instanceof LoginBadTotp) {
-      // Once may be a step boundary; twice in a row is a wrong TOTP secret, and a third
-      // attempt would bring the account closer to Exact's lock.
-      return record.lastLoginFailure === EventReason.BadTotp
+      // Once may be a step boundary; twice in a row (for this user, by any connection) is a wrong
+      // TOTP secret, and a third attempt would bring the account closer to Exact's lock.
+      const twice =
+        record.lastLoginFailure === EventReason.BadTotp ||
+        user.logins.lastLoginFailure === EventReason.BadTotp;
+      return twice
         ? this.reauth(
             session,
             EventReason.BadTotp,
             "Exact refused the TOTP code twice; check the connection's TOTP secret",
+            user,
           )
-        : this.retryLater(session, EventReason.BadTotp, "TOTP code refused");
+        : this.retryLater(session, { reason: EventReason.BadTotp, detail: "TOTP code refused", user });
     }
     if (error instanceof LoginUnavailable) {
-      return this.retryLater(session, EventReason.LoginFailed, "Exact unavailable during the login", false);
+      return this.retryLater(session, {
+        reason: EventReason.LoginFailed,
+        detail: "Exact unavailable during the login",
+        counts: false,
+      });
     }
-    if (error instanceof LoginPageNotUnderstood)
-      return this.retryLater(session, EventReason.LoginFailed, error.message);
     // Driver errors name the step that failed and never a credential; anything else is summarised.
-    return this.retryLater(
-      session,
-      EventReason.LoginFailed,
-      `login failed (${error instanceof Error ? error.name : "unknown error"})`,
-    );
+    const detail =
+      error instanceof LoginPageNotUnderstood
+        ? error.message
+        : `login failed (${error instanceof Error ? error.name : "unknown error"})`;
+    return this.retryLater(session, { reason: EventReason.LoginFailed, detail, user });
   }
 
-  /** A failure that may pass: back off, count it, keep a broken chain broken (due again when the backoff ends). */
+  /**
+   * A failure that may pass: back off, count it (per chain, and per user when `user` is given),
+   * keep a broken chain broken (due again when the backoff ends). `minWaitMs`: back off at least
+   * this long (the user's own budget is spent).
+   */
   async retryLater(
     session: LeaseSession,
-    reason: EventReason,
-    detail: string,
-    counts = true,
+    args: {
+      readonly reason: EventReason;
+      readonly detail: string;
+      readonly counts?: boolean;
+      readonly user?: LoginUser;
+      readonly minWaitMs?: number;
+    },
   ): Promise<LoginOutcome> {
     const { now, random } = this.#deps;
+    const { reason, detail } = args;
+    const counts = args.counts ?? true;
     const record = session.record;
     const nowMs = now();
     const streak = (record.failureStreak ?? 0) + 1;
@@ -89,6 +109,7 @@ export class LoginFailures {
     const waitMs = Math.max(
       backoffMs(streak + 3, random),
       (budgetExhaustedFor(failures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000,
+      args.minWaitMs ?? 0,
     );
     // An implicit chain that could not log in keeps its (maybe still valid) token.
     const keeps = record.mode === ConnectionMode.Implicit && record.status !== ChainStatus.Broken;
@@ -105,6 +126,7 @@ export class LoginFailures {
       ),
     );
     if (!written) return { kind: "superseded" };
+    if (counts && args.user) await this.#userFailed(args.user, reason);
     const retryAfterSeconds = Math.ceil(waitMs / 1000);
     return failed(
       reason === EventReason.LoginFailed && !counts
@@ -118,11 +140,18 @@ export class LoginFailures {
     );
   }
 
-  async reauth(session: LeaseSession, reason: EventReason, detail: string): Promise<LoginOutcome> {
+  /** Nothing automatic can help: REAUTH_REQUIRED and an event; a credential refusal also counts for the user. */
+  async reauth(
+    session: LeaseSession,
+    reason: EventReason,
+    detail: string,
+    user?: LoginUser,
+  ): Promise<LoginOutcome> {
     if (!(await session.finish(needsOperator(reason, this.#deps.now(), { lastLoginFailure: reason })))) {
       return { kind: "superseded" };
     }
     this.#deps.log.error("chain needs an operator", { connectionId: session.connectionId, reason });
+    if (user) await this.#userFailed(user, reason);
     await announce(this.#deps, BrokerEventType.ReauthRequired, session, reason);
     return failed(
       new ReauthRequired(
@@ -130,6 +159,25 @@ export class LoginFailures {
       ),
     );
   }
+
+  /** The user's own record, after the chain's state is stored (a failure here loses nothing of the chain). */
+  async #userFailed(user: LoginUser, reason: EventReason): Promise<void> {
+    try {
+      await this.#deps.totpClaims?.recordFailure({
+        username: user.username,
+        reason,
+        nowMs: this.#deps.now(),
+      });
+    } catch (error) {
+      this.#deps.log.error("could not record a failed login for the Exact user", { error: error as Error });
+    }
+  }
+}
+
+/** The Exact user a login was for, and what the broker knew of that user's logins before it. */
+export interface LoginUser {
+  readonly username: string;
+  readonly logins: UserLogins;
 }
 
 function failed(error: BrokerError): LoginOutcome {

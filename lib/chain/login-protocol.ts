@@ -12,8 +12,10 @@ import type { LoginResult } from "../exact/login/login-driver.js";
 import { hasLoginCredentials } from "../secrets/connection-secret.js";
 import { ChainSource, ChainStatus, LeasePurpose } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
+import { budgetExhaustedFor } from "./error-budget.js";
 import { IdentityCheck, type StartedChain } from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
+import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
 import { LoginFailures } from "./login-failures.js";
 import type { FreshAccess } from "./token-protocol.js";
 import { type IssuedPair, prepareSealer, sealTokens } from "./token-seal.js";
@@ -48,10 +50,11 @@ export class LoginProtocol {
     this.#failures = new LoginFailures(deps);
   }
 
+  /** @param options.operator an operator asked (`exact-broker heal`): the user's login budget does not stop it */
   async run(
     session: LeaseSession,
     mode: LoginMode,
-    options: { readonly vended: boolean },
+    options: { readonly vended: boolean; readonly operator?: boolean },
   ): Promise<LoginOutcome> {
     const { now, config, secrets, log, login: driver, totpClaims } = this.#deps;
     const record = session.record;
@@ -89,7 +92,19 @@ export class LoginProtocol {
       connectionId: record.connectionId,
       incarnation: session.incarnation,
     });
-    const lastTotpStep = await totpClaims.lastStep(secret.username);
+    // Exact locks the user, not the chain: the user's failed logins, by any connection, count too.
+    const user = { username: secret.username, logins: await totpClaims.read(secret.username) };
+    const userBlockedFor = budgetExhaustedFor(user.logins.loginFailures, now(), LOGIN_FAILURES_PER_HOUR);
+    // An operator's heal (the secret was fixed) is theirs to risk.
+    if (userBlockedFor !== undefined && !options.operator) {
+      return this.#failures.retryLater(session, {
+        reason: EventReason.LoginFailed,
+        detail: `Exact user ${secret.username} has ${LOGIN_FAILURES_PER_HOUR} failed logins this hour (any connection)`,
+        counts: false,
+        minWaitMs: userBlockedFor * 1000,
+      });
+    }
+    const lastTotpStep = user.logins.lastStep;
     session.requireTime(LOGIN_DRIVER_MIN_MS + config.httpTimeoutMs, "a login and its code exchange");
 
     let result: LoginResult;
@@ -115,7 +130,7 @@ export class LoginProtocol {
         timeoutMs: session.remainingMs() - config.httpTimeoutMs,
       });
     } catch (error) {
-      return this.#failures.loginFailed(session, error);
+      return this.#failures.loginFailed(session, error, user);
     }
     log.info("logged in as the chain's user", {
       connectionId: record.connectionId,
@@ -128,11 +143,11 @@ export class LoginProtocol {
     if (result.kind === "code") {
       if (session.remainingMs() < config.httpTimeoutMs) {
         // The code dies unused (nothing started at Exact), but the login happened: it counts.
-        return this.#failures.retryLater(
-          session,
-          EventReason.LoginFailed,
-          "the login left no time for the code exchange",
-        );
+        return this.#failures.retryLater(session, {
+          reason: EventReason.LoginFailed,
+          detail: "the login left no time for the code exchange",
+          user,
+        });
       }
       session.callStarted();
       const outcome = await this.#deps.oauth.exchangeCode(
@@ -144,7 +159,11 @@ export class LoginProtocol {
       );
       if (outcome.kind === "outcome_unknown" || !outcome.rotated) {
         // Nothing to store. A lost exchange may have started a chain we never saw; the next login starts another.
-        return this.#failures.retryLater(session, EventReason.LoginFailed, `code exchange: ${outcome.kind}`);
+        return this.#failures.retryLater(session, {
+          reason: EventReason.LoginFailed,
+          detail: `code exchange: ${outcome.kind}`,
+          user,
+        });
       }
       issued = outcome.rotated;
       refusal = outcome.kind === "tokens" ? undefined : outcome.kind;
@@ -193,13 +212,6 @@ export class LoginProtocol {
         return failed(
           new DuplicateChain(
             `connection "${record.connectionId}": Exact user ${verified.identity.userName} is already connected as "${verified.owner}"`,
-          ),
-        );
-      case "rejected":
-        return failed(
-          new ExactUnavailable(
-            `connection "${record.connectionId}": Exact refused the new access token; the chain stays broken`,
-            { retryAfterSeconds: 60 },
           ),
         );
       default:

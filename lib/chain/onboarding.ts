@@ -159,11 +159,6 @@ export class Onboarding {
       }
       case "failed":
         throw outcome.error;
-      case "rejected":
-        throw new ExactUnavailable(
-          `connection "${connectionId}": Exact refused the new chain's access token; get a new code and seed again`,
-          { retryAfterSeconds: 5 },
-        );
       default:
         throw new ChainBusy(
           `connection "${connectionId}" changed while it was being seeded; check exact-broker status`,

@@ -10,25 +10,48 @@ export interface VendAnswer {
 }
 
 /**
+ * How long a container answers from memory before it reads the item again (ms). Bounds how long
+ * a warm container can go on serving the token of a connection that an operator removed (or
+ * removed and added again, perhaps for another Exact user): at most this, not the token's whole
+ * life. Costs at most one read a minute per connection and container.
+ */
+export const MAX_CACHE_AGE_MS = 60_000;
+
+interface Entry {
+  readonly answer: VendAnswer;
+  readonly expiresAtMs: number;
+  readonly incarnation: string | undefined;
+  readonly cachedAtMs: number;
+}
+
+/**
  * Access tokens this container already holds. A vend answered from here touches nothing else:
  * no DynamoDB call, no decrypt (the warm-container path).
  */
 export class TokenCache {
-  readonly #entries = new Map<string, { readonly answer: VendAnswer; readonly expiresAtMs: number }>();
+  readonly #entries = new Map<string, Entry>();
 
-  /** The cached answer if it is still valid for at least `minValidityMs` (and at least 1 ms). */
+  /** The cached answer if it is still valid for at least `minValidityMs` (and at least 1 ms) and fresh enough. */
   get(connectionId: string, minValidityMs: number, nowMs: number): VendAnswer | undefined {
     const entry = this.#entries.get(connectionId);
-    return entry && entry.expiresAtMs - nowMs >= Math.max(1, minValidityMs) ? entry.answer : undefined;
+    if (!entry || nowMs - entry.cachedAtMs >= MAX_CACHE_AGE_MS) return undefined;
+    return entry.expiresAtMs - nowMs >= Math.max(1, minValidityMs) ? entry.answer : undefined;
   }
 
-  put(connectionId: string, answer: VendAnswer, expiresAtMs: number): void {
+  /**
+   * Keeps `answer` unless a newer generation of the same incarnation is cached already (a
+   * concurrent vend finished later with an older read); another incarnation always replaces it.
+   */
+  put(
+    connectionId: string,
+    answer: VendAnswer,
+    expiresAtMs: number,
+    incarnation: string | undefined,
+    nowMs: number,
+  ): void {
     const current = this.#entries.get(connectionId);
-    if (!current || current.answer.generation <= answer.generation)
-      this.#entries.set(connectionId, { answer, expiresAtMs });
-  }
-
-  delete(connectionId: string): void {
-    this.#entries.delete(connectionId);
+    if (current && current.incarnation === incarnation && current.answer.generation > answer.generation)
+      return;
+    this.#entries.set(connectionId, { answer, expiresAtMs, incarnation, cachedAtMs: nowMs });
   }
 }

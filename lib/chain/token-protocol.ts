@@ -59,7 +59,10 @@ export class TokenProtocol {
     const record = session.record;
     // The lease was taken on an earlier read: the item as it was at the acquire (ALL_OLD) decides.
     // Another holder may have found the chain dead, or backed it off, in between.
-    if (!REFRESHABLE.has(record.status) || (record.backoffUntilMs ?? 0) > now()) return SUPERSEDED;
+    // A chain being handed to another connection is not refreshed here: that one may hold it already.
+    if (!REFRESHABLE.has(record.status) || record.handOver || (record.backoffUntilMs ?? 0) > now()) {
+      return SUPERSEDED;
+    }
     const note = record.inflight;
     // A dead verifier only called /current/Me; any other dead holder may have rotated the chain.
     const staleCall = note !== undefined && note.purpose !== LeasePurpose.Verify;

@@ -2,10 +2,22 @@ import {
   ConditionalCheckFailedException,
   DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { ErrorBudget } from "./chain-record.js";
+import { afterError } from "./error-budget.js";
+import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
 import { ChainTable, totpClaimKey } from "./table-definition.js";
+
+/** What the broker knows of one Exact user's logins, whichever connection made them. */
+export interface UserLogins {
+  readonly lastStep?: number;
+  /** Failed logins of the last hour (epoch ms), any connection of this user. */
+  readonly loginFailures?: ErrorBudget;
+  /** The reason of the last failed login (an EventReason), any connection. */
+  readonly lastLoginFailure?: string;
+}
 
 /**
  * How long a claim stays after it was made. Only the latest step matters and steps only grow, so
@@ -32,6 +44,10 @@ const LAST_STEP = "lastStep";
  * A login claims the step whose code it is about to send, before generating and sending it; a
  * refused claim means another login of the same user took that step (or a later one), and the
  * login waits for the next step.
+ *
+ * The same item holds the user's failed logins: Exact locks the USER after about five failures
+ * in a row, so the login budget (login-budget.ts) is kept per user as well as per chain; with
+ * three connections of one user, per-chain budgets alone would allow nine.
  */
 export class TotpStepClaims {
   readonly #client: DynamoDBClient;
@@ -43,23 +59,71 @@ export class TotpStepClaims {
   }
 
   /**
-   * The last step claimed for `username` (case-insensitive), or undefined when none is stored.
-   * Strongly consistent: a claim that just succeeded elsewhere is seen. A hint for a login's
-   * `lastTotpStep`, so it waits before claiming instead of being refused first; the claim still
-   * decides. SDK errors propagate.
+   * The user's login record (case-insensitive name), strongly consistent: a claim or failure just
+   * written elsewhere is seen. `lastStep` is a hint for a login's `lastTotpStep`, so it waits
+   * before claiming instead of being refused first; the claim still decides. SDK errors propagate.
    */
-  async lastStep(username: string): Promise<number | undefined> {
+  async read(username: string): Promise<UserLogins & { readonly version?: number }> {
     const out = await this.#client.send(
       new GetItemCommand({
         TableName: this.#tableName,
         Key: marshall({ [ChainTable.partitionKey]: totpClaimKey(username) }),
-        ProjectionExpression: "#lastStep",
-        ExpressionAttributeNames: { "#lastStep": LAST_STEP },
         ConsistentRead: true,
       }),
     );
-    const value = out.Item ? unmarshall(out.Item)[LAST_STEP] : undefined;
-    return typeof value === "number" ? value : undefined;
+    const item = out.Item ? unmarshall(out.Item) : {};
+    return {
+      ...(typeof item[LAST_STEP] === "number" ? { lastStep: item[LAST_STEP] } : {}),
+      ...(item.loginFailures ? { loginFailures: item.loginFailures as ErrorBudget } : {}),
+      ...(typeof item.lastLoginFailure === "string" ? { lastLoginFailure: item.lastLoginFailure } : {}),
+      ...(typeof item.failuresVersion === "number" ? { version: item.failuresVersion } : {}),
+    };
+  }
+
+  /** The last step claimed for `username`, or undefined when none is stored (see {@link read}). */
+  async lastStep(username: string): Promise<number | undefined> {
+    return (await this.read(username)).lastStep;
+  }
+
+  /**
+   * Adds a failed login of `username` (an optimistic read-modify-write on a version number; a
+   * few attempts, since logins of one user are at least a TOTP step apart). SDK errors propagate.
+   */
+  async recordFailure(args: {
+    readonly username: string;
+    readonly reason: string;
+    readonly nowMs: number;
+  }): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      const current = await this.read(args.username);
+      try {
+        await this.#client.send(
+          new UpdateItemCommand({
+            TableName: this.#tableName,
+            Key: marshall({ [ChainTable.partitionKey]: totpClaimKey(args.username) }),
+            UpdateExpression: "SET #failures = :failures, #last = :reason, #version = :next, #ttl = :ttl",
+            ConditionExpression:
+              current.version === undefined ? "attribute_not_exists(#version)" : "#version = :version",
+            ExpressionAttributeNames: {
+              "#failures": "loginFailures",
+              "#last": "lastLoginFailure",
+              "#version": "failuresVersion",
+              "#ttl": ChainTable.ttlAttribute,
+            },
+            ExpressionAttributeValues: marshall({
+              ":failures": afterError(current.loginFailures, args.nowMs, LOGIN_FAILURES_PER_HOUR),
+              ":reason": args.reason,
+              ":next": (current.version ?? 0) + 1,
+              ":ttl": Math.floor(args.nowMs / 1000) + TOTP_CLAIM_RETENTION_SECONDS,
+              ...(current.version === undefined ? {} : { ":version": current.version }),
+            }),
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
   }
 
   /**
@@ -85,19 +149,24 @@ export class TotpStepClaims {
     const unclaimed = "attribute_not_exists(#pk)";
     const earlierStep = "#lastStep < :step";
     try {
+      // An update, not a put: the user's failed logins live on the same item.
       await this.#client.send(
-        new PutItemCommand({
+        new UpdateItemCommand({
           TableName: this.#tableName,
-          Item: marshall({
-            [ChainTable.partitionKey]: totpClaimKey(args.username),
-            [LAST_STEP]: args.step,
-            connectionId: args.connectionId,
-            claimedAtMs: args.nowMs,
-            [ChainTable.ttlAttribute]: Math.floor(args.nowMs / 1000) + TOTP_CLAIM_RETENTION_SECONDS,
-          }),
+          Key: marshall({ [ChainTable.partitionKey]: totpClaimKey(args.username) }),
+          UpdateExpression: "SET #lastStep = :step, connectionId = :conn, claimedAtMs = :at, #ttl = :ttl",
           ConditionExpression: `${unclaimed} OR ${earlierStep}`,
-          ExpressionAttributeNames: { "#pk": ChainTable.partitionKey, "#lastStep": LAST_STEP },
-          ExpressionAttributeValues: marshall({ ":step": args.step }),
+          ExpressionAttributeNames: {
+            "#pk": ChainTable.partitionKey,
+            "#lastStep": LAST_STEP,
+            "#ttl": ChainTable.ttlAttribute,
+          },
+          ExpressionAttributeValues: marshall({
+            ":step": args.step,
+            ":conn": args.connectionId,
+            ":at": args.nowMs,
+            ":ttl": Math.floor(args.nowMs / 1000) + TOTP_CLAIM_RETENTION_SECONDS,
+          }),
         }),
       );
       return true;

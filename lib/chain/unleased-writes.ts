@@ -1,6 +1,6 @@
 import { EventReason } from "../events/broker-events.js";
 import { type ChainAttributes, type ChainRecord, ChainStatus } from "./chain-record.js";
-import type { LeaseWriter } from "./lease-session.js";
+import type { LeaseWriter } from "./chain-table-client.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import type { SealedTokens } from "./token-seal.js";
@@ -76,14 +76,17 @@ export class UnleasedWrites {
    * The accepted exception to one-lease-per-chain: a code exchange for another connection
    * started a new chain of `target`'s Exact user, and Exact ended the chain `target` held. The
    * chain lands on `target` as its next generation (any holder of the dead chain fails its
-   * fence-and-generation writes). Idempotent: a repeat after a crash finds `adoptedHash`.
-   * @returns false when it did not land: it landed before (`adoptedHash`), or `target` is
-   *   verifying a chain of its own; re-read `target` to tell which.
+   * fence-and-generation writes; its write-ahead note, about the dead chain, goes). Only if
+   * `target` still holds that user of that app, is not verifying a chain of its own, and holds
+   * no chain that started later (that one is live; ours died when it started). Idempotent: a
+   * repeat after a crash finds `adoptedHash`.
+   * @returns false when it did not land; re-read `target` to tell why
    */
   async adoptChain(
     target: ChainRecord,
     tokens: SealedTokens,
     identity: ChainIdentity,
+    chainStartedAtMs: number,
     dueAtMs: number,
   ): Promise<boolean> {
     const hash = tokens.refresh?.refreshHash;
@@ -94,6 +97,7 @@ export class UnleasedWrites {
         ...tokens.refresh,
         ...tokens.access,
         ...identity,
+        chainStartedAtMs,
         adoptedHash: hash,
         status: ChainStatus.Active,
         statusChangedAtMs: nowMs,
@@ -101,14 +105,32 @@ export class UnleasedWrites {
         dueAtMs,
         failureStreak: 0,
       },
-      remove: ["statusReason", "backoffUntilMs", "backoffReason"],
+      remove: ["statusReason", "backoffUntilMs", "backoffReason", "inflight"],
       computed: ["#generation = #generation + :one"],
       condition:
-        "attribute_exists(pk) AND #incarnation = :inc AND attribute_not_exists(#verification) AND " +
+        "attribute_exists(pk) AND #incarnation = :inc AND #clientId = :client AND #exactUserId = :user AND " +
+        "attribute_not_exists(#verification) AND " +
+        "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs < :started) AND " +
         "(attribute_not_exists(#adoptedHash) OR #adoptedHash <> :hash) AND " +
         "(attribute_not_exists(#refreshHash) OR #refreshHash <> :hash)",
-      names: ["incarnation", "verification", "adoptedHash", "refreshHash", "generation"],
-      values: { inc: target.incarnation, hash, one: 1 },
+      names: [
+        "incarnation",
+        "clientId",
+        "exactUserId",
+        "verification",
+        "chainStartedAtMs",
+        "adoptedHash",
+        "refreshHash",
+        "generation",
+      ],
+      values: {
+        inc: target.incarnation,
+        client: target.clientId,
+        user: identity.exactUserId,
+        started: chainStartedAtMs,
+        hash,
+        one: 1,
+      },
     });
     return written !== undefined;
   }

@@ -16,10 +16,11 @@ export class VendAnswers {
   }
 
   /**
-   * Decrypts and returns the item's current token, and records that the chain is hot: at most
-   * one write per generation (later vends see hotGeneration and write nothing).
+   * Decrypts and returns the item's current token if, once decrypted, it still has `needMs` of
+   * validity (a slow KMS call must not shorten an answer below the ask), and records that the
+   * chain is hot: at most one write per generation (later vends see hotGeneration and write nothing).
    */
-  async current(record: ChainRecord): Promise<VendAnswer | undefined> {
+  async current(record: ChainRecord, needMs: number): Promise<VendAnswer | undefined> {
     let accessToken: string;
     try {
       accessToken = await this.#deps.cipher.decrypt(record.accessCt ?? "", {
@@ -39,6 +40,7 @@ export class VendAnswers {
       await this.#deps.store.unleased.markHot(record, due);
     }
     const expiresAtMs = record.accessExpiresAtMs ?? 0;
+    if (expiresAtMs - this.#deps.now() < needMs) return undefined;
     const answer: VendAnswer = {
       accessToken,
       tokenType: "Bearer",
@@ -47,12 +49,16 @@ export class VendAnswers {
       baseUrl: record.baseUrl,
       division: record.division ?? null,
     };
-    this.#cache.put(record.connectionId, answer, expiresAtMs);
+    this.#cache.put(record.connectionId, answer, expiresAtMs, record.incarnation, this.#deps.now());
     return answer;
   }
 
-  /** The answer for a token this invocation just obtained (a refresh, a login, a check). */
-  fresh(record: ChainRecord, fresh: FreshAccess): VendAnswer {
+  /**
+   * The answer for a token this invocation just obtained (a refresh, a login, a check), if it has
+   * `needMs` of validity: a chain that waited for its identity check may hold a token that does not.
+   */
+  fresh(record: ChainRecord, fresh: FreshAccess, needMs: number): VendAnswer | undefined {
+    if (fresh.expiresAtMs - this.#deps.now() < needMs) return undefined;
     const answer: VendAnswer = {
       accessToken: fresh.accessToken,
       tokenType: "Bearer",
@@ -61,7 +67,7 @@ export class VendAnswers {
       baseUrl: record.baseUrl,
       division: record.division ?? null,
     };
-    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs);
+    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs, record.incarnation, this.#deps.now());
     return answer;
   }
 }

@@ -14,7 +14,7 @@ import { InProcessHealTrigger } from "./heal-trigger.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
-import { TokenProtocol } from "./token-protocol.js";
+import { type FreshAccess, TokenProtocol } from "./token-protocol.js";
 import { refuseWithoutChain, VendAnswers } from "./vend-answers.js";
 import { PendingVerification } from "./verification.js";
 
@@ -145,7 +145,7 @@ export class VendDoor {
       const nowMs = now();
       // A token with the validity asked for is served whatever else is going on (never a VERIFYING one).
       if (servable(read) && accessValidityMs(read, nowMs) >= needMs) {
-        const answer = await this.#answers.current(read);
+        const answer = await this.#answers.current(read, needMs);
         if (answer) return answer;
       }
       const record = store.leaseIsLive(read, nowMs) ? read : await withIncarnation(this.#deps, read);
@@ -178,8 +178,8 @@ export class VendDoor {
         return this.#degraded(record, needMs, this.#backoffError(record, nowMs));
       const step =
         record.status === ChainStatus.Verifying
-          ? await this.#verify(record, giveUpAtMs, deadlineMs)
-          : await this.#refreshInWindow(record, giveUpAtMs, deadlineMs);
+          ? await this.#verify(record, needMs, giveUpAtMs, deadlineMs)
+          : await this.#refreshInWindow(record, needMs, giveUpAtMs, deadlineMs);
       switch (step.kind) {
         case "answer":
           return step.answer;
@@ -194,6 +194,7 @@ export class VendDoor {
   /** Code mode: wait for Exact's window if it opens in a moment, then refresh under the lease. */
   async #refreshInWindow(
     record: ChainRecord,
+    needMs: number,
     giveUpAtMs: number,
     deadlineMs: number | undefined,
   ): Promise<Step> {
@@ -221,9 +222,7 @@ export class VendDoor {
       case "failed":
         return { kind: "failed", error: result.error };
       case "refreshed":
-        return result.fresh && record.status !== ChainStatus.Verifying
-          ? { kind: "answer", answer: this.#answers.fresh(record, result.fresh) }
-          : { kind: "again", pause: false };
+        return this.#step(record.status === ChainStatus.Verifying ? undefined : result.fresh, record, needMs);
       default:
         // Superseded, or broken now: the next read shows which (and a broken chain gets healed).
         return { kind: "again", pause: false };
@@ -231,14 +230,19 @@ export class VendDoor {
   }
 
   /** A chain stored as VERIFYING: its identity check, here and now (no login). */
-  async #verify(record: ChainRecord, giveUpAtMs: number, deadlineMs: number | undefined): Promise<Step> {
+  async #verify(
+    record: ChainRecord,
+    needMs: number,
+    giveUpAtMs: number,
+    deadlineMs: number | undefined,
+  ): Promise<Step> {
     const outcome = await this.#verification.finish(record, {
       vended: true,
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
     });
     switch (outcome.kind) {
       case "verified":
-        return { kind: "answer", answer: this.#answers.fresh(record, outcome.fresh) };
+        return this.#step(outcome.fresh, record, needMs);
       case "failed":
         return { kind: "failed", error: outcome.error };
       case "refreshed":
@@ -256,10 +260,16 @@ export class VendDoor {
     }
   }
 
+  /** Answers with `fresh` if it has the validity asked for; otherwise the next round decides (refresh, or wait). */
+  #step(fresh: FreshAccess | undefined, record: ChainRecord, needMs: number): Step {
+    const answer = fresh && this.#answers.fresh(record, fresh, needMs);
+    return answer ? { kind: "answer", answer } : { kind: "again", pause: false };
+  }
+
   /** A chain that cannot be refreshed right now still serves its current token if it has the validity asked for. */
   async #degraded(record: ChainRecord, needMs: number, error: BrokerError): Promise<VendAnswer> {
     if (servable(record) && accessValidityMs(record, this.#deps.now()) >= needMs) {
-      const answer = await this.#answers.current(record);
+      const answer = await this.#answers.current(record, needMs);
       if (answer) return answer;
     }
     throw error;

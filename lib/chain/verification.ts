@@ -1,3 +1,4 @@
+import { ChainHandover } from "./chain-handover.js";
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
@@ -30,11 +31,13 @@ export class PendingVerification {
   readonly #deps: EngineDeps;
   readonly #identity: IdentityCheck;
   readonly #protocol: TokenProtocol;
+  readonly #handover: ChainHandover;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
     this.#identity = new IdentityCheck(deps);
     this.#protocol = new TokenProtocol(deps);
+    this.#handover = new ChainHandover(deps);
   }
 
   async finish(
@@ -52,6 +55,15 @@ export class PendingVerification {
       leaseMs: config.leaseMs,
       ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
     };
+    if (record.handOver) {
+      // A hand-over decided earlier: finish it, without asking Exact again.
+      const handOver = record.handOver;
+      const resumed = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, async (session) => {
+        const chain = await this.#fromRecord(session);
+        return chain ? this.#handover.finish(session, chain, handOver) : ({ kind: "superseded" } as const);
+      });
+      return resumed === LeaseRefused ? { kind: "busy" } : resumed;
+    }
     if (!usable && !record.refreshCt) {
       // An implicit login's token expired unchecked: nothing can check it now; the next login replaces it.
       const dropped = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, (session) =>

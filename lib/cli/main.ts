@@ -267,13 +267,19 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
           );
           return ExitCode.Done;
         case "skipped":
+          if (result.why === "needs_operator") {
+            io.err(`connection "${id}" needs an operator; see: exact-broker status --id ${id}`);
+            return ExitCode.Refused;
+          }
           io.err(
             `connection "${id}" is being worked on by another invocation (${result.why}); check: exact-broker status --id ${id}`,
           );
           return ExitCode.TryLater;
         case "failed":
           io.err(`${result.errorType}: ${result.message}`);
-          return result.errorType === "ReauthRequired" ? ExitCode.Refused : ExitCode.TryLater;
+          return result.errorType === "ReauthRequired" || result.errorType === "DuplicateChain"
+            ? ExitCode.Refused
+            : ExitCode.TryLater;
       }
       break;
     }

@@ -80,13 +80,17 @@ function issuedFrom(body: OAuthErrorBody): IssuedTokens | undefined {
   const refreshToken = nonEmpty(body.refresh_token);
   if (!refreshToken) return undefined;
   const accessToken = nonEmpty(body.access_token);
-  const expiresInSeconds = seconds(body.expires_in);
+  // A success without (or with a garbled) expires_in has been reported: Exact documents 600 s.
+  const expiresInSeconds = seconds(body.expires_in) ?? (accessToken ? EXACT_ACCESS_TOKEN_SECONDS : undefined);
   return {
     refreshToken,
     ...(accessToken ? { accessToken } : {}),
     ...(expiresInSeconds ? { expiresInSeconds } : {}),
   };
 }
+
+/** An access token's life when Exact does not say (shared/exact-online.md: 600 s). */
+export const EXACT_ACCESS_TOKEN_SECONDS = 600;
 
 /** Seconds until a limit resets: Retry-After, else Exact's X-RateLimit reset headers (epoch ms). */
 export function retryAfterFrom(headers: Headers, nowMs: number): number | undefined {

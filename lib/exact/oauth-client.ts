@@ -1,4 +1,3 @@
-import { ExactUnavailable, ReauthRequired } from "../errors.js";
 import { classifyTokenResponse, type TokenOutcome } from "./classify-token-response.js";
 import { type HttpSend, sendHttp } from "./http.js";
 
@@ -13,6 +12,17 @@ export interface ExactMe {
   readonly userName: string;
   readonly division: number | null;
 }
+
+/** What `/api/v1/current/Me` answered. */
+export type MeOutcome =
+  | { readonly kind: "user"; readonly me: ExactMe }
+  /** A 4xx: Exact refused the token (401) or the user (403, with Exact's `Reason` header when sent). */
+  | { readonly kind: "refused"; readonly status: number; readonly reason?: string }
+  /** 5xx, no answer, or a 200 without a user. */
+  | { readonly kind: "unavailable"; readonly status?: number; readonly detail: string };
+
+/** A `Reason` header is Exact's word (`BlockedUser`, …); kept short in case a proxy sends prose. */
+const MAX_REASON_LENGTH = 64;
 
 export interface OAuthClientOptions {
   readonly send?: HttpSend;
@@ -74,8 +84,12 @@ export class ExactOAuthClient {
     );
   }
 
-  /** Who the access token belongs to; throws ReauthRequired on 401, ExactUnavailable otherwise. */
-  async me(baseUrl: string, accessToken: string, timeoutMs: number): Promise<ExactMe> {
+  /**
+   * Who the access token belongs to: `GET /api/v1/current/Me`. Never throws for Exact's answers:
+   * `refused` is a 4xx (it counts against Exact's error limit; a 403 carries Exact's `Reason`
+   * header, e.g. `BlockedUser`), `unavailable` anything else that gave no user.
+   */
+  async me(baseUrl: string, accessToken: string, timeoutMs: number): Promise<MeOutcome> {
     const outcome = await this.#send({
       method: "GET",
       url: `${baseUrl}/api/v1/current/Me`,
@@ -83,21 +97,21 @@ export class ExactOAuthClient {
       timeoutMs,
     });
     if (outcome.kind !== "response") {
-      throw new ExactUnavailable(`GET /api/v1/current/Me failed: ${outcome.cause.message}`, {
-        cause: outcome.cause,
-        retryAfterSeconds: 5,
-      });
+      return { kind: "unavailable", detail: `GET /api/v1/current/Me failed: ${outcome.cause.message}` };
     }
-    if (outcome.status === 401) {
-      throw new ReauthRequired("Exact refused the new access token on /api/v1/current/Me (HTTP 401)");
+    const { status } = outcome;
+    if (status >= 400 && status < 500) {
+      const reason = outcome.headers.get("reason") ?? undefined;
+      return { kind: "refused", status, ...(reason ? { reason: reason.slice(0, MAX_REASON_LENGTH) } : {}) };
     }
-    const me = outcome.status === 200 ? parseMe(outcome.body) : undefined;
-    if (!me) {
-      throw new ExactUnavailable(`GET /api/v1/current/Me answered HTTP ${outcome.status} without a user`, {
-        retryAfterSeconds: 5,
-      });
-    }
-    return me;
+    const me = status === 200 ? parseMe(outcome.body) : undefined;
+    return me
+      ? { kind: "user", me }
+      : {
+          kind: "unavailable",
+          status,
+          detail: `GET /api/v1/current/Me answered HTTP ${status} without a user`,
+        };
   }
 
   async #token(baseUrl: string, form: Record<string, string>, timeoutMs: number): Promise<TokenOutcome> {

@@ -119,7 +119,7 @@ describe("OneExactIdentityDriver against the simulator", () => {
     if (result.kind !== "token") return;
     expect(result.expiresInSeconds).toBe(600);
     const me = await new ExactOAuthClient({ now }).me(sim.url, result.accessToken, 5_000);
-    expect(me.userName).toBe(USER.username);
+    expect(me).toMatchObject({ kind: "user", me: { userName: USER.username } });
   });
 
   it("logs in again on the next TOTP step, without a consent page the second time", async () => {

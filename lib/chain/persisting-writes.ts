@@ -1,0 +1,82 @@
+import {
+  type ChainAttributeName,
+  type ChainAttributes,
+  ChainStatus,
+  type ErrorBudget,
+  type VerificationNote,
+} from "./chain-record.js";
+import { BACKOFF_ATTRS, type Backoff, dueAt, tokenAttributes } from "./lease-transitions.js";
+import type { SealedTokens } from "./token-seal.js";
+
+/*
+ * What the two persisting writes store: Exact's answer to a refresh (LeaseSession.commitRefresh)
+ * and a chain Exact has started (LeaseSession.storeStartedChain). The session adds the conditions,
+ * the generation bump and what happens to the lease.
+ */
+
+/** What a refresh's persisting write stores (LeaseSession.commitRefresh). */
+export interface RefreshedChain {
+  readonly tokens: SealedTokens;
+  readonly status: ChainStatus;
+  readonly dueAtMs: number;
+  readonly vendedAtMs?: number;
+  /** A refusal that still carried a new refresh token: the chain advances and backs off. */
+  readonly refusal?: Backoff;
+}
+
+type Change = { readonly set: Partial<ChainAttributes>; readonly remove: ChainAttributeName[] };
+
+/** The tokens of a refresh at `generation` (the session adds the generation bump and the lease's end). */
+export function refreshed(args: RefreshedChain, generation: number, nowMs: number): Change {
+  return {
+    set: {
+      ...tokenAttributes(args.tokens),
+      ...dueAt(args.dueAtMs),
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
+      ...args.refusal,
+      status: args.status,
+      statusChangedAtMs: nowMs,
+      failureStreak: 0,
+    },
+    remove: ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)],
+  };
+}
+
+/** What a chain start's persisting write stores (LeaseSession.storeStartedChain). */
+export interface StartedChainArgs {
+  readonly tokens: SealedTokens;
+  readonly note: VerificationNote;
+  /** How long the lease is kept for the identity check (ms). */
+  readonly leaseMs: number;
+  readonly vendedAtMs?: number;
+  readonly loginFailures?: ErrorBudget;
+}
+
+/** A new chain, VERIFYING, with `lease` (the renewed lease for its check) and due at once. */
+export function startedChain(args: StartedChainArgs, nowMs: number, lease: Partial<ChainAttributes>): Change {
+  return {
+    set: {
+      ...tokenAttributes(args.tokens),
+      ...lease,
+      ...dueAt(nowMs),
+      ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
+      status: ChainStatus.Verifying,
+      statusChangedAtMs: nowMs,
+      verification: args.note,
+      chainStartedAtMs: args.note.startedAtMs,
+      failureStreak: 0,
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
+    },
+    // A new chain replaces both tokens: an implicit login brings no refresh token, an answer
+    // without an access token none of those; nothing of the chain before may remain.
+    remove: [
+      "statusReason",
+      "identityChecks",
+      ...BACKOFF_ATTRS,
+      ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
+      ...(args.tokens.access
+        ? []
+        : (["accessCt", "accessIssuedAtMs", "accessExpiresAtMs", "windowOpensAtMs"] as const)),
+    ],
+  };
+}

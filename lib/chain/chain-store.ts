@@ -13,17 +13,22 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *
  *   NEW ──seed / connect: code exchanged, stored──► VERIFYING ──/current/Me: this connection's──► ACTIVE
  *    │  (implicit mode: its first login)              │    ▲  └─ Me: another connection's user: the chain is
- *    └────────────────────────────────────────────────┘    │     handed to it; this one goes back to where it was
- *                                                            │     (a login of the wrong user: REAUTH_REQUIRED)
- *                                    Me fails: stays VERIFYING, never served; a later lease checks again
+ *    └────────────────────────────────────────────────┘    │     handed to it (chain-handover.ts); this one goes
+ *   any status ──seed / connect (a new consent)────────────┘     back where it was, its own live chain restored
+ *                                                                 (a login of the wrong user: REAUTH_REQUIRED)
+ *   VERIFYING: never served. Me fails or refuses: stays, backs off, a later lease checks again with the
+ *   stored token; its token expired: it is refreshed first (stays VERIFYING; old token → BROKEN); an
+ *   implicit login's token expired unchecked: dropped, the next login replaces it.
  *
  *   ACTIVE ──refresh: no answer──► SUSPECT ──probe: alive (tokens, too early)──► ACTIVE
  *                                     └──probe: old token / no answer───────────► BROKEN (lost_answer)
  *   ACTIVE ──old token, expired, invalid_grant, undecryptable──► BROKEN
  *   BROKEN ──heal takes the lease──► HEALING ──login + code exchange, stored──► VERIFYING ──► ACTIVE
- *                                       ├──login failed, may pass (budget 3/h, backoff)──► BROKEN
+ *                                       ├──login failed, may pass (budget 3/h per chain and per user)──► BROKEN
  *                                       └──bad password, locked, bad TOTP twice, no credentials──► REAUTH_REQUIRED
- *   ACTIVE ──invalid_client──► REAUTH_REQUIRED ──operator fixed the secret: exact-broker heal──► BROKEN → heal
+ *   ACTIVE ──invalid_client──► REAUTH_REQUIRED
+ *   any status ──operator: exact-broker heal──► BROKEN → heal
+ *   any status ──another connection's code exchange started this user's chain──► ACTIVE (the hand-over lands)
  *
  * ─── The lease's life ─────────────────────────────────────────────────────────────────────────
  *

@@ -4,7 +4,8 @@ import type { ErrorBudget } from "./chain-record.js";
  * Exact blocks an app for an hour after 10 errors per app, user and endpoint in an hour. We stop
  * at 8 token-endpoint errors per chain in any rolling hour, leaving room for a person's own
  * attempts (design invariant 7). A rolling hour is safe whether Exact counts per clock hour or
- * per sliding hour. /api/v1/current/Me is called only when a chain starts, so it needs no budget.
+ * per sliding hour. Refused /api/v1/current/Me checks have a budget of their own with the same limit
+ * (identity-check.ts).
  * Failed logins use the same rolling hour with a limit of their own (login-protocol.ts).
  */
 export const TOKEN_ERRORS_PER_HOUR = 8;

@@ -56,7 +56,8 @@ export const USAGE = `exact-broker: operate the Exact Online token broker
 
 Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, LOCAL_SECRETS_FILE
 (locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite),
-LINK_SIGNING_SECRET_ID and CONNECT_URL (connect), FALLBACK_LOGIN_FUNCTION_NAME (heal in AWS).
+LINK_SIGNING_SECRET_ID and CONNECT_URL (connect), FALLBACK_LOGIN_FUNCTION_NAME (heals a vend
+triggers; \`heal\` itself logs in from this machine).
 Exit codes: 0 done, 2 bad input or usage, 3 not found, 4 refused, 5 try again later.`;
 
 const OPTIONS = {

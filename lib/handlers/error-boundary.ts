@@ -16,16 +16,21 @@ function describeParseError(error: ParseError): string {
   return `invalid event: ${issues?.join("; ") ?? "does not match the schema"}`;
 }
 
-/** Turns anything a handler threw into the error a Lambda caller sees. */
-export function toEdgeError(error: unknown): Error {
+/**
+ * Turns anything a handler threw into the error a Lambda caller sees. With `contract`, a broker
+ * error whose type is not in it (ClockSkewed, TokenDecryptError, …: the broker's own trouble, not
+ * the caller's) leaves as InternalError: callers switch on a fixed set of errorTypes.
+ */
+export function toEdgeError(error: unknown, contract?: ReadonlySet<string>): Error {
   const typed =
     error instanceof ParseError ? new ValidationError(describeParseError(error), { cause: error }) : error;
+  const known = typed instanceof BrokerError && (contract === undefined || contract.has(typed.name));
   const edge = new Error(
-    typed instanceof BrokerError
+    known
       ? formatErrorMessage(typed.message, typed.retryAfterSeconds)
       : formatErrorMessage("internal error in the token broker; see its logs", 1),
   );
-  edge.name = typed instanceof BrokerError ? typed.name : INTERNAL_ERROR;
+  edge.name = known ? typed.name : INTERNAL_ERROR;
   return edge;
 }
 
@@ -36,12 +41,21 @@ export function toEdgeError(error: unknown): Error {
 export function errorBoundary(options: {
   readonly logger: Logger;
   readonly metrics?: Metrics;
+  /** The errorTypes callers are promised (token-vend's table in the README); others leave as InternalError. */
+  readonly contract?: ReadonlySet<string>;
 }): middy.MiddlewareObj {
   const onError: middy.MiddlewareFn = async (request) => {
-    const edge = toEdgeError(request.error);
+    const edge = toEdgeError(request.error, options.contract);
     const known = request.error instanceof BrokerError || request.error instanceof ParseError;
-    if (known) options.logger.warn("request refused", { errorType: edge.name, errorMessage: edge.message });
-    else options.logger.error("unexpected failure", { error: request.error as Error });
+    if (known) {
+      options.logger.warn("request refused", {
+        errorType: edge.name,
+        errorMessage: edge.message,
+        ...(edge.name !== (request.error as Error).name
+          ? { brokerErrorType: (request.error as Error).name }
+          : {}),
+      });
+    } else options.logger.error("unexpected failure", { error: request.error as Error });
     options.metrics?.addDimensions({ errorType: edge.name });
     options.metrics?.addMetric("Errors", MetricUnit.Count, 1);
     request.error = edge;

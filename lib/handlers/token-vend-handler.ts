@@ -9,13 +9,23 @@ import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { type VendEvent, vendEventSchema } from "./events.js";
 
+/** What a token-vend caller may get as errorType (README, "token-vend"); anything else is InternalError. */
+export const VEND_ERROR_TYPES: ReadonlySet<string> = new Set([
+  "ValidationError",
+  "ConnectionNotFound",
+  "ReauthRequired",
+  "ChainBusy",
+  "ExactUnavailable",
+  "Throttled",
+]);
+
 /** The token-vend Lambda: validate, vend, answer. Behaviour lives in the vend door. */
 export function createTokenVendHandler(broker: Broker, logger: Logger) {
   const metrics = new Metrics({ namespace: "ExactTokenBroker", serviceName: "token-vend" });
   const window = broker.config.refreshWindowSeconds;
   return middy<VendEvent, VendAnswer>()
     .use(logMetrics(metrics))
-    .use(errorBoundary({ logger, metrics }))
+    .use(errorBoundary({ logger, metrics, contract: VEND_ERROR_TYPES }))
     .use(parser({ schema: vendEventSchema(window) }))
     .handler(async (event, context) => {
       const startMs = Date.now();

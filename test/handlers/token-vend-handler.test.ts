@@ -57,6 +57,22 @@ describe("token-vend handler", () => {
     });
   });
 
+  it("answers InternalError, not a type outside its contract, when the broker's own clock is skewed", async () => {
+    const logger = createLogger({ serviceName: "token-vend" });
+    const skewed = createTokenVendHandler(
+      fx.broker({ log: logger, now: () => fx.clock.now() + 21_000, sleep: fx.clock.sleep }),
+      logger,
+    );
+    fx.clock.advance(572);
+
+    const error = await skewed({ connectionId: fx.conn.connectionId }, context).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({
+      name: "InternalError",
+      message: expect.stringMatching(/retryAfterSeconds=1\)$/),
+    });
+  });
+
   it("puts retryAfterSeconds in the message of a retryable error", async () => {
     fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "token", probability: 1 });
     fx.clock.advance(600);

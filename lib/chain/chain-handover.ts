@@ -59,9 +59,9 @@ export class ChainHandover {
       );
     }
     const retired = chain.note.retired;
-    const reason = note.then === "wrong_user" ? EventReason.WrongUser : EventReason.DuplicateUser;
+    const reason = note.afterwards === "wrong_user" ? EventReason.WrongUser : EventReason.DuplicateUser;
     const back =
-      note.then === "restore"
+      note.afterwards === "restore"
         ? retired
           ? { restore: retired, status: retired.status }
           : { status: chain.note.statusBefore }
@@ -70,13 +70,13 @@ export class ChainHandover {
     log.info("chain handed over", {
       connectionId: session.connectionId,
       to: note.to ?? "nobody",
-      then: note.then,
+      afterwards: note.afterwards,
     });
-    if (note.then === "restore") {
+    if (note.afterwards === "restore") {
       return note.to === undefined ? { kind: "superseded" } : { kind: "handed_over", to: note.to, identity };
     }
     await announce(this.#deps, BrokerEventType.ReauthRequired, session, reason);
-    return note.then === "duplicate_user" && note.to !== undefined
+    return note.afterwards === "duplicate_user" && note.to !== undefined
       ? { kind: "duplicate", owner: note.to, identity }
       : { kind: "wrong_user", identity };
   }

@@ -124,7 +124,7 @@ export interface HandOverNote {
   readonly exactUserName: string;
   readonly division: number | null;
   /** What becomes of this connection afterwards. */
-  readonly then: "restore" | "wrong_user" | "duplicate_user";
+  readonly afterwards: "restore" | "wrong_user" | "duplicate_user";
 }
 
 /** One connection's item, typed. Attribute names are the DynamoDB attribute names. */

@@ -130,7 +130,7 @@ export class IdentityCheck {
       exactUserId: me.userId,
       exactUserName: me.userName,
       division: me.division,
-      then: seed ? "restore" : record.exactUserId === undefined ? "duplicate_user" : "wrong_user",
+      afterwards: seed ? "restore" : record.exactUserId === undefined ? "duplicate_user" : "wrong_user",
     });
   }
 

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { AppStates } from "./chain/app-states.js";
 import { ChainStore } from "./chain/chain-store.js";
+import { DivisionSetting } from "./chain/division-setting.js";
 import type { EngineDeps, EngineLog, HealTrigger } from "./chain/engine-deps.js";
 import { HealDoor } from "./chain/heal-door.js";
 import { InProcessHealTrigger, LambdaHealTrigger } from "./chain/heal-trigger.js";
@@ -26,6 +28,8 @@ export interface Broker {
   readonly refresh: ScheduledRefresh;
   readonly heal: HealDoor;
   readonly onboarding: Onboarding;
+  /** `connection set-division`: pins another division, checked with the connection's chain. */
+  readonly division: DivisionSetting;
   /** How doors start a heal: fallback-login in AWS, in this process locally. */
   readonly healTrigger: HealTrigger;
 }
@@ -66,6 +70,7 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
     config,
     store:
       overrides.store ?? new ChainStore({ tableName: config.tableName, client: dynamo, now, sleep: sleepFn }),
+    apps: overrides.apps ?? new AppStates({ tableName: config.tableName, client: dynamo }),
     cipher: overrides.cipher ?? createTokenCipher(env),
     secrets: registering(overrides.secrets ?? createSecretSource(env)),
     oauth: overrides.oauth ?? new ExactOAuthClient({ now }),
@@ -93,13 +98,17 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
     (env.FALLBACK_LOGIN_FUNCTION_NAME
       ? new LambdaHealTrigger({ functionName: env.FALLBACK_LOGIN_FUNCTION_NAME, log })
       : new InProcessHealTrigger(() => heal, log));
+  const vend = new VendDoor(deps, { healTrigger, ...overrides.vendOptions });
   return {
     config,
     deps,
-    vend: new VendDoor(deps, { healTrigger, ...overrides.vendOptions }),
+    vend,
     refresh: new ScheduledRefresh(deps, { healTrigger }),
     heal,
     onboarding: new Onboarding(deps),
+    division: new DivisionSetting(deps, (connectionId, minValiditySeconds) =>
+      vend.vend(connectionId, minValiditySeconds),
+    ),
     healTrigger,
   };
 }

@@ -67,6 +67,15 @@ export class Throttled extends BrokerError {
   override name = "Throttled";
 }
 
+/**
+ * Exact refuses the connection's user (blocked, inactive, licence expired, no access to the
+ * division): no login can fix it. The broker checks again on a slow schedule (retryAfterSeconds
+ * says when) and serves again by itself once Exact accepts the user.
+ */
+export class UserBlocked extends BrokerError {
+  override name = "UserBlocked";
+}
+
 /** A second connection would share one Exact chain (same client ID and Exact user). */
 export class DuplicateChain extends BrokerError {
   override name = "DuplicateChain";

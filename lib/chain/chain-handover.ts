@@ -3,6 +3,7 @@ import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import type { ExactMe } from "../exact/oauth-client.js";
 import { ChainStatus, type HandOverNote } from "./chain-record.js";
 import { checkFailed, type VerifyOutcome } from "./check-failures.js";
+import { pinnedDivisionOf } from "./division-check.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import type { StartedChain } from "./identity-check.js";
 import { withIncarnation } from "./incarnation.js";
@@ -117,7 +118,8 @@ export class ChainHandover {
     const identity = {
       exactUserId: note.exactUserId,
       exactUserName: note.exactUserName,
-      division: note.division,
+      // The target's pinned division stays what its consumers get (division-check.ts).
+      division: pinnedDivisionOf(target) ?? note.division,
     };
     const due = dueAtAfter(target, tokens, now(), false, config);
     if (await store.unleased.adoptChain(target, tokens, identity, startedAtMs, due)) return "landed";

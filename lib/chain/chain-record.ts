@@ -19,6 +19,12 @@ export const ChainStatus = {
   Healing: "HEALING",
   /** Nothing automatic can help; an operator must act (see statusReason). */
   ReauthRequired: "REAUTH_REQUIRED",
+  /**
+   * Exact refuses the chain's user (`Reason` BlockedUser, InactiveUser, LicenseExpired,
+   * NoDivisionAccess: statusReason): no login can fix it. Not served; re-checked with
+   * `/current/Me` every BLOCKED_RECHECK_MS, back by itself when Exact accepts the user again.
+   */
+  Blocked: "BLOCKED",
 } as const;
 export type ChainStatus = (typeof ChainStatus)[keyof typeof ChainStatus];
 
@@ -52,6 +58,15 @@ export const CHAIN_STARTING_PURPOSES: readonly LeasePurpose[] = [
 export const ChainSource = { Seed: "seed", Heal: "heal", Login: "login" } as const;
 export type ChainSource = (typeof ChainSource)[keyof typeof ChainSource];
 
+/** Who chose a connection's pinned division. */
+export const DivisionPinnedBy = {
+  /** `connection add --division`, `connection set-division`. */
+  Operator: "operator",
+  /** Not given: the division `/current/Me` showed when the chain was first verified. */
+  Consent: "consent",
+} as const;
+export type DivisionPinnedBy = (typeof DivisionPinnedBy)[keyof typeof DivisionPinnedBy];
+
 /** Configuration an operator gives when adding a connection. */
 export interface ConnectionConfig {
   readonly connectionId: string;
@@ -60,6 +75,13 @@ export interface ConnectionConfig {
   readonly redirectUri: string;
   readonly secretId: string;
   readonly mode: ConnectionMode;
+  /**
+   * The division consumers are given, chosen by the operator (`--division`). Without it the
+   * connection pins the one `/current/Me` shows at its first verified chain. Once pinned, it
+   * changes only by `connection set-division`: never by a heal or any later identity check
+   * (Exact's `CurrentDivision` follows the company the user last opened in the browser).
+   */
+  readonly pinnedDivision?: number;
 }
 
 /**
@@ -127,6 +149,13 @@ export interface HandOverNote {
   readonly afterwards: "restore" | "wrong_user" | "duplicate_user";
 }
 
+/** A run of odd answers (a bare 4xx page, an unknown OAuth error) to this chain's refreshes. */
+export interface OddAnswers {
+  readonly count: number;
+  /** When the run began (epoch ms): another chain's success after it shows the trouble is this chain's. */
+  readonly sinceMs: number;
+}
+
 /** One connection's item, typed. Attribute names are the DynamoDB attribute names. */
 export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly createdAtMs: number;
@@ -143,7 +172,13 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly generation: number;
   readonly exactUserId?: string;
   readonly exactUserName?: string;
+  /**
+   * The division a vend answers. Equal to `pinnedDivision` once one is pinned (every write that
+   * sets it keeps it so); before that (items written before pinning existed), what
+   * `/current/Me` showed at the last identity check.
+   */
   readonly division?: number | null;
+  readonly divisionPinnedBy?: DivisionPinnedBy;
   readonly verification?: VerificationNote;
   readonly handOver?: HandOverNote;
 
@@ -169,6 +204,9 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   /** Which error a vend reports while the chain backs off. */
   readonly backoffReason?: "throttled" | "unavailable";
   readonly failureStreak?: number;
+  readonly oddAnswers?: OddAnswers;
+  /** Token-endpoint calls today (UTC), against Exact's announced daily cap (token-call-cap.ts). */
+  readonly tokenCalls?: { readonly day: number; readonly count: number };
   /** Refresh hash of the last chain handed to this connection by another's code exchange (idempotence). */
   readonly adoptedHash?: string;
 }
@@ -190,6 +228,9 @@ export function newConnectionItem(
 ): Record<string, AttributeValue> {
   const record: ChainRecord = {
     ...config,
+    ...(config.pinnedDivision !== undefined
+      ? { division: config.pinnedDivision, divisionPinnedBy: DivisionPinnedBy.Operator }
+      : {}),
     incarnation,
     createdAtMs: nowMs,
     status: ChainStatus.New,
@@ -215,7 +256,15 @@ export function servable(record: ChainRecord): boolean {
   );
 }
 
-/** The status a chain returns to after Exact accepted its refresh token: VERIFYING until its identity is known. */
-export function healthyStatus(record: Pick<ChainRecord, "verification">): ChainStatus {
+/**
+ * The status a chain returns to after Exact accepted its refresh token: still BLOCKED (Exact
+ * refreshes a blocked user's chain; only /current/Me tells), VERIFYING until its identity is
+ * known, else ACTIVE.
+ */
+export function healthyStatus(record: Pick<ChainRecord, "verification" | "status">): ChainStatus {
+  if (record.status === ChainStatus.Blocked) return ChainStatus.Blocked;
   return record.verification ? ChainStatus.Verifying : ChainStatus.Active;
 }
+
+/** How often a BLOCKED chain's user is checked again with /current/Me (ms): slow, each refusal is an Exact error. */
+export const BLOCKED_RECHECK_MS = 30 * 60_000;

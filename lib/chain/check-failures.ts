@@ -8,6 +8,9 @@ import { backedOff } from "./lease-transitions.js";
 import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
 import type { FreshAccess } from "./token-protocol.js";
 
+/** The longest wait after a check that failed in a way Exact does not count (ms). */
+const UNCOUNTED_RETRY_MS = 60_000;
+
 export type VerifyOutcome =
   /** The chain is this connection's and ACTIVE. */
   | { readonly kind: "verified"; readonly fresh: FreshAccess; readonly identity: ExactMe }
@@ -37,7 +40,12 @@ export async function checkFailed(
   const record = session.record;
   const nowMs = deps.now();
   const streak = (record.failureStreak ?? 0) + 1;
-  const waitMs = Math.max(backoffMs(streak, deps.random), (error.retryAfterSeconds ?? 0) * 1000);
+  // Failures Exact does not count (5xx, no answer) cost nothing there: check again within a
+  // minute (a scheduled run), so a chain is served soon after /current/Me is back.
+  const backoff = options.counts
+    ? backoffMs(streak, deps.random)
+    : Math.min(backoffMs(streak, deps.random), UNCOUNTED_RETRY_MS);
+  const waitMs = Math.max(backoff, (error.retryAfterSeconds ?? 0) * 1000);
   const written = await session.finish(
     backedOff(
       { backoffUntilMs: nowMs + waitMs, backoffReason: "unavailable", failureStreak: streak },

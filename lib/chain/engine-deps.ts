@@ -4,6 +4,7 @@ import type { BrokerEventType, EventPublisher, EventReason } from "../events/bro
 import type { LoginDriver } from "../exact/login/login-driver.js";
 import type { ExactOAuthClient } from "../exact/oauth-client.js";
 import type { SecretSource } from "../secrets/secret-source.js";
+import type { AppStates } from "./app-states.js";
 import type { ChainStore } from "./chain-store.js";
 import type { TotpStepClaims } from "./totp-step-claims.js";
 
@@ -23,6 +24,8 @@ export interface HealTrigger {
 export interface EngineDeps {
   readonly config: BrokerConfig;
   readonly store: ChainStore;
+  /** Per (app, Exact instance): outage pacing and app-level failures. */
+  readonly apps: AppStates;
   readonly cipher: TokenCipher;
   readonly secrets: SecretSource;
   readonly oauth: ExactOAuthClient;

@@ -14,7 +14,7 @@ export type HealResult =
   /** Nothing to do: healthy, already being healed, waiting for its backoff, or an operator's turn. */
   | {
       readonly kind: "skipped";
-      readonly why: "healthy" | "busy" | "backoff" | "needs_operator" | "not_connected";
+      readonly why: "healthy" | "busy" | "backoff" | "needs_operator" | "not_connected" | "blocked";
     }
   | { readonly kind: "failed"; readonly errorType: string; readonly message: string };
 
@@ -133,6 +133,9 @@ function skipReason(
       break;
     case ChainStatus.ReauthRequired:
       return "needs_operator";
+    case ChainStatus.Blocked:
+      // No login fixes what Exact refuses the user; the scheduled refresh checks again.
+      return "blocked";
     case ChainStatus.New:
       if (record.mode === ConnectionMode.Code) return "not_connected";
       break;

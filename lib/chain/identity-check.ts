@@ -1,13 +1,20 @@
-import { ExactUnavailable, Throttled } from "../errors.js";
+import { ExactUnavailable, Throttled, UserBlocked } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import type { ExactMe } from "../exact/oauth-client.js";
 import { ChainHandover } from "./chain-handover.js";
-import { type ChainRecord, ChainSource, type VerificationNote } from "./chain-record.js";
+import {
+  BLOCKED_RECHECK_MS,
+  type ChainRecord,
+  ChainSource,
+  ChainStatus,
+  type VerificationNote,
+} from "./chain-record.js";
 import { checkFailed, type VerifyOutcome } from "./check-failures.js";
+import { holdPinnedDivision } from "./division-check.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor, TOKEN_ERRORS_PER_HOUR } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
-import { verified } from "./lease-transitions.js";
+import { blocked, verified } from "./lease-transitions.js";
 import { dueAtAfter, type IssuedPair, type SealedTokens } from "./token-seal.js";
 
 export type { VerifyOutcome } from "./check-failures.js";
@@ -18,6 +25,14 @@ export interface StartedChain {
   readonly tokens: SealedTokens;
   readonly note: VerificationNote;
 }
+
+/** Exact's `Reason` header on a 403 that no login can fix (shared/exact-online.md), as event reasons. */
+const BLOCKING_REASONS: Readonly<Record<string, EventReason>> = {
+  BlockedUser: EventReason.BlockedUser,
+  InactiveUser: EventReason.InactiveUser,
+  LicenseExpired: EventReason.LicenseExpired,
+  NoDivisionAccess: EventReason.NoDivisionAccess,
+};
 
 /** The shortest /current/Me call worth making (ms): a round trip to Exact, with room. */
 export const MIN_CHECK_MS = 300;
@@ -83,6 +98,9 @@ export class IdentityCheck {
     const timeoutMs = Math.min(config.httpTimeoutMs, checkableMs);
     session.requireTime(timeoutMs, "the identity check");
     const answer = await oauth.me(record.baseUrl, chain.issued.accessToken, timeoutMs);
+    const blockedFor =
+      answer.kind === "refused" && answer.status === 403 ? BLOCKING_REASONS[answer.reason ?? ""] : undefined;
+    if (blockedFor) return this.#blocked(session, blockedFor);
     if (answer.kind !== "user") {
       // Kept either way: a refusal of a brand-new token (a 401, a 403) is no proof the chain is
       // dead; its next refresh, or a later check, tells.
@@ -100,7 +118,26 @@ export class IdentityCheck {
         },
       );
     }
-    return this.#place(session, chain, answer.me, options.vended);
+    return this.#place(session, chain, answer.me, options);
+  }
+
+  /** Exact refuses the user for a reason no login fixes: BLOCKED, re-checked slowly, announced once. */
+  async #blocked(session: LeaseSession, reason: EventReason): Promise<VerifyOutcome> {
+    const { now } = this.#deps;
+    const recheckAtMs = now() + BLOCKED_RECHECK_MS;
+    const was = session.record.status;
+    if (!(await session.finish(blocked(reason, recheckAtMs, now())))) return { kind: "superseded" };
+    if (was !== ChainStatus.Blocked || session.record.statusReason !== reason) {
+      this.#deps.log.warn("Exact refuses the chain's user", { connectionId: session.connectionId, reason });
+      await announce(this.#deps, BrokerEventType.UserBlocked, session, reason);
+    }
+    return {
+      kind: "failed",
+      error: new UserBlocked(
+        `connection "${session.connectionId}": Exact refuses its user (${reason}); no login can fix that; checked again at ${new Date(recheckAtMs).toISOString()}`,
+        { retryAfterSeconds: Math.ceil(BLOCKED_RECHECK_MS / 1000) },
+      ),
+    };
   }
 
   /** Where the chain belongs, by the Exact user it turned out to be. */
@@ -108,17 +145,17 @@ export class IdentityCheck {
     session: LeaseSession,
     chain: StartedChain,
     me: ExactMe,
-    vended: boolean,
+    options: { readonly afterLogin: boolean; readonly vended: boolean },
   ): Promise<VerifyOutcome> {
     const { store } = this.#deps;
     const record = session.record;
-    if (record.exactUserId === me.userId) return this.#verified(session, chain, me, vended);
+    if (record.exactUserId === me.userId) return this.#verified(session, chain, me, options);
     const seed = chain.note.source === ChainSource.Seed;
     // A seed makes this connection the user's (unless another holds it); so does a first login.
     const claims = seed || record.exactUserId === undefined;
     const owner = await this.#owner(record, me.userId, claims);
     if (claims && owner === record.connectionId) {
-      const outcome = await this.#verified(session, chain, me, vended);
+      const outcome = await this.#verified(session, chain, me, options);
       // Re-seeded with another Exact user: the old user's chain is no longer ours.
       if (outcome.kind === "verified" && record.exactUserId && record.exactUserId !== me.userId) {
         await store.releaseGuard(record.clientId, record.exactUserId, record.connectionId);
@@ -158,15 +195,23 @@ export class IdentityCheck {
     session: LeaseSession,
     chain: StartedChain,
     me: ExactMe,
-    vended: boolean,
+    options: { readonly afterLogin: boolean; readonly vended: boolean },
   ): Promise<VerifyOutcome> {
     const { now, config, log } = this.#deps;
     const record = session.record;
+    // The pinned division outlives every check (division-check.ts); Me's is pinned the first time.
+    const held = await holdPinnedDivision(this.#deps, session, {
+      accessToken: chain.issued.accessToken,
+      checkableMs: checkableForMs(chain, now()),
+      me,
+      afterLogin: options.afterLogin,
+    });
+    if (held.kind === "stop") return held.outcome;
     const nowMs = now();
     const written = await session.finish(
       verified(
-        { exactUserId: me.userId, exactUserName: me.userName, division: me.division },
-        dueAtAfter(record, chain.tokens, nowMs, vended, config),
+        { exactUserId: me.userId, exactUserName: me.userName, ...held.pin },
+        dueAtAfter(record, chain.tokens, nowMs, options.vended, config),
         nowMs,
       ),
     );
@@ -181,7 +226,7 @@ export class IdentityCheck {
     }
     return {
       kind: "verified",
-      identity: me,
+      identity: { ...me, division: held.pin.division },
       fresh: {
         accessToken: chain.issued.accessToken,
         expiresAtMs: chain.tokens.access?.accessExpiresAtMs ?? nowMs,

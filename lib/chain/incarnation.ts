@@ -43,3 +43,23 @@ export async function withIncarnation(
   }
   return store.get(record.connectionId);
 }
+
+/**
+ * True when a fresh encrypt-and-decrypt works: the Encryption SDK reports a KMS outage like a bad
+ * ciphertext, so only then is a ciphertext that does not decrypt itself the problem.
+ */
+export async function cipherWorks(
+  cipher: EngineDeps["cipher"],
+  chain: { readonly connectionId: string; readonly incarnation: string },
+): Promise<boolean> {
+  const binding = {
+    connectionId: chain.connectionId,
+    incarnation: chain.incarnation,
+    kind: "access",
+  } as const;
+  try {
+    return (await cipher.decrypt(await cipher.encrypt("probe", binding), binding)) === "probe";
+  } catch {
+    return false;
+  }
+}

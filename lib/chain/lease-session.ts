@@ -13,6 +13,7 @@ import { type LeaseWriter, retryWithin } from "./chain-table-client.js";
 import { LEASE_ATTRS, RELEASE, rescueCondition, type Transition } from "./lease-transitions.js";
 import { type RefreshedChain, refreshed, type StartedChainArgs, startedChain } from "./persisting-writes.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+import { callsToday, utcDay } from "./token-call-cap.js";
 
 export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
 
@@ -43,6 +44,7 @@ export class LeaseSession {
   #ended = false;
   /** An Exact call that may have changed the chain was made and its outcome is not stored yet. */
   #unrecorded = false;
+  #tokenCalls = 0;
   readonly #sleep: (ms: number) => Promise<void>;
 
   constructor(options: {
@@ -140,7 +142,9 @@ export class LeaseSession {
    */
   async commitRefresh(args: RefreshedChain): Promise<CommitResult> {
     const generation = this.#generation + 1;
-    const { set, remove } = refreshed(args, generation, this.#now());
+    const change = refreshed(args, generation, this.#now());
+    const set = { ...change.set, ...this.#counted() };
+    const { remove } = change;
     const computed = ["#generation = #generation + :one"];
     if (await this.#persist(() => this.#write({ set, remove, computed, ends: true }))) {
       this.#generation = generation;
@@ -170,17 +174,19 @@ export class LeaseSession {
   async storeStartedChain(args: StartedChainArgs): Promise<boolean> {
     const nowMs = this.#now();
     const untilMs = nowMs + args.leaseMs;
+    const chain = startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs));
+    const started = { ...chain, set: { ...chain.set, ...this.#counted() } };
     const stored = await this.#persist(() =>
       this.#writer(
         this.connectionId,
         {
-          ...startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs)),
+          ...started,
           computed: ["#generation = #generation + :one"],
           // A chain that started later (a hand-over from another connection's code exchange)
-          // is the live one: ours died when it started.
+          // is the live one: ours died when it started. Equal: this very write, repeated.
           condition:
             "#leaseFence = :fence AND #incarnation = :inc AND " +
-            "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs < :started)",
+            "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs <= :started)",
           names: ["leaseFence", "incarnation", "generation", "chainStartedAtMs"],
           values: { fence: this.fence, inc: this.incarnation, one: 1, started: args.note.startedAtMs },
         },
@@ -234,8 +240,21 @@ export class LeaseSession {
    * note until the lease expires: the next holder then probes, instead of trusting a refresh
    * token Exact may have retired.
    */
-  callStarted(): void {
+  callStarted(call: { readonly tokenEndpoint: boolean }): void {
     this.#unrecorded = true;
+    // Counted against Exact's daily cap by every later write of this session (token-call-cap.ts).
+    if (call.tokenEndpoint) this.#tokenCalls += 1;
+  }
+
+  /** The chain's token calls today after this holder's (what its writes store). */
+  get tokenCallsToday(): number {
+    return callsToday(this.record, this.#now()) + this.#tokenCalls;
+  }
+
+  #counted(): Partial<ChainAttributes> {
+    return this.#tokenCalls > 0
+      ? { tokenCalls: { day: utcDay(this.#now()), count: this.tokenCallsToday } }
+      : {};
   }
 
   /** Frees the lease unless a transition already ended it, or an Exact call's outcome went unrecorded; for `finally`. Never throws. */
@@ -276,7 +295,7 @@ export class LeaseSession {
   }): Promise<boolean> {
     if (this.#ended) return false;
     const written = await this.#writer(this.connectionId, {
-      ...(parts.set ? { set: parts.set } : {}),
+      set: { ...parts.set, ...this.#counted() },
       remove: [...(parts.ends ? LEASE_ATTRS : []), ...(parts.remove ?? [])],
       ...(parts.computed ? { computed: parts.computed } : {}),
       condition: "#leaseFence = :fence AND #generation = :gen AND #incarnation = :inc",

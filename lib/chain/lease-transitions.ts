@@ -4,8 +4,10 @@ import {
   type ChainAttributeName,
   type ChainAttributes,
   ChainStatus,
+  type DivisionPinnedBy,
   type ErrorBudget,
   type HandOverNote,
+  type OddAnswers,
   type RetiredChain,
 } from "./chain-record.js";
 import { ChainTable } from "./table-definition.js";
@@ -105,12 +107,17 @@ export function handingOver(note: HandOverNote): Transition {
 /** Nothing but the lease's end. */
 export const RELEASE: Transition = transition({});
 
-/** The identity check passed: this connection's chain, ACTIVE. */
+/**
+ * The identity check passed: this connection's chain, ACTIVE. `division` is the pinned one
+ * when the connection has one (division-check.ts); the pin fields are set at the first pin only.
+ */
 export function verified(
   identity: {
     readonly exactUserId: string;
     readonly exactUserName: string;
     readonly division: number | null;
+    readonly pinnedDivision?: number;
+    readonly divisionPinnedBy?: DivisionPinnedBy;
   },
   dueAtMs: number,
   nowMs: number,
@@ -200,6 +207,19 @@ export function broken(
   });
 }
 
+/** Exact refuses the user: BLOCKED, due again for its re-check; the chain and any pending check are kept. */
+export function blocked(reason: EventReason, recheckAtMs: number, nowMs: number): Transition {
+  return transition({
+    set: {
+      ...dueAt(recheckAtMs),
+      status: ChainStatus.Blocked,
+      statusReason: reason,
+      statusChangedAtMs: nowMs,
+    },
+    remove: BACKOFF_ATTRS,
+  });
+}
+
 /** Nothing automatic can help: REAUTH_REQUIRED, out of the refresher's index. */
 export function needsOperator(
   reason: EventReason,
@@ -226,6 +246,7 @@ export function backedOff(
     readonly loginFailures?: ErrorBudget;
     readonly lastLoginFailure?: EventReason;
     readonly identityChecks?: ErrorBudget;
+    readonly oddAnswers?: OddAnswers;
   } = {},
 ): Transition {
   const { dueAtMs, status, ...rest } = chain;

@@ -3,6 +3,7 @@ import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import {
   LoginBadCredentials,
   LoginBadTotp,
+  LoginError,
   LoginLocked,
   LoginPageNotUnderstood,
   LoginUnavailable,
@@ -30,8 +31,10 @@ export class LoginFailures {
   }
 
   /** Maps a failed login (a LoginError of the driver) to what happens to the chain and the user's budget. */
-  async loginFailed(session: LeaseSession, error: unknown, user: LoginUser): Promise<LoginOutcome> {
+  async loginFailed(session: LeaseSession, error: unknown, known: LoginUser): Promise<LoginOutcome> {
     const record = session.record;
+    const sentStep = error instanceof LoginError ? error.totpStep : undefined;
+    const user: LoginUser = { ...known, ...(sentStep !== undefined ? { sentStep } : {}) };
     this.#deps.log.warn("login failed", {
       connectionId: record.connectionId,
       errorType: error instanceof Error ? error.name : "unknown",
@@ -55,9 +58,12 @@ export class LoginFailures {
     if (error instanceof LoginBadTotp) {
       // Once may be a step boundary; twice in a row (for this user, by any connection) is a wrong
       // TOTP secret, and a third attempt would bring the account closer to Exact's lock.
-      const twice =
-        record.lastLoginFailure === EventReason.BadTotp ||
-        user.logins.lastLoginFailure === EventReason.BadTotp;
+      // "In a row" for the user: its login just before this one (the step it claimed last) was the refused one.
+      const userTwice =
+        user.logins.lastLoginFailure === EventReason.BadTotp &&
+        user.logins.lastFailedStep !== undefined &&
+        user.logins.lastFailedStep === user.logins.lastStep;
+      const twice = record.lastLoginFailure === EventReason.BadTotp || userTwice;
       return twice
         ? this.reauth(
             session,
@@ -178,6 +184,8 @@ export class LoginFailures {
 export interface LoginUser {
   readonly username: string;
   readonly logins: UserLogins;
+  /** The TOTP step whose code the failed login sent, if it got that far. */
+  readonly sentStep?: number;
 }
 
 function failed(error: BrokerError): LoginOutcome {

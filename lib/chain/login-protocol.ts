@@ -109,8 +109,11 @@ export class LoginProtocol {
 
     let result: LoginResult;
     const startedMs = now();
+    // When the request that starts the chain left: Exact starts it while processing the request,
+    // so of two starts of one user, the one sent later is the live one (an answer may arrive late).
+    let sentAtMs = startedMs;
     // An implicit login's answer is the chain's next token; a code login's answer is only a code.
-    if (mode === "implicit") session.callStarted();
+    if (mode === "implicit") session.callStarted({ tokenEndpoint: false });
     try {
       result = await driver.login({
         baseUrl: record.baseUrl,
@@ -119,13 +122,21 @@ export class LoginProtocol {
         responseType: mode === "heal" ? "code" : "token",
         credentials: { username: secret.username, password: secret.password, totpSecret: secret.totpSecret },
         ...(lastTotpStep !== undefined ? { lastTotpStep } : {}),
-        claimTotpStep: (step) =>
-          totpClaims.claim({
+        claimTotpStep: async (step) => {
+          // Logins of one user queue on TOTP steps: by this login's turn, others may have failed.
+          const latest = await totpClaims.read(secret.username);
+          if (!options.operator && budgetExhaustedFor(latest.loginFailures, now(), LOGIN_FAILURES_PER_HOUR)) {
+            throw new Error(
+              `the Exact user's failed logins reached ${LOGIN_FAILURES_PER_HOUR} this hour while this login waited`,
+            );
+          }
+          return totpClaims.claim({
             username: secret.username,
             step,
             connectionId: record.connectionId,
             nowMs: now(),
-          }),
+          });
+        },
         // The code exchange follows inside the same lease.
         timeoutMs: session.remainingMs() - config.httpTimeoutMs,
       });
@@ -149,7 +160,8 @@ export class LoginProtocol {
           user,
         });
       }
-      session.callStarted();
+      session.callStarted({ tokenEndpoint: true });
+      sentAtMs = now();
       const outcome = await this.#deps.oauth.exchangeCode(
         record.baseUrl,
         { clientId: record.clientId, clientSecret: secret.clientSecret },
@@ -174,7 +186,7 @@ export class LoginProtocol {
     const tokens = await sealTokens(sealer, issued, arrivalMs, record.mode, config);
     const note = {
       source: mode === "heal" ? ChainSource.Heal : ChainSource.Login,
-      startedAtMs: arrivalMs,
+      startedAtMs: sentAtMs,
       statusBefore: mode === "heal" ? ChainStatus.Broken : record.status,
     };
     const stored = await session.storeStartedChain({

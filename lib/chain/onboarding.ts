@@ -23,6 +23,7 @@ import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
 import { withIncarnation } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+import { capReached } from "./token-call-cap.js";
 import { prepareSealer, sealTokens } from "./token-seal.js";
 import { PendingVerification } from "./verification.js";
 
@@ -97,7 +98,11 @@ export class Onboarding {
       incarnation: session.incarnation,
     });
     session.requireTime(config.httpTimeoutMs, "the code exchange");
-    session.callStarted();
+    const capped = capReached(record, now());
+    if (capped) throw capped;
+    session.callStarted({ tokenEndpoint: true });
+    // When the request that starts the chain left: of two starts of one user, the later is live.
+    const sentAtMs = now();
     const outcome = await oauth.exchangeCode(
       record.baseUrl,
       { clientId: record.clientId, clientSecret },
@@ -116,7 +121,7 @@ export class Onboarding {
     const tokens = await sealTokens(sealer, rotated, arrivalMs, ConnectionMode.Code, config);
     const note: VerificationNote = {
       source: ChainSource.Seed,
-      startedAtMs: arrivalMs,
+      startedAtMs: sentAtMs,
       statusBefore: record.status === ChainStatus.Healing ? ChainStatus.Broken : record.status,
       ...(retiredChain(record) ? { retired: retiredChain(record) } : {}),
     };
@@ -216,12 +221,14 @@ function retiredChain(record: ChainRecord): RetiredChain | undefined {
     refreshCt,
     refreshIssuedAtMs,
     refreshHash,
+    chainStartedAtMs,
   } = record;
   return {
     ...(accessCt ? { accessCt, accessIssuedAtMs, accessExpiresAtMs, windowOpensAtMs } : {}),
     refreshCt,
     refreshIssuedAtMs,
     refreshHash,
+    ...(chainStartedAtMs !== undefined ? { chainStartedAtMs } : {}),
     status: record.status,
     generation: record.generation,
   };

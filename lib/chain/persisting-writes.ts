@@ -38,7 +38,12 @@ export function refreshed(args: RefreshedChain, generation: number, nowMs: numbe
       statusChangedAtMs: nowMs,
       failureStreak: 0,
     },
-    remove: ["statusReason", ...(args.refusal ? [] : BACKOFF_ATTRS)],
+    // A BLOCKED chain keeps saying why (Exact refuses its user; a refresh does not change that).
+    remove: [
+      ...(args.status === ChainStatus.Blocked ? [] : (["statusReason"] as const)),
+      "oddAnswers",
+      ...(args.refusal ? [] : BACKOFF_ATTRS),
+    ],
   };
 }
 

@@ -36,5 +36,8 @@ export function reauthMessage(connectionId: string, status: string, reason: stri
   if (reason === EventReason.InvalidClient) {
     return `connection "${connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${connectionId}`;
   }
+  if (reason === EventReason.DivisionUnreachable) {
+    return `connection "${connectionId}": its Exact user can no longer open the connection's pinned division; give the user access to it in Exact, then run: exact-broker heal --id ${connectionId}; or pin another division: exact-broker connection set-division --id ${connectionId} --division N`;
+  }
   return `connection "${connectionId}" needs an operator (status ${status}, reason ${reason}); fix the cause (see exact-broker status --id ${connectionId}), then run: exact-broker heal --id ${connectionId}`;
 }

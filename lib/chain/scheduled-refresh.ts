@@ -124,12 +124,23 @@ export class ScheduledRefresh {
     if (store.leaseIsLive(record, nowMs) || record.incarnation === undefined) return "skipped";
     if ((record.backoffUntilMs ?? 0) > nowMs && record.status !== ChainStatus.Broken) return "skipped";
     if (record.status === ChainStatus.Verifying) return this.#verify(record, deadlineMs);
+    if (record.status === ChainStatus.Blocked) {
+      // Exact still refreshes a blocked user's chain: keep it alive; otherwise this is its re-check.
+      const keepaliveDue =
+        keepaliveDueAtMs(record.refreshIssuedAtMs ?? record.createdAtMs, config.keepaliveDays) <= nowMs;
+      if (!keepaliveDue) return this.#verify(record, deadlineMs);
+    }
     if (record.status === ChainStatus.Broken || record.status === ChainStatus.Healing) {
       if (loginBlockedFor(record, nowMs) !== undefined) return "skipped";
       this.#healTrigger.trigger(connectionId);
       return "heal_triggered";
     }
-    if (record.status !== ChainStatus.Active && record.status !== ChainStatus.Suspect) return "skipped";
+    const refreshable: readonly ChainStatus[] = [
+      ChainStatus.Active,
+      ChainStatus.Suspect,
+      ChainStatus.Blocked,
+    ];
+    if (!refreshable.includes(record.status)) return "skipped";
 
     const implicit = record.mode === ConnectionMode.Implicit;
     const lifetimeMs = (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
@@ -182,7 +193,14 @@ export class ScheduledRefresh {
   }
 
   async #verify(record: ChainRecord, deadlineMs: number): Promise<ChainRunOutcome> {
-    const outcome = await this.#verification.finish(record, { vended: false, deadlineMs });
+    let outcome = await this.#verification.finish(record, { vended: false, deadlineMs });
+    if (outcome.kind === "refreshed" && outcome.result.kind === "refreshed") {
+      // Its token had expired while it waited: with the fresh one, check now rather than next run.
+      const fresh = await this.#deps.store.get(record.connectionId);
+      if (fresh && this.#deps.now() < deadlineMs - this.#deps.config.leaseMs) {
+        outcome = await this.#verification.finish(fresh, { vended: false, deadlineMs });
+      }
+    }
     switch (outcome.kind) {
       case "verified":
         return "verified";

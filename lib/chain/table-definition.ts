@@ -8,8 +8,11 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
  * - `GUARD#<clientId>#<exactUserId>`: Exact keeps one chain per (app, user); the guard makes sure
  *   only one connection owns it.
  * - `NONCE#<nonce>`: single-use markers for onboarding links, removed by TTL.
- * - `TOTP#<username, lower case>`: the last TOTP step claimed for logins as that Exact user, shared
- *   by every connection of the user (see totp-step-claims.ts), removed by TTL.
+ * - `TOTP#<username, lower case>`: the last TOTP step claimed for logins as that Exact user and
+ *   the user's failed logins, shared by every connection of the user (see totp-step-claims.ts),
+ *   removed by TTL.
+ * - `APP#<clientId>#<baseUrl>`: what the chains of one app at one Exact instance share: outage
+ *   pacing, the app's rejection, its last success (see app-states.ts).
  */
 export const ChainTable = {
   partitionKey: "pk",
@@ -30,6 +33,8 @@ export const ChainTable = {
 
 export const connectionKey = (connectionId: string): string => `CONN#${connectionId}`;
 export const guardKey = (clientId: string, exactUserId: string): string => `GUARD#${clientId}#${exactUserId}`;
+/** One item per (app, Exact instance): outage pacing and app-level failures (app-states.ts). */
+export const appKey = (clientId: string, baseUrl: string): string => `APP#${clientId}#${baseUrl}`;
 export const nonceKey = (nonce: string): string => `NONCE#${nonce}`;
 /** Exact user names are e-mail addresses, compared without case: one claim per person. */
 export const totpClaimKey = (username: string): string => `TOTP#${username.trim().toLowerCase()}`;

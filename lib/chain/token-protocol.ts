@@ -8,13 +8,17 @@ import {
 } from "../errors.js";
 import { EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
-import type { IssuedTokens } from "../exact/classify-token-response.js";
+import type { IssuedTokens, TokenOutcome } from "../exact/classify-token-response.js";
+import { type AppState, REJECTION_PROBE_MS } from "./app-states.js";
 import { ChainStatus, ConnectionMode, healthyStatus, LeasePurpose } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor } from "./error-budget.js";
+import { cipherWorks } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
-import type { Backoff } from "./lease-transitions.js";
+import { type Backoff, backedOff } from "./lease-transitions.js";
+import { isOutage, OutagePacing } from "./outage-pacing.js";
 import { refusalError } from "./refusal-errors.js";
+import { capReached, warnIfHigh } from "./token-call-cap.js";
 import { exactErrors, markBroken, settleRefusal } from "./token-refusals.js";
 import { dueAtAfter, prepareSealer, type SealedTokens, sealTokens } from "./token-seal.js";
 
@@ -34,6 +38,7 @@ const REFRESHABLE: ReadonlySet<ChainStatus> = new Set([
   ChainStatus.Active,
   ChainStatus.Suspect,
   ChainStatus.Verifying,
+  ChainStatus.Blocked,
 ]);
 
 /**
@@ -48,9 +53,11 @@ const REFRESHABLE: ReadonlySet<ChainStatus> = new Set([
  */
 export class TokenProtocol {
   readonly #deps: EngineDeps;
+  readonly #pacing: OutagePacing;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
+    this.#pacing = new OutagePacing(deps);
   }
 
   /** Refreshes `session`'s chain; `vended` marks that a consumer is waiting (the chain is hot). */
@@ -98,7 +105,7 @@ export class TokenProtocol {
       if (!(error instanceof TokenDecryptError)) throw error;
       // The Encryption SDK reports a KMS outage like a bad ciphertext. Only when a fresh
       // round trip works is it this ciphertext that is bad, and the chain truly lost.
-      if (!(await this.#cipherWorks(binding))) {
+      if (!(await cipherWorks(this.#deps.cipher, binding))) {
         throw new Error("token encryption is unavailable (KMS?); the chain is untouched", { cause: error });
       }
       log.error("stored refresh token does not decrypt; chain is broken", {
@@ -121,6 +128,11 @@ export class TokenProtocol {
     } catch (error) {
       return failed(new ReauthRequired(`connection "${record.connectionId}": ${(error as Error).message}`));
     }
+    // One chain of the app asks Exact during an outage; an app Exact rejects stops calling.
+    const gate = await this.#pacing.gate(session, clientSecret);
+    if (gate.kind === "held") return gate.result;
+    const capped = capReached(record, now());
+    if (capped) return failed(capped);
     const sealer = await prepareSealer(cipher, {
       connectionId: record.connectionId,
       incarnation: session.incarnation,
@@ -128,13 +140,25 @@ export class TokenProtocol {
     session.requireTime(config.httpTimeoutMs, "a token call");
 
     const startedMs = now();
-    session.callStarted();
-    const outcome = await oauth.refresh(
-      record.baseUrl,
-      { clientId: record.clientId, clientSecret },
-      refreshToken,
-      config.httpTimeoutMs,
-    );
+    session.callStarted({ tokenEndpoint: true });
+    const call = (secret: string) =>
+      oauth.refresh(
+        record.baseUrl,
+        { clientId: record.clientId, clientSecret: secret },
+        refreshToken,
+        config.httpTimeoutMs,
+      );
+    let outcome = await call(clientSecret);
+    if (outcome.kind === "client_rejected" && !outcome.scope && !outcome.rotated) {
+      // The app's secret may have been rotated in Exact's App Center and in ours since we cached
+      // it: read it once more, and if it changed, try once more (invalid_client processed nothing).
+      const current = (await secrets.get(record.secretId, { forceFetch: true })).clientSecret;
+      if (current !== clientSecret && session.remainingMs() >= config.httpTimeoutMs) {
+        clientSecret = current;
+        session.callStarted({ tokenEndpoint: true });
+        outcome = await call(current);
+      }
+    }
     const arrivalMs = now();
 
     const logged = {
@@ -143,13 +167,40 @@ export class TokenProtocol {
       probe: session.purpose === LeasePurpose.Probe,
       latencyMs: arrivalMs - startedMs,
     };
+    const result = await this.#settle(
+      session,
+      sealer,
+      outcome,
+      clientSecret,
+      gate.app,
+      arrivalMs,
+      options.vended,
+      logged,
+    );
+    await this.#pacing.after(record, gate.app, outcome, arrivalMs);
+    await warnIfHigh(this.#deps, session, session.tokenCallsToday - 1, session.tokenCallsToday);
+    return result;
+  }
+
+  /** The one write that records Exact's answer (persisting the tokens it carried first). */
+  async #settle(
+    session: LeaseSession,
+    sealer: PreparedSealer,
+    outcome: TokenOutcome,
+    clientSecret: string,
+    app: AppState,
+    arrivalMs: number,
+    vended: boolean,
+    logged: Record<string, unknown>,
+  ): Promise<ProtocolResult> {
+    const record = session.record;
     if (outcome.kind === "tokens") {
       const committed = await this.#commit(
         session,
         sealer,
         outcome.rotated,
         arrivalMs,
-        options.vended,
+        vended,
         undefined,
         logged,
       );
@@ -181,14 +232,39 @@ export class TokenProtocol {
         sealer,
         outcome.rotated,
         arrivalMs,
-        options.vended,
+        vended,
         refusal,
         logged,
       );
       return committed ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
     }
-    log.info("token call answered", logged);
-    return settleRefusal(this.#deps, session, outcome, arrivalMs);
+    this.#deps.log.info("token call answered", logged);
+    if (outcome.kind === "client_rejected") {
+      // The app, not the chain: one event for the app, its chains paced until the secret changes.
+      const written = await session.finish(
+        backedOff(
+          {
+            ...exactErrors(record, outcome, arrivalMs),
+            backoffUntilMs: arrivalMs + REJECTION_PROBE_MS,
+            backoffReason: "unavailable",
+          },
+          arrivalMs,
+          { dueAtMs: arrivalMs + REJECTION_PROBE_MS },
+        ),
+      );
+      if (!written) return SUPERSEDED;
+      return failed(
+        await this.#pacing.rejected(
+          session,
+          outcome.scope ? "scope_violated" : "invalid_client",
+          clientSecret,
+        ),
+      );
+    }
+    return settleRefusal(this.#deps, session, outcome, arrivalMs, {
+      app,
+      ...(isOutage(outcome) ? { pacedUntilMs: this.#pacing.pacedUntilMs(app, arrivalMs) } : {}),
+    });
   }
 
   /** Persist first: sealing is local (prepared keys), the commit is the next I/O. Undefined if superseded. */
@@ -214,19 +290,6 @@ export class TokenProtocol {
     });
     log.info("token call answered", { ...logged, commit: result });
     return result === "superseded" ? undefined : tokens;
-  }
-
-  async #cipherWorks(binding: {
-    readonly connectionId: string;
-    readonly incarnation: string;
-  }): Promise<boolean> {
-    const access = { ...binding, kind: "access" } as const;
-    try {
-      const { cipher } = this.#deps;
-      return (await cipher.decrypt(await cipher.encrypt("probe", access), access)) === "probe";
-    } catch {
-      return false;
-    }
   }
 }
 

@@ -1,12 +1,25 @@
 import type { BrokerError } from "../errors.js";
-import { ExactUnavailable, ReauthRequired } from "../errors.js";
+import { ExactUnavailable } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
-import { countsAsExactError, DeadReason, type TokenOutcome } from "../exact/classify-token-response.js";
-import { type ChainRecord, healthyStatus, LeasePurpose } from "./chain-record.js";
+import {
+  countsAsExactError,
+  DeadReason,
+  type TokenOutcome,
+  UnavailableCause,
+} from "../exact/classify-token-response.js";
+import type { AppState } from "./app-states.js";
+import {
+  type ChainRecord,
+  ChainSource,
+  ChainStatus,
+  healthyStatus,
+  LeasePurpose,
+  type OddAnswers,
+} from "./chain-record.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import { afterError, backoffMs } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
-import { backedOff, broken, needsOperator, suspect } from "./lease-transitions.js";
+import { backedOff, broken, handedOver, suspect } from "./lease-transitions.js";
 import { refusalError } from "./refusal-errors.js";
 import type { FreshAccess } from "./token-protocol.js";
 
@@ -34,8 +47,13 @@ function failed(error: BrokerError): ProtocolResult {
 export async function settleRefusal(
   deps: EngineDeps,
   session: LeaseSession,
-  outcome: Exclude<TokenOutcome, { kind: "tokens" }>,
+  outcome: Exclude<TokenOutcome, { kind: "tokens" } | { kind: "client_rejected" }>,
   arrivalMs: number,
+  pacing: {
+    readonly app: AppState;
+    /** An outage answer: try again just after the app's next probe, not on the chain's own schedule. */
+    readonly pacedUntilMs?: number;
+  },
 ): Promise<ProtocolResult> {
   const record = session.record;
   const probing = session.purpose === LeasePurpose.Probe;
@@ -60,22 +78,32 @@ export async function settleRefusal(
         probing && outcome.reason === DeadReason.OldToken ? EventReason.LostAnswer : outcome.reason,
         errors,
       );
-    case "client_rejected":
-      if (!(await session.finish(needsOperator(EventReason.InvalidClient, arrivalMs, errors))))
-        return SUPERSEDED;
-      await announce(deps, BrokerEventType.ReauthRequired, session, EventReason.InvalidClient);
-      return failed(
-        new ReauthRequired(
-          `connection "${record.connectionId}": Exact rejected the client ID or secret; fix the connection's secret, then run: exact-broker heal --id ${record.connectionId}`,
-        ),
-      );
     case "rate_limited":
     case "unavailable": {
+      const odd = oddAnswer(record, outcome, pacing.app, arrivalMs);
+      if (odd === "escalate") {
+        // Plain text or an unknown error, again and again, while the app's other chains refresh
+        // fine: no maintenance then. Once probed; if the probe gets the same, the chain is dead.
+        if (probing) return markBroken(deps, session, EventReason.InvalidChain, errors);
+        written = await session.finish(
+          suspect({ ...errors, backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" }, arrivalMs),
+        );
+        return written
+          ? failed(
+              new ExactUnavailable(
+                `connection "${record.connectionId}": Exact keeps refusing this chain alone; it is being checked`,
+                { retryAfterSeconds: 2 },
+              ),
+            )
+          : SUPERSEDED;
+      }
       const streak = (record.failureStreak ?? 0) + 1;
       const waitMs =
-        outcome.retryAfterSeconds !== undefined
-          ? outcome.retryAfterSeconds * 1000
-          : backoffMs(streak, deps.random);
+        pacing.pacedUntilMs !== undefined
+          ? pacing.pacedUntilMs - arrivalMs
+          : outcome.retryAfterSeconds !== undefined
+            ? outcome.retryAfterSeconds * 1000
+            : backoffMs(streak, deps.random);
       written = await session.finish(
         backedOff(
           {
@@ -85,6 +113,7 @@ export async function settleRefusal(
             backoffReason: outcome.kind === "rate_limited" ? "throttled" : "unavailable",
           },
           arrivalMs,
+          { dueAtMs: arrivalMs + waitMs, ...(odd ? { oddAnswers: odd } : {}) },
         ),
       );
       return written ? failed(refusalError(outcome, record.connectionId, waitMs)) : SUPERSEDED;
@@ -105,18 +134,49 @@ export async function settleRefusal(
   }
 }
 
+/** Answers in a row that were neither Exact's OAuth errors nor an outage Exact admits (503, 429). */
+export const ODD_ANSWERS_BEFORE_SUSPECT = 3;
+
+/**
+ * The chain's run of odd answers (a bare 4xx page, an unknown OAuth error) after this one, or
+ * "escalate" when the run is long enough and the app's other chains refreshed since it began.
+ */
+function oddAnswer(
+  record: ChainRecord,
+  outcome: Exclude<TokenOutcome, { kind: "tokens" } | { kind: "client_rejected" }>,
+  app: AppState,
+  atMs: number,
+): OddAnswers | "escalate" | undefined {
+  const odd =
+    outcome.kind === "unavailable" &&
+    (outcome.cause === UnavailableCause.Maintenance || outcome.cause === UnavailableCause.Unrecognised);
+  if (!odd) return undefined;
+  const run = { count: (record.oddAnswers?.count ?? 0) + 1, sinceMs: record.oddAnswers?.sinceMs ?? atMs };
+  const othersFine = (app.lastSuccessAtMs ?? 0) > run.sinceMs;
+  return run.count >= ODD_ANSWERS_BEFORE_SUSPECT && othersFine ? "escalate" : run;
+}
+
 export function exactErrors(record: ChainRecord, outcome: TokenOutcome, atMs: number) {
   return countsAsExactError(outcome) ? { tokenErrors: afterError(record.tokenErrors, atMs) } : {};
 }
 
-/** BROKEN, announced: the refresher and waiting vends trigger its heal. */
+/**
+ * BROKEN, announced: the refresher and waiting vends trigger its heal. A chain that dies while it
+ * awaits its identity check (VERIFYING) was never the connection's: the connection goes back to
+ * where it was, its own live chain restored (a seed's), or BROKEN (a login's).
+ */
 export async function markBroken(
   deps: EngineDeps,
   session: LeaseSession,
   reason: EventReason,
   budgets: { readonly tokenErrors?: ReturnType<typeof afterError> } = {},
 ): Promise<ProtocolResult> {
-  if (!(await session.finish(broken(reason, deps.now(), budgets)))) return SUPERSEDED;
+  const back = restoreAfterDeath(session.record, reason);
+  const written = await session.finish(
+    back ? handedOver(back, deps.now()) : broken(reason, deps.now(), budgets),
+  );
+  if (!written) return SUPERSEDED;
+  if (back && back.status !== ChainStatus.Broken) return SUPERSEDED;
   deps.log.warn("chain broken", {
     connectionId: session.connectionId,
     reason,
@@ -124,4 +184,15 @@ export async function markBroken(
   });
   await announce(deps, BrokerEventType.ChainBroken, session, reason);
   return { kind: "broken" };
+}
+
+/** Where a VERIFYING chain's connection goes when that chain dies; undefined for any other chain. */
+export function restoreAfterDeath(record: ChainRecord, reason: EventReason) {
+  const note = record.verification;
+  if (!note) return undefined;
+  if (note.retired) return { restore: note.retired, status: note.retired.status };
+  if (note.source === ChainSource.Seed && note.statusBefore !== ChainStatus.Broken) {
+    return { status: note.statusBefore };
+  }
+  return { status: ChainStatus.Broken, statusReason: reason };
 }

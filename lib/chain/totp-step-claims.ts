@@ -17,6 +17,8 @@ export interface UserLogins {
   readonly loginFailures?: ErrorBudget;
   /** The reason of the last failed login (an EventReason), any connection. */
   readonly lastLoginFailure?: string;
+  /** The TOTP step of that failed login, when its code was sent: it was the user's previous login if it equals `lastStep` before the next one. */
+  readonly lastFailedStep?: number;
 }
 
 /**
@@ -76,6 +78,7 @@ export class TotpStepClaims {
       ...(typeof item[LAST_STEP] === "number" ? { lastStep: item[LAST_STEP] } : {}),
       ...(item.loginFailures ? { loginFailures: item.loginFailures as ErrorBudget } : {}),
       ...(typeof item.lastLoginFailure === "string" ? { lastLoginFailure: item.lastLoginFailure } : {}),
+      ...(typeof item.lastFailedStep === "number" ? { lastFailedStep: item.lastFailedStep } : {}),
       ...(typeof item.failuresVersion === "number" ? { version: item.failuresVersion } : {}),
     };
   }
@@ -93,6 +96,8 @@ export class TotpStepClaims {
     readonly username: string;
     readonly reason: string;
     readonly nowMs: number;
+    /** The TOTP step the failed login sent, if it got that far. */
+    readonly step?: number;
   }): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const current = await this.read(args.username);
@@ -101,7 +106,7 @@ export class TotpStepClaims {
           new UpdateItemCommand({
             TableName: this.#tableName,
             Key: marshall({ [ChainTable.partitionKey]: totpClaimKey(args.username) }),
-            UpdateExpression: "SET #failures = :failures, #last = :reason, #version = :next, #ttl = :ttl",
+            UpdateExpression: `SET #failures = :failures, #last = :reason, #version = :next, #ttl = :ttl${args.step === undefined ? " REMOVE lastFailedStep" : ", lastFailedStep = :step"}`,
             ConditionExpression:
               current.version === undefined ? "attribute_not_exists(#version)" : "#version = :version",
             ExpressionAttributeNames: {
@@ -115,6 +120,7 @@ export class TotpStepClaims {
               ":reason": args.reason,
               ":next": (current.version ?? 0) + 1,
               ":ttl": Math.floor(args.nowMs / 1000) + TOTP_CLAIM_RETENTION_SECONDS,
+              ...(args.step === undefined ? {} : { ":step": args.step }),
               ...(current.version === undefined ? {} : { ":version": current.version }),
             }),
           }),

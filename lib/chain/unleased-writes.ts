@@ -1,5 +1,11 @@
 import { EventReason } from "../events/broker-events.js";
-import { type ChainAttributes, type ChainRecord, ChainStatus } from "./chain-record.js";
+import {
+  CHAIN_STARTING_PURPOSES,
+  type ChainAttributes,
+  type ChainRecord,
+  ChainStatus,
+  DivisionPinnedBy,
+} from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
@@ -53,6 +59,69 @@ export class UnleasedWrites {
   }
 
   /**
+   * `connection set-division`: `division` becomes the pinned division (the one vends answer),
+   * chosen by the operator. It changes no token, so it takes no lease; it is conditional on the
+   * incarnation, on the Exact user whose chain the caller checked the division with, and on no
+   * identity check being under way (a live chain-starting lease: its verified write would set
+   * the division it read before). A connection stopped at `division_unreachable` goes back to
+   * VERIFYING with its stored chain, due now: the next lease checks it against the new
+   * division, with no login.
+   * @returns false when the condition failed; re-read to tell why
+   */
+  async pinDivision(record: ChainRecord, division: number): Promise<boolean> {
+    if (record.incarnation === undefined) return false;
+    const nowMs = this.#now();
+    const recover =
+      record.status === ChainStatus.ReauthRequired &&
+      record.statusReason === EventReason.DivisionUnreachable &&
+      record.verification !== undefined;
+    const user = record.exactUserId;
+    const written = await this.#writer(record.connectionId, {
+      set: {
+        pinnedDivision: division,
+        division,
+        divisionPinnedBy: DivisionPinnedBy.Operator,
+        ...(recover
+          ? {
+              status: ChainStatus.Verifying,
+              statusChangedAtMs: nowMs,
+              dueShard: ChainTable.dueShardValue,
+              dueAtMs: nowMs,
+            }
+          : {}),
+      },
+      remove: recover ? ["statusReason"] : [],
+      condition:
+        "attribute_exists(pk) AND #incarnation = :inc AND " +
+        (user === undefined ? "attribute_not_exists(#exactUserId)" : "#exactUserId = :user") +
+        " AND (attribute_not_exists(#leaseUntilMs) OR #leaseUntilMs < :expiredBefore OR " +
+        `NOT (#leasePurpose IN (${CHAIN_STARTING_PURPOSES.map((_, i) => `:p${i}`).join(", ")})))` +
+        (recover ? " AND #status = :reauth AND #statusReason = :why AND #generation = :gen" : ""),
+      names: [
+        "incarnation",
+        "exactUserId",
+        "leaseUntilMs",
+        "leasePurpose",
+        ...(recover ? (["status", "statusReason", "generation"] as const) : []),
+      ],
+      values: {
+        inc: record.incarnation,
+        ...(user === undefined ? {} : { user }),
+        expiredBefore: nowMs - CLOCK_SKEW_BOUND_MS,
+        ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
+        ...(recover
+          ? {
+              reauth: ChainStatus.ReauthRequired,
+              why: EventReason.DivisionUnreachable,
+              gen: record.generation,
+            }
+          : {}),
+      },
+    });
+    return written !== undefined;
+  }
+
+  /**
    * Gives an item written before incarnations existed its incarnation, with its tokens re-sealed
    * for it (their old context has none). Only while no lease is live and the chain has not moved.
    */
@@ -78,8 +147,9 @@ export class UnleasedWrites {
    * chain lands on `target` as its next generation (any holder of the dead chain fails its
    * fence-and-generation writes; its write-ahead note, about the dead chain, goes). Only if
    * `target` still holds that user of that app, is not verifying a chain of its own, and holds
-   * no chain that started later (that one is live; ours died when it started). Idempotent: a
-   * repeat after a crash finds `adoptedHash`.
+   * no chain that started later (that one is live; ours died when it started), and still has the
+   * pinned division it was read with (`identity.division` keeps it). Idempotent: a repeat after
+   * a crash finds `adoptedHash`.
    * @returns false when it did not land; re-read `target` to tell why
    */
   async adoptChain(
@@ -92,6 +162,7 @@ export class UnleasedWrites {
     const hash = tokens.refresh?.refreshHash;
     if (target.incarnation === undefined || hash === undefined) return false;
     const nowMs = this.#now();
+    const pinned = target.pinnedDivision;
     const written = await this.#writer(target.connectionId, {
       set: {
         ...tokens.refresh,
@@ -112,8 +183,10 @@ export class UnleasedWrites {
         "attribute_not_exists(#verification) AND " +
         "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs < :started) AND " +
         "(attribute_not_exists(#adoptedHash) OR #adoptedHash <> :hash) AND " +
-        "(attribute_not_exists(#refreshHash) OR #refreshHash <> :hash)",
+        "(attribute_not_exists(#refreshHash) OR #refreshHash <> :hash) AND " +
+        (pinned === undefined ? "attribute_not_exists(#pinnedDivision)" : "#pinnedDivision = :pinned"),
       names: [
+        "pinnedDivision",
         "incarnation",
         "clientId",
         "exactUserId",
@@ -130,6 +203,7 @@ export class UnleasedWrites {
         started: chainStartedAtMs,
         hash,
         one: 1,
+        ...(pinned === undefined ? {} : { pinned }),
       },
     });
     return written !== undefined;

@@ -1,4 +1,4 @@
-import { ReauthRequired, TokenDecryptError } from "../errors.js";
+import { ReauthRequired, TokenDecryptError, UserBlocked } from "../errors.js";
 import { type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { reauthMessage } from "./refusal-errors.js";
@@ -72,9 +72,15 @@ export class VendAnswers {
   }
 }
 
-/** A connection that has no chain to vend from: never seeded, or waiting for an operator. */
-export function refuseWithoutChain(record: ChainRecord): void {
+/** A connection that has no chain to vend from: never seeded, waiting for an operator, or its user refused by Exact. */
+export function refuseWithoutChain(record: ChainRecord, nowMs: number): void {
   const id = record.connectionId;
+  if (record.status === ChainStatus.Blocked) {
+    throw new UserBlocked(
+      `connection "${id}": Exact refuses its user (${record.statusReason ?? "blocked"}); no login can fix that; the broker checks again by itself`,
+      { retryAfterSeconds: Math.max(1, Math.ceil(((record.dueAtMs ?? nowMs) - nowMs) / 1000)) },
+    );
+  }
   if (record.status === ChainStatus.New && record.mode === ConnectionMode.Code) {
     throw new ReauthRequired(
       `connection "${id}" was added but never connected to Exact; connect it: exact-broker connect --id ${id} (a consent link), or exact-broker connection seed --id ${id} --code <authorization code>`,

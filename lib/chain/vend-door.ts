@@ -141,7 +141,7 @@ export class VendDoor {
           `connection "${connectionId}" does not exist; add it with: exact-broker connection add --id ${connectionId} …`,
         );
       }
-      refuseWithoutChain(read);
+      refuseWithoutChain(read, now());
       const nowMs = now();
       // A token with the validity asked for is served whatever else is going on (never a VERIFYING one).
       if (servable(read) && accessValidityMs(read, nowMs) >= needMs) {

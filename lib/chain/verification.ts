@@ -1,3 +1,5 @@
+import { TokenDecryptError } from "../errors.js";
+import { EventReason } from "../events/broker-events.js";
 import { ChainHandover } from "./chain-handover.js";
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
@@ -9,9 +11,11 @@ import {
   type StartedChain,
   type VerifyOutcome,
 } from "./identity-check.js";
+import { cipherWorks } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
 import { handedOver } from "./lease-transitions.js";
 import { type ProtocolResult, TokenProtocol } from "./token-protocol.js";
+import { restoreAfterDeath } from "./token-refusals.js";
 
 export type FinishOutcome =
   | VerifyOutcome
@@ -45,7 +49,9 @@ export class PendingVerification {
     options: { readonly vended: boolean; readonly deadlineMs?: number },
   ): Promise<FinishOutcome> {
     const { store, now, config, owner } = this.#deps;
-    if (record.status !== ChainStatus.Verifying) return { kind: "busy" };
+    // A BLOCKED chain's re-check is the same check (its verification is still pending).
+    if (record.status !== ChainStatus.Verifying && record.status !== ChainStatus.Blocked)
+      return { kind: "busy" };
     const nowMs = now();
     // The check must end while the token is valid (identity-check.ts bounds the call by it).
     const usable = (record.accessExpiresAtMs ?? 0) - EXPIRY_MARGIN_MS - nowMs >= MIN_CHECK_MS;
@@ -88,7 +94,27 @@ export class PendingVerification {
   }
 
   /** Reads a VERIFYING chain's tokens back from its item, for a check under a later lease. */
+  /**
+   * The stored chain in plaintext, or undefined when there is none to check. A stored token that
+   * no longer decrypts (while the cipher itself works) cannot be checked or handed on ever: the
+   * connection goes back to where it was, like after a chain that died.
+   */
   async #fromRecord(session: LeaseSession): Promise<StartedChain | undefined> {
+    try {
+      return await this.#decrypted(session);
+    } catch (error) {
+      if (!(error instanceof TokenDecryptError) || !(await cipherWorks(this.#deps.cipher, session)))
+        throw error;
+      this.#deps.log.error("a stored chain awaiting its check does not decrypt; dropped", {
+        connectionId: session.connectionId,
+      });
+      const back = restoreAfterDeath(session.record, EventReason.DecryptFailed);
+      if (back) await session.finish(handedOver(back, this.#deps.now()));
+      return undefined;
+    }
+  }
+
+  async #decrypted(session: LeaseSession): Promise<StartedChain | undefined> {
     const record = session.record;
     if (!record.verification || !record.accessCt || !record.accessExpiresAtMs || !record.accessIssuedAtMs) {
       return undefined;

@@ -9,6 +9,7 @@ import {
   ReauthRequired,
   SecretUnavailable,
   Throttled,
+  UserBlocked,
   ValidationError,
 } from "../errors.js";
 
@@ -26,7 +27,12 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof ValidationError || error instanceof ConfigurationError) return ExitCode.BadInput;
   if (error instanceof ConnectionNotFound || error instanceof SecretUnavailable) return ExitCode.NotFound;
-  if (error instanceof ReauthRequired || error instanceof DuplicateChain || error instanceof ClockSkewed)
+  if (
+    error instanceof ReauthRequired ||
+    error instanceof DuplicateChain ||
+    error instanceof ClockSkewed ||
+    error instanceof UserBlocked
+  )
     return ExitCode.Refused;
   if (error instanceof ChainBusy || error instanceof ExactUnavailable || error instanceof Throttled)
     return ExitCode.TryLater;

@@ -5,6 +5,7 @@ import {
   ExactUnavailable,
   ReauthRequired,
   Throttled,
+  UserBlocked,
   ValidationError,
 } from "../errors.js";
 import { parseErrorMessage } from "../handlers/error-message.js";
@@ -79,6 +80,7 @@ const KNOWN_ERROR_TYPES: Readonly<Record<string, BrokerErrorClass>> = {
   ChainBusy,
   ExactUnavailable,
   Throttled,
+  UserBlocked,
   InternalError,
 };
 

@@ -14,6 +14,7 @@ export {
   ExactUnavailable,
   ReauthRequired,
   Throttled,
+  UserBlocked,
   ValidationError,
 } from "../errors.js";
 export { getAccessToken, invalidate } from "./default-client.js";

@@ -11,6 +11,12 @@ export const BrokerEventType = {
   ReauthRequired: "ReauthRequired",
   /** A refresh token is older than 27 days: the keep-alive is failing and Exact expires it at 30. */
   RefreshTokenExpiring: "RefreshTokenExpiring",
+  /** Exact rejects a whole app (its client secret, its scopes): once per app, named by the connection that found it. */
+  AppRejected: "AppRejected",
+  /** Exact refuses the chain's user (blocked, inactive, licence expired, no division access): no login can help. */
+  UserBlocked: "UserBlocked",
+  /** An (app, user) made 180 token calls today: 200 is Exact's announced daily cap. */
+  TokenCallsHigh: "TokenCallsHigh",
 } as const;
 export type BrokerEventType = (typeof BrokerEventType)[keyof typeof BrokerEventType];
 
@@ -29,9 +35,14 @@ export type BrokerEventType = (typeof BrokerEventType)[keyof typeof BrokerEventT
  * - `no_login_credentials`: the secret holds no user name, password and TOTP secret
  * - `wrong_user`: the login belongs to another Exact user than the chain's
  * - `duplicate_user`: another connection already holds this Exact user
+ * - `division_unreachable`: the chain's Exact user can no longer open the connection's pinned division
  * - `operator`: an operator asked for a heal
  * - `healed`: ChainHealed's reason
  * - `keepalive_failing`: RefreshTokenExpiring's reason
+ * - `scope_violated`: Exact answers "Application Scope Violated" for the app (AppRejected)
+ * - `blocked_user`, `inactive_user`, `license_expired`, `no_division_access`: Exact's `Reason`
+ *   for refusing the user (UserBlocked)
+ * - `daily_cap`: TokenCallsHigh's reason
  */
 export const EventReason = {
   OldToken: "old_token",
@@ -47,9 +58,16 @@ export const EventReason = {
   NoLoginCredentials: "no_login_credentials",
   WrongUser: "wrong_user",
   DuplicateUser: "duplicate_user",
+  DivisionUnreachable: "division_unreachable",
   Operator: "operator",
   Healed: "healed",
   KeepaliveFailing: "keepalive_failing",
+  ScopeViolated: "scope_violated",
+  BlockedUser: "blocked_user",
+  InactiveUser: "inactive_user",
+  LicenseExpired: "license_expired",
+  NoDivisionAccess: "no_division_access",
+  DailyCap: "daily_cap",
 } as const;
 export type EventReason = (typeof EventReason)[keyof typeof EventReason];
 

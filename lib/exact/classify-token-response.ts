@@ -33,10 +33,26 @@ export type TokenOutcome =
       readonly retryAfterSeconds?: number;
       readonly sent: boolean;
       readonly detail: string;
+      /**
+       * Why Exact did not process the request: `network` (never sent), `overloaded` (503),
+       * `maintenance` (a bare 4xx with an HTML or plain-text body, as Exact's nightly maintenance
+       * answers), `unrecognised` (a 4xx whose OAuth error we do not know). In every case the same
+       * refresh token is tried again later.
+       */
+      readonly cause: UnavailableCause;
     } & Partial<Answered>)
-  /** Exact refused our client credentials: the operator must fix the client secret. */
-  | ({ readonly kind: "client_rejected"; readonly detail: string } & Answered)
-  | { readonly kind: "outcome_unknown"; readonly detail: string };
+  /** Exact refused our client credentials (`invalid_client`) or the app's scopes: an operator must fix the app. */
+  | ({ readonly kind: "client_rejected"; readonly detail: string; readonly scope: boolean } & Answered)
+  /** Sent, but whether Exact processed it is unknown: no answer, or a 500/502/504 that may come after processing. */
+  | { readonly kind: "outcome_unknown"; readonly detail: string; readonly status?: number };
+
+export const UnavailableCause = {
+  Network: "network",
+  Overloaded: "overloaded",
+  Maintenance: "maintenance",
+  Unrecognised: "unrecognised",
+} as const;
+export type UnavailableCause = (typeof UnavailableCause)[keyof typeof UnavailableCause];
 
 /** Present when Exact answered: its status decides whether Exact counts the call as an error. */
 interface Answered {
@@ -44,8 +60,13 @@ interface Answered {
   readonly rotated?: IssuedTokens;
 }
 
-/** Exact's error limit counts 4xx answers (too-early included) per app, user and endpoint. */
+/**
+ * Exact's error limit counts 4xx answers (too-early included) per app, user and endpoint. A
+ * maintenance page is the gateway's, not the OAuth server's answer: we assume Exact's counter does
+ * not see it (the simulator models it so), and count it nowhere.
+ */
 export function countsAsExactError(outcome: TokenOutcome): boolean {
+  if (outcome.kind === "unavailable" && outcome.cause === UnavailableCause.Maintenance) return false;
   return "status" in outcome && outcome.status !== undefined && outcome.status >= 400 && outcome.status < 500;
 }
 
@@ -57,12 +78,15 @@ interface OAuthErrorBody {
   readonly expires_in?: unknown;
 }
 
-function parseBody(body: string): OAuthErrorBody {
+/** The body as an OAuth JSON object, or undefined when it is none (an HTML page, plain text, empty). */
+function parseBody(body: string): OAuthErrorBody | undefined {
   try {
     const parsed: unknown = JSON.parse(body);
-    return parsed !== null && typeof parsed === "object" ? (parsed as OAuthErrorBody) : {};
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+      ? (parsed as OAuthErrorBody)
+      : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
 
@@ -113,6 +137,7 @@ export function retryAfterFrom(headers: Headers, nowMs: number): number | undefi
 const TOO_EARLY = /access[_ ]?token not expired/i;
 const OLD_TOKEN = /old refresh token|obsolete/i;
 const EXPIRED = /refresh token expired/i;
+const SCOPE_VIOLATED = /application scope violated/i;
 const DEFAULT_RATE_LIMIT_SECONDS = 60;
 
 /**
@@ -122,30 +147,30 @@ const DEFAULT_RATE_LIMIT_SECONDS = 60;
  */
 export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): TokenOutcome {
   if (outcome.kind === "not_sent") {
-    return { kind: "unavailable", sent: false, detail: `not sent: ${outcome.cause.message}` };
+    return {
+      kind: "unavailable",
+      sent: false,
+      cause: UnavailableCause.Network,
+      detail: `not sent: ${outcome.cause.message}`,
+    };
   }
   if (outcome.kind === "unknown") {
     return { kind: "outcome_unknown", detail: outcome.cause.message };
   }
   const { status, headers } = outcome;
-  const body = parseBody(outcome.body);
+  const json = parseBody(outcome.body);
+  const body = json ?? {};
   const rotated = issuedFrom(body);
   const error = typeof body.error === "string" ? body.error : "";
   const description = typeof body.error_description === "string" ? body.error_description : "";
   const withRotated = { status, ...(rotated ? { rotated } : {}) };
+  const retryAfterSeconds = retryAfterFrom(headers, nowMs);
+  const retry = retryAfterSeconds !== undefined ? { retryAfterSeconds } : {};
 
-  if (status >= 200 && status < 300) {
-    if (rotated?.accessToken && rotated.expiresInSeconds) {
-      return {
-        kind: "tokens",
-        rotated: { ...rotated, accessToken: rotated.accessToken, expiresInSeconds: rotated.expiresInSeconds },
-      };
-    }
+  if (status >= 200 && status < 300 && rotated?.accessToken && rotated.expiresInSeconds) {
     return {
-      kind: "unavailable",
-      sent: true,
-      detail: `HTTP ${status} without usable tokens`,
-      ...withRotated,
+      kind: "tokens",
+      rotated: { ...rotated, accessToken: rotated.accessToken, expiresInSeconds: rotated.expiresInSeconds },
     };
   }
   if (headers.get("reason")?.startsWith("TooEarlyToRefreshTokens") || TOO_EARLY.test(description)) {
@@ -154,22 +179,31 @@ export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): Toke
   if (status === 429) {
     return {
       kind: "rate_limited",
-      retryAfterSeconds: retryAfterFrom(headers, nowMs) ?? DEFAULT_RATE_LIMIT_SECONDS,
+      retryAfterSeconds: retryAfterSeconds ?? DEFAULT_RATE_LIMIT_SECONDS,
+      ...withRotated,
+    };
+  }
+  if (status === 503) {
+    return {
+      kind: "unavailable",
+      sent: true,
+      cause: UnavailableCause.Overloaded,
+      detail: "HTTP 503",
+      ...retry,
       ...withRotated,
     };
   }
   if (status >= 500) {
-    const retryAfterSeconds = retryAfterFrom(headers, nowMs);
+    // A gateway fault after a slow call may come after Exact rotated the chain (exact-online.md).
+    return { kind: "outcome_unknown", status, detail: `HTTP ${status}` };
+  }
+  if (error === "invalid_client" || SCOPE_VIOLATED.test(`${error} ${description}`)) {
     return {
-      kind: "unavailable",
-      sent: true,
-      detail: `HTTP ${status}`,
-      ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+      kind: "client_rejected",
+      detail: `HTTP ${status} ${error || "application scope violated"}`,
+      scope: SCOPE_VIOLATED.test(`${error} ${description}`),
       ...withRotated,
     };
-  }
-  if (error === "invalid_client") {
-    return { kind: "client_rejected", detail: `HTTP ${status} invalid_client`, ...withRotated };
   }
   if (OLD_TOKEN.test(description) || (status === 401 && error === "unauthorized_client")) {
     return { kind: "chain_dead", reason: DeadReason.OldToken, ...withRotated };
@@ -180,13 +214,18 @@ export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): Toke
   if (error === "invalid_grant") {
     return { kind: "chain_dead", reason: DeadReason.InvalidChain, ...withRotated };
   }
-  // An answer we do not recognise proves nothing about the chain: back off and let the error
-  // budget bound how often we ask again, rather than declaring a live chain dead.
+  if (status >= 200 && status < 300 && !error) {
+    // A success without tokens: Exact may have processed it. One probe decides (invariant 5).
+    return { kind: "outcome_unknown", status, detail: `HTTP ${status} without tokens` };
+  }
+  // An answer we do not recognise proves nothing about the chain. A bare page (no OAuth JSON) is
+  // the maintenance answer; the same refresh token works afterwards.
   return {
     kind: "unavailable",
     sent: true,
-    detail: `unrecognised HTTP ${status}${error ? ` ${error}` : ""}`,
-    retryAfterSeconds: DEFAULT_RATE_LIMIT_SECONDS,
+    cause: json === undefined ? UnavailableCause.Maintenance : UnavailableCause.Unrecognised,
+    detail: `${json === undefined ? "maintenance-like" : "unrecognised"} HTTP ${status}${error ? ` ${error}` : ""}`,
+    ...retry,
     ...withRotated,
   };
 }

@@ -21,6 +21,15 @@ export type MeOutcome =
   /** 5xx, no answer, or a 200 without a user. */
   | { readonly kind: "unavailable"; readonly status?: number; readonly detail: string };
 
+/** What `GET /api/v1/{division}/system/Divisions?$top=1` answered: can the token's user open the division? */
+export type DivisionOutcome =
+  /** 200: the user can open the division. */
+  | { readonly kind: "reachable" }
+  /** A 4xx; 403 with `Reason: NoDivisionAccess` (or no Reason) is Exact's "this user cannot open that division". */
+  | { readonly kind: "refused"; readonly status: number; readonly reason?: string }
+  /** 5xx, no answer, or a status that says nothing about the division. */
+  | { readonly kind: "unavailable"; readonly status?: number; readonly detail: string };
+
 /** A `Reason` header is Exact's word (`BlockedUser`, …); kept short in case a proxy sends prose. */
 const MAX_REASON_LENGTH = 64;
 
@@ -112,6 +121,36 @@ export class ExactOAuthClient {
           status,
           detail: `GET /api/v1/current/Me answered HTTP ${status} without a user`,
         };
+  }
+
+  /**
+   * Whether the access token's user can open `division`: one row of
+   * `GET /api/v1/{division}/system/Divisions` (the cheapest call scoped to a division). Never
+   * throws for Exact's answers. The call counts against Exact's API limits of that division.
+   */
+  async divisionReachable(
+    baseUrl: string,
+    accessToken: string,
+    division: number,
+    timeoutMs: number,
+  ): Promise<DivisionOutcome> {
+    const path = `/api/v1/${division}/system/Divisions`;
+    const outcome = await this.#send({
+      method: "GET",
+      url: `${baseUrl}${path}?$top=1`,
+      headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" },
+      timeoutMs,
+    });
+    if (outcome.kind !== "response") {
+      return { kind: "unavailable", detail: `GET ${path} failed: ${outcome.cause.message}` };
+    }
+    const { status } = outcome;
+    if (status === 200) return { kind: "reachable" };
+    if (status >= 400 && status < 500) {
+      const reason = outcome.headers.get("reason") ?? undefined;
+      return { kind: "refused", status, ...(reason ? { reason: reason.slice(0, MAX_REASON_LENGTH) } : {}) };
+    }
+    return { kind: "unavailable", status, detail: `GET ${path} answered HTTP ${status}` };
   }
 
   async #token(baseUrl: string, form: Record<string, string>, timeoutMs: number): Promise<TokenOutcome> {

@@ -17,6 +17,7 @@ export const VEND_ERROR_TYPES: ReadonlySet<string> = new Set([
   "ChainBusy",
   "ExactUnavailable",
   "Throttled",
+  "UserBlocked",
 ]);
 
 /** The token-vend Lambda: validate, vend, answer. Behaviour lives in the vend door. */

@@ -55,7 +55,7 @@ describe("VendDoor", () => {
   });
 
   describe("refreshing", () => {
-    it("refreshes once the window is open, in at most 2 writes and 1 read", async () => {
+    it("refreshes once the window is open: the item and its app read, 2 writes, and the app's success noted", async () => {
       fx = await startFixture();
       const { client, counts } = countingDynamo(fx.stack.dynamo.endpoint);
       const broker = fx.broker({ dynamo: client });
@@ -67,7 +67,9 @@ describe("VendDoor", () => {
 
       expect(second.generation).toBe(2);
       expect(second.accessToken).not.toBe(first.accessToken);
-      expect(counts).toEqual({ GetItem: 1, UpdateItem: 2 });
+      // Reads: the item, the app's outage state. Writes: acquire, commit, and the app's first
+      // success of five minutes (app-states.ts SUCCESS_RESOLUTION_MS; later refreshes skip it).
+      expect(counts).toEqual({ GetItem: 2, UpdateItem: 3 });
       expect(fx.chainStats()).toMatchObject({ generation: 2, tokenRequests: { refreshed: 1, too_early: 0 } });
     });
 

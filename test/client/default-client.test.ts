@@ -30,6 +30,7 @@ describe("exact-token-broker/client module functions", () => {
         "TokenClient",
         "TokenVendInvokeError",
         "UnknownBrokerError",
+        "UserBlocked",
         "ValidationError",
         "getAccessToken",
         "invalidate",

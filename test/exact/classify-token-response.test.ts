@@ -120,11 +120,27 @@ describe("classifyTokenResponse", () => {
     });
   });
 
-  it.each([500, 502, 503])("reads %i as Exact unavailable (sent)", (status) => {
-    const outcome = classifyTokenResponse(answer(status, "<html>oops</html>"), NOW);
-    expect(outcome).toMatchObject({ kind: "unavailable", sent: true });
+  it("reads 503 as Exact overloaded: not processed, not an error Exact counts", () => {
+    const outcome = classifyTokenResponse(answer(503, "<html>oops</html>", { "Retry-After": "30" }), NOW);
+    expect(outcome).toMatchObject({
+      kind: "unavailable",
+      sent: true,
+      cause: "overloaded",
+      retryAfterSeconds: 30,
+    });
     expect(countsAsExactError(outcome)).toBe(false);
   });
+
+  it.each([500, 502, 504])(
+    "reads %i as an unknown outcome: Exact may have processed it (one probe)",
+    (status) => {
+      const outcome = classifyTokenResponse(
+        answer(status, '{"fault":{"faultstring":"ExtractVariables"}}'),
+        NOW,
+      );
+      expect(outcome).toMatchObject({ kind: "outcome_unknown", status });
+    },
+  );
 
   it("reads a failure before connecting as not sent, and one after as outcome unknown", () => {
     expect(
@@ -138,12 +154,41 @@ describe("classifyTokenResponse", () => {
     );
   });
 
-  it("does not call a chain dead on an answer it does not recognise", () => {
-    expect(classifyTokenResponse(answer(403, "Forbidden"), NOW)).toMatchObject({
-      kind: "unavailable",
-      sent: true,
+  it("reads a bare 4xx page as maintenance, which Exact does not count, and an unknown OAuth error as unrecognised", () => {
+    const page = classifyTokenResponse(answer(400, "<html><body>Maintenance</body></html>"), NOW);
+    const text = classifyTokenResponse(answer(403, "Forbidden"), NOW);
+    const unknown = classifyTokenResponse(answer(400, { error: "temporarily_unavailable" }), NOW);
+
+    expect(page).toMatchObject({ kind: "unavailable", sent: true, cause: "maintenance" });
+    expect(text).toMatchObject({ kind: "unavailable", cause: "maintenance" });
+    expect(countsAsExactError(page)).toBe(false);
+    expect(unknown).toMatchObject({ kind: "unavailable", cause: "unrecognised" });
+    expect(countsAsExactError(unknown)).toBe(true);
+  });
+
+  it("reads a 200 without tokens as an unknown outcome, and a 200 with an OAuth error by that error", () => {
+    expect(classifyTokenResponse(answer(200, "not json"), NOW)).toMatchObject({ kind: "outcome_unknown" });
+    expect(classifyTokenResponse(answer(200, { error: "invalid_grant" }), NOW)).toMatchObject({
+      kind: "chain_dead",
+      reason: "invalid_chain",
     });
-    expect(classifyTokenResponse(answer(200, "not json"), NOW)).toMatchObject({ kind: "unavailable" });
+  });
+
+  it("reads a success without expires_in as Exact's documented 600 s", () => {
+    const { expires_in: _drop, ...noExpiry } = TOKENS;
+    expect(classifyTokenResponse(answer(200, noExpiry), NOW)).toMatchObject({
+      kind: "tokens",
+      rotated: { expiresInSeconds: 600 },
+    });
+  });
+
+  it("reads Application Scope Violated as the app rejected, like invalid_client", () => {
+    expect(
+      classifyTokenResponse(
+        answer(403, { error: "unauthorized_client", error_description: "Application Scope Violated" }),
+        NOW,
+      ),
+    ).toMatchObject({ kind: "client_rejected", scope: true });
   });
 
   it("keeps a refresh token found in any error body", () => {

@@ -22,6 +22,7 @@ class NoExpiresInOnExchange extends ExactOAuthClient {
     return {
       kind: "unavailable" as const,
       sent: true,
+      cause: "unrecognised" as const,
       status: 200,
       detail: "HTTP 200 without usable tokens",
       rotated: { refreshToken, accessToken },

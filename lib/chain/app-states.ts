@@ -1,0 +1,174 @@
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { appKey, ChainTable } from "./table-definition.js";
+
+/** Why Exact rejects a whole app: its client secret (`invalid_client`) or its scopes. */
+export type AppRejection = "invalid_client" | "scope_violated";
+
+/**
+ * What every chain of one app (client ID) at one Exact instance (base URL) shares: an outage of
+ * Exact's token endpoint, a rejection of the app itself, and when a chain of the app last
+ * refreshed. One `APP#<clientId>#<baseUrl>` item.
+ */
+export interface AppState {
+  /** Exact stopped answering this app's token calls at (epoch ms); absent when it answers. */
+  readonly outageSinceMs?: number;
+  /** The next token call any chain of the app may risk, during an outage or a rejection (epoch ms). */
+  readonly nextProbeAtMs?: number;
+  /** The connection that holds the current probe. */
+  readonly probeOwner?: string;
+  /** When a chain of the app last got new tokens (epoch ms, to SUCCESS_RESOLUTION_MS). */
+  readonly lastSuccessAtMs?: number;
+  readonly rejected?: {
+    readonly reason: AppRejection;
+    readonly sinceMs: number;
+    /** Hash of the client secret Exact rejected: a new secret clears the rejection at once. */
+    readonly secretHash: string;
+  };
+}
+
+/** lastSuccessAtMs is written at most this often (ms): each refresh would otherwise cost a write. */
+export const SUCCESS_RESOLUTION_MS = 5 * 60_000;
+/** How often one chain of a rejected app tries again (ms): Exact's policy or the app's scopes may be fixed. */
+export const REJECTION_PROBE_MS = 15 * 60_000;
+
+/**
+ * How long after one probe of an outage the next one comes (ms), by the outage's age: soon at
+ * first (a blip), every minute for a quarter of an hour (a chain is back within two minutes of
+ * Exact), every five minutes after (back within ten). One chain probes for all, so ten chains of
+ * one app spend one call a minute between them, whatever their number.
+ */
+export function probeIntervalMs(outageAgeMs: number): number {
+  if (outageAgeMs < 60_000) return 10_000;
+  if (outageAgeMs < 15 * 60_000) return 60_000;
+  return 5 * 60_000;
+}
+
+/**
+ * Outage pacing and app-level failures, per (app, Exact instance). Errors are spent where they
+ * teach the most: during an outage one chain at a time asks Exact for all of them (whichever
+ * comes first after `nextProbeAtMs`, so who pays rotates), and an app Exact rejects raises one
+ * event, not one per chain. Bookkeeping only: a failure here never loses a chain (it is written
+ * before a token call, or after the call's outcome is stored).
+ */
+export class AppStates {
+  readonly #client: DynamoDBClient;
+  readonly #tableName: string;
+
+  constructor(options: { readonly tableName: string; readonly client?: DynamoDBClient }) {
+    this.#tableName = options.tableName;
+    this.#client = options.client ?? new DynamoDBClient({});
+  }
+
+  async read(clientId: string, baseUrl: string): Promise<AppState> {
+    const out = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.#tableName,
+        Key: this.#key(clientId, baseUrl),
+        ConsistentRead: true,
+      }),
+    );
+    const { pk: _pk, ...state } = out.Item ? unmarshall(out.Item) : {};
+    return state as AppState;
+  }
+
+  /** Takes the next probe for `connectionId` if it is due: true for exactly one of concurrent claimants. */
+  async claimProbe(
+    clientId: string,
+    baseUrl: string,
+    connectionId: string,
+    nowMs: number,
+    nextMs: number,
+  ): Promise<boolean> {
+    return this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET nextProbeAtMs = :next, probeOwner = :me",
+      ConditionExpression: "attribute_not_exists(nextProbeAtMs) OR nextProbeAtMs <= :now",
+      ExpressionAttributeValues: marshall({ ":next": nextMs, ":me": connectionId, ":now": nowMs }),
+    });
+  }
+
+  /** Exact did not process a token call: the outage starts (or goes on) and the next probe is paced. */
+  async outage(clientId: string, baseUrl: string, nowMs: number, state: AppState): Promise<number> {
+    const sinceMs = state.outageSinceMs ?? nowMs;
+    const nextMs = nowMs + probeIntervalMs(nowMs - sinceMs);
+    await this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET outageSinceMs = if_not_exists(outageSinceMs, :now), nextProbeAtMs = :next",
+      ExpressionAttributeValues: marshall({ ":now": nowMs, ":next": nextMs }),
+    });
+    return nextMs;
+  }
+
+  /** Exact answered a token call as Exact does: any outage is over; a success is noted (coarsely). */
+  async answered(
+    clientId: string,
+    baseUrl: string,
+    nowMs: number,
+    state: AppState,
+    success: boolean,
+  ): Promise<void> {
+    const inOutage = state.outageSinceMs !== undefined;
+    // The success that ends an outage is noted exactly: chains that kept failing compare with it.
+    const noteSuccess = success && (inOutage || (state.lastSuccessAtMs ?? 0) < nowMs - SUCCESS_RESOLUTION_MS);
+    if (!inOutage && !noteSuccess) return;
+    await this.#update(clientId, baseUrl, {
+      UpdateExpression: `${noteSuccess ? "SET lastSuccessAtMs = :now " : ""}REMOVE outageSinceMs, nextProbeAtMs, probeOwner`,
+      ...(noteSuccess ? { ExpressionAttributeValues: marshall({ ":now": nowMs }) } : {}),
+    });
+  }
+
+  /** Records that Exact rejects the app; true when this call recorded it (then the caller announces it, once). */
+  async rejected(
+    clientId: string,
+    baseUrl: string,
+    reason: AppRejection,
+    secretHash: string,
+    nowMs: number,
+  ): Promise<boolean> {
+    return this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET rejected = :rejected, nextProbeAtMs = :next",
+      ConditionExpression: "attribute_not_exists(rejected) OR rejected.secretHash <> :hash",
+      ExpressionAttributeValues: marshall({
+        ":rejected": { reason, sinceMs: nowMs, secretHash },
+        ":hash": secretHash,
+        ":next": nowMs + REJECTION_PROBE_MS,
+      }),
+    });
+  }
+
+  /** The app answered again (a new secret, fixed scopes): the rejection is over. */
+  async accepted(clientId: string, baseUrl: string): Promise<void> {
+    await this.#update(clientId, baseUrl, { UpdateExpression: "REMOVE rejected" });
+  }
+
+  #key(clientId: string, baseUrl: string) {
+    return marshall({ [ChainTable.partitionKey]: appKey(clientId, baseUrl) });
+  }
+
+  async #update(
+    clientId: string,
+    baseUrl: string,
+    expression: Pick<
+      ConstructorParameters<typeof UpdateItemCommand>[0],
+      "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeValues"
+    >,
+  ): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#tableName,
+          Key: this.#key(clientId, baseUrl),
+          ...expression,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import { type BrokerError, ExactUnavailable, ReauthRequired } from "../errors.js";
+import { BrokerEventType, EventReason } from "../events/broker-events.js";
+import { type TokenOutcome, UnavailableCause } from "../exact/classify-token-response.js";
+import { type AppRejection, type AppState, probeIntervalMs } from "./app-states.js";
+import type { ChainRecord } from "./chain-record.js";
+import { announce, type EngineDeps } from "./engine-deps.js";
+import type { LeaseSession } from "./lease-session.js";
+import { backedOff } from "./lease-transitions.js";
+import type { ProtocolResult } from "./token-refusals.js";
+import { hashToken } from "./token-seal.js";
+
+/** Whether this holder may make its token call now. */
+export type Gate =
+  | { readonly kind: "go"; readonly app: AppState }
+  /** No call: the app is in an outage and another chain probes, or Exact rejects the app (the lease has ended). */
+  | { readonly kind: "held"; readonly result: ProtocolResult };
+
+/** A chain waits this long past the outage's next probe before it tries itself (ms, spread). */
+const FOLLOW_SPREAD_MS = 5_000;
+
+/** Answers that say Exact did not process the call, for every chain of the app (an outage). */
+export function isOutage(outcome: TokenOutcome): boolean {
+  return (
+    outcome.kind === "rate_limited" ||
+    (outcome.kind === "unavailable" &&
+      (outcome.cause === UnavailableCause.Overloaded || outcome.cause === UnavailableCause.Maintenance))
+  );
+}
+
+/**
+ * Outage pacing for one app at one Exact instance (app-states.ts): during an outage one chain
+ * asks Exact for all of them, whichever comes first after the next probe time, so the cost
+ * rotates; the others back off until just after it, without spending an error. An app Exact
+ * rejects (its secret, its scopes) is one event, and its chains stop calling until the secret
+ * changes or a paced probe finds it accepted again.
+ */
+export class OutagePacing {
+  readonly #deps: EngineDeps;
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+  }
+
+  /** Before a token call: go, or hold the chain (ending the lease with a backoff) and say why. */
+  async gate(session: LeaseSession, clientSecret: string): Promise<Gate> {
+    const { apps, now, random } = this.#deps;
+    const record = session.record;
+    let app = await apps.read(record.clientId, record.baseUrl);
+    const nowMs = now();
+    if (app.rejected && app.rejected.secretHash !== hashToken(clientSecret)) {
+      // The operator put a new secret in place: try it.
+      await apps.accepted(record.clientId, record.baseUrl);
+      app = { ...app, rejected: undefined };
+    }
+    const paced = app.rejected !== undefined || app.outageSinceMs !== undefined;
+    if (!paced) return { kind: "go", app };
+    const dueAtMs = app.nextProbeAtMs ?? nowMs;
+    const next = nowMs + (app.rejected ? 15 * 60_000 : probeIntervalMs(nowMs - (app.outageSinceMs ?? nowMs)));
+    if (
+      dueAtMs <= nowMs &&
+      (await apps.claimProbe(record.clientId, record.baseUrl, record.connectionId, nowMs, next))
+    ) {
+      return { kind: "go", app };
+    }
+    const waitUntilMs = Math.max(dueAtMs, nowMs) + Math.round(random() * FOLLOW_SPREAD_MS);
+    const written = await session.finish(
+      backedOff({ backoffUntilMs: waitUntilMs, backoffReason: "unavailable" }, nowMs, {
+        dueAtMs: waitUntilMs,
+      }),
+    );
+    if (!written) return { kind: "held", result: { kind: "superseded" } };
+    const retryAfterSeconds = Math.max(1, Math.ceil((waitUntilMs - nowMs) / 1000));
+    const error = app.rejected
+      ? rejectionError(record, app.rejected.reason)
+      : new ExactUnavailable(
+          `Exact has not answered app ${record.clientId}'s token calls since ${new Date(app.outageSinceMs ?? nowMs).toISOString()}; one connection of the app probes for all`,
+          { retryAfterSeconds },
+        );
+    return { kind: "held", result: { kind: "failed", error } };
+  }
+
+  /** When the chain should try again after an outage answer: just after the app's next probe (epoch ms). */
+  pacedUntilMs(app: AppState, arrivalMs: number): number {
+    return (
+      arrivalMs +
+      probeIntervalMs(arrivalMs - (app.outageSinceMs ?? arrivalMs)) +
+      Math.round(this.#deps.random() * FOLLOW_SPREAD_MS)
+    );
+  }
+
+  /**
+   * After the chain's own write: what the answer says about the app. An outage answer paces every
+   * chain of the app; any answer Exact's OAuth server gave ends an outage; a success is noted.
+   */
+  async after(record: ChainRecord, app: AppState, outcome: TokenOutcome, arrivalMs: number): Promise<void> {
+    const { apps, log } = this.#deps;
+    try {
+      if (isOutage(outcome)) {
+        await apps.outage(record.clientId, record.baseUrl, arrivalMs, app);
+      } else if (outcome.kind !== "outcome_unknown" && !(outcome.kind === "unavailable")) {
+        await apps.answered(record.clientId, record.baseUrl, arrivalMs, app, outcome.kind === "tokens");
+        if (app.rejected && outcome.kind !== "client_rejected")
+          await apps.accepted(record.clientId, record.baseUrl);
+      }
+    } catch (error) {
+      log.warn("could not record the app's state; the chain's own is stored", { error: error as Error });
+    }
+  }
+
+  /** Exact rejected the app (its secret or scopes): recorded once, announced once per app. */
+  async rejected(session: LeaseSession, reason: AppRejection, clientSecret: string): Promise<BrokerError> {
+    const { apps, now } = this.#deps;
+    const record = session.record;
+    if (await apps.rejected(record.clientId, record.baseUrl, reason, hashToken(clientSecret), now())) {
+      await announce(
+        this.#deps,
+        BrokerEventType.AppRejected,
+        session,
+        reason === "scope_violated" ? EventReason.ScopeViolated : EventReason.InvalidClient,
+      );
+    }
+    return rejectionError(record, reason);
+  }
+}
+
+function rejectionError(record: ChainRecord, reason: AppRejection): BrokerError {
+  return new ReauthRequired(
+    reason === "scope_violated"
+      ? `Exact refuses app ${record.clientId}: "Application Scope Violated"; update the app's scopes in Exact's App Center (its connections resume by themselves)`
+      : `Exact rejected the client ID or secret of app ${record.clientId}; put the app's current secret in the connection's secret (its connections resume by themselves)`,
+  );
+}

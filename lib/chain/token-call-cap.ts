@@ -1,0 +1,53 @@
+import { Throttled } from "../errors.js";
+import { BrokerEventType, EventReason } from "../events/broker-events.js";
+import type { ChainRecord } from "./chain-record.js";
+import { announce, type EngineDeps } from "./engine-deps.js";
+
+/**
+ * Exact announced, for July 2021, at most 200 token-endpoint calls per app, user and day
+ * (shared/exact-online.md; enforcement unconfirmed). One connection holds each (app, user)
+ * (its guard), so the chain's own count is the pair's. A hot chain needs about 152 a day (one
+ * refresh every 570 s): the cap is kept by construction, and a chain that reaches
+ * TOKEN_CALLS_WARN_AT raises an event, since something calls far more than a chain should.
+ */
+export const TOKEN_CALLS_PER_DAY = 200;
+export const TOKEN_CALLS_WARN_AT = 180;
+
+const DAY_MS = 86_400_000;
+
+/** Token calls today (UTC) of a chain, counted by the lease session's writes (LeaseSession.callStarted). */
+export interface TokenCalls {
+  /** floor(epoch ms / 1 day). */
+  readonly day: number;
+  readonly count: number;
+}
+
+export function utcDay(nowMs: number): number {
+  return Math.floor(nowMs / DAY_MS);
+}
+
+/** The chain's token calls today, before this holder's. */
+export function callsToday(record: Pick<ChainRecord, "tokenCalls">, nowMs: number): number {
+  return record.tokenCalls?.day === utcDay(nowMs) ? record.tokenCalls.count : 0;
+}
+
+/** Throttled when today's calls reached the cap (nothing may be sent until UTC midnight), else undefined. */
+export function capReached(record: ChainRecord, nowMs: number): Throttled | undefined {
+  if (callsToday(record, nowMs) < TOKEN_CALLS_PER_DAY) return undefined;
+  return new Throttled(
+    `connection "${record.connectionId}": ${TOKEN_CALLS_PER_DAY} token calls today for this app and user, Exact's announced daily cap; the next one after UTC midnight`,
+    { retryAfterSeconds: Math.max(1, Math.ceil(((utcDay(nowMs) + 1) * DAY_MS - nowMs) / 1000)) },
+  );
+}
+
+/** After a holder's call was counted: the event, once, when the count reaches TOKEN_CALLS_WARN_AT. */
+export async function warnIfHigh(
+  deps: Pick<EngineDeps, "events" | "log" | "now">,
+  chain: { readonly connectionId: string; readonly generation: number } & Pick<ChainRecord, "tokenCalls">,
+  callsBefore: number,
+  callsNow: number,
+): Promise<void> {
+  if (callsBefore < TOKEN_CALLS_WARN_AT && callsNow >= TOKEN_CALLS_WARN_AT) {
+    await announce(deps, BrokerEventType.TokenCallsHigh, chain, EventReason.DailyCap);
+  }
+}

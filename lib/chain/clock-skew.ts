@@ -73,6 +73,9 @@ function describeOffset(offsetMs: number): string {
   return `${seconds(offsetMs)} ${offsetMs <= 0 ? "ahead" : "behind"}`;
 }
 
+/** A measurement wider than this (ms: the header's second plus a 1.5 s round trip) is not used. */
+const MAX_MEASUREMENT_WIDTH_MS = 2_500;
+
 /** How long measurements are intersected before the next one starts afresh (ms). */
 const INTERSECT_FOR_MS = 10 * 60_000;
 
@@ -118,6 +121,9 @@ export class ClockSkewMonitor {
       return;
     }
     const next = { lowMs: dateMs - receivedAtMs, highMs: dateMs + 1000 - sentAtMs };
+    // A slow round trip (a loaded machine, a retried request) says too little to judge by; the
+    // next response measures again.
+    if (next.highMs - next.lowMs > MAX_MEASUREMENT_WIDTH_MS) return;
     const current = this.#range;
     const overlaps = current !== undefined && next.lowMs <= current.highMs && current.lowMs <= next.highMs;
     if (overlaps && receivedAtMs - this.#sinceMs <= INTERSECT_FOR_MS) {

@@ -11,11 +11,17 @@ import {
 } from "./chain-record.js";
 import { type LeaseWriter, retryWithin } from "./chain-table-client.js";
 import { LEASE_ATTRS, RELEASE, rescueCondition, type Transition } from "./lease-transitions.js";
-import { type RefreshedChain, refreshed, type StartedChainArgs, startedChain } from "./persisting-writes.js";
+import type { CommitResult, LeaseSessionOptions } from "./persisting-writes.js";
+import {
+  type RefreshedChain,
+  refreshed,
+  releaseOnFence,
+  type StartedChainArgs,
+  startedChain,
+  startedChainCondition,
+} from "./persisting-writes.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
-import { callsToday, utcDay } from "./token-call-cap.js";
-
-export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
+import { CallLedger } from "./token-call-cap.js";
 
 /**
  * The one object through which anything is written under a chain's lease, from the acquire
@@ -44,25 +50,13 @@ export class LeaseSession {
   #ended = false;
   /** An Exact call that may have changed the chain was made and its outcome is not stored yet. */
   #unrecorded = false;
-  #tokenCalls = 0;
+  readonly #calls: CallLedger;
   readonly #sleep: (ms: number) => Promise<void>;
 
-  constructor(options: {
-    readonly writer: LeaseWriter;
-    readonly now: () => number;
-    readonly record: ChainRecord;
-    readonly owner: string;
-    readonly fence: number;
-    readonly untilMs: number;
-    readonly purpose: LeasePurpose;
-    readonly incarnation: string;
-    readonly deadlineMs?: number;
-    /** Waits between attempts of a persisting write. @default setTimeout */
-    readonly sleep?: (ms: number) => Promise<void>;
-  }) {
+  constructor(options: LeaseSessionOptions) {
     this.#writer = options.writer;
     this.#now = options.now;
-    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.#sleep = options.sleep;
     this.#deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     this.record = options.record;
     this.connectionId = options.record.connectionId;
@@ -72,6 +66,7 @@ export class LeaseSession {
     this.#purpose = options.purpose;
     this.#untilMs = options.untilMs;
     this.#generation = options.record.generation;
+    this.#calls = new CallLedger(options.record, options.now);
   }
 
   get purpose(): LeasePurpose {
@@ -83,11 +78,6 @@ export class LeaseSession {
     return this.#generation;
   }
 
-  get ended(): boolean {
-    return this.#ended;
-  }
-
-  /** Milliseconds this holder may still spend on work that a write must follow (≤ 0: none). */
   /**
    * Milliseconds this holder may still spend on work that a write must follow (≤ 0: none).
    * With `renewedForMs`: as it would be once the lease is renewed for that long now (the
@@ -143,7 +133,7 @@ export class LeaseSession {
   async commitRefresh(args: RefreshedChain): Promise<CommitResult> {
     const generation = this.#generation + 1;
     const change = refreshed(args, generation, this.#now());
-    const set = { ...change.set, ...this.#counted() };
+    const set = { ...change.set, ...this.#calls.attributes() };
     const { remove } = change;
     const computed = ["#generation = #generation + :one"];
     if (await this.#persist(() => this.#write({ set, remove, computed, ends: true }))) {
@@ -175,21 +165,12 @@ export class LeaseSession {
     const nowMs = this.#now();
     const untilMs = nowMs + args.leaseMs;
     const chain = startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs));
-    const started = { ...chain, set: { ...chain.set, ...this.#counted() } };
+    const write = { ...chain, set: { ...chain.set, ...this.#calls.attributes() } };
+    const held = { fence: this.fence, incarnation: this.incarnation };
     const stored = await this.#persist(() =>
       this.#writer(
         this.connectionId,
-        {
-          ...started,
-          computed: ["#generation = #generation + :one"],
-          // A chain that started later (a hand-over from another connection's code exchange)
-          // is the live one: ours died when it started. Equal: this very write, repeated.
-          condition:
-            "#leaseFence = :fence AND #incarnation = :inc AND " +
-            "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs <= :started)",
-          names: ["leaseFence", "incarnation", "generation", "chainStartedAtMs"],
-          values: { fence: this.fence, inc: this.incarnation, one: 1, started: args.note.startedAtMs },
-        },
+        { ...write, ...startedChainCondition(held, args.note.startedAtMs) },
         "ALL_NEW",
       ),
     );
@@ -197,12 +178,7 @@ export class LeaseSession {
     if (!stored) {
       // Either the fence moved (the lease is someone else's) or a later chain is stored: then
       // the lease is still ours to end.
-      await this.#writer(this.connectionId, {
-        remove: LEASE_ATTRS,
-        condition: "#leaseFence = :fence AND #incarnation = :inc",
-        names: ["leaseFence", "incarnation"],
-        values: { fence: this.fence, inc: this.incarnation },
-      });
+      await this.#writer(this.connectionId, releaseOnFence(held));
       this.#ended = true;
       return false;
     }
@@ -243,18 +219,12 @@ export class LeaseSession {
   callStarted(call: { readonly tokenEndpoint: boolean }): void {
     this.#unrecorded = true;
     // Counted against Exact's daily cap by every later write of this session (token-call-cap.ts).
-    if (call.tokenEndpoint) this.#tokenCalls += 1;
+    if (call.tokenEndpoint) this.#calls.count();
   }
 
   /** The chain's token calls today after this holder's (what its writes store). */
   get tokenCallsToday(): number {
-    return callsToday(this.record, this.#now()) + this.#tokenCalls;
-  }
-
-  #counted(): Partial<ChainAttributes> {
-    return this.#tokenCalls > 0
-      ? { tokenCalls: { day: utcDay(this.#now()), count: this.tokenCallsToday } }
-      : {};
+    return this.#calls.today;
   }
 
   /** Frees the lease unless a transition already ended it, or an Exact call's outcome went unrecorded; for `finally`. Never throws. */
@@ -295,7 +265,7 @@ export class LeaseSession {
   }): Promise<boolean> {
     if (this.#ended) return false;
     const written = await this.#writer(this.connectionId, {
-      set: { ...parts.set, ...this.#counted() },
+      set: { ...parts.set, ...this.#calls.attributes() },
       remove: [...(parts.ends ? LEASE_ATTRS : []), ...(parts.remove ?? [])],
       ...(parts.computed ? { computed: parts.computed } : {}),
       condition: "#leaseFence = :fence AND #generation = :gen AND #incarnation = :inc",

@@ -1,3 +1,4 @@
+import type { ChainRecord, LeasePurpose } from "./chain-record.js";
 import {
   type ChainAttributeName,
   type ChainAttributes,
@@ -5,8 +6,10 @@ import {
   type ErrorBudget,
   type VerificationNote,
 } from "./chain-record.js";
-import { BACKOFF_ATTRS, type Backoff, dueAt, tokenAttributes } from "./lease-transitions.js";
+import type { LeaseWriter } from "./chain-table-client.js";
+import { BACKOFF_ATTRS, type Backoff, dueAt, LEASE_ATTRS, tokenAttributes } from "./lease-transitions.js";
 import type { SealedTokens } from "./token-seal.js";
+import type { UpdateParts } from "./update-expression.js";
 
 /*
  * What the two persisting writes store: Exact's answer to a refresh (LeaseSession.commitRefresh)
@@ -84,4 +87,57 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
         : (["accessCt", "accessIssuedAtMs", "accessExpiresAtMs", "windowOpensAtMs"] as const)),
     ],
   };
+}
+
+/** The holder a condition names: its fence on the connection's incarnation. */
+interface Holder {
+  readonly fence: number;
+  readonly incarnation: string;
+}
+
+/**
+ * A chain start lands while the holder's fence holds, whatever the generation (a new chain at
+ * Exact ends every older one), unless a chain that started later is stored: that one is the live
+ * one, ours died when it started. Equal start times: this very write, repeated.
+ */
+export function startedChainCondition(
+  holder: Holder,
+  startedAtMs: number,
+): Omit<UpdateParts, "set" | "remove"> {
+  return {
+    computed: ["#generation = #generation + :one"],
+    condition:
+      "#leaseFence = :fence AND #incarnation = :inc AND " +
+      "(attribute_not_exists(#chainStartedAtMs) OR #chainStartedAtMs <= :started)",
+    names: ["leaseFence", "incarnation", "generation", "chainStartedAtMs"],
+    values: { fence: holder.fence, inc: holder.incarnation, one: 1, started: startedAtMs },
+  };
+}
+
+/** The lease's end alone, on the holder's fence (after a chain start found a later chain stored). */
+export function releaseOnFence(holder: Holder): UpdateParts {
+  return {
+    remove: LEASE_ATTRS,
+    condition: "#leaseFence = :fence AND #incarnation = :inc",
+    names: ["leaseFence", "incarnation"],
+    values: { fence: holder.fence, inc: holder.incarnation },
+  };
+}
+
+export type CommitResult = "committed" | "committed_after_lease_lost" | "superseded";
+
+/** What ChainStore.acquire hands a new session. */
+export interface LeaseSessionOptions {
+  readonly writer: LeaseWriter;
+  readonly now: () => number;
+  /** Waits between attempts of a persisting write. */
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly record: ChainRecord;
+  readonly owner: string;
+  readonly fence: number;
+  readonly untilMs: number;
+  readonly purpose: LeasePurpose;
+  readonly incarnation: string;
+  /** Epoch ms: the invocation's deadline. */
+  readonly deadlineMs?: number;
 }

@@ -31,6 +31,32 @@ export function callsToday(record: Pick<ChainRecord, "tokenCalls">, nowMs: numbe
   return record.tokenCalls?.day === utcDay(nowMs) ? record.tokenCalls.count : 0;
 }
 
+/** A lease holder's token calls, added to the chain's count for today by each of its writes. */
+export class CallLedger {
+  readonly #record: Pick<ChainRecord, "tokenCalls">;
+  readonly #now: () => number;
+  #calls = 0;
+
+  constructor(record: Pick<ChainRecord, "tokenCalls">, now: () => number) {
+    this.#record = record;
+    this.#now = now;
+  }
+
+  count(): void {
+    this.#calls += 1;
+  }
+
+  /** Today's calls of the chain, this holder's included. */
+  get today(): number {
+    return callsToday(this.#record, this.#now()) + this.#calls;
+  }
+
+  /** What a write stores (nothing before this holder's first call). */
+  attributes(): { readonly tokenCalls?: TokenCalls } {
+    return this.#calls > 0 ? { tokenCalls: { day: utcDay(this.#now()), count: this.today } } : {};
+  }
+}
+
 /** Throttled when today's calls reached the cap (nothing may be sent until UTC midnight), else undefined. */
 export function capReached(record: ChainRecord, nowMs: number): Throttled | undefined {
   if (callsToday(record, nowMs) < TOKEN_CALLS_PER_DAY) return undefined;

@@ -23,6 +23,7 @@ import {
   createSecretsManagerWriter,
   type SecretWriter,
 } from "../secrets/secret-writer.js";
+import { parseDivision, setDivision } from "./division-command.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { type Prompt, readSecretInput } from "./secret-input.js";
 import { formatStatus, statusReport } from "./status-report.js";
@@ -46,6 +47,8 @@ export const USAGE = `exact-broker: operate the Exact Online token broker
   exact-broker table create
   exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL
                               [--secret-id SECRET_ID] [--secret-file FILE | --prompt-secret] [--mode code|implicit]
+                              [--division N]
+  exact-broker connection set-division --id ID --division N
   exact-broker connection list
   exact-broker connection remove --id ID
   exact-broker connection seed --id ID --code AUTHORIZATION_CODE
@@ -69,6 +72,7 @@ const OPTIONS = {
   "secret-file": { type: "string" },
   "prompt-secret": { type: "boolean" },
   mode: { type: "string" },
+  division: { type: "string" },
   code: { type: "string" },
   "connect-url": { type: "string" },
   "min-validity": { type: "string" },
@@ -166,7 +170,16 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
       const baseUrl = checkBaseUrl(required(values, "base-url"), allowLoopback);
       const callback = redirectUri(required(values, "redirect-uri"), allowLoopback);
       const secretId = secretIdFor(id, values, io.env);
-      const connection = { connectionId: id, clientId, baseUrl, redirectUri: callback, secretId, mode };
+      const pinnedDivision = values.division === undefined ? undefined : parseDivision(values.division);
+      const connection = {
+        connectionId: id,
+        clientId,
+        baseUrl,
+        redirectUri: callback,
+        secretId,
+        mode,
+        ...(pinnedDivision !== undefined ? { pinnedDivision } : {}),
+      };
       if (values["secret-file"] !== undefined || values["prompt-secret"]) {
         const secret = await readSecretInput(
           {
@@ -182,7 +195,10 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         );
       }
       const record = await store().addConnection(connection, Date.now());
-      io.out(`added connection "${record.connectionId}" (${record.baseUrl}, client ${record.clientId})`);
+      io.out(
+        `added connection "${record.connectionId}" (${record.baseUrl}, client ${record.clientId}, ` +
+          `${pinnedDivision !== undefined ? `division ${pinnedDivision}` : "division pinned at first consent"})`,
+      );
       io.out(
         record.mode === ConnectionMode.Implicit
           ? `next: its first vend logs in as the secret's user, or now: exact-broker heal --id ${record.connectionId}`
@@ -224,6 +240,11 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         `removed connection "${id}"${record.exactUserName ? `; Exact user ${record.exactUserName} can be connected again` : ""}`,
       );
       return ExitCode.Done;
+    }
+    case "connection set-division": {
+      const id = connectionId(values);
+      const division = parseDivision(required(values, "division"));
+      return setDivision(broker(), id, division, io);
     }
     case "connection seed": {
       const id = connectionId(values);

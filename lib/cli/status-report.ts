@@ -1,4 +1,4 @@
-import type { ChainRecord } from "../chain/chain-record.js";
+import { type ChainRecord, ChainStatus, type DivisionPinnedBy } from "../chain/chain-record.js";
 import { budgetExhaustedFor, errorsInLastHour, TOKEN_ERRORS_PER_HOUR } from "../chain/error-budget.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../chain/login-budget.js";
 import { CLOCK_SKEW_BOUND_MS } from "../chain/timing.js";
@@ -12,7 +12,12 @@ export interface StatusReport {
   readonly clientId: string;
   readonly baseUrl: string;
   readonly exactUser: string | null;
+  /** What a vend answers: the pinned division once pinned. */
   readonly division: number | null;
+  /** The division no heal or identity check changes; null until pinned (at first consent, unless given). */
+  readonly pinnedDivision: number | null;
+  /** `operator` (connection add --division, set-division) or `consent` (the first verified chain's). */
+  readonly divisionPinnedBy: DivisionPinnedBy | null;
   readonly generation: number;
   readonly accessTokenExpiresInSeconds: number | null;
   readonly refreshTokenAgeSeconds: number | null;
@@ -53,6 +58,8 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
     baseUrl: record.baseUrl,
     exactUser: record.exactUserName ?? null,
     division: record.division ?? null,
+    pinnedDivision: record.pinnedDivision ?? null,
+    divisionPinnedBy: record.pinnedDivision === undefined ? null : (record.divisionPinnedBy ?? null),
     generation: record.generation,
     accessTokenExpiresInSeconds:
       record.accessExpiresAtMs === undefined ? null : -(secondsBetween(record.accessExpiresAtMs, nowMs) ?? 0),
@@ -67,13 +74,15 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
         }
       : null,
     pendingNote: record.inflight !== undefined,
-    identityCheck: record.verification
-      ? {
-          source: record.verification.source,
-          pendingForSeconds: secondsBetween(record.verification.startedAtMs, nowMs) ?? 0,
-          failedChecksLastHour: errorsInLastHour(record.identityChecks, nowMs),
-        }
-      : null,
+    // A chain stopped at REAUTH_REQUIRED (division_unreachable) keeps its note but is not retried.
+    identityCheck:
+      record.verification && record.status !== ChainStatus.ReauthRequired
+        ? {
+            source: record.verification.source,
+            pendingForSeconds: secondsBetween(record.verification.startedAtMs, nowMs) ?? 0,
+            failedChecksLastHour: errorsInLastHour(record.identityChecks, nowMs),
+          }
+        : null,
     lastVendAgoSeconds: secondsBetween(record.lastVendAtMs, nowMs),
     tokenErrorsThisHour: errorsInLastHour(record.tokenErrors, nowMs),
     tokenErrorBudget: TOKEN_ERRORS_PER_HOUR,
@@ -87,6 +96,16 @@ export function statusReport(record: ChainRecord, nowMs: number): StatusReport {
   };
 }
 
+function divisionText(report: StatusReport): string {
+  if (report.pinnedDivision === null) {
+    return report.division === null
+      ? "- (not pinned yet; the first consent pins it)"
+      : `${report.division} (not pinned)`;
+  }
+  const by = report.divisionPinnedBy === "operator" ? "by an operator" : "at first consent";
+  return `${report.pinnedDivision} (pinned ${by})`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const rows: Array<[string, unknown]> = [
     ["connection", report.connectionId],
@@ -95,7 +114,7 @@ export function formatStatus(report: StatusReport): string {
     ["client ID", report.clientId],
     ["base URL", report.baseUrl],
     ["Exact user", report.exactUser ?? "-"],
-    ["division", report.division ?? "-"],
+    ["division", divisionText(report)],
     ["generation", report.generation],
     [
       "access token expires in",

@@ -48,7 +48,13 @@ export interface LocalStack {
   /** Registers an app and user at the simulator, stores the secret and adds the connection. */
   addConnection(
     connectionId: string,
-    options?: { readonly username?: string; readonly clientId?: string; readonly mode?: "code" | "implicit" },
+    options?: {
+      readonly username?: string;
+      readonly clientId?: string;
+      readonly mode?: "code" | "implicit";
+      /** The connection's pinned division (`connection add --division`). */
+      readonly division?: number;
+    },
   ): Promise<DemoConnection>;
   /** Authorizes at the simulator (as a person would) and seeds the connection with the code. */
   seed(connection: DemoConnection): Promise<void>;
@@ -137,6 +143,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           redirectUri,
           secretId,
           mode: connection.mode ?? "code",
+          ...(connection.division !== undefined ? { pinnedDivision: connection.division } : {}),
         },
         Date.now(),
       );

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { ValidationError } from "../errors.js";
 import { parseSimulatorConfig } from "./config.js";
 import type { SimulatorOptions } from "./server.js";
+import { TokenStyle } from "./tokens.js";
 import type { Variants } from "./variants.js";
 
 /** The CLI listens on a fixed, documented port so curl examples work as written. */
@@ -18,6 +19,8 @@ export const USAGE = `Usage: npm run sim -- [options]
   --api-calls-per-minute N    REST API calls per app and division per minute (default 60)
   --api-calls-per-day N       REST API calls per app and division per day (default 5000)
   --config FILE               JSON {"apps":[...],"users":[...]} created at start
+  --token-style short|long    long: ~1,500-character access and ~900-character refresh tokens
+                              with + / = and ! (as Exact's grew); default short
 
   Variants (all off by default):
   --old-token-as-400-obsoleted
@@ -84,6 +87,7 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
         "api-calls-per-day": { type: "string" },
         "daily-token-cap-per-day": { type: "string" },
         config: { type: "string" },
+        "token-style": { type: "string" },
         help: { type: "boolean" },
         ...Object.fromEntries(Object.keys(VARIANT_FLAGS).map((flag) => [flag, { type: "boolean" as const }])),
       },
@@ -107,6 +111,10 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
     variants.dailyTokenCapPerDay = capPerDay;
   }
   const configFile = text("config");
+  const tokenStyle = text("token-style");
+  if (tokenStyle !== undefined && tokenStyle !== TokenStyle.Short && tokenStyle !== TokenStyle.Long) {
+    throw new ValidationError(`--token-style must be "${TokenStyle.Short}" or "${TokenStyle.Long}"`);
+  }
   return {
     port: numberFlag(text("port"), "port") ?? CLI_DEFAULT_PORT,
     accessTtlSeconds: numberFlag(text("access-ttl"), "access-ttl"),
@@ -116,5 +124,6 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
     apiCallsPerDay: numberFlag(text("api-calls-per-day"), "api-calls-per-day"),
     config: configFile === undefined ? undefined : readConfig(configFile),
     variants,
+    ...(tokenStyle !== undefined ? { tokenStyle } : {}),
   };
 }

@@ -123,6 +123,30 @@ export function parseUserSpec(value: unknown): UserSpec {
   };
 }
 
+/** `POST /_sim/users/{username}/divisions`: a new `CurrentDivision`, new accessible divisions, or both. */
+export interface UserDivisionsSpec {
+  division?: number;
+  divisions?: number[];
+}
+
+export function parseUserDivisionsSpec(value: unknown): UserDivisionsSpec {
+  const what = "user divisions";
+  const object = asObject(value, what);
+  rejectUnknownKeys(object, ["division", "divisions"], what);
+  const division = optionalNumber(object, "division", DIVISION_RANGE, what);
+  const divisions = parseDivisions(object.divisions, what);
+  if (division === undefined && divisions === undefined) {
+    throw new ValidationError(`${what}: give "division", "divisions" or both`);
+  }
+  if (division !== undefined && divisions !== undefined && !divisions.includes(division)) {
+    throw new ValidationError(`${what}: "divisions" must include "division"`);
+  }
+  return {
+    ...(division !== undefined ? { division } : {}),
+    ...(divisions !== undefined ? { divisions } : {}),
+  };
+}
+
 export function parseAuthorizeRequest(value: unknown): AuthorizeRequest {
   const what = "authorize";
   const object = asObject(value, what);

@@ -36,6 +36,23 @@ const ROUTES = new Map<string, Route>(
   } satisfies Record<string, Route>),
 );
 
+/** Routes with a path parameter: `POST /_sim/users/{username}/divisions` (the name URL-encoded). */
+const USER_DIVISIONS_PATH = /^\/_sim\/users\/([^/]+)\/divisions$/;
+
+function userDivisionsRoute(method: string, path: string): Route | undefined {
+  const encoded = method === "POST" ? USER_DIVISIONS_PATH.exec(path)?.[1] : undefined;
+  if (encoded === undefined) return undefined;
+  return (sim, body) => {
+    let username: string;
+    try {
+      username = decodeURIComponent(encoded);
+    } catch (error) {
+      throw new ValidationError("the user name in the path is not URL-encoded correctly", { cause: error });
+    }
+    return ok(sim.setUserDivisions(username, body()));
+  };
+}
+
 function parseJson(body: RequestBody): unknown {
   if (body.tooLarge) {
     throw new ValidationError("body is too large");
@@ -62,7 +79,7 @@ export function handleControlRequest(
   path: string,
   body: RequestBody,
 ): Answer {
-  const route = ROUTES.get(`${method} ${path}`);
+  const route = ROUTES.get(`${method} ${path}`) ?? userDivisionsRoute(method, path);
   if (route === undefined) {
     return { status: 404, body: { error: "not_found" } };
   }

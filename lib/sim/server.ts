@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { apiRoute, serveApiRequest } from "./api-endpoints.js";
-import type { AppSpec, AuthorizeRequest, SimulatorConfig, UserSpec } from "./config.js";
+import type { AppSpec, AuthorizeRequest, SimulatorConfig, UserDivisionsSpec, UserSpec } from "./config.js";
 import { handleControlRequest } from "./control-api.js";
 import { type Reply, serveExactRequest } from "./exact-pipeline.js";
 import type { FaultSpec } from "./faults.js";
@@ -15,6 +15,7 @@ import { Simulation } from "./simulation.js";
 import type { PublicUser } from "./state.js";
 import type { SimulatorStats } from "./stats.js";
 import { prepareTokenRequest } from "./token-endpoint.js";
+import type { TokenStyle } from "./tokens.js";
 import type { Variants } from "./variants.js";
 
 export type {
@@ -25,6 +26,8 @@ export type {
   ScriptSpec,
   SimulatorConfig,
   SimulatorStats,
+  TokenStyle,
+  UserDivisionsSpec,
   UserSpec,
   Variants,
 };
@@ -50,6 +53,11 @@ export interface SimulatorOptions {
   now?: () => number;
   /** @default every switch off, except oldAccessTokenValidAfterRefresh; dailyTokenCapPerDay 200 */
   variants?: Partial<Variants>;
+  /**
+   * `long`: access tokens of about 1,500 characters and refresh tokens of about 900, standard
+   * base64 with `+`, `/` and `=`, as Exact's grew. @default "short" (about 330 and 220)
+   */
+  tokenStyle?: TokenStyle;
 }
 
 /** A running simulator. The methods mirror the control API and validate the same way. */
@@ -65,6 +73,11 @@ export interface Simulator {
   addApp(spec: AppSpec): void;
   /** `POST /_sim/users`. */
   addUser(spec: UserSpec): PublicUser;
+  /**
+   * `POST /_sim/users/{username}/divisions`: the user opened another company (`division`, its
+   * `CurrentDivision`) or can open other ones (`divisions`); returns the user after the change.
+   */
+  setUserDivisions(username: string, spec: UserDivisionsSpec): PublicUser;
   /** `POST /_sim/authorize`; returns the authorization code. */
   authorize(request: AuthorizeRequest): string;
   /** `POST /_sim/variants`; returns all variants after the change. */
@@ -170,6 +183,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       sim.addApp(spec);
     },
     addUser: (spec) => sim.addUser(spec),
+    setUserDivisions: (username, spec) => sim.setUserDivisions(username, spec),
     authorize: (request) => sim.authorize(request),
     setVariants: (partial) => sim.setVariants(partial),
     addFault: (spec) => sim.addFault(spec),

@@ -1,5 +1,7 @@
+import { ValidationError } from "../errors.js";
 import { parseSimulatorConfig, type SimulatorConfig } from "./config.js";
 import type { SimulatorOptions } from "./server.js";
+import { TokenStyle } from "./tokens.js";
 import { checkNumber } from "./validate.js";
 import { DEFAULT_VARIANTS, parseVariants, type Variants } from "./variants.js";
 
@@ -13,6 +15,7 @@ export interface SimulatorSettings {
   apiCallsPerDay: number;
   config: SimulatorConfig;
   variants: Variants;
+  tokenStyle: TokenStyle;
   now: () => number;
 }
 
@@ -58,7 +61,15 @@ export function resolveSettings(options: SimulatorOptions): SimulatorSettings {
       "apiCallsPerDay",
     ),
     config: parseSimulatorConfig(options.config ?? {}),
+    tokenStyle: checkTokenStyle(options.tokenStyle ?? TokenStyle.Short),
     variants: { ...DEFAULT_VARIANTS, ...parseVariants(options.variants ?? {}) },
     now: options.now ?? Date.now,
   };
+}
+
+function checkTokenStyle(value: unknown): TokenStyle {
+  if (value !== TokenStyle.Short && value !== TokenStyle.Long) {
+    throw new ValidationError(`tokenStyle must be "${TokenStyle.Short}" or "${TokenStyle.Long}"`);
+  }
+  return value;
 }

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { ValidationError } from "../errors.js";
 import { ApiRateLimiter } from "./api-rate-limit.js";
 import { SimClock } from "./clock.js";
-import { parseAppSpec, parseAuthorizeRequest, parseUserSpec } from "./config.js";
+import { parseAppSpec, parseAuthorizeRequest, parseUserDivisionsSpec, parseUserSpec } from "./config.js";
 import { ErrorLimiter } from "./error-limit.js";
 import { FaultRegistry, type FaultView, parseFaultSpec } from "./faults.js";
 import { LoginState } from "./login-state.js";
@@ -100,6 +100,11 @@ export class Simulation {
     return publicUser(this.state.addUser(parseUserSpec(input)));
   }
 
+  /** Moves the user's `CurrentDivision` or changes what it can open (`POST /_sim/users/{username}/divisions`). */
+  setUserDivisions(username: string, input: unknown): PublicUser {
+    return publicUser(this.state.setUserDivisions(username, parseUserDivisionsSpec(input)));
+  }
+
   authorize(input: unknown): string {
     return this.state.issueCode(parseAuthorizeRequest(input), this.clock.nowMs());
   }
@@ -193,10 +198,13 @@ export class Simulation {
 
   private freshWorld(): World {
     const { settings } = this;
-    const state = new SimState({
-      accessTtlMs: settings.accessTtlSeconds * 1000,
-      refreshTtlMs: settings.refreshTtlDays * DAY_MS,
-    });
+    const state = new SimState(
+      {
+        accessTtlMs: settings.accessTtlSeconds * 1000,
+        refreshTtlMs: settings.refreshTtlDays * DAY_MS,
+      },
+      settings.tokenStyle,
+    );
     for (const app of settings.config.apps ?? []) state.addApp(app);
     for (const user of settings.config.users ?? []) state.addUser(user);
     return {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { ValidationError } from "../errors.js";
 import type { AppSpec, AuthorizeRequest, UserSpec } from "./config.js";
-import { newAccessToken, newAuthorizationCode, newRefreshToken } from "./tokens.js";
+import { newAccessToken, newAuthorizationCode, newRefreshToken, TokenStyle } from "./tokens.js";
 
 /** Exact: "An authorization code is valid for 3 minutes". */
 const CODE_TTL_MS = 3 * 60 * 1000;
@@ -24,10 +24,13 @@ export interface User {
   readonly username: string;
   readonly password: string;
   readonly totpSecret: string;
-  /** `CurrentDivision`: the company the user last opened; one of `divisions`. */
-  readonly division: number;
-  /** The divisions the user can open through the REST API, ascending. */
-  readonly divisions: readonly number[];
+  /**
+   * `CurrentDivision`: the company the user last opened; one of `divisions`. Changes at runtime
+   * ({@link SimState.setUserDivisions}), as Exact's follows the browser.
+   */
+  division: number;
+  /** The divisions the user can open through the REST API, ascending; access can be revoked at runtime. */
+  divisions: readonly number[];
   readonly fullName: string;
   readonly email: string;
 }
@@ -77,6 +80,12 @@ export interface CodeRecord {
   used: boolean;
 }
 
+/** A change of a user's divisions at runtime; at least one field. */
+export interface UserDivisionsChange {
+  division?: number;
+  divisions?: readonly number[];
+}
+
 export interface IssuedTokens {
   accessToken: string;
   refreshToken: string;
@@ -104,7 +113,10 @@ export class SimState {
   private readonly refreshTokens = new Map<string, RefreshTokenRecord>();
   private readonly accessTokens = new Map<string, AccessTokenRecord>();
 
-  constructor(private readonly lifetimes: Lifetimes) {}
+  constructor(
+    private readonly lifetimes: Lifetimes,
+    private readonly tokenStyle: TokenStyle = TokenStyle.Short,
+  ) {}
 
   addApp(spec: AppSpec): App {
     if (this.apps.has(spec.clientId)) {
@@ -134,6 +146,31 @@ export class SimState {
       email: spec.email ?? (spec.username.includes("@") ? spec.username : `${spec.username}@example.com`),
     };
     this.users.set(user.username, user);
+    return user;
+  }
+
+  /**
+   * The user opened another company, or was given or lost access to some: `division` becomes
+   * its `CurrentDivision`, `divisions` what it can open. Given `divisions` alone, a current
+   * division no longer among them moves to the first of them. Codes, chains and tokens keep
+   * pointing at the same user, so every later answer shows the change.
+   */
+  setUserDivisions(username: string, change: UserDivisionsChange): User {
+    const user = this.users.get(username);
+    if (user === undefined) {
+      throw new ValidationError(`user "${username}" does not exist`);
+    }
+    const divisions = change.divisions ? [...change.divisions].sort((a, b) => a - b) : user.divisions;
+    const division =
+      change.division ??
+      (divisions.includes(user.division) ? user.division : (divisions[0] ?? user.division));
+    if (!divisions.includes(division)) {
+      throw new ValidationError(
+        `user "${username}" cannot open division ${division}; give "divisions" including it`,
+      );
+    }
+    user.division = division;
+    user.divisions = divisions;
     return user;
   }
 
@@ -233,14 +270,14 @@ export class SimState {
   }
 
   private issueAccessToken(pair: Pair, nowMs: number): string {
-    const token = newAccessToken();
+    const token = newAccessToken(this.tokenStyle);
     this.accessTokens.set(token, { pair, expiresAtMs: nowMs + this.lifetimes.accessTtlMs });
     pair.newestAccessToken = token;
     return token;
   }
 
   private issueRefreshToken(chain: Chain, nowMs: number): string {
-    const token = newRefreshToken();
+    const token = newRefreshToken(this.tokenStyle);
     this.refreshTokens.set(token, { chain, expiresAtMs: nowMs + this.lifetimes.refreshTtlMs });
     chain.refreshToken = token;
     return token;

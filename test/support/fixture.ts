@@ -57,6 +57,8 @@ export async function startFixture(
     readonly realShortSleeps?: boolean;
     readonly seed?: boolean;
     readonly mode?: "code" | "implicit";
+    /** The connection's pinned division, as `connection add --division` sets it. */
+    readonly division?: number;
   } = {},
 ): Promise<Fixture> {
   const clock = new TestClock(options.realShortSleeps);
@@ -70,7 +72,10 @@ export async function startFixture(
   counter += 1;
   const broker = (overrides: BrokerOverrides = {}): Broker =>
     stack.broker({ ...(fake ? { now: clock.now, sleep: clock.sleep } : {}), ...overrides });
-  const conn = await stack.addConnection(`conn-${counter}`, { mode: options.mode ?? "code" });
+  const conn = await stack.addConnection(`conn-${counter}`, {
+    mode: options.mode ?? "code",
+    ...(options.division !== undefined ? { division: options.division } : {}),
+  });
   if ((options.seed ?? true) && options.mode !== "implicit") {
     const code = stack.sim.authorize({
       clientId: conn.clientId,

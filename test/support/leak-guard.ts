@@ -5,9 +5,10 @@ import { afterAll, expect } from "vitest";
  * stdout and stderr, where the Powertools logger writes, and fails the file if a simulator
  * token, code or a local test secret ever appears (design invariant 8). SHOW_TEST_LOGS=1
  * shows the broker's log lines, which are otherwise kept off the report. Local secrets carry
- * "sEcReT"; simulator tokens, codes and sessions start with simAT!, simRT!, simAC!, simSS!.
+ * "sEcReT"; simulator tokens, codes and sessions start with simAT!, simRT!, simAC!, simSS!
+ * (long tokens go on in standard base64, with + / =).
  */
-export const LEAK_PATTERN = /sim(?:AT|RT|AC|SS)![A-Za-z0-9_\-!.~]{8}|sEcReT|JBSWY3DPEHPK3PXP/;
+export const LEAK_PATTERN = /sim(?:AT|RT|AC|SS)![A-Za-z0-9_\-!.~+/=]{8}|sEcReT|JBSWY3DPEHPK3PXP/;
 
 const leaks: string[] = [];
 

@@ -9,6 +9,7 @@ import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.j
 import { measureDynamoCosts } from "./dynamo-costs.js";
 import { raceHeal } from "./heal-race.js";
 import { raceMeOutage } from "./me-outage.js";
+import { outagePacingTable } from "./outage-pacing.js";
 import { percentile, table } from "./stats.js";
 
 const GENERATIONS = 10;
@@ -183,3 +184,10 @@ say(
 say();
 say("5. Lambda bundles (built as the stack builds them): size and import time in a fresh Node process");
 say(formatBundleReport(await bundleReport()));
+
+say();
+say(
+  "6. Outage pacing: Exact's token endpoint down for an app's hot chains (fake clock, dynalite + simulator)",
+);
+say();
+say(await outagePacingTable());

@@ -30,6 +30,15 @@ export interface AppState {
     /** Hash of the client secret Exact rejected: a new secret clears the rejection at once. */
     readonly secretHash: string;
   };
+  /**
+   * Exact's REST API refuses the app's scopes ("Application Scope Violated" on `/current/Me`)
+   * while its token endpoint may still answer: identity checks wait, one chain re-checks.
+   */
+  readonly apiRejected?: {
+    readonly sinceMs: number;
+    /** The next `/current/Me` any chain of the app may risk (epoch ms). */
+    readonly nextCheckAtMs: number;
+  };
 }
 
 /** lastSuccessAtMs is written at most this often (ms): each refresh would otherwise cost a write. */
@@ -92,10 +101,12 @@ export class AppStates {
     });
   }
 
-  /** Exact did not process a token call: the outage starts (or goes on) and the next probe is paced. */
-  async outage(clientId: string, baseUrl: string, nowMs: number, state: AppState): Promise<number> {
-    const sinceMs = state.outageSinceMs ?? nowMs;
-    const nextMs = nowMs + probeIntervalMs(nowMs - sinceMs);
+  /**
+   * Exact did not process a token call: the outage starts (or goes on) and the next probe waits
+   * `waitMs` (the pace of probeIntervalMs, or the answer's Retry-After if longer).
+   */
+  async outage(clientId: string, baseUrl: string, nowMs: number, waitMs: number): Promise<number> {
+    const nextMs = nowMs + waitMs;
     await this.#update(clientId, baseUrl, {
       UpdateExpression: "SET outageSinceMs = if_not_exists(outageSinceMs, :now), nextProbeAtMs = :next",
       ExpressionAttributeValues: marshall({ ":now": nowMs, ":next": nextMs }),
@@ -138,6 +149,41 @@ export class AppStates {
         ":next": nowMs + REJECTION_PROBE_MS,
       }),
     });
+  }
+
+  /**
+   * Exact's REST API refused the app's scopes: recorded with the next re-check; true when this
+   * call started the rejection (then the caller announces it, once).
+   */
+  async apiRejected(clientId: string, baseUrl: string, nowMs: number): Promise<boolean> {
+    const nextCheckAtMs = nowMs + REJECTION_PROBE_MS;
+    const started = await this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET apiRejected = :rejected",
+      ConditionExpression: "attribute_not_exists(apiRejected)",
+      ExpressionAttributeValues: marshall({ ":rejected": { sinceMs: nowMs, nextCheckAtMs } }),
+    });
+    if (!started) {
+      await this.#update(clientId, baseUrl, {
+        UpdateExpression: "SET apiRejected.nextCheckAtMs = :next",
+        ConditionExpression: "attribute_exists(apiRejected)",
+        ExpressionAttributeValues: marshall({ ":next": nextCheckAtMs }),
+      });
+    }
+    return started;
+  }
+
+  /** Takes the next re-check of a REST API rejection if it is due: true for exactly one of concurrent claimants. */
+  async claimApiCheck(clientId: string, baseUrl: string, nowMs: number): Promise<boolean> {
+    return this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET apiRejected.nextCheckAtMs = :next",
+      ConditionExpression: "apiRejected.nextCheckAtMs <= :now",
+      ExpressionAttributeValues: marshall({ ":next": nowMs + REJECTION_PROBE_MS, ":now": nowMs }),
+    });
+  }
+
+  /** `/current/Me` answered a user of the app again: its REST API rejection is over. */
+  async apiAccepted(clientId: string, baseUrl: string): Promise<void> {
+    await this.#update(clientId, baseUrl, { UpdateExpression: "REMOVE apiRejected" });
   }
 
   /** The app answered again (a new secret, fixed scopes): the rejection is over. */

@@ -15,6 +15,7 @@ import { announce, type EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor, TOKEN_ERRORS_PER_HOUR } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
 import { blocked, verified } from "./lease-transitions.js";
+import { OutagePacing } from "./outage-pacing.js";
 import { dueAtAfter, type IssuedPair, type SealedTokens } from "./token-seal.js";
 
 export type { VerifyOutcome } from "./check-failures.js";
@@ -54,10 +55,12 @@ export function checkableForMs(chain: Pick<StartedChain, "tokens">, nowMs: numbe
 export class IdentityCheck {
   readonly #deps: EngineDeps;
   readonly #handover: ChainHandover;
+  readonly #pacing: OutagePacing;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
     this.#handover = new ChainHandover(deps);
+    this.#pacing = new OutagePacing(deps);
   }
 
   /**
@@ -95,9 +98,20 @@ export class IdentityCheck {
         ),
       };
     }
+    // Exact refuses the app's scopes to every user: one chain of the app asks for all.
+    const gate = await this.#pacing.apiGate(record);
+    if (gate.kind === "held") {
+      return checkFailed(this.#deps, session, gate.error, { afterLogin: options.afterLogin, counts: false });
+    }
     const timeoutMs = Math.min(config.httpTimeoutMs, checkableMs);
     session.requireTime(timeoutMs, "the identity check");
     const answer = await oauth.me(record.baseUrl, chain.issued.accessToken, timeoutMs);
+    if (answer.kind === "refused" && answer.scopeViolated) {
+      const error = await this.#pacing.apiRefused(session);
+      return checkFailed(this.#deps, session, error, { afterLogin: options.afterLogin, counts: true });
+    }
+    if (gate.probing && answer.kind === "user")
+      await this.#deps.apps.apiAccepted(record.clientId, record.baseUrl);
     const blockedFor =
       answer.kind === "refused" && answer.status === 403 ? BLOCKING_REASONS[answer.reason ?? ""] : undefined;
     if (blockedFor) return this.#blocked(session, blockedFor);

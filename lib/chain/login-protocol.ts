@@ -17,6 +17,7 @@ import { IdentityCheck, type StartedChain } from "./identity-check.js";
 import type { LeaseSession } from "./lease-session.js";
 import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
 import { LoginFailures } from "./login-failures.js";
+import { capReached } from "./token-call-cap.js";
 import type { FreshAccess } from "./token-protocol.js";
 import { type IssuedPair, prepareSealer, sealTokens } from "./token-seal.js";
 
@@ -74,6 +75,17 @@ export class LoginProtocol {
       checkBaseUrl(record.baseUrl, config.allowLoopback);
     } catch (error) {
       return this.#failures.reauth(session, EventReason.LoginFailed, (error as Error).message);
+    }
+    // A code login ends in a token call: none past Exact's daily cap, and no login wasted on it.
+    const capped =
+      mode === "heal" ? capReached(record.connectionId, session.tokenCallsToday, now()) : undefined;
+    if (capped) {
+      return this.#failures.retryLater(session, {
+        reason: EventReason.DailyCap,
+        detail: capped.message,
+        counts: false,
+        minWaitMs: (capped.retryAfterSeconds ?? 0) * 1000,
+      });
     }
     const secret = await secrets.get(record.secretId, { forceFetch: true });
     if (!hasLoginCredentials(secret)) {

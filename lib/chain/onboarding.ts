@@ -98,7 +98,7 @@ export class Onboarding {
       incarnation: session.incarnation,
     });
     session.requireTime(config.httpTimeoutMs, "the code exchange");
-    const capped = capReached(record, now());
+    const capped = capReached(record.connectionId, session.tokenCallsToday, now());
     if (capped) throw capped;
     session.callStarted({ tokenEndpoint: true });
     // When the request that starts the chain left: of two starts of one user, the later is live.

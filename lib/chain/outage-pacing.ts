@@ -1,7 +1,7 @@
 import { type BrokerError, ExactUnavailable, ReauthRequired } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import { type TokenOutcome, UnavailableCause } from "../exact/classify-token-response.js";
-import { type AppRejection, type AppState, probeIntervalMs } from "./app-states.js";
+import { type AppRejection, type AppState, probeIntervalMs, REJECTION_PROBE_MS } from "./app-states.js";
 import type { ChainRecord } from "./chain-record.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import type { LeaseSession } from "./lease-session.js";
@@ -55,7 +55,8 @@ export class OutagePacing {
     const paced = app.rejected !== undefined || app.outageSinceMs !== undefined;
     if (!paced) return { kind: "go", app };
     const dueAtMs = app.nextProbeAtMs ?? nowMs;
-    const next = nowMs + (app.rejected ? 15 * 60_000 : probeIntervalMs(nowMs - (app.outageSinceMs ?? nowMs)));
+    const next =
+      nowMs + (app.rejected ? REJECTION_PROBE_MS : probeIntervalMs(nowMs - (app.outageSinceMs ?? nowMs)));
     if (
       dueAtMs <= nowMs &&
       (await apps.claimProbe(record.clientId, record.baseUrl, record.connectionId, nowMs, next))
@@ -79,12 +80,13 @@ export class OutagePacing {
     return { kind: "held", result: { kind: "failed", error } };
   }
 
-  /** When the chain should try again after an outage answer: just after the app's next probe (epoch ms). */
-  pacedUntilMs(app: AppState, arrivalMs: number): number {
+  /**
+   * When the chain should try again after an outage answer: just after the app's next probe
+   * (epoch ms), never before the answer's own `Retry-After`.
+   */
+  pacedUntilMs(app: AppState, outcome: TokenOutcome, arrivalMs: number): number {
     return (
-      arrivalMs +
-      probeIntervalMs(arrivalMs - (app.outageSinceMs ?? arrivalMs)) +
-      Math.round(this.#deps.random() * FOLLOW_SPREAD_MS)
+      arrivalMs + probeWaitMs(app, outcome, arrivalMs) + Math.round(this.#deps.random() * FOLLOW_SPREAD_MS)
     );
   }
 
@@ -96,7 +98,7 @@ export class OutagePacing {
     const { apps, log } = this.#deps;
     try {
       if (isOutage(outcome)) {
-        await apps.outage(record.clientId, record.baseUrl, arrivalMs, app);
+        await apps.outage(record.clientId, record.baseUrl, arrivalMs, probeWaitMs(app, outcome, arrivalMs));
       } else if (outcome.kind !== "outcome_unknown" && !(outcome.kind === "unavailable")) {
         await apps.answered(record.clientId, record.baseUrl, arrivalMs, app, outcome.kind === "tokens");
         if (app.rejected && outcome.kind !== "client_rejected")
@@ -105,6 +107,41 @@ export class OutagePacing {
     } catch (error) {
       log.warn("could not record the app's state; the chain's own is stored", { error: error as Error });
     }
+  }
+
+  /**
+   * Before an identity check. While Exact's REST API refuses the app's scopes, one chain of the
+   * app re-checks every REJECTION_PROBE_MS (`probing`: it holds that re-check); the others are
+   * held, with the error to record, until just after it.
+   */
+  async apiGate(
+    record: ChainRecord,
+  ): Promise<
+    | { readonly kind: "go"; readonly probing: boolean }
+    | { readonly kind: "held"; readonly error: BrokerError }
+  > {
+    const { apps, now, random } = this.#deps;
+    const { apiRejected } = await apps.read(record.clientId, record.baseUrl);
+    if (!apiRejected) return { kind: "go", probing: false };
+    const nowMs = now();
+    if (
+      apiRejected.nextCheckAtMs <= nowMs &&
+      (await apps.claimApiCheck(record.clientId, record.baseUrl, nowMs))
+    ) {
+      return { kind: "go", probing: true };
+    }
+    const waitMs = Math.max(apiRejected.nextCheckAtMs - nowMs, 0) + Math.round(random() * FOLLOW_SPREAD_MS);
+    return { kind: "held", error: scopeError(record, waitMs) };
+  }
+
+  /** `/current/Me` answered "Application Scope Violated": recorded for the app, announced once per app. */
+  async apiRefused(session: LeaseSession): Promise<BrokerError> {
+    const { apps, now } = this.#deps;
+    const record = session.record;
+    if (await apps.apiRejected(record.clientId, record.baseUrl, now())) {
+      await announce(this.#deps, BrokerEventType.AppRejected, session, EventReason.ScopeViolated);
+    }
+    return scopeError(record, REJECTION_PROBE_MS);
   }
 
   /** Exact rejected the app (its secret or scopes): recorded once, announced once per app. */
@@ -121,6 +158,19 @@ export class OutagePacing {
     }
     return rejectionError(record, reason);
   }
+}
+
+/** How long the app's next probe waits after an outage answer (ms): its pace, or the answer's Retry-After if longer. */
+function probeWaitMs(app: AppState, outcome: TokenOutcome, arrivalMs: number): number {
+  const retryAfterMs = "retryAfterSeconds" in outcome ? (outcome.retryAfterSeconds ?? 0) * 1000 : 0;
+  return Math.max(probeIntervalMs(arrivalMs - (app.outageSinceMs ?? arrivalMs)), retryAfterMs);
+}
+
+function scopeError(record: ChainRecord, waitMs: number): BrokerError {
+  return new ExactUnavailable(
+    `Exact's API refuses app ${record.clientId}: "Application Scope Violated"; update the app's scopes in Exact's App Center (its connections resume by themselves)`,
+    { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) },
+  );
 }
 
 function rejectionError(record: ChainRecord, reason: AppRejection): BrokerError {

@@ -57,11 +57,14 @@ export class CallLedger {
   }
 }
 
-/** Throttled when today's calls reached the cap (nothing may be sent until UTC midnight), else undefined. */
-export function capReached(record: ChainRecord, nowMs: number): Throttled | undefined {
-  if (callsToday(record, nowMs) < TOKEN_CALLS_PER_DAY) return undefined;
+/**
+ * Throttled when the chain's token calls today (`callsToday`, this holder's included: a lease
+ * session's `tokenCallsToday`) reached the cap: nothing may be sent until UTC midnight.
+ */
+export function capReached(connectionId: string, callsToday: number, nowMs: number): Throttled | undefined {
+  if (callsToday < TOKEN_CALLS_PER_DAY) return undefined;
   return new Throttled(
-    `connection "${record.connectionId}": ${TOKEN_CALLS_PER_DAY} token calls today for this app and user, Exact's announced daily cap; the next one after UTC midnight`,
+    `connection "${connectionId}": ${TOKEN_CALLS_PER_DAY} token calls today for this app and user, Exact's announced daily cap; the next one after UTC midnight`,
     { retryAfterSeconds: Math.max(1, Math.ceil(((utcDay(nowMs) + 1) * DAY_MS - nowMs) / 1000)) },
   );
 }

@@ -131,7 +131,7 @@ export class TokenProtocol {
     // One chain of the app asks Exact during an outage; an app Exact rejects stops calling.
     const gate = await this.#pacing.gate(session, clientSecret);
     if (gate.kind === "held") return gate.result;
-    const capped = capReached(record, now());
+    const capped = capReached(record.connectionId, session.tokenCallsToday, now());
     if (capped) return failed(capped);
     const sealer = await prepareSealer(cipher, {
       connectionId: record.connectionId,
@@ -153,7 +153,11 @@ export class TokenProtocol {
       // The app's secret may have been rotated in Exact's App Center and in ours since we cached
       // it: read it once more, and if it changed, try once more (invalid_client processed nothing).
       const current = (await secrets.get(record.secretId, { forceFetch: true })).clientSecret;
-      if (current !== clientSecret && session.remainingMs() >= config.httpTimeoutMs) {
+      if (
+        current !== clientSecret &&
+        session.remainingMs() >= config.httpTimeoutMs &&
+        !capReached(record.connectionId, session.tokenCallsToday, now())
+      ) {
         clientSecret = current;
         session.callStarted({ tokenEndpoint: true });
         outcome = await call(current);
@@ -263,7 +267,7 @@ export class TokenProtocol {
     }
     return settleRefusal(this.#deps, session, outcome, arrivalMs, {
       app,
-      ...(isOutage(outcome) ? { pacedUntilMs: this.#pacing.pacedUntilMs(app, arrivalMs) } : {}),
+      ...(isOutage(outcome) ? { pacedUntilMs: this.#pacing.pacedUntilMs(app, outcome, arrivalMs) } : {}),
     });
   }
 

@@ -63,7 +63,9 @@ interface Answered {
 /**
  * Exact's error limit counts 4xx answers (too-early included) per app, user and endpoint. A
  * maintenance page is the gateway's, not the OAuth server's answer: we assume Exact's counter does
- * not see it (the simulator models it so), and count it nowhere.
+ * not see it, and count it nowhere, so a long maintenance cannot spend a chain's budget. The
+ * assumption is unconfirmed: the simulator counts every scripted 4xx (the pessimistic case), and
+ * outage pacing (chain/outage-pacing.ts) keeps the calls few either way.
  */
 export function countsAsExactError(outcome: TokenOutcome): boolean {
   if (outcome.kind === "unavailable" && outcome.cause === UnavailableCause.Maintenance) return false;
@@ -137,7 +139,8 @@ export function retryAfterFrom(headers: Headers, nowMs: number): number | undefi
 const TOO_EARLY = /access[_ ]?token not expired/i;
 const OLD_TOKEN = /old refresh token|obsolete/i;
 const EXPIRED = /refresh token expired/i;
-const SCOPE_VIOLATED = /application scope violated/i;
+/** Exact's words when a policy change leaves an app without the scopes it calls with, on any endpoint. */
+export const SCOPE_VIOLATED = /application scope violated/i;
 const DEFAULT_RATE_LIMIT_SECONDS = 60;
 
 /**

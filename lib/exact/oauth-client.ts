@@ -1,4 +1,4 @@
-import { classifyTokenResponse, type TokenOutcome } from "./classify-token-response.js";
+import { classifyTokenResponse, SCOPE_VIOLATED, type TokenOutcome } from "./classify-token-response.js";
 import { type HttpSend, sendHttp } from "./http.js";
 
 export interface ClientCredentials {
@@ -16,8 +16,16 @@ export interface ExactMe {
 /** What `/api/v1/current/Me` answered. */
 export type MeOutcome =
   | { readonly kind: "user"; readonly me: ExactMe }
-  /** A 4xx: Exact refused the token (401) or the user (403, with Exact's `Reason` header when sent). */
-  | { readonly kind: "refused"; readonly status: number; readonly reason?: string }
+  /**
+   * A 4xx: Exact refused the token (401) or the user (403, with Exact's `Reason` header when sent).
+   * `scopeViolated`: the body says "Application Scope Violated", a refusal of the app, not the user.
+   */
+  | {
+      readonly kind: "refused";
+      readonly status: number;
+      readonly reason?: string;
+      readonly scopeViolated?: true;
+    }
   /** 5xx, no answer, or a 200 without a user. */
   | { readonly kind: "unavailable"; readonly status?: number; readonly detail: string };
 
@@ -111,7 +119,12 @@ export class ExactOAuthClient {
     const { status } = outcome;
     if (status >= 400 && status < 500) {
       const reason = outcome.headers.get("reason") ?? undefined;
-      return { kind: "refused", status, ...(reason ? { reason: reason.slice(0, MAX_REASON_LENGTH) } : {}) };
+      return {
+        kind: "refused",
+        status,
+        ...(reason ? { reason: reason.slice(0, MAX_REASON_LENGTH) } : {}),
+        ...(SCOPE_VIOLATED.test(outcome.body) ? { scopeViolated: true as const } : {}),
+      };
     }
     const me = status === 200 ? parseMe(outcome.body) : undefined;
     return me

@@ -35,11 +35,12 @@ export interface Reply {
  *           ── otherwise ───────────► the scripted answer, nothing processed
  *   process (Exact's rules)
  *   fault rotate_then_drop? ────────► RST instead of the answer (the state change stays)
- *   answer; a 4xx counts toward the error limit
+ *   answer; a 4xx counts toward the error limit (a script's only if `counted`)
  *
  * Faulted requests never count toward the error limit: they model trouble between client and
  * Exact, which Exact's error counter would not see (or, for rotate_then_drop, a success).
- * Scripted answers are Exact's answers: a scripted 4xx counts. Every request is counted in the
+ * Scripted answers are Exact's answers: a scripted 4xx counts, unless the script says Exact's
+ * counter would not see it (`counted: false`). Every request is counted in the
  * stats under exactly one outcome.
  */
 export async function serveExactRequest(
@@ -70,17 +71,20 @@ export async function serveExactRequest(
   const nowMs = sim.clock.nowMs();
   const limitKey = errorLimitKey(request.clientId, request.user?.userId, request.endpoint);
   const blockedUntilMs = sim.errorLimiter.blockedUntilMs(limitKey, nowMs);
-  const { answer, outcome } =
-    blockedUntilMs === undefined
-      ? processOrScript(sim, request, fault?.kind === "rotate_then_drop")
-      : { answer: errorLimited(blockedUntilMs, nowMs), outcome: "error_limited" as const };
+  const {
+    answer,
+    outcome,
+    counted = true,
+  } = blockedUntilMs === undefined
+    ? processOrScript(sim, request, fault?.kind === "rotate_then_drop")
+    : { answer: errorLimited(blockedUntilMs, nowMs), outcome: "error_limited" as const };
 
   if (fault?.kind === "rotate_then_drop") {
     record("fault_rotate_then_drop");
     return reply.reset();
   }
   record(outcome);
-  if (answer.status >= 400 && answer.status < 500) {
+  if (counted && answer.status >= 400 && answer.status < 500) {
     sim.errorLimiter.recordError(limitKey, nowMs);
   }
   reply.send(answer);
@@ -94,11 +98,11 @@ function processOrScript(
   sim: Simulation,
   request: PreparedRequest,
   dropped: boolean,
-): { answer: Answer; outcome: OutcomeByEndpoint[Endpoint] } {
+): { answer: Answer; outcome: OutcomeByEndpoint[Endpoint]; counted?: boolean } {
   const script = dropped ? undefined : sim.scripts.take(request.endpoint, request.clientId);
   if (script === undefined) {
     return request.process();
   }
   const processed = script.process ? request.process().answer : undefined;
-  return { answer: scriptedAnswer(script, processed), outcome: "scripted" };
+  return { answer: scriptedAnswer(script, processed), outcome: "scripted", counted: script.counted };
 }

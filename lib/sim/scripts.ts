@@ -26,6 +26,12 @@ export interface ScriptSpec {
   process?: boolean;
   /** With `process` and an object `json`: the issued `access_token` and `refresh_token` are merged into it. @default false */
   mergePair?: boolean;
+  /**
+   * Whether a 4xx answer counts toward the error limit. `false` models an answer Exact's error
+   * counter never sees, such as a gateway's maintenance page (whether Exact counts those is
+   * unconfirmed). @default true
+   */
+  counted?: boolean;
   status: number;
   /** Sent as given; Content-Type goes in `contentType`, Content-Length is the simulator's. */
   headers?: Record<string, string>;
@@ -44,6 +50,7 @@ export interface Script {
   count: number;
   process: boolean;
   mergePair: boolean;
+  counted: boolean;
   status: number;
   headers: Record<string, string>;
   contentType: string | undefined;
@@ -61,6 +68,7 @@ const KEYS = [
   "count",
   "process",
   "mergePair",
+  "counted",
   "status",
   "headers",
   "contentType",
@@ -192,7 +200,8 @@ export function parseScriptSpec(value: unknown): Script {
   if (mergePair && !isJsonObject(json)) {
     throw new ValidationError(`${WHAT}: "mergePair" needs "json" to be an object`);
   }
-  return { endpoint, clientId, count, process, mergePair, status, headers, contentType, body, json };
+  const counted = optionalBoolean(object, "counted", WHAT) ?? true;
+  return { endpoint, clientId, count, process, mergePair, counted, status, headers, contentType, body, json };
 }
 
 /** The tokens a processed request issued, as its answer's body carries them. */

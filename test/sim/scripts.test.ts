@@ -186,6 +186,31 @@ describe("scripted answers (/_sim/scripts)", () => {
       ]);
     });
 
+    it("does not count a script's 4xx with counted false (an answer Exact's error counter never sees)", async () => {
+      const tokens = await login(sim);
+      sim.addScript({
+        endpoint: "token",
+        clientId: APP.clientId,
+        count: 12,
+        counted: false,
+        status: 400,
+        contentType: "text/html",
+        body: "<html>maintenance</html>",
+      });
+
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        statuses.push((await rawTokenRequest(sim, refreshGrant(tokens.refreshToken))).status);
+      }
+      sim.advanceClock(570);
+      const after = await rawTokenRequest(sim, refreshGrant(tokens.refreshToken));
+
+      expect(statuses).toEqual(Array(12).fill(400));
+      expect(after.status).toBe(200);
+      expect(sim.stats().chains[KEY]?.tokenRequests).toMatchObject({ scripted: 12, refreshed: 1 });
+      expect(sim.stats().chains[KEY]?.tokenRequests.error_limited ?? 0).toBe(0);
+    });
+
     it("leaves the script for the next request when a fault answers or drops this one", async () => {
       const tokens = await login(sim);
       sim.advanceClock(570);
@@ -277,6 +302,7 @@ describe("scripted answers (/_sim/scripts)", () => {
           count: 2,
           process: false,
           mergePair: false,
+          counted: true,
           status: 403,
           headers: { Reason: "InactiveUser" },
         },
@@ -330,6 +356,7 @@ describe("scripted answers (/_sim/scripts)", () => {
         { ...base, mergePair: true, json: {} },
         /"mergePair" needs "process": true/,
       ],
+      ["counted not a boolean", { ...base, counted: "no" }, /"counted" must be true or false/],
       [
         "mergePair with a text body",
         { ...base, process: true, mergePair: true, body: "{}" },

@@ -26,7 +26,12 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *   BROKEN ──heal takes the lease──► HEALING ──login + code exchange, stored──► VERIFYING ──► ACTIVE
  *                                       ├──login failed, may pass (budget 3/h per chain and per user)──► BROKEN
  *                                       └──bad password, locked, bad TOTP twice, no credentials──► REAUTH_REQUIRED
- *   ACTIVE ──invalid_client──► REAUTH_REQUIRED
+ *   VERIFYING / ACTIVE ──Me: 403 Reason BlockedUser, InactiveUser, LicenseExpired, NoDivisionAccess──►
+ *     BLOCKED: no login; refreshes go on; Me again every 30 min ──Exact accepts the user──► ACTIVE
+ *   VERIFYING ──Me: the user cannot open the pinned division──► REAUTH_REQUIRED (division_unreachable)
+ *   any status: invalid_client, Application Scope Violated, an outage (503, 429, a bare 4xx page),
+ *     the day's 200th token call: the status stays; the chain is held (backoff) by its app's state
+ *     (app-states.ts: one chain of the app asks Exact for all) or by its own count until midnight
  *   any status ──operator: exact-broker heal──► BROKEN → heal
  *   any status ──another connection's code exchange started this user's chain──► ACTIVE (the hand-over lands)
  *

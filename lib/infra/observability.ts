@@ -71,6 +71,8 @@ export class Observability extends Construct {
   readonly alertsTopic: Topic;
   readonly reauthRequiredRule: Rule;
   readonly refreshTokenExpiringRule: Rule;
+  /** AppRejected, UserBlocked and TokenCallsHigh events to the alerts topic. */
+  readonly exactRefusalsRule: Rule;
   readonly reauthRequiredAlarm: Alarm;
   readonly refreshTokenExpiringAlarm: Alarm;
   readonly refreshFailuresAlarm: Alarm;
@@ -112,6 +114,13 @@ export class Observability extends Construct {
     this.refreshTokenExpiringRule = this.#eventRule(
       "RefreshTokenExpiringEvents",
       BrokerEventType.RefreshTokenExpiring,
+      eventBus,
+    );
+    // Exact refuses an app or a user, or a chain calls far too often: one event each (per app,
+    // per block, per day), sent as it is; no alarm, as nothing keeps failing in a metric.
+    this.exactRefusalsRule = this.#eventRule(
+      "ExactRefusalEvents",
+      [BrokerEventType.AppRejected, BrokerEventType.UserBlocked, BrokerEventType.TokenCallsHigh],
       eventBus,
     );
     this.reauthRequiredAlarm = this.#alarm("ReauthRequired", {
@@ -187,11 +196,12 @@ export class Observability extends Construct {
     this.dashboard = this.#dashboard(functions, eventBus, vendErrors, refreshFailures);
   }
 
-  #eventRule(id: string, type: BrokerEventType, eventBus: IEventBus): Rule {
+  #eventRule(id: string, types: BrokerEventType | readonly BrokerEventType[], eventBus: IEventBus): Rule {
+    const detailType = typeof types === "string" ? [types] : [...types];
     return new Rule(this, id, {
       eventBus,
-      description: `exact-token-broker: ${type} events to the alerts topic`,
-      eventPattern: { source: [EVENT_SOURCE], detailType: [type] },
+      description: `exact-token-broker: ${detailType.join(", ")} events to the alerts topic`,
+      eventPattern: { source: [EVENT_SOURCE], detailType },
       targets: [new SnsTopic(this.alertsTopic)],
     });
   }

@@ -377,7 +377,7 @@ describe("BrokerStack", () => {
   });
 
   describe("observability", () => {
-    it("sends ReauthRequired and RefreshTokenExpiring events to an encrypted, TLS-only alerts topic", () => {
+    it("sends ReauthRequired, RefreshTokenExpiring, AppRejected, UserBlocked and TokenCallsHigh events to an encrypted, TLS-only alerts topic", () => {
       template.resourceCountIs("AWS::SNS::Topic", 1);
       template.hasResourceProperties("AWS::SNS::Topic", {
         KmsMasterKeyId: { "Fn::GetAtt": [Match.stringLikeRegexp("AlertsKey"), "Arn"] },
@@ -389,10 +389,14 @@ describe("BrokerStack", () => {
           ]),
         },
       });
-      for (const type of ["ReauthRequired", "RefreshTokenExpiring"]) {
+      for (const types of [
+        ["ReauthRequired"],
+        ["RefreshTokenExpiring"],
+        ["AppRejected", "UserBlocked", "TokenCallsHigh"],
+      ]) {
         template.hasResourceProperties("AWS::Events::Rule", {
           EventBusName: { Ref: logicalId(stack.eventBus) },
-          EventPattern: { source: ["exact-token-broker"], "detail-type": [type] },
+          EventPattern: { source: ["exact-token-broker"], "detail-type": types },
           Targets: [Match.objectLike({ Arn: { Ref: logicalId(stack.observability.alertsTopic) } })],
         });
       }

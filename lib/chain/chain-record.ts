@@ -209,6 +209,14 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly tokenCalls?: { readonly day: number; readonly count: number };
   /** Refresh hash of the last chain handed to this connection by another's code exchange (idempotence). */
   readonly adoptedHash?: string;
+  /**
+   * The generation of a VERIFYING or BLOCKED chain that Exact refused and that gave the
+   * connection back what it had (token-refusals.ts `restoreAfterDeath`, one generation up). A
+   * holder that stalled while refreshing that chain holds its continuation, then the only live
+   * chain of the user: its late persisting write may still land while nothing else changed the
+   * tokens since (lease-transitions.ts `rescueCondition`).
+   */
+  readonly diedGeneration?: number;
 }
 
 /** The attributes a write may set: a record's, minus the key and the values only a computation may set. */

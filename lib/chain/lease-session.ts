@@ -5,7 +5,7 @@ import {
   type ChainAttributeName,
   type ChainAttributes,
   type ChainRecord,
-  type ChainStatus,
+  ChainStatus,
   type InflightNote,
   LeasePurpose,
 } from "./chain-record.js";
@@ -22,6 +22,18 @@ import {
 } from "./persisting-writes.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import { CallLedger } from "./token-call-cap.js";
+
+/**
+ * What a VERIFYING or BLOCKED chain carries besides its tokens (its verification note, when it
+ * started, why it is BLOCKED): a rescued refresh of such a chain writes it again.
+ */
+function unverifiedChain(record: ChainRecord, status: ChainStatus): Partial<ChainAttributes> {
+  return {
+    ...(record.verification ? { verification: record.verification } : {}),
+    ...(record.chainStartedAtMs !== undefined ? { chainStartedAtMs: record.chainStartedAtMs } : {}),
+    ...(status === ChainStatus.Blocked && record.statusReason ? { statusReason: record.statusReason } : {}),
+  };
+}
 
 /**
  * The one object through which anything is written under a chain's lease, from the acquire
@@ -143,7 +155,8 @@ export class LeaseSession {
     const rescue = rescueCondition(this.#generation, this.incarnation);
     const rescued = await this.#persist(() =>
       this.#writer(this.connectionId, {
-        set,
+        // After the chain's death gave the connection back, what that death removed comes back too.
+        set: { ...set, ...unverifiedChain(this.record, args.status) },
         remove,
         computed,
         ...rescue,

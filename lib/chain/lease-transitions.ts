@@ -77,9 +77,11 @@ export function dueAt(dueAtMs: number | undefined): Partial<ChainAttributes> {
 
 /**
  * When a holder that lost its lease (it stalled past it) may still land Exact's answer: the
- * generation is the one it started from (nobody committed since) and no chain-starting holder
- * (a login, a code exchange, whose chain always wins) has or had the lease, nor is a heal
- * under way. Then its tokens are the live chain.
+ * generation is the one it started from (nobody committed since), or the one after it when
+ * that step was only the death of the chain it refreshed (`diedGeneration`: a probe with the
+ * token this holder had already rotated), and no chain-starting holder (a login, a code
+ * exchange, whose chain always wins) has or had the lease, nor is a heal under way. Then its
+ * tokens are the live chain.
  */
 export function rescueCondition(
   generation: number,
@@ -87,11 +89,13 @@ export function rescueCondition(
 ): Required<Pick<UpdateParts, "condition" | "names" | "values">> {
   return {
     condition:
-      "#generation = :gen AND #incarnation = :inc AND #status <> :healing AND " +
+      "(#generation = :gen OR (#generation = :afterDeath AND #diedGeneration = :gen)) AND " +
+      "#incarnation = :inc AND #status <> :healing AND " +
       `(attribute_not_exists(#leasePurpose) OR NOT (#leasePurpose IN (${CHAIN_STARTING_PURPOSES.map((_, i) => `:p${i}`).join(", ")})))`,
-    names: ["generation", "incarnation", "status", "leasePurpose"],
+    names: ["generation", "diedGeneration", "incarnation", "status", "leasePurpose"],
     values: {
       gen: generation,
+      afterDeath: generation + 1,
       inc: incarnation,
       healing: ChainStatus.Healing,
       ...Object.fromEntries(CHAIN_STARTING_PURPOSES.map((purpose, i) => [`p${i}`, purpose])),
@@ -152,6 +156,8 @@ export function handedOver(
     readonly status: ChainStatus;
     readonly statusReason?: EventReason;
     readonly lastLoginFailure?: EventReason;
+    /** The chain's death gave the connection back: the generation that died (`diedGeneration`). */
+    readonly diedGeneration?: number;
   },
   nowMs: number,
 ): Transition {
@@ -168,6 +174,7 @@ export function handedOver(
       statusChangedAtMs: nowMs,
       ...(args.statusReason ? { statusReason: args.statusReason } : {}),
       ...(args.lastLoginFailure ? { lastLoginFailure: args.lastLoginFailure } : {}),
+      ...(args.diedGeneration !== undefined ? { diedGeneration: args.diedGeneration } : {}),
       ...(due ? dueAt(nowMs) : {}),
     },
     remove: [

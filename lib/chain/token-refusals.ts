@@ -173,7 +173,9 @@ export async function markBroken(
 ): Promise<ProtocolResult> {
   const back = restoreAfterDeath(session.record, reason);
   const written = await session.finish(
-    back ? handedOver(back, deps.now()) : broken(reason, deps.now(), budgets),
+    back
+      ? handedOver({ ...back, diedGeneration: session.generation }, deps.now())
+      : broken(reason, deps.now(), budgets),
   );
   if (!written) return SUPERSEDED;
   if (back && back.status !== ChainStatus.Broken) return SUPERSEDED;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, it } from "vitest";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
 import { type CaseResult, CaseRun, type Door } from "./case-run.js";
-import { Fault, faultsFor, kindOf } from "./fault-plan.js";
+import { Fault, faultsFor } from "./fault-plan.js";
 import { World } from "./world.js";
 
 /** The campaign's test files (test/campaign/<name>.test.ts); the last one to finish prints the total. */
@@ -68,12 +68,17 @@ export async function defineCampaign(file: CampaignFile, doors: readonly Door[])
 
       describe(door.name, () => {
         it("keeps every invariant in a clean run", ({ expect }) => {
+          if (process.env.CAMPAIGN_TRACE === "1") {
+            console.log(
+              `${door.name}, clean run: ${clean.sequence.map((name, i) => `${i + 1} ${name}`).join(", ")}\n${clean.trace.join("\n")}`,
+            );
+          }
           expect(clean.violations, `${door.name}, clean run\n${clean.trace.join("\n")}`).toEqual([]);
         });
 
         clean.sequence.forEach((name, index) => {
           const atCall = index + 1;
-          for (const fault of faultsFor(kindOf(name))) {
+          for (const fault of faultsFor(name)) {
             it(`call ${atCall} ${name}: ${fault}`, async ({ expect }) => {
               const plan = { atCall, name, fault };
               const result = await CaseRun.execute(

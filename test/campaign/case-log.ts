@@ -1,21 +1,35 @@
 import { type ChainRecord, type ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
-import type { HttpOutcome } from "../../lib/exact/http.js";
+import type { HttpOutcome, HttpRequest } from "../../lib/exact/http.js";
 import { type ExactCall, ExactCallType, type ExactWatch } from "./exact-tap.js";
 import { Fault, type FaultHit, type Tap } from "./fault-plan.js";
 import type { CallStart, Interval, Returned, VendAnswered } from "./invariants.js";
 import type { CampaignConnection, World } from "./world.js";
+
+/** What the log needs of its case: the connections (the door's first; a door may add peers) and Exact's chains of it. */
+export interface CaseScope {
+  readonly connections: readonly CampaignConnection[];
+  /** Exact's live refresh-token hashes of every (app, user) pair of the case. */
+  liveRefreshHashes(): Set<string>;
+}
+
+/** The case's items, by connection ID (a connection whose item is gone is left out). */
+export type Items = ReadonlyMap<string, ChainRecord>;
 
 /**
  * What one case observed, recorded as it happens: every token call and login with its holder
  * and fake-time interval, the lease at the moment each starts (read with the unfaulted client),
  * the generation and status after every invocation, every vend answer, the unknown outcomes and
  * probes. Facts only: the checker (invariants.ts) judges them once the case is over.
+ *
+ * A case may have several connections (a hand-over, outage pacing): each call is attributed to
+ * the connection whose lease its holder held (or, for a refresh, whose refresh token it sent),
+ * and each connection's lease, token calls and generation are judged on their own.
  */
 export class CaseLog implements ExactWatch {
   readonly #world: World;
-  readonly #connection: CampaignConnection;
+  readonly #scope: CaseScope;
   readonly tokenCalls: Interval[] = [];
   readonly #loginSpans = new Map<string, Interval>();
   readonly callStarts: CallStart[] = [];
@@ -27,16 +41,19 @@ export class CaseLog implements ExactWatch {
   unknownOutcomes = 0;
   probes = 0;
   lostAllowed = false;
-  readonly generations: number[] = [];
+  readonly generations: Record<string, number[]> = {};
   readonly statuses: string[] = [];
   #watchingStatus = false;
   /** Refresh-token hashes Exact issued, by the holder that received them. */
   readonly #issued = new Map<string, string[]>();
-  #inflightToken: string | undefined;
+  /** The token call in flight on each connection's chain: its holder. */
+  readonly #inflightToken = new Map<string, string>();
+  /** The connection each holder's token call in flight was attributed to. */
+  readonly #tokenCallOf = new Map<Tap, string>();
 
-  constructor(world: World, connection: CampaignConnection) {
+  constructor(world: World, scope: CaseScope) {
     this.#world = world;
-    this.#connection = connection;
+    this.#scope = scope;
   }
 
   /** One span per holder: from its first login page to its last. */
@@ -49,27 +66,48 @@ export class CaseLog implements ExactWatch {
     this.#watchingStatus = true;
   }
 
+  /** Every connection's item, read with the unfaulted client. */
+  async items(): Promise<Items> {
+    const read = await Promise.all(this.#scope.connections.map((c) => this.#world.item(c.connectionId)));
+    const items = new Map<string, ChainRecord>();
+    for (const item of read) if (item) items.set(item.connectionId, item);
+    return items;
+  }
+
   async starts(tap: Tap, call: ExactCall, atMs: number): Promise<void> {
     if (call.type === ExactCallType.LoginPage) {
       const span = this.#loginSpans.get(tap.owner);
-      this.#loginSpans.set(tap.owner, { owner: tap.owner, startMs: span?.startMs ?? atMs, untilMs: atMs });
+      this.#loginSpans.set(tap.owner, {
+        ...span,
+        owner: tap.owner,
+        startMs: span?.startMs ?? atMs,
+        untilMs: atMs,
+      });
     }
     if (call.type !== ExactCallType.Token && !call.credentials) return;
-    const item = await this.#world.item(this.#connection.connectionId);
-    if (item) this.#sample(item.generation, item.status);
+    const items = await this.items();
+    this.#sampleAll(items);
+    const connectionId = this.#attribute(tap, call.request, items);
+    const item = items.get(connectionId);
     const token = call.type === ExactCallType.Token;
     this.callStarts.push({
       owner: tap.owner,
+      connectionId,
       what: token ? "a token call" : "a login",
       atMs,
       timeoutMs: call.request.timeoutMs,
       leaseOwner: item?.leaseOwner,
       leaseUntilMs: item?.leaseUntilMs,
-      whileInFlight: token ? this.#inflightToken : undefined,
+      whileInFlight: token ? this.#inflightToken.get(connectionId) : undefined,
     });
-    if (!token) return;
+    if (!token) {
+      const span = this.#loginSpans.get(tap.owner);
+      if (span) this.#loginSpans.set(tap.owner, { ...span, connectionId });
+      return;
+    }
     if (item?.leasePurpose === LeasePurpose.Probe) this.probes += 1;
-    this.#inflightToken = tap.owner;
+    this.#inflightToken.set(connectionId, tap.owner);
+    this.#tokenCallOf.set(tap, connectionId);
   }
 
   ends(
@@ -85,12 +123,14 @@ export class CaseLog implements ExactWatch {
     const interval = { owner: tap.owner, startMs: result.startMs, untilMs: result.untilMs };
     if (call.type === ExactCallType.LoginPage) {
       const span = this.#loginSpans.get(tap.owner);
-      this.#loginSpans.set(tap.owner, { ...interval, startMs: span?.startMs ?? result.startMs });
+      this.#loginSpans.set(tap.owner, { ...span, ...interval, startMs: span?.startMs ?? result.startMs });
       return;
     }
     if (call.type !== ExactCallType.Token) return;
-    this.#inflightToken = undefined;
-    this.tokenCalls.push(interval);
+    const connectionId = this.#tokenCallOf.get(tap);
+    this.#tokenCallOf.delete(tap);
+    if (connectionId !== undefined) this.#inflightToken.delete(connectionId);
+    this.tokenCalls.push({ ...interval, ...(connectionId !== undefined ? { connectionId } : {}) });
     if (result.delivered?.kind === "unknown") this.unknownOutcomes += 1;
     const issued = issuedRefreshHash(result.actual);
     if (issued !== undefined && result.delivered === result.actual) {
@@ -101,38 +141,53 @@ export class CaseLog implements ExactWatch {
   /** A fault is about to act on `tap`'s call: is an outcome about to become unknown? */
   async faultHit(tap: Tap, hit: FaultHit): Promise<void> {
     const { fault, name } = hit.plan;
-    const item = await this.#world.item(this.#connection.connectionId);
     // A holder that stops under its lease leaves its write-ahead note: to everyone else, its
     // token call (or login) may have happened. A verifier's note is exempt: it only calls Me.
-    const noteLeft =
-      (fault === Fault.Crash || fault === Fault.Hang) &&
-      item?.leaseOwner === tap.owner &&
-      item.leasePurpose !== LeasePurpose.Verify;
+    const noteLeft = (fault === Fault.Crash || fault === Fault.Hang) && holdsNote(await this.items(), tap);
     if (noteLeft) this.unknownOutcomes += 1;
     const tokenAnswerLost = (fault === Fault.Lost || fault === Fault.Hang) && name === "exact:token";
     if (noteLeft || tokenAnswerLost) this.lostAllowed = true;
   }
 
-  /** An invocation returned (or threw): what it left behind. */
-  async returned(tap: Tap): Promise<ChainRecord | undefined> {
-    const item = await this.#world.item(this.#connection.connectionId);
-    if (!item) return undefined;
-    this.#sample(item.generation, item.status);
-    const live = this.#world.chainStats(this.#connection)?.liveRefreshHash ?? null;
-    const received = this.#issued.get(tap.owner) ?? [];
-    this.returns.push({
-      owner: tap.owner,
-      leftLease: item.leaseOwner === tap.owner,
-      releaseFailed: tap.hit?.plan.fault === Fault.Exception && tap.hit.endsLease,
-      droppedLiveChain: received.some((hash) => hash === live && item.refreshHash !== hash),
-    });
-    return item;
+  /**
+   * A DynamoDB write whose answer is lost has been made. If it took a lease (ChainStore.acquire),
+   * its holder does not know it holds it: the lease and its write-ahead note stay until they
+   * expire, and to everyone else it is a holder that vanished under its note, as after a crash:
+   * its token call may have happened (the next holder probes; a probe's note means BROKEN).
+   */
+  async landed(tap: Tap, hit: FaultHit): Promise<void> {
+    if (!hit.takesLease || !holdsNote(await this.items(), tap)) return;
+    this.unknownOutcomes += 1;
+    this.lostAllowed = true;
   }
 
-  async crashed(): Promise<ChainRecord | undefined> {
-    const item = await this.#world.item(this.#connection.connectionId);
-    if (item) this.#sample(item.generation, item.status);
-    return item;
+  /** An invocation returned (or threw): what it left behind. */
+  async returned(tap: Tap): Promise<Items> {
+    const items = await this.items();
+    this.#sampleAll(items);
+    const live = this.#scope.liveRefreshHashes();
+    const stored = new Set<string>();
+    for (const item of items.values()) {
+      if (item.refreshHash) stored.add(item.refreshHash);
+      if (item.verification?.retired?.refreshHash) stored.add(item.verification.retired.refreshHash);
+    }
+    const received = this.#issued.get(tap.owner) ?? [];
+    const hit = tap.hit;
+    this.returns.push({
+      owner: tap.owner,
+      leftLease: [...items.values()].some((item) => item.leaseOwner === tap.owner),
+      releaseFailed:
+        (hit?.plan.fault === Fault.Exception && hit.endsLease) ||
+        (hit?.plan.fault === Fault.Lost && hit.takesLease),
+      droppedLiveChain: received.some((hash) => live.has(hash) && !stored.has(hash)),
+    });
+    return items;
+  }
+
+  async crashed(): Promise<Items> {
+    const items = await this.items();
+    this.#sampleAll(items);
+    return items;
   }
 
   vendAnswered(owner: string, minValiditySeconds: number, answer: VendAnswer): void {
@@ -140,10 +195,46 @@ export class CaseLog implements ExactWatch {
     this.vends.push({ owner, minValiditySeconds, validityMs });
   }
 
-  #sample(generation: number, status: ChainStatus): void {
-    this.generations.push(generation);
+  /**
+   * The connection a token call or login is for: the one whose lease its holder holds; if it
+   * holds several (a scheduled run works on chains side by side) or none (a call without the
+   * lease), the one whose refresh token it sends; else the door's connection.
+   */
+  #attribute(tap: Tap, request: HttpRequest, items: Items): string {
+    const { connections } = this.#scope;
+    const held = connections.filter((c) => items.get(c.connectionId)?.leaseOwner === tap.owner);
+    const only = held[0];
+    if (only && held.length === 1) return only.connectionId;
+    const sent = sentRefreshHash(request);
+    const named = sent && connections.find((c) => items.get(c.connectionId)?.refreshHash === sent);
+    return (named || only || connections[0])?.connectionId ?? "";
+  }
+
+  #sampleAll(items: Items): void {
+    for (const item of items.values()) this.#sample(item.connectionId, item.generation, item.status);
+  }
+
+  #sample(connectionId: string, generation: number, status: ChainStatus): void {
+    const generations = this.generations[connectionId] ?? [];
+    generations.push(generation);
+    this.generations[connectionId] = generations;
     if (this.#watchingStatus) this.statuses.push(status);
   }
+}
+
+/** The holder leaves a write-ahead note that may stand for an Exact call (any lease but a verifier's). */
+function holdsNote(items: Items, tap: Tap): boolean {
+  return [...items.values()].some(
+    (item) => item.leaseOwner === tap.owner && item.leasePurpose !== LeasePurpose.Verify,
+  );
+}
+
+/** The hash of the refresh token a refresh request sends, if it is one. */
+function sentRefreshHash(request: HttpRequest): string | undefined {
+  if (!request.body) return undefined;
+  const form = new URLSearchParams(request.body);
+  const token = form.get("grant_type") === "refresh_token" ? form.get("refresh_token") : null;
+  return token ? hashToken(token) : undefined;
 }
 
 /** The hash of the refresh token in a token response, whatever its status (a refusal may carry one). */

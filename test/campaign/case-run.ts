@@ -10,10 +10,11 @@ import type { BrokerEvent } from "../../lib/events/broker-events.js";
 import { OneExactIdentityDriver } from "../../lib/exact/login/one-exact-identity-driver.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import type { LinkKeySource } from "../../lib/onboarding/link-key-source.js";
-import { CaseLog } from "./case-log.js";
+import { CaseLog, type CaseScope, type Items } from "./case-log.js";
 import { tappedSend } from "./exact-tap.js";
 import {
   type FaultPlan,
+  type StopAfter,
   Tap,
   type TapHooks,
   tappedCipher,
@@ -23,7 +24,7 @@ import {
   tappedLinkKeys,
   tappedSecrets,
 } from "./fault-plan.js";
-import { type CaseEvidence, checkInvariants, type Expectations } from "./invariants.js";
+import { type CaseEvidence, checkInvariants, type Expectations, type FinalState } from "./invariants.js";
 import type { CampaignConnection, World } from "./world.js";
 
 /** One Lambda invocation: a broker built afresh, every external call of it through one tap. */
@@ -55,6 +56,12 @@ export interface Door {
   act(run: CaseRun, invocation: Invocation): Promise<unknown>;
   /** The competing fresh invocation a hang lets in: the same door, or a vend. */
   compete(run: CaseRun): Promise<unknown>;
+  /**
+   * What an operator does in the recovery where the engine leaves a connection to one (its
+   * REAUTH_REQUIRED after an operator's heal failed, a seed that never happened): true when it
+   * acted. Asked before the automatic steps, for every connection not settled.
+   */
+  operatorStep?(run: CaseRun, connection: CampaignConnection, item: ChainRecord): Promise<boolean>;
 }
 
 /** Rounds of fresh invocations the recovery may take before the case counts as not settling. */
@@ -81,14 +88,21 @@ export interface CaseResult {
  * the recovery, and the checker. Every invocation of the case (setup, door, competitor,
  * recovery) goes through a tap and is observed; only the door's is faulted.
  */
-export class CaseRun {
+export class CaseRun implements CaseScope {
   readonly world: World;
   readonly door: Door;
   readonly label: string;
   readonly log: CaseLog;
+  /** The door's connection. */
   readonly connection: CampaignConnection;
+  /** Every connection of the case: the door's first, then the peers its setup added (same app, other users). */
+  readonly connections: CampaignConnection[];
+  /** Exact users of the case's app that no connection of the case was added for (a door's second user). */
+  readonly #otherUsers: string[] = [];
+  /** The Exact user each connection is meant to hold, where a door gives it another than its own. */
+  readonly #expectedUsers = new Map<string, string>();
   /** Door-specific values the setup leaves for the act (a code, a connect state). */
-  readonly scratch: { code?: string; state?: string } = {};
+  readonly scratch: { code?: string; state?: string; user?: string; atMs?: number } = {};
   readonly events: BrokerEvent[] = [];
   readonly triggers: string[] = [];
   /** One line per invocation: how it ended and where it left the chain (for a failure's message). */
@@ -96,7 +110,9 @@ export class CaseRun {
   #invocations = 0;
   /** Invocations started and not yet over (a crashed one is over once abandoned). */
   #running = 0;
-  #lastRead: ChainRecord | undefined;
+  #lastRead: Items | undefined;
+  /** What each stored refresh-token ciphertext holds (its hash), decrypted once. */
+  readonly #decrypted = new Map<string, string | undefined>();
   readonly #hooks: TapHooks;
 
   private constructor(world: World, door: Door, label: string, connection: CampaignConnection) {
@@ -104,9 +120,11 @@ export class CaseRun {
     this.door = door;
     this.label = label;
     this.connection = connection;
-    this.log = new CaseLog(world, connection);
+    this.connections = [connection];
+    this.log = new CaseLog(world, this);
     this.#hooks = {
       faultHit: (tap, hit) => this.log.faultHit(tap, hit),
+      landed: (tap, hit) => this.log.landed(tap, hit),
       hang: (tap) => this.#hang(tap),
       mismatch: (_tap, index, name) =>
         this.log.harness.push(`call ${index} is ${name} here, not what the clean run made there`),
@@ -127,19 +145,13 @@ export class CaseRun {
     const run = new CaseRun(world, door, label, connection);
     try {
       await door.setup(run);
-      const before = world.loginStats(connection);
+      const before = run.#logins();
       run.log.watchStatus();
       const { tap } = await run.invoke("door", (invocation) => door.act(run, invocation), plan);
       await run.#recover();
-      const after = world.loginStats(connection);
-      const loginSuccesses = (after?.success ?? 0) - (before?.success ?? 0);
-      const failed = (counts: typeof after) =>
-        (counts?.bad_password ?? 0) +
-        (counts?.bad_totp ?? 0) +
-        (counts?.totp_reused ?? 0) +
-        (counts?.locked ?? 0) +
-        (counts?.unknown_user ?? 0);
-      const evidence = await run.#evidence(loginSuccesses, failed(after) - failed(before));
+      const after = run.#logins();
+      const loginSuccesses = after.success - before.success;
+      const evidence = await run.#evidence(loginSuccesses, after.failed - before.failed);
       const baseline = expected ?? { loginDoor: loginSuccesses > 0, baselineLogins: loginSuccesses };
       const violations = [...run.log.harness, ...checkInvariants(evidence, baseline)];
       if (plan && !tap.hit) violations.push(`the run never reached call ${plan.atCall} (${plan.name})`);
@@ -151,21 +163,98 @@ export class CaseRun {
         trace: run.trace,
       };
     } finally {
-      await world.removeConnection(connection);
+      for (const c of run.connections) await world.removeConnection(c);
     }
   }
 
-  /** Runs `work` as one invocation; a crashed one is abandoned, never awaited. */
+  /**
+   * A second connection of the door's app, for another Exact user (its own): the one that holds
+   * the user a hand-over goes to, or another chain of the app during an outage.
+   */
+  async addPeer(): Promise<CampaignConnection> {
+    const peer = await this.world.addConnection(this.connection.mode, this.connection);
+    this.connections.push(peer);
+    return peer;
+  }
+
+  /**
+   * Removes a peer's item and nothing else, as an interrupted `connection remove` leaves it: its
+   * guard still names it. Its Exact user stays one of the case's.
+   */
+  async dropPeer(peer: CampaignConnection): Promise<void> {
+    const at = this.connections.indexOf(peer);
+    if (at <= 0) throw new Error(`${peer.connectionId} is not a peer of the case`);
+    await this.world.removeConnection(peer);
+    this.connections.splice(at, 1);
+    this.#otherUsers.push(peer.username);
+    this.forgetItem();
+  }
+
+  /** Another Exact user of the door's app, without a connection of its own; returns its user name. */
+  addExactUser(): string {
+    const { username } = this.world.addExactUser();
+    this.#otherUsers.push(username);
+    return username;
+  }
+
+  /** The door gives `connection` another Exact user than its own: recovery and checks expect that one. */
+  expectUser(connection: CampaignConnection, username: string): void {
+    this.#expectedUsers.set(connection.connectionId, username);
+  }
+
+  /** The Exact user `connection` is meant to hold. */
+  expectedUser(connection: CampaignConnection): string {
+    return this.#expectedUsers.get(connection.connectionId) ?? connection.username;
+  }
+
+  /** The case's Exact users: every connection's own, and the others a door added. */
+  get users(): string[] {
+    return [...new Set([...this.connections.map((c) => c.username), ...this.#otherUsers])];
+  }
+
+  liveRefreshHashes(): Set<string> {
+    const live = new Set<string>();
+    for (const username of this.users) {
+      const hash = this.world.chainStats(this.connection, username)?.liveRefreshHash;
+      if (hash) live.add(hash);
+    }
+    return live;
+  }
+
+  /** Successful and failed logins at the simulator, of every Exact user of the case. */
+  #logins(): { success: number; failed: number } {
+    let success = 0;
+    let failed = 0;
+    for (const username of this.users) {
+      const counts = this.world.loginStats(username);
+      success += counts?.success ?? 0;
+      failed +=
+        (counts?.bad_password ?? 0) +
+        (counts?.bad_totp ?? 0) +
+        (counts?.totp_reused ?? 0) +
+        (counts?.locked ?? 0) +
+        (counts?.unknown_user ?? 0);
+    }
+    return { success, failed };
+  }
+
+  /**
+   * Runs `work` as one invocation; a crashed one is abandoned, never awaited. `plan` faults one
+   * of its calls (the door's invocation); `stopAfter` makes it die right after a chosen call (a
+   * setup that leaves what a crash there would).
+   */
   async invoke<T>(
     role: Role,
     work: (invocation: Invocation) => Promise<T>,
     plan?: FaultPlan,
+    stopAfter?: StopAfter,
   ): Promise<InvocationEnd<T>> {
     this.#invocations += 1;
     this.#running += 1;
     const tap = new Tap({
       owner: `${this.label}/${role}-${this.#invocations}`,
       ...(plan ? { plan } : {}),
+      ...(stopAfter ? { stopAfter } : {}),
       hooks: this.#hooks,
       sleep: this.world.clock.sleep,
     });
@@ -179,22 +268,35 @@ export class CaseRun {
     // one that returned before making another still runs it now.
     if (end.kind !== "crashed") await tap.drain();
     if (tap.crashed) end = { kind: "crashed" };
-    const item = end.kind === "crashed" ? await this.log.crashed() : await this.log.returned(tap);
+    const items = end.kind === "crashed" ? await this.log.crashed() : await this.log.returned(tap);
     this.#running -= 1;
-    this.#lastRead = item;
+    this.#lastRead = items;
     const hit = tap.hit ? ` [${tap.hit.plan.fault} at call ${tap.hit.plan.atCall} ${tap.hit.plan.name}]` : "";
     const how = end.kind === "threw" ? `threw ${describeError(end.error)}` : end.kind;
-    this.trace.push(
-      `${tap.owner}${hit}: ${how} -> ${item?.status ?? "gone"} generation ${item?.generation ?? "-"}`,
-    );
+    const where = this.connections.map((c) => {
+      const item = items.get(c.connectionId);
+      const state = `${item?.status ?? "gone"} generation ${item?.generation ?? "-"}`;
+      return this.connections.length > 1 ? `${c.connectionId} ${state}` : state;
+    });
+    this.trace.push(`${tap.owner}${hit}: ${how} -> ${where.join(", ")} [${tap.sequence.join(" ")}]`);
     return { ...end, tap };
   }
 
-  /** A vend whose answer is checked for the validity it asked for. */
-  async vend(invocation: Invocation, minValiditySeconds: number): Promise<VendAnswer> {
-    const answer = await invocation.broker.vend.vend(this.connection.connectionId, minValiditySeconds);
+  /** A vend (of the door's connection, or `connection`) whose answer is checked for the validity it asked for. */
+  async vend(
+    invocation: Invocation,
+    minValiditySeconds: number,
+    connection: CampaignConnection = this.connection,
+  ): Promise<VendAnswer> {
+    const answer = await invocation.broker.vend.vend(connection.connectionId, minValiditySeconds);
     this.log.vendAnswered(invocation.tap.owner, minValiditySeconds, answer);
     return answer;
+  }
+
+  /** Seeds `connection` with a fresh code of the user it is meant to hold, as `connection seed` does. */
+  seed(invocation: Invocation, connection: CampaignConnection = this.connection): Promise<unknown> {
+    const code = this.world.authorize(connection, this.expectedUser(connection));
+    return invocation.broker.onboarding.seed(connection.connectionId, code);
   }
 
   /** After a write outside the engine (a setup's corruption): the next `item()` reads again. */
@@ -203,15 +305,16 @@ export class CaseRun {
   }
 
   /**
-   * The case's item, read with the unfaulted client; the read an invocation's end made is reused
-   * while no invocation runs (nothing else writes the item).
+   * A connection's item (the door's by default), read with the unfaulted client; the read an
+   * invocation's end made is reused while no invocation runs (nothing else writes the items).
    */
-  async item(): Promise<ChainRecord> {
+  async item(connection: CampaignConnection = this.connection): Promise<ChainRecord> {
+    const { connectionId } = connection;
     const item =
-      this.#running === 0 && this.#lastRead
-        ? this.#lastRead
-        : await this.world.item(this.connection.connectionId);
-    if (!item) throw new Error(`connection ${this.connection.connectionId} is gone`);
+      this.#running === 0 && this.#lastRead?.has(connectionId)
+        ? this.#lastRead.get(connectionId)
+        : await this.world.item(connectionId);
+    if (!item) throw new Error(`connection ${connectionId} is gone`);
     return item;
   }
 
@@ -219,7 +322,7 @@ export class CaseRun {
     const { world } = this;
     const clock = world.clock;
     const send = tappedSend(tap, clock, this.log);
-    const dynamo = tappedDynamo(world.stack.dynamo.client, tap);
+    const dynamo = tappedDynamo(world.dynamo, tap);
     const broker = createBroker(world.stack.env, {
       dynamo,
       cipher: tappedCipher(world.cipher, tap),
@@ -247,78 +350,105 @@ export class CaseRun {
     return { info: check, warn: check, error: check };
   }
 
-  /** A hang: the clock past the holder's lease, then a competing fresh invocation to completion. */
+  /** A hang: the clock past the holder's lease (any it holds), then a competing fresh invocation to completion. */
   async #hang(tap: Tap): Promise<void> {
-    const item = await this.item();
+    const held = [...(await this.log.items()).values()]
+      .filter((item) => item.leaseOwner === tap.owner && item.leaseUntilMs !== undefined)
+      .map((item) => item.leaseUntilMs ?? 0);
     const leaseEndMs =
-      item.leaseOwner === tap.owner && item.leaseUntilMs !== undefined
-        ? item.leaseUntilMs
-        : this.world.clock.now() + this.world.config.leaseMs;
+      held.length > 0 ? Math.max(...held) : this.world.clock.now() + this.world.config.leaseMs;
     this.world.clock.advanceTo(leaseEndMs + CLOCK_SKEW_BOUND_MS + 1_000);
     await this.door.compete(this);
+    // The stalled call returns after the competitor's work, not in the same millisecond: of two
+    // chains Exact starts for one user, the broker takes the one whose request went out later.
+    this.world.clock.advanceMs(1_000);
   }
 
   /**
-   * Fresh invocations until the chain settles: what the refresher, fallback-login (after the
-   * trigger the door recorded), a vend, or an operator (a new code, for a chain Exact started
-   * and the broker never stored) would do next, in bounded rounds.
+   * Fresh invocations until every connection of the case settles: what the refresher,
+   * fallback-login (after the trigger the door recorded), a vend, time passing (a BLOCKED user's
+   * re-check), or an operator (a new code for a chain Exact started and the broker never stored;
+   * the door's own operator step) would do next, in bounded rounds.
    */
   async #recover(): Promise<void> {
-    const { clock } = this.world;
-    const id = this.connection.connectionId;
     for (let round = 0; round < RECOVERY_ROUNDS; round++) {
-      if (await this.#settled(await this.#passLeasesAndBackoffs())) {
+      await this.#passLeasesAndBackoffs();
+      if (await this.#allSettled()) {
         // It looks settled: a consumer's vend must be served from it (or shows what is wrong).
-        await this.invoke("recovery", (invocation) =>
-          this.vend(invocation, this.connection.mode === "code" ? 30 : 0),
-        );
-        if (await this.#settled(await this.item())) return;
+        // A peer is judged by what it holds; its vends are its own door's business.
+        const c = this.connection;
+        await this.invoke("recovery", (invocation) => this.vend(invocation, c.mode === "code" ? 30 : 0, c));
+        if (await this.#allSettled()) return;
         continue;
       }
       await this.invoke("recovery", (invocation) => invocation.broker.refresh.run());
-      const item = await this.#passLeasesAndBackoffs();
-      if (await this.#settled(item)) continue;
-      switch (item.status) {
-        case ChainStatus.New:
-          if (item.mode === "code") {
-            const code = this.world.authorize(this.connection);
-            await this.invoke("recovery", (invocation) => invocation.broker.onboarding.seed(id, code));
-            break;
-          }
-          await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
-          break;
-        case ChainStatus.Verifying:
-          if ((item.accessExpiresAtMs ?? 0) - clock.now() <= this.world.config.httpTimeoutMs + 2_000) {
-            clock.advanceTo(item.windowOpensAtMs ?? clock.now());
-          }
-          await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
-          break;
-        case ChainStatus.Broken:
-        case ChainStatus.Healing:
-          await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
-          break;
-        case ChainStatus.Active:
-        case ChainStatus.Suspect:
-          if (item.mode === "implicit") {
-            await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
-            break;
-          }
-          // Only a refresh tells whether the stored refresh token is still Exact's: in the window.
-          clock.advanceTo(item.windowOpensAtMs ?? clock.now());
-          await this.invoke("recovery", (invocation) => this.vend(invocation, 30));
-          break;
-        default:
-          // REAUTH_REQUIRED: an operator's turn; the checker reports the status.
-          return;
+      await this.#passLeasesAndBackoffs();
+      let acted = false;
+      for (const c of this.connections) {
+        const item = await this.item(c);
+        if (await this.#settled(c, item)) continue;
+        if ((await this.door.operatorStep?.(this, c, item)) || (await this.#next(c, item))) acted = true;
       }
+      // Only an operator could go on (REAUTH_REQUIRED): the checker reports the status.
+      if (!acted && !(await this.#allSettled())) return;
+    }
+  }
+
+  /** The next automatic step for one connection that has not settled; false when only an operator can act. */
+  async #next(c: CampaignConnection, item: ChainRecord): Promise<boolean> {
+    const { clock } = this.world;
+    const id = c.connectionId;
+    switch (item.status) {
+      case ChainStatus.New:
+        if (item.mode === "code") {
+          await this.invoke("recovery", (invocation) => this.seed(invocation, c));
+          return true;
+        }
+        await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
+        return true;
+      case ChainStatus.Verifying:
+        if ((item.accessExpiresAtMs ?? 0) - clock.now() <= this.world.config.httpTimeoutMs + 2_000) {
+          clock.advanceTo(item.windowOpensAtMs ?? clock.now());
+        }
+        await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
+        return true;
+      case ChainStatus.Broken:
+      case ChainStatus.Healing:
+        await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
+        return true;
+      case ChainStatus.Active:
+      case ChainStatus.Suspect:
+        if (item.mode === "implicit") {
+          await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
+          return true;
+        }
+        // Only a refresh tells whether the stored refresh token is still Exact's: in the window.
+        clock.advanceTo(item.windowOpensAtMs ?? clock.now());
+        await this.invoke("recovery", (invocation) => this.vend(invocation, 30, c));
+        return true;
+      case ChainStatus.Blocked:
+        // Time passes: the scheduled refresh of the next round re-checks the user.
+        clock.advanceTo(item.dueAtMs ?? clock.now());
+        return true;
+      default:
+        // REAUTH_REQUIRED: an operator's turn.
+        return false;
     }
   }
 
   /** The hash of the refresh token the item really holds (its ciphertext, decrypted), if any. */
   async #storedRefreshHash(item: ChainRecord): Promise<string | undefined> {
     if (!item.refreshCt) return undefined;
+    const key = `${item.incarnation ?? ""}/${item.refreshCt}`;
+    if (this.#decrypted.has(key)) return this.#decrypted.get(key);
+    const hash = await this.#decryptRefresh(item);
+    this.#decrypted.set(key, hash);
+    return hash;
+  }
+
+  async #decryptRefresh(item: ChainRecord): Promise<string | undefined> {
     try {
-      const token = await this.world.cipher.decrypt(item.refreshCt, {
+      const token = await this.world.cipher.decrypt(item.refreshCt ?? "", {
         connectionId: item.connectionId,
         kind: "refresh",
         ...(item.incarnation !== undefined ? { incarnation: item.incarnation } : {}),
@@ -329,30 +459,55 @@ export class CaseRun {
     }
   }
 
-  /** ACTIVE, no live lease, and holding Exact's live chain (implicit: a valid access token). */
-  async #settled(item: ChainRecord): Promise<boolean> {
+  /**
+   * ACTIVE, no live lease, and holding Exact's live chain of the user it is meant to hold
+   * (implicit: a valid access token).
+   */
+  async #settled(c: CampaignConnection, item: ChainRecord): Promise<boolean> {
     const nowMs = this.world.clock.now();
     if (item.status !== ChainStatus.Active || this.world.store.leaseIsLive(item, nowMs)) return false;
     if (item.mode === "implicit") return accessValidityMs(item, nowMs) > 0;
-    return (await this.#storedRefreshHash(item)) === this.world.chainStats(this.connection)?.liveRefreshHash;
+    const expected = this.expectedUser(c);
+    if (item.exactUserName !== expected) return false;
+    return (await this.#storedRefreshHash(item)) === this.world.chainStats(c, expected)?.liveRefreshHash;
   }
 
-  /** Moves the clock past a lease left behind, a backoff and a login block; returns the item. */
-  async #passLeasesAndBackoffs(): Promise<ChainRecord> {
+  async #allSettled(): Promise<boolean> {
+    for (const c of this.connections) if (!(await this.#settled(c, await this.item(c)))) return false;
+    return true;
+  }
+
+  /** Moves the clock past a lease left behind, a backoff and a login block, of every connection. */
+  async #passLeasesAndBackoffs(): Promise<void> {
     const { clock } = this.world;
-    const item = await this.item();
-    if (item.leaseOwner !== undefined && item.leaseUntilMs !== undefined) {
-      clock.advanceTo(item.leaseUntilMs + CLOCK_SKEW_BOUND_MS + 1_000);
+    for (const c of this.connections) {
+      const item = await this.item(c);
+      if (item.leaseOwner !== undefined && item.leaseUntilMs !== undefined) {
+        clock.advanceTo(item.leaseUntilMs + CLOCK_SKEW_BOUND_MS + 1_000);
+      }
+      if (item.backoffUntilMs !== undefined) clock.advanceTo(item.backoffUntilMs + 1);
+      const blockedSeconds = loginBlockedFor(item, clock.now());
+      if (blockedSeconds !== undefined) clock.advanceMs(blockedSeconds * 1000 + 1);
     }
-    if (item.backoffUntilMs !== undefined) clock.advanceTo(item.backoffUntilMs + 1);
-    const blockedSeconds = loginBlockedFor(item, clock.now());
-    if (blockedSeconds !== undefined) clock.advanceMs(blockedSeconds * 1000 + 1);
-    return item;
   }
 
   async #evidence(loginSuccesses: number, loginFailures: number): Promise<CaseEvidence> {
-    const item = await this.item();
     const nowMs = this.world.clock.now();
+    const finals: FinalState[] = [];
+    for (const c of this.connections) {
+      const item = await this.world.item(c.connectionId);
+      const expectedUser = this.expectedUser(c);
+      finals.push({
+        connectionId: c.connectionId,
+        status: item?.status,
+        refreshHash: item ? await this.#storedRefreshHash(item) : undefined,
+        liveRefreshHash: this.world.chainStats(c, expectedUser)?.liveRefreshHash ?? null,
+        accessValidityMs: item ? accessValidityMs(item, nowMs) : 0,
+        leaseLive: item ? this.world.store.leaseIsLive(item, nowMs) : false,
+        heldUser: item?.exactUserName,
+        expectedUser,
+      });
+    }
     for (const event of this.events) {
       if (this.world.leakPattern.test(JSON.stringify(event))) this.log.leaks.push(`the event ${event.type}`);
     }
@@ -371,13 +526,7 @@ export class CaseRun {
       statuses: this.log.statuses,
       loginSuccesses,
       loginFailures,
-      final: {
-        status: item?.status,
-        refreshHash: item ? await this.#storedRefreshHash(item) : undefined,
-        liveRefreshHash: this.world.chainStats(this.connection)?.liveRefreshHash ?? null,
-        accessValidityMs: item ? accessValidityMs(item, nowMs) : 0,
-        leaseLive: item ? this.world.store.leaseIsLive(item, nowMs) : false,
-      },
+      finals,
     };
   }
 }

@@ -5,8 +5,9 @@ import { LeasePurpose } from "../../lib/chain/chain-record.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
 import { CaseRun, type Door, type Invocation } from "./case-run.js";
+import { Fault, faultsFor } from "./fault-plan.js";
 import { type CaseEvidence, checkInvariants } from "./invariants.js";
-import { vendRefreshes } from "./scenarios.js";
+import { seed, vendRefreshes } from "./scenarios.js";
 import { World } from "./world.js";
 
 /**
@@ -27,8 +28,8 @@ async function refreshWithoutLease(run: CaseRun, invocation: Invocation): Promis
   await oauth.refresh(item.baseUrl, { clientId: item.clientId, clientSecret }, refreshToken, 5_000);
 }
 
-function rogue(name: string, act: Door["act"]): Door {
-  return { ...vendRefreshes, name, act };
+function rogue(name: string, act: Door["act"], setup: Door["setup"] = vendRefreshes.setup): Door {
+  return { ...vendRefreshes, name, act, setup };
 }
 
 describe("the campaign's checker", () => {
@@ -97,7 +98,7 @@ describe("the campaign's checker", () => {
       rogue("rogue writer", async (r, invocation) => {
         await invocation.dynamo.send(
           new UpdateItemCommand({
-            TableName: world.stack.tableName,
+            TableName: world.tableName,
             Key: marshall({ pk: connectionKey(r.connection.connectionId) }),
             UpdateExpression: "SET generation = generation - :one",
             ExpressionAttributeValues: marshall({ ":one": 1 }),
@@ -109,6 +110,61 @@ describe("the campaign's checker", () => {
     expect(result.violations).toEqual(
       expect.arrayContaining([expect.stringMatching(/the generation went back from 1 to 0/)]),
     );
+  });
+
+  it("judges every connection of a case: an identity that lands on the wrong one is caught", async () => {
+    const result = await run(
+      rogue(
+        "rogue landing",
+        async (r, invocation) => {
+          const [own, peer] = r.connections;
+          const item = await r.item(own);
+          await invocation.dynamo.send(
+            new UpdateItemCommand({
+              TableName: world.tableName,
+              Key: marshall({ pk: connectionKey(peer?.connectionId ?? "") }),
+              UpdateExpression: "SET exactUserId = :id, exactUserName = :name",
+              ExpressionAttributeValues: marshall({ ":id": item.exactUserId, ":name": item.exactUserName }),
+            }),
+          );
+        },
+        async (r) => {
+          await seed(r);
+          await seed(r, await r.addPeer());
+        },
+      ),
+    );
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^connection c\d+: after recovery the chain is Exact user user-c\d+@example.com's, not user-c\d+@example.com's$/,
+        ),
+        expect.stringMatching(/^connections c\d+ and c\d+ both hold Exact user user-c\d+@example.com$/),
+      ]),
+    );
+  });
+
+  it("loses answers where the other side acts first: Exact's calls and DynamoDB's writes", () => {
+    for (const name of [
+      "exact:token",
+      "login:POST b2c/SelfAsserted",
+      "dynamo:UpdateItemCommand",
+      "dynamo:PutItemCommand",
+      "dynamo:DeleteItemCommand",
+    ]) {
+      expect(faultsFor(name), name).toContain(Fault.Lost);
+    }
+    for (const name of [
+      "dynamo:GetItemCommand",
+      "dynamo:QueryCommand",
+      "cipher:decrypt",
+      "secrets:get",
+      "events:publish",
+      "trigger:heal",
+    ]) {
+      expect(faultsFor(name), name).not.toContain(Fault.Lost);
+    }
   });
 
   it("judges what it is shown: probes, the login budget, vend validity, leaks, a live lease", () => {
@@ -125,18 +181,23 @@ describe("the campaign's checker", () => {
       unknownOutcomes: 1,
       probes: 2,
       lostAllowed: true,
-      generations: [1, 2, 2],
+      generations: { c1: [1, 2, 2] },
       statuses: ["ACTIVE"],
       loginSuccesses: 0,
       loginFailures: 4,
       leaks: ["a's log line"],
-      final: {
-        status: "ACTIVE",
-        refreshHash: "h",
-        liveRefreshHash: "h",
-        accessValidityMs: 1,
-        leaseLive: true,
-      },
+      finals: [
+        {
+          connectionId: "c1",
+          status: "ACTIVE",
+          refreshHash: "h",
+          liveRefreshHash: "h",
+          accessValidityMs: 1,
+          leaseLive: true,
+          heldUser: "u",
+          expectedUser: "u",
+        },
+      ],
     };
 
     expect(checkInvariants(evidence, { loginDoor: false, baselineLogins: 0 })).toEqual([

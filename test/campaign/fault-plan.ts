@@ -17,7 +17,11 @@ export const Fault = {
   Hang: "hang",
   /** The holder never comes back: this call and every later one of the invocation never settle. */
   Crash: "crash",
-  /** Exact calls only: Exact processes the request and the answer is lost on the way back. */
+  /**
+   * The other side processes the request and the answer is lost on the way back. Exact's calls
+   * (the holder gets `unknown`) and DynamoDB's writes (UpdateItem, PutItem, DeleteItem: the write
+   * lands, then the call throws, as a timeout after the request reached DynamoDB would).
+   */
   Lost: "lost",
 } as const;
 export type Fault = (typeof Fault)[keyof typeof Fault];
@@ -36,10 +40,22 @@ export const CallKind = {
 } as const;
 export type CallKind = (typeof CallKind)[keyof typeof CallKind];
 
-/** Every fault applies to every call; a lost answer only to Exact's (its other side processes the request). */
-export function faultsFor(kind: CallKind): Fault[] {
+/** DynamoDB's write commands: a lost answer applies to them (the write lands, the caller gets an error). */
+export const DYNAMO_WRITES: readonly string[] = [
+  "dynamo:UpdateItemCommand",
+  "dynamo:PutItemCommand",
+  "dynamo:DeleteItemCommand",
+];
+
+/**
+ * Every fault applies to every call; a lost answer to the calls whose other side processes the
+ * request before it answers: Exact's, and DynamoDB's writes.
+ */
+export function faultsFor(callName: string): Fault[] {
   const always: Fault[] = [Fault.Exception, Fault.Hang, Fault.Crash];
-  return kind === CallKind.Exact || kind === CallKind.Login ? [...always, Fault.Lost] : always;
+  const kind = kindOf(callName);
+  const processed = kind === CallKind.Exact || kind === CallKind.Login || DYNAMO_WRITES.includes(callName);
+  return processed ? [...always, Fault.Lost] : always;
 }
 
 export function kindOf(callName: string): CallKind {
@@ -53,22 +69,37 @@ export interface FaultPlan {
   readonly fault: Fault;
 }
 
-/** What a fault hit, for the checker: whether it was an HTTP call's, and what a DynamoDB write was. */
+/** What a fault hit, for the checker: what a DynamoDB write was. */
 export interface FaultHit {
   readonly plan: FaultPlan;
   /** A DynamoDB UpdateItem that would have removed the lease (a session's last write). */
   readonly endsLease: boolean;
+  /** A DynamoDB UpdateItem that takes a lease (ChainStore.acquire: it sets the lease's owner). */
+  readonly takesLease: boolean;
 }
+
+/** What a DynamoDB write does to a chain's lease, read from its UpdateExpression. */
+export interface LeaseEffect {
+  readonly endsLease: boolean;
+  readonly takesLease: boolean;
+}
+
+const NO_LEASE_EFFECT: LeaseEffect = { endsLease: false, takesLease: false };
 
 /** The campaign's side of a tap: what happens around a fault. */
 export interface TapHooks {
   /** Before the fault acts: the case takes note of where the holder stood (its lease, its note). */
   faultHit(tap: Tap, hit: FaultHit): Promise<void>;
+  /** A DynamoDB write whose answer is lost has landed (or failed its condition); the holder is about to get an error. */
+  landed(tap: Tap, hit: FaultHit): Promise<void>;
   /** A non-HTTP call hangs: move the clock past the holder's lease and run a competing invocation. */
   hang(tap: Tap): Promise<void>;
   /** The call at the planned index is not the one the clean run made there. */
   mismatch(tap: Tap, index: number, name: string): void;
 }
+
+/** Picks the call after which a setup's invocation dies: its name and (DynamoDB) its command's input. */
+export type StopAfter = (callName: string, input: unknown) => boolean;
 
 /** The promise a crashed holder's calls return: it never settles. */
 const NEVER: Promise<never> = new Promise<never>(() => undefined);
@@ -82,6 +113,18 @@ export class InjectedFailure extends Error {
 }
 
 /**
+ * Thrown by a DynamoDB write whose answer the campaign loses: the write was applied (or refused
+ * by its condition), and the caller learns nothing of it, as after a socket timeout once the
+ * request reached DynamoDB (the SDK's own retry would resend it; the engine's retry does here).
+ */
+export class InjectedLostAnswer extends Error {
+  constructor(callName: string) {
+    super(`injected: no answer from DynamoDB after the request reached it (${callName})`);
+    this.name = "TimeoutError";
+  }
+}
+
+/**
  * One invocation's view of the outside world. Every external call of the invocation passes
  * `next()` in the order the code makes it, so the sequence of a clean run enumerates the calls
  * and a plan can fail the k-th. A crashed tap swallows every later call and sleep.
@@ -90,6 +133,7 @@ export class Tap {
   readonly owner: string;
   readonly sequence: string[] = [];
   readonly #plan: FaultPlan | undefined;
+  readonly #stopAfter: StopAfter | undefined;
   readonly #hooks: TapHooks;
   readonly #sleep: (ms: number) => Promise<void>;
   #hit: FaultHit | undefined;
@@ -102,11 +146,14 @@ export class Tap {
   constructor(options: {
     readonly owner: string;
     readonly plan?: FaultPlan;
+    /** A setup's invocation dies right after the first call this matches has returned. */
+    readonly stopAfter?: StopAfter;
     readonly hooks: TapHooks;
     readonly sleep: (ms: number) => Promise<void>;
   }) {
     this.owner = options.owner;
     this.#plan = options.plan;
+    this.#stopAfter = options.stopAfter;
     this.#hooks = options.hooks;
     this.#sleep = options.sleep;
     this.crashedSignal = new Promise<void>((resolve) => {
@@ -132,12 +179,12 @@ export class Tap {
 
   /**
    * Counts the next call and says which fault, if any, to apply to it.
-   * @param endsLease for a DynamoDB write: it removes the lease (see {@link FaultHit})
+   * @param effect for a DynamoDB write: what it does to the lease (see {@link FaultHit})
    */
-  async next(name: string, endsLease = false): Promise<Fault | undefined> {
+  async next(name: string, effect: LeaseEffect = NO_LEASE_EFFECT): Promise<Fault | undefined> {
     await this.#waitForStall();
     if (this.#crashed) return NEVER;
-    const fault = this.#count(name, endsLease);
+    const fault = this.#count(name, effect);
     if (fault) await this.#hooks.faultHit(this, this.#hit as FaultHit);
     return fault;
   }
@@ -145,7 +192,7 @@ export class Tap {
   /** For a synchronous call: counts it like `next`; the hook runs as a stall the next call waits for. */
   nextSync(name: string): Fault | undefined {
     if (this.#crashed) return undefined;
-    const fault = this.#count(name, false);
+    const fault = this.#count(name, NO_LEASE_EFFECT);
     if (fault) {
       const hit = this.#hit as FaultHit;
       this.stallFor(() => this.#hooks.faultHit(this, hit));
@@ -153,12 +200,22 @@ export class Tap {
     return fault;
   }
 
-  /** Runs a non-HTTP call through the plan: an exception, a hang past the lease, or a crash. */
-  async around<T>(name: string, real: () => Promise<T>, endsLease = false): Promise<T> {
-    const fault = await this.next(name, endsLease);
+  /**
+   * Runs a non-HTTP call through the plan: an exception, a hang past the lease, a crash, or (a
+   * DynamoDB write) a lost answer: the write is made, then the call throws.
+   */
+  async around<T>(
+    name: string,
+    real: () => Promise<T>,
+    effect: LeaseEffect = NO_LEASE_EFFECT,
+    input?: unknown,
+  ): Promise<T> {
+    const fault = await this.next(name, effect);
     switch (fault) {
-      case undefined:
-        return real();
+      case undefined: {
+        const value = await real();
+        return this.#stopAfter?.(name, input) ? this.crash() : value;
+      }
       case Fault.Exception:
         throw new InjectedFailure(name);
       case Fault.Hang:
@@ -166,6 +223,15 @@ export class Tap {
         return real();
       case Fault.Crash:
         return this.crash();
+      case Fault.Lost:
+        if (!DYNAMO_WRITES.includes(name)) throw new Error(`fault ${fault} does not apply to ${name}`);
+        try {
+          await real();
+        } catch {
+          // A refusal (its condition failed) is lost just the same: the caller cannot tell.
+        }
+        await this.#hooks.landed(this, this.#hit as FaultHit);
+        throw new InjectedLostAnswer(name);
       default:
         throw new Error(`fault ${fault} does not apply to ${name}`);
     }
@@ -196,7 +262,7 @@ export class Tap {
     });
   }
 
-  #count(name: string, endsLease: boolean): Fault | undefined {
+  #count(name: string, effect: LeaseEffect): Fault | undefined {
     this.sequence.push(name);
     const index = this.sequence.length;
     const plan = this.#plan;
@@ -205,7 +271,7 @@ export class Tap {
       this.#hooks.mismatch(this, index, name);
       return undefined;
     }
-    this.#hit = { plan, endsLease };
+    this.#hit = { plan, ...effect };
     return plan.fault;
   }
 
@@ -229,23 +295,31 @@ export function tappedDynamo(real: DynamoDBClient, tap: Tap): DynamoDBClient {
     tap.around(
       `dynamo:${command.constructor.name}`,
       () => (real.send as (...args: unknown[]) => Promise<unknown>).call(real, command, ...rest),
-      removesLease(command.input),
+      leaseEffect(command.input),
+      command.input,
     );
   Object.defineProperty(client, "send", { value: send });
   return client;
 }
 
-/** An UpdateItem whose REMOVE clause names `leaseOwner`: a session's lease-ending write. */
-function removesLease(input: unknown): boolean {
+/**
+ * What an UpdateItem does to `leaseOwner`: its REMOVE clause names it (a session's lease-ending
+ * write), or its SET clause assigns it (ChainStore.acquire).
+ */
+function leaseEffect(input: unknown): LeaseEffect {
   const update = input as
     | { UpdateExpression?: string; ExpressionAttributeNames?: Record<string, string> }
     | undefined;
-  const removed = update?.UpdateExpression?.split("REMOVE ")[1];
-  if (!removed || !update?.ExpressionAttributeNames) return false;
-  const placeholder = Object.entries(update.ExpressionAttributeNames).find(
+  const placeholder = Object.entries(update?.ExpressionAttributeNames ?? {}).find(
     ([, attr]) => attr === "leaseOwner",
   )?.[0];
-  return placeholder !== undefined && removed.split(/,\s*/).includes(placeholder);
+  const expression = update?.UpdateExpression;
+  if (!placeholder || !expression) return NO_LEASE_EFFECT;
+  const [setPart = "", removed = ""] = expression.split("REMOVE ");
+  return {
+    endsLease: removed.split(/,\s*/).includes(placeholder),
+    takesLease: setPart.startsWith("SET ") && setPart.includes(`${placeholder} = `),
+  };
 }
 
 /**

@@ -6,11 +6,15 @@ export interface Interval {
   readonly owner: string;
   readonly startMs: number;
   readonly untilMs: number;
+  /** The connection whose chain it was for (a case with one connection may leave it out). */
+  readonly connectionId?: string;
 }
 
 /** A token call or a login's credentials post, as it started: who held the chain's lease then. */
 export interface CallStart {
   readonly owner: string;
+  /** The connection whose lease it needed (the one its holder held, or whose refresh token it sent). */
+  readonly connectionId?: string;
   readonly what: "a token call" | "a login";
   readonly atMs: number;
   /** The request's own timeout: how long it may stay in flight. */
@@ -26,7 +30,10 @@ export interface Returned {
   readonly owner: string;
   /** The item still named it as the lease's owner. */
   readonly leftLease: boolean;
-  /** Its lease-ending write was the call the campaign failed: the lease may only expire. */
+  /**
+   * Its lease-ending write was the call the campaign failed, or its lease-taking write landed and
+   * the answer was lost (it cannot know it holds the lease): the lease may only expire.
+   */
   readonly releaseFailed: boolean;
   /** It had received Exact's still-live chain, and the item did not hold it. */
   readonly droppedLiveChain: boolean;
@@ -52,23 +59,33 @@ export interface CaseEvidence {
   readonly probes: number;
   /** The fault left an outcome unknown: a lost or timed-out token call, or a holder gone with its note. */
   readonly lostAllowed: boolean;
-  readonly generations: readonly number[];
-  /** Statuses from the door's invocation on. */
+  /** Each connection's generation after every invocation (and at each token call), in order. */
+  readonly generations: Readonly<Record<string, readonly number[]>>;
+  /** Statuses from the door's invocation on, of every connection of the case. */
   readonly statuses: readonly string[];
   /** Successful and failed logins at the simulator from the door's invocation on. */
   readonly loginSuccesses: number;
   readonly loginFailures: number;
   /** Log lines and events that carried a token or secret (what, never the value). */
   readonly leaks: readonly string[];
-  readonly final: {
-    readonly status: string | undefined;
-    /** The hash of the refresh token the item's ciphertext holds (decrypted), not its audit hash. */
-    readonly refreshHash: string | undefined;
-    /** The refresh token Exact would accept now (the simulator's liveRefreshHash). */
-    readonly liveRefreshHash: string | null;
-    readonly accessValidityMs: number;
-    readonly leaseLive: boolean;
-  };
+  /** Every connection of the case after recovery: the door's first. */
+  readonly finals: readonly FinalState[];
+}
+
+/** Where one connection of the case stands after recovery. */
+export interface FinalState {
+  readonly connectionId: string;
+  readonly status: string | undefined;
+  /** The hash of the refresh token the item's ciphertext holds (decrypted), not its audit hash. */
+  readonly refreshHash: string | undefined;
+  /** The refresh token Exact would accept now for the connection's app and its user (the simulator's liveRefreshHash). */
+  readonly liveRefreshHash: string | null;
+  readonly accessValidityMs: number;
+  readonly leaseLive: boolean;
+  /** The Exact user the item says it holds (`exactUserName`, from /current/Me). */
+  readonly heldUser: string | undefined;
+  /** The Exact user the connection is meant to hold: its own, or the one the door gave it. */
+  readonly expectedUser: string;
 }
 
 /** What the door's clean run showed. */
@@ -121,10 +138,12 @@ function oneCallAtATime(evidence: CaseEvidence): string[] {
   return [...found, ...overlaps(evidence.tokenCalls, "token calls"), ...overlaps(evidence.logins, "logins")];
 }
 
+/** Two holders' intervals on one connection's chain that overlap. */
 function overlaps(intervals: readonly Interval[], what: string): string[] {
   const found: string[] = [];
   intervals.forEach((a, i) => {
     for (const b of intervals.slice(i + 1)) {
+      if (a.connectionId !== b.connectionId) continue;
       if (a.owner !== b.owner && a.startMs < b.untilMs && b.startMs < a.untilMs) {
         found.push(
           `${what} of ${a.owner} [${a.startMs}, ${a.untilMs}] and ${b.owner} [${b.startMs}, ${b.untilMs}] overlap`,
@@ -136,20 +155,38 @@ function overlaps(intervals: readonly Interval[], what: string): string[] {
 }
 
 /**
- * The stored chain is Exact's live chain, or the chain went BROKEN only because an answer was
- * lost in transit, and then one login healed it (a stalled holder's rescue may heal it without
- * one: LeaseSession.commitRefresh). A door that logs in by itself may need one more login for a
- * fault (its own login failed), never more.
+ * Each connection's stored chain is Exact's live chain of the user it is meant to hold (its own,
+ * or the one the door gave it), and no two connections hold one user. A chain went BROKEN only
+ * because an answer was lost in transit, and then one login healed it (a stalled holder's rescue
+ * may heal it without one: LeaseSession.commitRefresh). A door that logs in by itself may need
+ * one more login for a fault (its own login failed), never more.
  */
 function liveChain(evidence: CaseEvidence, expected: Expectations): string[] {
   const found: string[] = [];
-  const { final } = evidence;
-  if (final.status !== ChainStatus.Active) {
-    found.push(`after recovery the chain is ${final.status ?? "gone"}, not ACTIVE`);
-  } else if (evidence.mode === "code" && final.refreshHash !== final.liveRefreshHash) {
-    found.push("after recovery the stored refresh token is not the one Exact would accept");
-  } else if (evidence.mode === "implicit" && final.accessValidityMs <= 0) {
-    found.push("after recovery the implicit chain holds no valid access token");
+  const several = evidence.finals.length > 1;
+  for (const final of evidence.finals) {
+    const which = several ? `connection ${final.connectionId}: ` : "";
+    if (final.status !== ChainStatus.Active) {
+      found.push(`${which}after recovery the chain is ${final.status ?? "gone"}, not ACTIVE`);
+    } else if (evidence.mode === "code" && final.refreshHash !== final.liveRefreshHash) {
+      found.push(`${which}after recovery the stored refresh token is not the one Exact would accept`);
+    } else if (evidence.mode === "implicit" && final.accessValidityMs <= 0) {
+      found.push(`${which}after recovery the implicit chain holds no valid access token`);
+    }
+    if (final.status === ChainStatus.Active && final.heldUser !== final.expectedUser) {
+      found.push(
+        `${which}after recovery the chain is Exact user ${final.heldUser ?? "(none)"}'s, not ${final.expectedUser}'s`,
+      );
+    }
+  }
+  const holders = new Map<string, string[]>();
+  for (const final of evidence.finals) {
+    if (final.heldUser === undefined || final.status !== ChainStatus.Active) continue;
+    holders.set(final.heldUser, [...(holders.get(final.heldUser) ?? []), final.connectionId]);
+  }
+  for (const [user, connections] of holders) {
+    if (connections.length > 1)
+      found.push(`connections ${connections.join(" and ")} both hold Exact user ${user}`);
   }
   const logins = evidence.loginSuccesses;
   if (expected.loginDoor) {
@@ -188,18 +225,29 @@ function noLeaseOutlivesItsExpiry(evidence: CaseEvidence): string[] {
   const found = evidence.returned
     .filter((r) => r.leftLease && !r.releaseFailed)
     .map((r) => `${r.owner} returned and left its lease behind`);
-  if (evidence.final.leaseLive) found.push("a lease is still live after recovery");
+  const several = evidence.finals.length > 1;
+  for (const final of evidence.finals) {
+    if (final.leaseLive)
+      found.push(
+        `${several ? `connection ${final.connectionId}: ` : ""}a lease is still live after recovery`,
+      );
+  }
   return found;
 }
 
 function generationOnlyGrows(evidence: CaseEvidence): string[] {
   const found: string[] = [];
-  evidence.generations.forEach((generation, i) => {
-    const before = evidence.generations[i - 1];
-    if (before !== undefined && generation < before) {
-      found.push(`the generation went back from ${before} to ${generation}`);
-    }
-  });
+  const several = Object.keys(evidence.generations).length > 1;
+  for (const [connectionId, generations] of Object.entries(evidence.generations)) {
+    generations.forEach((generation, i) => {
+      const before = generations[i - 1];
+      if (before !== undefined && generation < before) {
+        found.push(
+          `${several ? `connection ${connectionId}: ` : ""}the generation went back from ${before} to ${generation}`,
+        );
+      }
+    });
+  }
   return found;
 }
 

@@ -5,6 +5,7 @@ import { connectionKey } from "../../lib/chain/table-definition.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { createConnectFlow } from "../../lib/onboarding/connect-flow.js";
 import type { CaseRun, Door, Invocation } from "./case-run.js";
+import type { CampaignConnection } from "./world.js";
 
 /**
  * The engine's doors as scenarios. Each setup runs clean invocations to bring a fresh
@@ -12,32 +13,36 @@ import type { CaseRun, Door, Invocation } from "./case-run.js";
  * faults; `compete` is what a hang lets in meanwhile.
  */
 
-/** Seeds the case's connection with a fresh code, as `connection seed` does. */
-async function seed(run: CaseRun): Promise<void> {
-  const code = run.world.authorize(run.connection);
-  await run.invoke("setup", (invocation) =>
-    invocation.broker.onboarding.seed(run.connection.connectionId, code),
-  );
-  await expectStatus(run, ChainStatus.Active);
+/** Seeds the case's connection (or `connection`) with a fresh code of its user, as `connection seed` does. */
+export async function seed(run: CaseRun, connection: CampaignConnection = run.connection): Promise<void> {
+  await run.invoke("setup", (invocation) => run.seed(invocation, connection));
+  await expectStatus(run, ChainStatus.Active, connection);
 }
 
-async function expectStatus(run: CaseRun, status: ChainStatus): Promise<void> {
-  const item = await run.item();
+export async function expectStatus(
+  run: CaseRun,
+  status: ChainStatus,
+  connection: CampaignConnection = run.connection,
+): Promise<void> {
+  const item = await run.item(connection);
   if (item.status !== status) {
-    throw new Error(`${run.door.name} setup: the chain is ${item.status}, expected ${status}`);
+    throw new Error(
+      `${run.door.name} setup: ${connection.connectionId}'s chain is ${item.status}, expected ${status}`,
+    );
   }
 }
 
 /** To the moment Exact's refresh window opens for the chain's current token. */
-async function toWindow(run: CaseRun): Promise<void> {
-  const item = await run.item();
+export async function toWindow(run: CaseRun, connection: CampaignConnection = run.connection): Promise<void> {
+  const item = await run.item(connection);
   run.world.clock.advanceTo(item.windowOpensAtMs ?? run.world.clock.now());
 }
 
-const vend = (run: CaseRun) => run.invoke("competitor", (invocation) => run.vend(invocation, 30));
-const heal = (run: CaseRun) =>
+export const vend = (run: CaseRun) => run.invoke("competitor", (invocation) => run.vend(invocation, 30));
+export const heal = (run: CaseRun) =>
   run.invoke("competitor", (invocation) => invocation.broker.heal.heal(run.connection.connectionId));
-const scheduled = (run: CaseRun) => run.invoke("competitor", (invocation) => invocation.broker.refresh.run());
+export const scheduled = (run: CaseRun) =>
+  run.invoke("competitor", (invocation) => invocation.broker.refresh.run());
 
 /** 1. A vend that refreshes: ACTIVE, the window open, a caller asking for 30 s. */
 export const vendRefreshes: Door = {
@@ -114,7 +119,7 @@ async function supersededBehindTheBack(run: CaseRun): Promise<void> {
 }
 
 /** BROKEN (old token): the superseded chain's next refresh was refused. */
-async function brokenChain(run: CaseRun): Promise<void> {
+export async function brokenChain(run: CaseRun): Promise<void> {
   await supersededBehindTheBack(run);
   await run.invoke("setup", (invocation) => run.vend(invocation, 30));
   await expectStatus(run, ChainStatus.Broken);
@@ -177,7 +182,7 @@ export const connectCallback: Door = {
 };
 
 /** A chain stored as VERIFYING: seeded while Exact's /current/Me failed, its backoff over. */
-async function verifyingChain(run: CaseRun): Promise<void> {
+export async function verifyingChain(run: CaseRun): Promise<void> {
   run.world.sim.addFault({
     kind: "status",
     status: 503,
@@ -210,6 +215,23 @@ export const verifyByHeal: Door = {
   setup: verifyingChain,
   act: (run, invocation) => invocation.broker.heal.heal(run.connection.connectionId),
   compete: heal,
+};
+
+/**
+ * 8c. The identity check of a VERIFYING chain whose access token expired while it waited: the
+ * vend refreshes it first (TokenProtocol.refresh on a VERIFYING chain: it stays VERIFYING), then
+ * checks it with the new token.
+ */
+export const verifyAfterExpiry: Door = {
+  name: "identity check (token expired, vend)",
+  mode: "code",
+  async setup(run) {
+    await verifyingChain(run);
+    const item = await run.item();
+    run.world.clock.advanceTo(Math.max(item.accessExpiresAtMs ?? 0, item.windowOpensAtMs ?? 0) + 1);
+  },
+  act: (run, invocation) => run.vend(invocation, 30),
+  compete: vend,
 };
 
 /**
@@ -249,9 +271,9 @@ export const vendUndecryptable: Door = {
   async setup(run) {
     await seed(run);
     const item = await run.item();
-    await run.world.stack.dynamo.client.send(
+    await run.world.dynamo.send(
       new UpdateItemCommand({
-        TableName: run.world.stack.tableName,
+        TableName: run.world.tableName,
         Key: marshall({ pk: connectionKey(run.connection.connectionId) }),
         UpdateExpression: "SET refreshCt = :ct",
         ExpressionAttributeValues: marshall({ ":ct": item.accessCt }),

@@ -1,4 +1,4 @@
-import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { ChainRecord } from "../../lib/chain/chain-record.js";
 import { ChainStore } from "../../lib/chain/chain-store.js";
@@ -13,7 +13,7 @@ import type { SecretSource } from "../../lib/secrets/secret-source.js";
 import type { ChainStats, LoginCounts } from "../../lib/sim/stats.js";
 import { CampaignClock } from "./campaign-clock.js";
 
-/** A connection of one case: its own app, Exact user and secret at the simulator. */
+/** A connection of one case: its own Exact user and secret at the simulator, its own app or a peer's. */
 export interface CampaignConnection {
   readonly connectionId: string;
   readonly clientId: string;
@@ -35,6 +35,10 @@ class MemorySecrets implements SecretSource {
     this.#secrets.delete(secretId);
   }
 
+  peek(secretId: string): ConnectionSecret | undefined {
+    return this.#secrets.get(secretId);
+  }
+
   async get(secretId: string): Promise<ConnectionSecret> {
     const secret = this.#secrets.get(secretId);
     if (!secret) throw new SecretUnavailable(`Secret ${secretId} was not found`);
@@ -46,10 +50,16 @@ class MemorySecrets implements SecretSource {
  * One campaign file's world: dynalite, the Exact simulator, the cipher and the secrets, all on
  * one fake clock, shared by every case of the file. Cases stay independent through fresh
  * connections (new connection ID, app and user) and a simulator reset per case.
+ *
+ * The local stack (lib/local) provides them all: dynalite and the simulator over HTTP on
+ * 127.0.0.1 (the simulator's faults reset and refuse sockets), the configuration and the keys.
  */
 export class World {
   readonly clock: CampaignClock;
   readonly stack: LocalStack;
+  /** The SDK client of the world's dynalite: every broker's DynamoDB calls go here (through its tap). */
+  readonly dynamo: DynamoDBClient;
+  readonly tableName: string;
   readonly config: BrokerConfig;
   readonly cipher: TokenCipher;
   readonly secrets = new MemorySecrets();
@@ -62,11 +72,13 @@ export class World {
   private constructor(clock: CampaignClock, stack: LocalStack, leakPattern: RegExp) {
     this.clock = clock;
     this.stack = stack;
+    this.dynamo = stack.dynamo.client;
+    this.tableName = stack.tableName;
     this.leakPattern = leakPattern;
     this.config = loadConfig(stack.env);
     this.cipher = createTokenCipher(stack.env);
     this.linkKeys = createLinkKeySource(stack.env);
-    this.#store = new ChainStore({ tableName: stack.tableName, client: stack.dynamo.client, now: clock.now });
+    this.#store = new ChainStore({ tableName: stack.tableName, client: this.dynamo, now: clock.now });
   }
 
   /** @param leakPattern the leak guard's pattern (test/support/leak-guard.ts) */
@@ -89,20 +101,21 @@ export class World {
     return this.#store.get(connectionId);
   }
 
-  /** A new connection with its own app and Exact user; the simulator was reset for the case. */
-  async addConnection(mode: "code" | "implicit"): Promise<CampaignConnection> {
+  /**
+   * A new connection with its own Exact user, and its own app unless `peerOf` names a connection
+   * whose app it shares (two connections of one app, two users: a hand-over, outage pacing); the
+   * simulator was reset for the case.
+   */
+  async addConnection(mode: "code" | "implicit", peerOf?: CampaignConnection): Promise<CampaignConnection> {
     this.#connections += 1;
     const connectionId = `c${this.#connections}`;
-    const clientId = `app-${connectionId}`;
-    const username = `user-${connectionId}@example.com`;
+    const clientId = peerOf?.clientId ?? `app-${connectionId}`;
     const redirectUri = "https://broker.example.com/callback";
     const secretId = `exact/${connectionId}`;
     // "sEcReT" and the TOTP secret are what the leak guard looks for (test/support/leak-guard.ts).
     const clientSecret = `cs-sEcReT-${clientId}-0123456789`;
-    const password = `pw-sEcReT-${connectionId}-0123456789`;
-    const totpSecret = "JBSWY3DPEHPK3PXP";
-    this.sim.addApp({ clientId, clientSecret, redirectUris: [redirectUri] });
-    this.sim.addUser({ username, password, totpSecret });
+    if (!peerOf) this.sim.addApp({ clientId, clientSecret, redirectUris: [redirectUri] });
+    const { username, password, totpSecret } = this.addExactUser(connectionId);
     this.secrets.set(secretId, { clientSecret, username, password, totpSecret });
     await this.#store.addConnection(
       { connectionId, clientId, baseUrl: this.sim.url, redirectUri, secretId, mode },
@@ -111,35 +124,57 @@ export class World {
     return { connectionId, clientId, username, redirectUri, secretId, mode };
   }
 
+  /** An Exact user at the simulator (no connection of its own yet), named after `name`. */
+  addExactUser(name: string = `u${++this.#connections}`): {
+    username: string;
+    password: string;
+    totpSecret: string;
+  } {
+    const username = `user-${name}@example.com`;
+    const password = `pw-sEcReT-${name}-0123456789`;
+    const totpSecret = "JBSWY3DPEHPK3PXP";
+    this.sim.addUser({ username, password, totpSecret });
+    return { username, password, totpSecret };
+  }
+
+  /** The connection's secret with another password (an operator's mistake), or its own back. */
+  setPassword(connection: CampaignConnection, password: string | undefined): void {
+    const secret = this.secrets.peek(connection.secretId);
+    if (!secret) throw new Error(`no secret ${connection.secretId}`);
+    const own = `pw-sEcReT-${connection.connectionId}-0123456789`;
+    this.secrets.set(connection.secretId, { ...secret, password: password ?? own });
+  }
+
   /**
    * Removes a case's connection, so the next case's scheduled refresh finds only its own. Its
    * guard item stays: it names an app and user no later case uses.
    */
   async removeConnection(connection: CampaignConnection): Promise<void> {
-    await this.stack.dynamo.client.send(
+    await this.dynamo.send(
       new DeleteItemCommand({
-        TableName: this.stack.tableName,
+        TableName: this.tableName,
         Key: marshall({ pk: connectionKey(connection.connectionId) }),
       }),
     );
     this.secrets.delete(connection.secretId);
   }
 
-  /** A code, as if the user had logged in and consented in a browser. */
-  authorize(connection: CampaignConnection): string {
+  /** A code for the connection's app, as if `username` (its own user by default) had logged in and consented in a browser. */
+  authorize(connection: CampaignConnection, username: string = connection.username): string {
     return this.sim.authorize({
       clientId: connection.clientId,
-      username: connection.username,
+      username,
       redirectUri: connection.redirectUri,
     });
   }
 
-  chainStats(connection: CampaignConnection): ChainStats | undefined {
-    return this.sim.stats().chains[`${connection.clientId}/${connection.username}`];
+  /** Exact's chain of the connection's app and `username` (its own user by default). */
+  chainStats(connection: CampaignConnection, username: string = connection.username): ChainStats | undefined {
+    return this.sim.stats().chains[`${connection.clientId}/${username}`];
   }
 
-  loginStats(connection: CampaignConnection): LoginCounts | undefined {
-    return this.sim.stats().logins[connection.username];
+  loginStats(username: string): LoginCounts | undefined {
+    return this.sim.stats().logins[username];
   }
 
   close(): Promise<void> {

@@ -3,11 +3,14 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import type { LeaseSession } from "../../lib/chain/lease-session.js";
+import { handedOver } from "../../lib/chain/lease-transitions.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
+import { restoreAfterDeath } from "../../lib/chain/token-refusals.js";
 import type { SealedTokens } from "../../lib/chain/token-seal.js";
 import type { TokenCipher } from "../../lib/crypto/token-cipher.js";
 import { ChainBusy, ClockSkewed, ExactUnavailable } from "../../lib/errors.js";
+import { EventReason } from "../../lib/events/broker-events.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
@@ -201,6 +204,78 @@ describe("the lease protocol", () => {
 
       expect(result).toBe("committed_after_lease_lost");
       expect(await fx.record()).toMatchObject({ generation: 2, refreshHash: "rescued" });
+    });
+
+    describe("of a chain awaiting its identity check, after a probe found it dead", () => {
+      const note = { source: "seed", startedAtMs: 1_000, statusBefore: ChainStatus.New } as const;
+
+      /** The seeded chain as a seed leaves it before /current/Me (VERIFYING with its note); a refresh stalls on it, a probe then finds it dead. */
+      async function diedUnderStalledRefresh(fx: Fixture): Promise<LeaseSession> {
+        await fx.stack.dynamo.client.send(
+          new UpdateItemCommand({
+            TableName: fx.stack.tableName,
+            Key: marshall({ pk: connectionKey(fx.conn.connectionId) }),
+            UpdateExpression: "SET #status = :verifying, verification = :note",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: marshall({ ":verifying": ChainStatus.Verifying, ":note": note }),
+          }),
+        );
+        const stalled = await takeLease(fx, "stalled");
+        fx.clock.advance(PAST_LEASE);
+        const prober = await takeLease(fx, "prober", LeasePurpose.Probe);
+        const back = restoreAfterDeath(prober.record, EventReason.LostAnswer);
+        if (!back) throw new Error("a VERIFYING chain's death gives nothing back");
+        expect(
+          await prober.finish(handedOver({ ...back, diedGeneration: prober.generation }, fx.clock.now())),
+        ).toBe(true);
+        expect(await fx.record()).toMatchObject({
+          status: ChainStatus.New,
+          generation: 2,
+          diedGeneration: 1,
+        });
+        return stalled;
+      }
+
+      it("still lands the stalled refresh, its verification note with it: that refresh made the probe fail", async () => {
+        fx = await startFixture();
+        const stalled = await diedUnderStalledRefresh(fx);
+
+        const result = await stalled.commitRefresh({
+          tokens: fakeTokens(fx, "rescued"),
+          status: ChainStatus.Verifying,
+          dueAtMs: 0,
+        });
+
+        expect(result).toBe("committed_after_lease_lost");
+        expect(await fx.record()).toMatchObject({
+          generation: 3,
+          status: ChainStatus.Verifying,
+          refreshHash: "rescued",
+          verification: note,
+        });
+      });
+
+      it("does not land it once the tokens changed again after the death", async () => {
+        fx = await startFixture();
+        const stalled = await diedUnderStalledRefresh(fx);
+        const next = await takeLease(fx, "next");
+        expect(
+          await next.commitRefresh({
+            tokens: fakeTokens(fx, "later"),
+            status: ChainStatus.Active,
+            dueAtMs: 0,
+          }),
+        ).toBe("committed");
+
+        const result = await stalled.commitRefresh({
+          tokens: fakeTokens(fx, "rescued"),
+          status: ChainStatus.Verifying,
+          dueAtMs: 0,
+        });
+
+        expect(result).toBe("superseded");
+        expect(await fx.record()).toMatchObject({ generation: 3, refreshHash: "later" });
+      });
     });
 
     it("never lands its rescue while a login holds the lease: the login's new chain wins, and its lease ends", async () => {

@@ -14,6 +14,16 @@ export interface MotoServer {
 }
 
 const EXECUTABLE = "moto_server";
+
+export interface MotoServerOptions {
+  /**
+   * Extra environment of this server only, e.g. `{ INITIAL_NO_AUTH_ACTION_COUNT: "4" }`: moto
+   * then checks every request's SigV4 signature and IAM policy after the first 4 actions (its
+   * "IAM-like access control"). Give such a server its own instance: other tests send unsigned
+   * or unauthorized requests.
+   */
+  readonly env?: Readonly<Record<string, string>>;
+}
 /** moto_server starts in 2–3 s here; a loaded CI runner gets a generous margin. */
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -35,11 +45,11 @@ const PORT_TAKEN = "Address already in use";
  * @throws Error naming the directories searched and the install command when moto_server is not
  *   found; Error with the server's last output lines when it exits or stays silent for 30 s.
  */
-export async function startMotoServer(): Promise<MotoServer> {
+export async function startMotoServer(options: MotoServerOptions = {}): Promise<MotoServer> {
   const executable = await findExecutable();
   for (let attempt = 1; ; attempt += 1) {
     try {
-      return await startOn(executable, await freePort());
+      return await startOn(executable, await freePort(), options.env ?? {});
     } catch (error) {
       if (attempt === START_ATTEMPTS || !(error as Error).message.includes(PORT_TAKEN)) throw error;
     }
@@ -87,9 +97,10 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-async function startOn(executable: string, port: number): Promise<MotoServer> {
+async function startOn(executable: string, port: number, env: Record<string, string>): Promise<MotoServer> {
   const child = spawn(executable, ["-H", "127.0.0.1", "-p", String(port)], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   const output = new OutputTail(TAIL_LINES);
   child.stdout?.on("data", (chunk: Buffer) => output.push(chunk));

@@ -10,5 +10,8 @@ export default defineConfig({
     // each file's servers and module state apart.
     pool: "forks",
     env: { NODE_NO_WARNINGS: "1" },
+    // The second one prints, once per run, how many tests were skipped for a missing
+    // moto_server or cfn-lint (test/support/tool-gate.ts) and how to install it.
+    reporters: ["default", "./test/support/skipped-tools-reporter.ts"],
   },
 });

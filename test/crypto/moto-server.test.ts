@@ -3,9 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startMotoServer } from "../support/moto-server.js";
+import { PythonToolMissing } from "../support/python-tools.js";
+import { describeWithMoto } from "../support/tool-gate.js";
 
-// The helper the KMS tests stand on (test/support/moto-server.ts): how it finds moto_server, what
-// it says when it cannot, and that close() really stops the server.
+// The helper the moto-backed tests stand on (test/support/moto-server.ts): how it finds
+// moto_server, what it says when it cannot, and that close() really stops the server. Only the
+// last block needs a real moto_server; the others put fake ones in place.
 
 const SAVED_ENV = { PATH: process.env.PATH, HOME: process.env.HOME, PYENV_ROOT: process.env.PYENV_ROOT };
 let scratch: string;
@@ -56,11 +59,12 @@ describe("startMotoServer", () => {
 
     const error = await startError();
 
+    expect(error).toBeInstanceOf(PythonToolMissing);
     expect(error.message).toMatch(
       /moto_server .*was not found on PATH, in \$PYENV_ROOT\/shims or in ~\/\.pyenv\/shims/,
     );
     expect(error.message).toContain(join(scratch, "home", ".pyenv", "shims"));
-    expect(error.message).toContain("pip install 'moto[server]'");
+    expect(error.message).toContain('pip install "moto[server]" && pyenv rehash');
   });
 
   it.each([
@@ -90,7 +94,9 @@ describe("startMotoServer", () => {
     expect(error.message).toContain("line one");
     expect(error.message).toContain("ModuleNotFoundError: No module named flask");
   });
+});
 
+describeWithMoto("startMotoServer with the real moto_server", () => {
   it("serves HTTP until close(), after which its port refuses connections", async () => {
     const server = await startMotoServer();
     const before = await fetch(`${server.endpoint}/moto-api/`);

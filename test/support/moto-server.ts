@@ -1,9 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
 import { createServer } from "node:net";
-import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
+import { PythonTool, requirePythonTool } from "./python-tools.js";
 
 /** A running moto_server (Python moto): real AWS APIs over HTTP on 127.0.0.1, for tests. */
 export interface MotoServer {
@@ -13,7 +10,7 @@ export interface MotoServer {
   close(): Promise<void>;
 }
 
-const EXECUTABLE = "moto_server";
+const EXECUTABLE = PythonTool.MotoServer;
 
 export interface MotoServerOptions {
   /**
@@ -39,14 +36,16 @@ const PORT_TAKEN = "Address already in use";
  * (about 2–3 s: start one per test file, in `beforeAll`). Its output is kept off the test report;
  * a failed start reports the last lines of it.
  *
- * Looks for the executable on PATH, then in `$PYENV_ROOT/shims` and `$HOME/.pyenv/shims` (a
- * non-interactive shell such as CI may lack pyenv's shims on PATH).
+ * Looks for the executable on PATH, then in `$PYENV_ROOT/shims` and `$HOME/.pyenv/shims`
+ * (python-tools.ts). Call it inside a `describeWithMoto` block (tool-gate.ts), which skips or
+ * fails the block when moto_server is missing.
  *
- * @throws Error naming the directories searched and the install command when moto_server is not
- *   found; Error with the server's last output lines when it exits or stays silent for 30 s.
+ * @throws PythonToolMissing naming the directories searched and the install command when
+ *   moto_server is not found; Error with the server's last output lines when it exits or stays
+ *   silent for 30 s.
  */
 export async function startMotoServer(options: MotoServerOptions = {}): Promise<MotoServer> {
-  const executable = await findExecutable();
+  const executable = requirePythonTool(EXECUTABLE);
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await startOn(executable, await freePort(), options.env ?? {});
@@ -54,35 +53,6 @@ export async function startMotoServer(options: MotoServerOptions = {}): Promise<
       if (attempt === START_ATTEMPTS || !(error as Error).message.includes(PORT_TAKEN)) throw error;
     }
   }
-}
-
-function candidateDirectories(): string[] {
-  const fromPath = (process.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
-  const pyenvRoot = process.env.PYENV_ROOT;
-  const shims = [
-    ...(pyenvRoot ? [join(pyenvRoot, "shims")] : []),
-    join(process.env.HOME ?? homedir(), ".pyenv", "shims"),
-  ];
-  return [...new Set([...fromPath, ...shims])];
-}
-
-async function findExecutable(): Promise<string> {
-  const directories = candidateDirectories();
-  for (const directory of directories) {
-    const candidate = join(directory, EXECUTABLE);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory; try the next.
-    }
-  }
-  throw new Error(
-    `${EXECUTABLE} (Python moto 5 with its server extra) was not found on PATH, in $PYENV_ROOT/shims ` +
-      `or in ~/.pyenv/shims (searched: ${directories.join(", ")}). The KMS tests need it: install it ` +
-      `under pyenv with \`pip install 'moto[server]'\` followed by \`pyenv rehash\`, or put the ` +
-      "directory holding moto_server on PATH.",
-  );
 }
 
 async function freePort(): Promise<number> {

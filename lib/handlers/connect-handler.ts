@@ -9,15 +9,18 @@ import type { Broker } from "../broker.js";
 import { BrokerError } from "../errors.js";
 import { type ConnectFlow, createConnectFlow } from "../onboarding/connect-flow.js";
 import {
+  confirmationPage,
   failurePage,
   type HtmlAnswer,
   methodNotAllowedPage,
   notFoundPage,
   redirectAnswer,
   seededPage,
+  withCookies,
 } from "../onboarding/connect-pages.js";
 import { ConnectRefused } from "../onboarding/connect-refused.js";
 import { ConnectPath, normalizeConnectUrl } from "../onboarding/connect-url.js";
+import { formFields } from "../onboarding/form-body.js";
 import type { LinkKeySource } from "../onboarding/link-key-source.js";
 import { invocationDeadlineMs } from "./deadline.js";
 
@@ -46,43 +49,47 @@ function requestConnectUrl(event: LambdaFunctionUrlEvent): string {
 }
 
 /**
- * The one place where failures leave the connect function: every error becomes an HTML page
- * (bad input 400/410, never a 500), logged without the query (it holds codes and signatures).
+ * An error as the page it becomes (bad input 400/403/410, never a 500 for it), logged without
+ * the query, body or cookies (they hold codes, signatures and the browser binding).
  */
+function failureAnswer(logger: Logger, path: string | undefined, error: unknown): HtmlAnswer {
+  const answer = failurePage(error);
+  if (error instanceof ConnectRefused) {
+    logger.warn("connect request refused", {
+      path,
+      reason: error.reason,
+      subject: error.subject,
+      connectionId: error.connectionId,
+      statusCode: answer.statusCode,
+    });
+  } else if (error instanceof BrokerError || error instanceof ParseError) {
+    logger.warn("connect request failed", {
+      path,
+      errorType: error.name,
+      errorMessage:
+        error instanceof BrokerError ? error.message : "event does not match the Function URL schema",
+      statusCode: answer.statusCode,
+    });
+  } else {
+    logger.error("unexpected failure in the connect function", { path, error: error as Error });
+  }
+  return answer;
+}
+
+/** The one place where failures leave the connect function: every error becomes an HTML page. */
 function errorPages(options: {
   readonly logger: Logger;
 }): middy.MiddlewareObj<LambdaFunctionUrlEvent, HtmlAnswer> {
   const onError: middy.MiddlewareFn<LambdaFunctionUrlEvent, HtmlAnswer> = async (request) => {
-    const error = request.error;
-    const path = request.event?.rawPath;
-    const answer = failurePage(error);
-    if (error instanceof ConnectRefused) {
-      options.logger.warn("connect request refused", {
-        path,
-        reason: error.reason,
-        subject: error.subject,
-        connectionId: error.connectionId,
-        statusCode: answer.statusCode,
-      });
-    } else if (error instanceof BrokerError || error instanceof ParseError) {
-      options.logger.warn("connect request failed", {
-        path,
-        errorType: error.name,
-        errorMessage:
-          error instanceof BrokerError ? error.message : "event does not match the Function URL schema",
-        statusCode: answer.statusCode,
-      });
-    } else {
-      options.logger.error("unexpected failure in the connect function", { path, error: error as Error });
-    }
-    request.response = answer;
+    request.response = failureAnswer(options.logger, request.event?.rawPath, request.error);
   };
   return { onError };
 }
 
 /**
- * The connect Lambda behind a Function URL: `GET /start` (a one-time link) redirects to Exact,
- * `GET /callback` (Exact's redirect) seeds the chain. Behaviour lives in {@link ConnectFlow}.
+ * The connect Lambda behind a Function URL: `GET /start` (a one-time link) shows a confirmation
+ * page, its button's `POST /start` redirects to Exact with a browser-bound state, `GET /callback`
+ * (Exact's redirect) seeds the chain. Behaviour lives in {@link ConnectFlow}.
  */
 export function createConnectHandler(deps: ConnectHandlerDeps) {
   const flow = createConnectFlow(deps.broker, {
@@ -105,6 +112,7 @@ export function createConnectHandler(deps: ConnectHandlerDeps) {
         event,
         fixedConnectUrl ?? requestConnectUrl(event),
         invocationDeadlineMs(context, deps.now ?? deps.broker.deps.now),
+        deps.logger,
       ),
     );
 }
@@ -114,16 +122,31 @@ async function route(
   event: LambdaFunctionUrlEvent,
   connectUrl: string,
   deadlineMs: number | undefined,
+  logger: Logger,
 ): Promise<HtmlAnswer> {
   const path = event.rawPath;
-  if (path !== ConnectPath.Start && path !== ConnectPath.Callback) return notFoundPage();
-  if (event.requestContext.http.method !== "GET") return methodNotAllowedPage();
+  const method = event.requestContext.http.method;
   const query = event.queryStringParameters ?? {};
   if (path === ConnectPath.Start) {
-    const { location } = await flow.start(query, connectUrl);
-    return redirectAnswer(location);
+    // HEAD too: a link preview may only ask for the headers, and it must spend nothing either.
+    if (method === "GET" || method === "HEAD") return confirmationPage(await flow.confirm(query, connectUrl));
+    if (method === "POST") {
+      const started = await flow.start(formFields(event), connectUrl);
+      return redirectAnswer(started.location, [started.bindingCookie]);
+    }
+    return methodNotAllowedPage("GET, HEAD, POST");
   }
-  const result = await flow.complete(query, deadlineMs);
-  const requestedFor = result.redirectedFrom ?? result.connectionId;
-  return seededPage(result, requestedFor);
+  if (path === ConnectPath.Callback) {
+    if (method !== "GET") return methodNotAllowedPage("GET");
+    const accepted = await flow.accept(query, event.cookies);
+    // From here the attempt is over (its state is used up), so every answer clears its cookie.
+    let page: HtmlAnswer;
+    try {
+      page = seededPage(await flow.complete(accepted, deadlineMs), accepted.connectionId);
+    } catch (error) {
+      page = failureAnswer(logger, path, error);
+    }
+    return withCookies(page, [accepted.clearCookie]);
+  }
+  return notFoundPage();
 }

@@ -7,7 +7,14 @@ import type { Context } from "aws-lambda";
 const HOST = "127.0.0.1";
 /** A Function URL accepts at most 6 MB of request body. */
 const MAX_BODY_BYTES = 6 * 1024 * 1024;
-const TEXT_CONTENT = /^(text\/|application\/(json|x-www-form-urlencoded|xml))/i;
+/**
+ * Bodies a Function URL passes as text; every other body, an HTML form's
+ * `application/x-www-form-urlencoded` included, arrives base64 with `isBase64Encoded: true`
+ * (AWS Lambda developer guide, "Request payload format": a binary content type's body is
+ * base64-encoded; AWS's Function URL launch material: unless Content-Type is application/json
+ * or text/*). A handler must decode either way.
+ */
+const TEXT_CONTENT = /^(text\/|application\/json\s*(;|$))/i;
 
 /** A Lambda handler as a Function URL invokes it (a middy handler fits). */
 export type FunctionUrlHandler = (event: LambdaFunctionUrlEvent, context: Context) => Promise<unknown>;
@@ -30,8 +37,11 @@ export interface FunctionUrlServer {
 /**
  * Serves a Function URL handler on 127.0.0.1: each HTTP request becomes a payload-2.0 event,
  * the handler's answer becomes the HTTP response, by the rules a Function URL applies (a result
- * without `statusCode` is a 200 JSON body; a thrown error is a 502). Requests carry
- * `x-forwarded-proto: http`, so a handler can tell its own URL.
+ * without `statusCode` is a 200 JSON body; a thrown error is a 502). Shapes as AWS documents
+ * them ("Request and response payloads"): the `Cookie` header becomes the event's `cookies`
+ * array (one `name=value` each, no `cookie` header), a body is text or base64 by its content
+ * type (TEXT_CONTENT), and the result's `cookies` array becomes one `set-cookie` header each.
+ * Requests carry `x-forwarded-proto: http`, so a handler can tell its own URL.
  */
 export async function startFunctionUrlServer(
   handler: FunctionUrlHandler,

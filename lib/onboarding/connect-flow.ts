@@ -3,15 +3,26 @@ import type { Broker } from "../broker.js";
 import { type ChainRecord, ConnectionMode } from "../chain/chain-record.js";
 import type { ChainStore } from "../chain/chain-store.js";
 import type { EngineLog } from "../chain/engine-deps.js";
+import { HistoryDoor } from "../chain/history-entry.js";
 import type { Onboarding, SeedResult } from "../chain/onboarding.js";
 import { ConfigurationError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
+import { BindingCheck, checkBrowserBinding, clearingCookie, newBrowserBinding } from "./browser-binding.js";
+import {
+  type AcceptedCallback,
+  type ConfirmAnswer,
+  type ConnectLink,
+  exactReply,
+  type StartAnswer,
+} from "./connect-answers.js";
 import { ConnectRefused, RefusalReason } from "./connect-refused.js";
 import { ConnectPath, callbackUrlFor, connectUrlOf, normalizeConnectUrl, sameUrl } from "./connect-url.js";
 import type { LinkKeySource } from "./link-key-source.js";
 import {
   LINK_TTL_SECONDS,
+  type LinkQuery,
   newNonce,
+  type SignedClaims,
   STATE_TTL_SECONDS,
   signLink,
   signState,
@@ -20,20 +31,13 @@ import {
 } from "./link-signing.js";
 import { NonceMarker, NonceStore } from "./nonce-store.js";
 
-/** A one-time link for the person who authorizes a connection at Exact. */
-export interface ConnectLink {
-  readonly connectionId: string;
-  readonly url: string;
-  /** ISO 8601. */
-  readonly expiresAt: string;
-  readonly expiresAtEpochSec: number;
-}
-
-/** What `/start` answers: a redirect to Exact's authorization page. */
-export interface StartAnswer {
-  readonly connectionId: string;
-  /** Exact's `/api/oauth2/auth` with client ID, redirect URI and the signed state. */
-  readonly location: string;
+/** The checks a link passes before its page or its POST: the connection it is for, and its Exact. */
+interface CheckedLink {
+  /** The link key, read once per request. */
+  readonly key: Buffer;
+  readonly claims: SignedClaims;
+  readonly record: ChainRecord;
+  readonly baseUrl: string;
 }
 
 /** Everything the flow does I/O with; {@link createConnectFlow} builds it from a broker. */
@@ -50,9 +54,6 @@ export interface ConnectFlowDeps {
 
 type Query = Readonly<Record<string, string | undefined>>;
 
-/** Exact's `error_description` is shown on the page; a bound keeps a hostile one short. */
-const MAX_EXACT_ERROR_LENGTH = 200;
-
 function redirectMismatchMessage(record: ChainRecord, callbackUrl: string): string {
   return (
     `connection "${record.connectionId}" has redirect URI ${record.redirectUri}, but this connect function's ` +
@@ -62,15 +63,19 @@ function redirectMismatchMessage(record: ChainRecord, callbackUrl: string): stri
 }
 
 /**
- * The first consent of a `code` connection, as three steps:
+ * The first consent of a `code` connection, as four steps:
  *
  *   operator: createConnectLink ──► one-time link (HMAC, 15 min, nonce)
- *   browser:  GET /start ──► claim "opened" ──► 302 to Exact with a signed state (15 min)
- *   Exact:    GET /callback?code&state ──► claim "completed" ──► onboarding.seed ──► result
+ *   browser:  GET /start ──► confirm: a page with a button; nothing claimed (previews welcome)
+ *   browser:  POST /start ──► start: claim "opened" ──► cookie __Host-connect-<nonce> +
+ *             303 to Exact with a state (15 min) signed over the cookie's hash
+ *   Exact:    GET /callback?code&state ──► accept: state, not used, same browser, claim
+ *             "completed" ──► complete: onboarding.seed ──► result (the cookie is cleared)
  *
  * Every refusal happens before anything is written, except the two single-use markers, which
  * are claimed just before the step they guard: a refused link stays usable once its cause is
- * fixed (a wrong redirect URI, say), a used one never is.
+ * fixed (a wrong redirect URI, say), a used one never is; a state refused in another browser
+ * stays usable in the one that started it.
  */
 export class ConnectFlow {
   readonly #deps: ConnectFlowDeps;
@@ -126,15 +131,153 @@ export class ConnectFlow {
   }
 
   /**
-   * `/start`: verifies the link, claims its "opened" marker, and sends the browser to Exact.
+   * `GET /start` (and `HEAD`): verifies the link and the connection's setup and returns what the
+   * confirmation page shows. Claims and writes nothing, so a chat or mail client's link preview,
+   * a scanner or a prefetch spends nothing: only the page's button (a POST) does.
+   * @param connectUrl the URL this request came in on, to check the connection's redirect URI
+   * @throws ConnectRefused for a bad, expired or already used link, or the connection's setup
+   */
+  async confirm(query: Query, connectUrl: string): Promise<ConfirmAnswer> {
+    const { claims, baseUrl } = await this.#checkLink(query, connectUrl);
+    // A read, not a claim: an opened link says so at once instead of showing a button that fails.
+    if (await this.#deps.nonces.isClaimed(claims.nonce, NonceMarker.Opened)) throw usedLink(claims);
+    return {
+      connectionId: claims.connectionId,
+      form: signedFields(query),
+      exactOrigin: new URL(baseUrl).origin,
+      expiresAt: new Date(claims.expiresAtEpochSec * 1000).toISOString(),
+    };
+  }
+
+  /**
+   * `POST /start`, the confirmation page's button: verifies the link (the form carries it),
+   * claims its "opened" marker, binds a new state to this browser and sends it to Exact.
+   *
+   * No CSRF token: the form's fields ARE the link, signed and single use. A page elsewhere that
+   * made a browser post them must hold the link, and whoever holds it can open it anyway; what
+   * it cannot do is finish in another browser, because the state is bound to the one that posted.
+   * @param form the posted fields (`c`, `n`, `e`, `s`, as in the link's query)
    * @param connectUrl the URL this request came in on, to check the connection's redirect URI
    * @throws ConnectRefused for anything wrong with the link or the connection's setup
    */
-  async start(query: Query, connectUrl: string): Promise<StartAnswer> {
-    const { nonces, store, keys, now, log } = this.#deps;
-    const key = await keys.get();
+  async start(form: Query, connectUrl: string): Promise<StartAnswer> {
+    const { nonces, now, log } = this.#deps;
+    const { key, claims, record, baseUrl } = await this.#checkLink(form, connectUrl);
+    const { connectionId } = claims;
     const nowMs = now();
-    const claims = verifyLink(key, query, nowMs);
+    const claimed = await nonces.claim({
+      nonce: claims.nonce,
+      marker: NonceMarker.Opened,
+      connectionId,
+      validUntilEpochSec: claims.expiresAtEpochSec,
+      nowMs,
+    });
+    if (!claimed) throw usedLink(claims);
+    const binding = newBrowserBinding(claims.nonce, STATE_TTL_SECONDS);
+    const state = signState(key, {
+      connectionId,
+      nonce: claims.nonce,
+      expiresAtEpochSec: Math.floor(nowMs / 1000) + STATE_TTL_SECONDS,
+      browserBinding: binding.hash,
+    });
+    const params = new URLSearchParams({
+      client_id: record.clientId,
+      redirect_uri: record.redirectUri,
+      response_type: "code",
+      state,
+      force_login: "0",
+    });
+    log.info("connect link confirmed; sent to Exact to authorize", { connectionId });
+    return {
+      connectionId,
+      location: `${baseUrl}/api/oauth2/auth?${params}`,
+      bindingCookie: binding.setCookie,
+    };
+  }
+
+  /**
+   * `GET /callback`, Exact's redirect: verifies the state, refuses one used before, checks that
+   * this browser started the attempt (its binding cookie), then claims the "completed" marker.
+   * Everything before the claim changes nothing, so a refused callback leaves the real one
+   * usable in the browser that started it. No call to Exact happens here.
+   * @param cookies the Function URL event's `cookies` (`name=value` each)
+   * @throws ConnectRefused (malformed, bad_signature, expired, used, browser_cookie_missing,
+   *   browser_cookie_mismatch)
+   */
+  async accept(query: Query, cookies: readonly string[] | undefined): Promise<AcceptedCallback> {
+    const { nonces, keys, now } = this.#deps;
+    const nowMs = now();
+    const claims = verifyState(await keys.get(), query.state, nowMs);
+    const { connectionId } = claims;
+    const reply = exactReply(query);
+    if (reply === undefined) {
+      throw new ConnectRefused(
+        RefusalReason.Malformed,
+        "state",
+        "Exact's answer carries neither a code nor an error",
+        { connectionId },
+      );
+    }
+    // Before the browser check, so a replay says "used" in any browser rather than "other browser".
+    if (await nonces.isClaimed(claims.nonce, NonceMarker.Completed)) throw usedState(claims);
+    const binding = checkBrowserBinding(cookies, claims.nonce, claims.browserBinding);
+    if (binding !== BindingCheck.Match) {
+      const missing = binding === BindingCheck.Missing;
+      throw new ConnectRefused(
+        missing ? RefusalReason.BrowserCookieMissing : RefusalReason.BrowserCookieMismatch,
+        "state",
+        missing
+          ? `this authorization for connection "${connectionId}" was not started in this browser (its cookie is missing)`
+          : `this authorization for connection "${connectionId}" was started in another browser (its cookie does not match)`,
+        { connectionId },
+      );
+    }
+    const claimed = await nonces.claim({
+      nonce: claims.nonce,
+      marker: NonceMarker.Completed,
+      connectionId,
+      validUntilEpochSec: claims.expiresAtEpochSec,
+      nowMs,
+    });
+    if (!claimed) throw usedState(claims);
+    return { connectionId, reply, clearCookie: clearingCookie(claims.nonce) };
+  }
+
+  /**
+   * Finishes an accepted callback: seeds the chain with Exact's code (same duplicate rule as
+   * `connection seed`: see {@link SeedResult.redirectedFrom}).
+   * @param deadlineMs epoch ms by which the invocation must be done (the Lambda's remaining time)
+   * @throws ConnectRefused (exact_declined) for Exact's `?error=`; whatever `seed` throws
+   *   (ValidationError for a refused code, ExactUnavailable, …)
+   */
+  async complete(accepted: AcceptedCallback, deadlineMs?: number): Promise<SeedResult> {
+    const { onboarding, log } = this.#deps;
+    const { connectionId, reply } = accepted;
+    if (reply.kind === "declined") {
+      throw new ConnectRefused(
+        RefusalReason.ExactDeclined,
+        "state",
+        `Exact did not authorize connection "${connectionId}" (${reply.detail})`,
+        { connectionId },
+      );
+    }
+    const result = await onboarding.seed(connectionId, reply.code, {
+      door: HistoryDoor.Connect,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    });
+    log.info("connect flow completed", {
+      connectionId: result.connectionId,
+      requestedFor: connectionId,
+      generation: result.generation,
+    });
+    return result;
+  }
+
+  /** Link, connection, mode, redirect URI and base URL: what both steps of `/start` require. */
+  async #checkLink(query: Query, connectUrl: string): Promise<CheckedLink> {
+    const { store, keys, now, allowLoopback } = this.#deps;
+    const key = await keys.get();
+    const claims = verifyLink(key, query, now());
     const { connectionId } = claims;
     const record = await store.get(connectionId);
     if (!record) {
@@ -159,108 +302,42 @@ export class ConnectFlow {
         RefusalReason.RedirectMismatch,
         "link",
         redirectMismatchMessage(record, callbackUrl),
-        {
-          connectionId,
-        },
+        { connectionId },
       );
     }
-    let baseUrl: string;
     try {
-      baseUrl = checkBaseUrl(record.baseUrl, this.#deps.allowLoopback);
+      return { key, claims, record, baseUrl: checkBaseUrl(record.baseUrl, allowLoopback) };
     } catch (error) {
       throw new ConfigurationError(`connection "${connectionId}" has a base URL that is not Exact's`, {
         cause: error,
       });
     }
-    const claimed = await nonces.claim({
-      nonce: claims.nonce,
-      marker: NonceMarker.Opened,
-      connectionId,
-      validUntilEpochSec: claims.expiresAtEpochSec,
-      nowMs,
-    });
-    if (!claimed) {
-      throw new ConnectRefused(
-        RefusalReason.Used,
-        "link",
-        `this connect link for connection "${connectionId}" was opened before; a link works once`,
-        { connectionId },
-      );
-    }
-    const state = signState(key, {
-      connectionId,
-      nonce: claims.nonce,
-      expiresAtEpochSec: Math.floor(nowMs / 1000) + STATE_TTL_SECONDS,
-    });
-    const params = new URLSearchParams({
-      client_id: record.clientId,
-      redirect_uri: record.redirectUri,
-      response_type: "code",
-      state,
-      force_login: "0",
-    });
-    log.info("connect link opened; sent to Exact to authorize", { connectionId });
-    return { connectionId, location: `${baseUrl}/api/oauth2/auth?${params}` };
   }
+}
 
-  /**
-   * `/callback`: verifies the state, claims its "completed" marker, and seeds the chain with
-   * the code (same duplicate rule as `connection seed`: see {@link SeedResult.redirectedFrom}).
-   * @param deadlineMs epoch ms by which the invocation must be done (the Lambda's remaining time)
-   * @throws ConnectRefused for a bad, expired or used state and for Exact's `?error=`;
-   *   whatever `seed` throws (ValidationError for a refused code, ExactUnavailable, …)
-   */
-  async complete(query: Query, deadlineMs?: number): Promise<SeedResult> {
-    const { nonces, keys, now, onboarding, log } = this.#deps;
-    const nowMs = now();
-    const claims = verifyState(await keys.get(), query.state, nowMs);
-    const { connectionId } = claims;
-    const code = query.code;
-    if (query.error === undefined && !code) {
-      throw new ConnectRefused(
-        RefusalReason.Malformed,
-        "state",
-        "Exact's answer carries neither a code nor an error",
-        {
-          connectionId,
-        },
-      );
-    }
-    const claimed = await nonces.claim({
-      nonce: claims.nonce,
-      marker: NonceMarker.Completed,
-      connectionId,
-      validUntilEpochSec: claims.expiresAtEpochSec,
-      nowMs,
-    });
-    if (!claimed) {
-      throw new ConnectRefused(
-        RefusalReason.Used,
-        "state",
-        `this authorization for connection "${connectionId}" was completed before`,
-        { connectionId },
-      );
-    }
-    if (query.error !== undefined || !code) {
-      const detail = [query.error, query.error_description]
-        .filter(Boolean)
-        .join(": ")
-        .slice(0, MAX_EXACT_ERROR_LENGTH);
-      throw new ConnectRefused(
-        RefusalReason.ExactDeclined,
-        "state",
-        `Exact did not authorize connection "${connectionId}" (${detail})`,
-        { connectionId },
-      );
-    }
-    const result = await onboarding.seed(connectionId, code, deadlineMs !== undefined ? { deadlineMs } : {});
-    log.info("connect flow completed", {
-      connectionId: result.connectionId,
-      requestedFor: connectionId,
-      generation: result.generation,
-    });
-    return result;
-  }
+function usedLink(claims: SignedClaims): ConnectRefused {
+  const { connectionId } = claims;
+  return new ConnectRefused(
+    RefusalReason.Used,
+    "link",
+    `this connect link for connection "${connectionId}" was used before; a link works once`,
+    { connectionId },
+  );
+}
+
+function usedState(claims: SignedClaims): ConnectRefused {
+  const { connectionId } = claims;
+  return new ConnectRefused(
+    RefusalReason.Used,
+    "state",
+    `this authorization for connection "${connectionId}" was completed before`,
+    { connectionId },
+  );
+}
+
+/** The link's four signed fields, as verified (verifyLink checked each is present). */
+function signedFields(query: Query): LinkQuery {
+  return { c: query.c ?? "", n: query.n ?? "", e: query.e ?? "", s: query.s ?? "" };
 }
 
 /** Options for {@link createConnectFlow}. */

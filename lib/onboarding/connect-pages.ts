@@ -11,26 +11,35 @@ import {
   ValidationError,
 } from "../errors.js";
 import { redactString } from "../log/redactor.js";
+import type { ConfirmAnswer } from "./connect-answers.js";
 import { ConnectRefused, RefusalReason } from "./connect-refused.js";
+import { ConnectPath } from "./connect-url.js";
 
-/** A Function URL answer (API Gateway v2 structured result). */
+/** A Function URL answer (payload 2.0 structured result). */
 export interface HtmlAnswer {
   readonly statusCode: number;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
+  /**
+   * `Set-Cookie` values. A Function URL turns this array into `set-cookie` headers; a function
+   * should not set that header itself (AWS Lambda developer guide, "Cookies").
+   */
+  readonly cookies?: readonly string[];
 }
 
 /**
  * Every answer: never cached (a link or a callback must not be replayed from a cache), never
- * framed, no outside resources, and no Referer: the callback URL holds a code.
+ * framed, no scripts or outside resources, and no Referer: the callback URL holds a code.
+ * `formAction` is 'none' except on the confirmation page.
  */
-const SECURITY_HEADERS = {
-  "Cache-Control": "no-store",
-  "Referrer-Policy": "no-referrer",
-  "X-Content-Type-Options": "nosniff",
-  "Content-Security-Policy":
-    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-} as const;
+function securityHeaders(formAction = "'none'"): Record<string, string> {
+  return {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": `default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action ${formAction}; frame-ancestors 'none'`,
+  };
+}
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = {
   "&": "&amp;",
@@ -50,12 +59,34 @@ function text(value: string): string {
   return escapeHtml(redactString(value));
 }
 
-/** A small self-contained HTML page; `paragraphs` are plain text. */
+/** A form of hidden fields and one button, posted to `action` (a path on this origin). */
+interface PageForm {
+  readonly action: string;
+  readonly fields: Readonly<Record<string, string>>;
+  readonly button: string;
+  /** The CSP `form-action` sources the form needs. */
+  readonly formAction: string;
+}
+
+function formHtml(form: PageForm): string {
+  const inputs = Object.entries(form.fields).map(
+    ([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`,
+  );
+  return [
+    `<form method="post" action="${escapeHtml(form.action)}">`,
+    ...inputs,
+    `<button type="submit">${text(form.button)}</button>`,
+    "</form>",
+  ].join("\n");
+}
+
+/** A small self-contained HTML page; `paragraphs` are plain text, `form` an optional button. */
 export function htmlPage(args: {
   readonly statusCode: number;
   readonly title: string;
   readonly paragraphs: readonly string[];
   readonly headers?: Readonly<Record<string, string>>;
+  readonly form?: PageForm;
 }): HtmlAnswer {
   const body = [
     "<!doctype html>",
@@ -67,22 +98,60 @@ export function htmlPage(args: {
     "</head><body>",
     `<h1>${text(args.title)}</h1>`,
     ...args.paragraphs.map((paragraph) => `<p>${text(paragraph)}</p>`),
+    ...(args.form ? [formHtml(args.form)] : []),
     "</body></html>",
     "",
   ].join("\n");
   return {
     statusCode: args.statusCode,
-    headers: { "Content-Type": "text/html; charset=utf-8", ...SECURITY_HEADERS, ...args.headers },
+    headers: {
+      "Content-Type": "text/html; charset=utf-8",
+      ...securityHeaders(args.form?.formAction),
+      ...args.headers,
+    },
     body,
   };
 }
 
-/** 302 to Exact's authorization page. */
-export function redirectAnswer(location: string): HtmlAnswer {
+/** The same answer with `Set-Cookie` values added. */
+export function withCookies(answer: HtmlAnswer, cookies: readonly string[]): HtmlAnswer {
+  return { ...answer, cookies: [...(answer.cookies ?? []), ...cookies] };
+}
+
+/**
+ * `GET /start`: what the link is for and one button that posts the link back. Nothing is spent
+ * until the button is pressed, so a link preview that fetches the page changes nothing.
+ */
+export function confirmationPage(answer: ConfirmAnswer): HtmlAnswer {
+  return htmlPage({
+    statusCode: 200,
+    title: "Connect to Exact Online",
+    paragraphs: [
+      `This link connects the token broker's connection "${answer.connectionId}" to Exact Online.`,
+      "Press the button only if you are the person who should authorize it: Exact Online will ask you to log in and to allow access. Finish in this browser; the link works once.",
+      `The link expires at ${answer.expiresAt}.`,
+    ],
+    form: {
+      action: ConnectPath.Start,
+      fields: { ...answer.form },
+      button: "Continue to Exact Online",
+      // Chrome applies form-action to every redirect that follows the POST too (CSP3
+      // "form-action"), and Exact's authorization redirects on to its login pages, whose hosts
+      // change without notice (login.exact.com and whatever single sign-on a company uses). So:
+      // this origin, the connection's Exact (http locally) and any https target. The page holds
+      // no injected markup (all text escaped, no scripts run) for a hostile form to hide in.
+      formAction: `'self' ${answer.exactOrigin} https:`,
+    },
+  });
+}
+
+/** 303 (after the POST) to Exact's authorization page, with the browser-binding cookie. */
+export function redirectAnswer(location: string, cookies: readonly string[]): HtmlAnswer {
   return {
-    statusCode: 302,
-    headers: { "Content-Type": "text/html; charset=utf-8", ...SECURITY_HEADERS, Location: location },
+    statusCode: 303,
+    headers: { "Content-Type": "text/html; charset=utf-8", ...securityHeaders(), Location: location },
     body: `<!doctype html>\n<p><a href="${escapeHtml(location)}">Continue to Exact Online</a></p>\n`,
+    cookies,
   };
 }
 
@@ -100,6 +169,7 @@ export function seededPage(result: SeedResult, requestedFor: string): HtmlAnswer
         `Exact user ${result.exactUserName} is already connected as connection "${result.connectionId}".`,
         `Exact started a new token chain for this login and ended the old one, so the new tokens were stored on "${result.connectionId}" (${division(result)}). Nothing else changed: connection "${requestedFor}" is still not connected.`,
         `Use "${result.connectionId}", or ask the operator to remove it first if "${requestedFor}" should own this Exact user.`,
+        "Reason code: duplicate_user.",
       ],
     });
   }
@@ -128,16 +198,41 @@ const REFUSAL: Readonly<Record<RefusalReason, { readonly statusCode: number; rea
   [RefusalReason.NotCodeMode]: { statusCode: 409, title: "This connection is not connected through a link" },
   [RefusalReason.RedirectMismatch]: { statusCode: 409, title: "This connection's redirect URI is wrong" },
   [RefusalReason.ExactDeclined]: { statusCode: 400, title: "Exact Online did not authorize the connection" },
+  [RefusalReason.BrowserCookieMissing]: {
+    statusCode: 403,
+    title: "Finish in the browser that opened the link",
+  },
+  [RefusalReason.BrowserCookieMismatch]: {
+    statusCode: 403,
+    title: "Finish in the browser that opened the link",
+  },
 };
 
-/** A refused link or state: nothing changed. */
+function advice(error: ConnectRefused): string {
+  switch (error.reason) {
+    case RefusalReason.RedirectMismatch:
+    case RefusalReason.NotCodeMode:
+      return "Nothing was changed. This link stays usable until it expires once that is fixed.";
+    case RefusalReason.BrowserCookieMissing:
+    case RefusalReason.BrowserCookieMismatch:
+      return (
+        "Nothing was changed. The authorization can still be finished in the browser where " +
+        '"Continue to Exact Online" was pressed, with cookies allowed for this site, until it expires. ' +
+        newLink(error.connectionId)
+      );
+    default:
+      return `Nothing was changed. ${newLink(error.connectionId)}`;
+  }
+}
+
+/** A refused link or state: nothing changed. The reason code is stable (connect-refused.ts). */
 export function refusalPage(error: ConnectRefused): HtmlAnswer {
   const { statusCode, title } = REFUSAL[error.reason];
-  const advice =
-    error.reason === RefusalReason.RedirectMismatch || error.reason === RefusalReason.NotCodeMode
-      ? "Nothing was changed. This link stays usable until it expires once that is fixed."
-      : `Nothing was changed. ${newLink(error.connectionId)}`;
-  return htmlPage({ statusCode, title, paragraphs: [`${capitalize(error.message)}.`, advice] });
+  return htmlPage({
+    statusCode,
+    title,
+    paragraphs: [`${capitalize(error.message)}.`, advice(error), `Reason code: ${error.reason}.`],
+  });
 }
 
 /**
@@ -204,12 +299,13 @@ export function notFoundPage(): HtmlAnswer {
   });
 }
 
-export function methodNotAllowedPage(): HtmlAnswer {
+/** @param allow the methods the path answers, for the `Allow` header */
+export function methodNotAllowedPage(allow: string): HtmlAnswer {
   return htmlPage({
     statusCode: 405,
     title: "Method not allowed",
     paragraphs: ["Open the connect link in a browser."],
-    headers: { Allow: "GET" },
+    headers: { Allow: allow },
   });
 }
 

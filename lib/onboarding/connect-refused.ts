@@ -7,7 +7,7 @@ export const RefusalReason = {
   /** The signature does not match: tampered, signed with another key, or made up. */
   BadSignature: "bad_signature",
   Expired: "expired",
-  /** The link was opened, or the state used at the callback, once already. */
+  /** The link's authorization was started (its button pressed), or its state used at the callback, once already. */
   Used: "used",
   /** The connection was removed after the link was made. */
   ConnectionGone: "connection_gone",
@@ -17,6 +17,13 @@ export const RefusalReason = {
   RedirectMismatch: "redirect_mismatch",
   /** Exact redirected back with `?error=…` (the user declined, or Exact refused the request). */
   ExactDeclined: "exact_declined",
+  /**
+   * The callback came without the cookie the confirmation page's POST set: another browser
+   * (a `state` seen by someone else), or a browser that refuses cookies.
+   */
+  BrowserCookieMissing: "browser_cookie_missing",
+  /** The callback's cookie is not the one the `state` was bound to: another attempt's browser. */
+  BrowserCookieMismatch: "browser_cookie_mismatch",
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 

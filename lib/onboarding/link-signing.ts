@@ -16,6 +16,12 @@ export interface SignedClaims {
   readonly expiresAtEpochSec: number;
 }
 
+/** What a state vouches for besides the link's claims. */
+export interface StateClaims extends SignedClaims {
+  /** SHA-256 (base64url) of the browser-binding cookie POST /start set (browser-binding.ts). */
+  readonly browserBinding: string;
+}
+
 /** The query parameters of `/start`. */
 export interface LinkQuery {
   readonly c: string;
@@ -25,8 +31,8 @@ export interface LinkQuery {
 }
 
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
-/** HMAC-SHA256 is 32 bytes: 43 base64url characters without padding. */
-const MAC_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+/** HMAC-SHA256 and SHA-256 are 32 bytes: 43 base64url characters without padding. */
+const DIGEST_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const EPOCH_SEC_PATTERN = /^[0-9]{1,12}$/;
 /** A state is about 150 characters; anything much longer is not ours and is not decoded. */
 const MAX_STATE_LENGTH = 512;
@@ -38,10 +44,11 @@ const MAX_STATE_LENGTH = 512;
 const LINK_LABEL = "exact-token-broker/connect-link/v1";
 const STATE_LABEL = "exact-token-broker/oauth-state/v1";
 
-const claimsSchema = z.strictObject({
+const stateClaimsSchema = z.strictObject({
   connectionId: z.string().regex(CONNECTION_ID_PATTERN),
   nonce: z.string().regex(NONCE_PATTERN),
   expiresAtEpochSec: z.number().int().nonnegative(),
+  browserBinding: z.string().regex(DIGEST_PATTERN),
 });
 
 /** A fresh nonce: 128 random bits, base64url. */
@@ -57,7 +64,7 @@ function mac(key: Buffer, label: string, parts: readonly string[]): Buffer {
 
 /** Constant-time comparison of a presented base64url MAC with the expected one. */
 function macMatches(presented: string, expected: Buffer): boolean {
-  if (!MAC_PATTERN.test(presented)) return false;
+  if (!DIGEST_PATTERN.test(presented)) return false;
   const bytes = Buffer.from(presented, "base64url");
   return bytes.length === expected.length && timingSafeEqual(bytes, expected);
 }
@@ -120,12 +127,13 @@ export function verifyLink(
 }
 
 /** Signs the OAuth `state`: base64url JSON of the claims, ".", base64url HMAC of that text. */
-export function signState(key: Buffer, claims: SignedClaims): string {
+export function signState(key: Buffer, claims: StateClaims): string {
   const payload = Buffer.from(
     JSON.stringify({
       connectionId: claims.connectionId,
       nonce: claims.nonce,
       expiresAtEpochSec: claims.expiresAtEpochSec,
+      browserBinding: claims.browserBinding,
     }),
   ).toString("base64url");
   return `${payload}.${mac(key, STATE_LABEL, [payload]).toString("base64url")}`;
@@ -136,7 +144,7 @@ export function signState(key: Buffer, claims: SignedClaims): string {
  * the claims' shape and expiry. The JSON is only parsed once the signature vouched for it.
  * @throws ConnectRefused (malformed, bad_signature, expired)
  */
-export function verifyState(key: Buffer, state: string | undefined, nowMs: number): SignedClaims {
+export function verifyState(key: Buffer, state: string | undefined, nowMs: number): StateClaims {
   const [payload, presented, extra] = state?.split(".") ?? [];
   if (
     state === undefined ||
@@ -165,9 +173,10 @@ export function verifyState(key: Buffer, state: string | undefined, nowMs: numbe
   } catch {
     parsed = undefined;
   }
-  const claims = claimsSchema.safeParse(parsed);
+  const claims = stateClaimsSchema.safeParse(parsed);
   if (!claims.success) {
-    // Signed by us but not in today's form: a state from an older or newer version.
+    // Signed by us but not in today's form: a state from an older or newer version (one made
+    // before states were bound to a browser is refused here, as it should be).
     throw refuse(
       "state",
       RefusalReason.Malformed,

@@ -1,11 +1,17 @@
-import { ConditionalCheckFailedException, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+} from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { ChainTable, nonceKey } from "../chain/table-definition.js";
 
 /**
- * The two single-use steps of one link: opening it (`/start`) and completing the authorization
- * with its state (`/callback`). Separate markers, so opening the link does not use up the state
- * and each can be used exactly once.
+ * The two single-use steps of one link: starting the authorization (the confirmation page's
+ * POST to `/start`; merely fetching the link claims nothing) and completing it with its state
+ * (`/callback`). Separate markers, so starting does not use up the state and each can be used
+ * exactly once.
  */
 export const NonceMarker = { Opened: "opened", Completed: "completed" } as const;
 export type NonceMarker = (typeof NonceMarker)[keyof typeof NonceMarker];
@@ -24,6 +30,23 @@ export class NonceStore {
   constructor(options: { readonly tableName: string; readonly client?: DynamoDBClient }) {
     this.#tableName = options.tableName;
     this.#client = options.client ?? new DynamoDBClient({});
+  }
+
+  /**
+   * Whether the marker was claimed: a strongly consistent read, so a claim that just won is seen.
+   * Lets a page say "already used" without claiming anything; the claim itself still decides.
+   */
+  async isClaimed(nonce: string, marker: NonceMarker): Promise<boolean> {
+    const out = await this.#client.send(
+      new GetItemCommand({
+        TableName: this.#tableName,
+        Key: marshall({ [ChainTable.partitionKey]: nonceKey(`${nonce}#${marker}`) }),
+        ProjectionExpression: "#pk",
+        ExpressionAttributeNames: { "#pk": ChainTable.partitionKey },
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item !== undefined;
   }
 
   /**

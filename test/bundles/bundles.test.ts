@@ -90,16 +90,29 @@ async function generationOf(connectionId: string): Promise<number> {
   return record.generation;
 }
 
-/** A Function URL request (payload 2.0) for `url`, as AWS would build it. */
-function functionUrlEvent(url: string): LambdaFunctionUrlEvent {
+/**
+ * A Function URL request (payload 2.0) for `url`, as AWS would build it: a posted form arrives
+ * base64 (`isBase64Encoded`), cookies as the `cookies` array.
+ */
+function functionUrlEvent(
+  url: string,
+  request: { readonly form?: Record<string, string>; readonly cookies?: string[] } = {},
+): LambdaFunctionUrlEvent {
   const { host, pathname, search, searchParams } = new URL(url);
   const nowMs = Date.now();
+  const form = request.form ? new URLSearchParams(request.form).toString() : undefined;
   const event: LambdaFunctionUrlEvent = {
     version: "2.0",
     routeKey: "$default",
     rawPath: pathname,
     rawQueryString: search.replace(/^\?/, ""),
-    headers: { host, "x-forwarded-proto": "https", "user-agent": "bundle-test" },
+    ...(request.cookies ? { cookies: request.cookies } : {}),
+    headers: {
+      host,
+      "x-forwarded-proto": "https",
+      "user-agent": "bundle-test",
+      ...(form !== undefined ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+    },
     ...(searchParams.size > 0 ? { queryStringParameters: Object.fromEntries(searchParams) } : {}),
     requestContext: {
       accountId: "anonymous",
@@ -107,7 +120,7 @@ function functionUrlEvent(url: string): LambdaFunctionUrlEvent {
       domainName: host,
       domainPrefix: host.split(".")[0] ?? host,
       http: {
-        method: "GET",
+        method: form !== undefined ? "POST" : "GET",
         path: pathname,
         protocol: "HTTP/1.1",
         sourceIp: "203.0.113.7",
@@ -119,7 +132,8 @@ function functionUrlEvent(url: string): LambdaFunctionUrlEvent {
       time: "01/Jan/2030:00:00:00 +0000",
       timeEpoch: nowMs,
     },
-    isBase64Encoded: false,
+    ...(form !== undefined ? { body: Buffer.from(form).toString("base64") } : {}),
+    isBase64Encoded: form !== undefined,
   };
   expect(LambdaFunctionUrlSchema.safeParse(event).success).toBe(true);
   return event;
@@ -212,7 +226,7 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
     expect(record).toMatchObject({ status: ChainStatus.Active, generation: generation + 1 });
   });
 
-  it("connect: a one-time link redirects to Exact, and Exact's callback seeds the chain", async () => {
+  it("connect: a one-time link's page posts to Exact, and Exact's callback from that browser seeds the chain", async () => {
     counter += 1;
     const conn = await stack.addConnection(`bundle-connect-${counter}`);
     const flow = createConnectFlow(stack.broker(), {
@@ -221,14 +235,24 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
     });
     const link = await flow.createConnectLink({ connectionId: conn.connectionId });
 
+    const confirm = answerOf(
+      await invoke<{ statusCode: number; body: string }>("connect", functionUrlEvent(link.url)),
+    );
+    expect(confirm.statusCode).toBe(200);
+    expect(confirm.body).toContain('<form method="post" action="/start">');
     const start = answerOf(
-      await invoke<{ statusCode: number; headers: Record<string, string> }>(
+      await invoke<{ statusCode: number; headers: Record<string, string>; cookies: string[] }>(
         "connect",
-        functionUrlEvent(link.url),
+        functionUrlEvent(`${new URL(link.url).origin}/start`, {
+          form: Object.fromEntries(new URL(link.url).searchParams),
+        }),
       ),
     );
 
-    expect(start.statusCode).toBe(302);
+    expect(start.statusCode).toBe(303);
+    // The browser sends the cookie back as `name=value`; a Function URL passes it in `cookies`.
+    const cookie = start.cookies[0]?.split(";")[0] ?? "";
+    expect(cookie).toMatch(/^__Host-connect-/);
     const location = new URL(start.headers.Location ?? start.headers.location ?? "");
     expect(`${location.origin}${location.pathname}`).toBe(`${stack.sim.url}/api/oauth2/auth`);
     expect(location.searchParams.get("redirect_uri")).toBe(conn.redirectUri);
@@ -242,7 +266,10 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
     const callbackUrl = new URL(conn.redirectUri);
     callbackUrl.search = new URLSearchParams({ code, state }).toString();
     const page = answerOf(
-      await invoke<{ statusCode: number; body: string }>("connect", functionUrlEvent(callbackUrl.toString())),
+      await invoke<{ statusCode: number; body: string }>(
+        "connect",
+        functionUrlEvent(callbackUrl.toString(), { cookies: [cookie] }),
+      ),
     );
 
     expect(page.statusCode).toBe(200);

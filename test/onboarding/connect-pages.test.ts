@@ -9,7 +9,14 @@ import {
   Throttled,
   ValidationError,
 } from "../../lib/errors.js";
-import { escapeHtml, failurePage, redirectAnswer, seededPage } from "../../lib/onboarding/connect-pages.js";
+import {
+  confirmationPage,
+  escapeHtml,
+  failurePage,
+  redirectAnswer,
+  refusalPage,
+  seededPage,
+} from "../../lib/onboarding/connect-pages.js";
 import { ConnectRefused, RefusalReason } from "../../lib/onboarding/connect-refused.js";
 
 const SEEDED = {
@@ -18,6 +25,13 @@ const SEEDED = {
   exactUserName: "jan@example.com",
   division: 424242,
   generation: 1,
+};
+
+const CONFIRM = {
+  connectionId: "acme",
+  form: { c: "acme", n: "AAAAAAAAAAAAAAAAAAAAAA", e: "1767269700", s: "sig" },
+  exactOrigin: "https://start.exactonline.nl",
+  expiresAt: "2026-01-01T12:15:00.000Z",
 };
 
 describe("connect pages", () => {
@@ -43,7 +57,8 @@ describe("connect pages", () => {
   it("sets the no-store, HTML and no-referrer headers on every answer, including the redirect", () => {
     for (const answer of [
       seededPage(SEEDED, "acme"),
-      redirectAnswer("https://start.exactonline.nl/x?a=1&b=2"),
+      redirectAnswer("https://start.exactonline.nl/x?a=1&b=2", []),
+      confirmationPage(CONFIRM),
     ]) {
       expect(answer.headers).toMatchObject({
         "Content-Type": "text/html; charset=utf-8",
@@ -51,7 +66,58 @@ describe("connect pages", () => {
         "Referrer-Policy": "no-referrer",
       });
     }
-    expect(redirectAnswer("https://start.exactonline.nl/x?a=1&b=2").body).toContain("x?a=1&amp;b=2");
+    expect(redirectAnswer("https://start.exactonline.nl/x?a=1&b=2", []).body).toContain("x?a=1&amp;b=2");
+  });
+
+  it("answers the POST with a 303 to Exact that carries the cookie in the Function URL's cookies array", () => {
+    const answer = redirectAnswer("https://start.exactonline.nl/api/oauth2/auth?state=x", [
+      "__Host-connect-n=v",
+    ]);
+
+    expect(answer.statusCode).toBe(303);
+    expect(answer.headers.Location).toBe("https://start.exactonline.nl/api/oauth2/auth?state=x");
+    expect(answer.cookies).toEqual(["__Host-connect-n=v"]);
+    expect(Object.keys(answer.headers).map((name) => name.toLowerCase())).not.toContain("set-cookie");
+  });
+
+  describe("confirmation page", () => {
+    it("posts the link's fields back to /start with one button, escaped", () => {
+      const page = confirmationPage({ ...CONFIRM, form: { ...CONFIRM.form, s: 'a"><b>' } });
+
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain('<form method="post" action="/start">');
+      expect(page.body).toContain('<input type="hidden" name="c" value="acme">');
+      expect(page.body).toContain('<input type="hidden" name="s" value="a&quot;&gt;&lt;b&gt;">');
+      expect(page.body).toContain('<button type="submit">Continue to Exact Online</button>');
+      expect(page.body).toContain("2026-01-01T12:15:00.000Z");
+      expect(page.body).not.toContain("<script");
+    });
+
+    it("allows the form to post here and its redirect to reach Exact, and nothing else to load", () => {
+      const csp = confirmationPage(CONFIRM).headers["Content-Security-Policy"] ?? "";
+
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("form-action 'self' https://start.exactonline.nl https:;");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(seededPage(SEEDED, "acme").headers["Content-Security-Policy"]).toContain("form-action 'none'");
+    });
+  });
+
+  it.each(Object.values(RefusalReason))("shows the stable reason code %s on its refusal page", (reason) => {
+    const page = refusalPage(new ConnectRefused(reason, "state", "refused", { connectionId: "acme" }));
+
+    expect(page.body).toContain(`Reason code: ${reason}.`);
+    expect(page.body).toContain("Nothing was changed.");
+  });
+
+  it("tells a person refused for another browser where the attempt can still be finished", () => {
+    const page = refusalPage(
+      new ConnectRefused(RefusalReason.BrowserCookieMissing, "state", "not started in this browser"),
+    );
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain("Finish in the browser that opened the link");
+    expect(page.body).toContain("with cookies allowed");
   });
 
   it.each([

@@ -60,6 +60,35 @@ describe("startFunctionUrlServer", () => {
     expect(await res.text()).toBe("<p>moved</p>");
   });
 
+  it("writes each entry of the result's cookies array as its own set-cookie header", async () => {
+    server = await startFunctionUrlServer(async () => ({
+      statusCode: 200,
+      cookies: ["__Host-a=1; Path=/; Secure; HttpOnly; SameSite=Lax", "b=2; Max-Age=0"],
+      body: "",
+    }));
+
+    const res = await fetch(server.url);
+
+    expect(res.headers.getSetCookie()).toEqual([
+      "__Host-a=1; Path=/; Secure; HttpOnly; SameSite=Lax",
+      "b=2; Max-Age=0",
+    ]);
+  });
+
+  it("answers HEAD with the headers a GET would have and no body", async () => {
+    const methods: string[] = [];
+    server = await startFunctionUrlServer(async (event) => {
+      methods.push(event.requestContext.http.method);
+      return { statusCode: 200, headers: { "X-Page": "confirm" }, body: "<p>page</p>" };
+    });
+
+    const res = await fetch(server.url, { method: "HEAD" });
+
+    expect(methods).toEqual(["HEAD"]);
+    expect(res.headers.get("x-page")).toBe("confirm");
+    expect(await res.text()).toBe("");
+  });
+
   it("answers a result without statusCode as a 200 JSON body, like a Function URL", async () => {
     server = await startFunctionUrlServer(async () => ({ ok: true }));
 
@@ -81,7 +110,7 @@ describe("startFunctionUrlServer", () => {
     expect(await res.text()).not.toContain("boom");
   });
 
-  it("passes a binary body base64-encoded and a text body as text", async () => {
+  it("passes binary and form bodies base64-encoded and text or JSON bodies as text, as a Function URL does", async () => {
     const bodies: Array<{ body?: string; isBase64Encoded: boolean }> = [];
     server = await startFunctionUrlServer(async (event) => {
       bodies.push({ body: event.body, isBase64Encoded: event.isBase64Encoded });
@@ -94,10 +123,18 @@ describe("startFunctionUrlServer", () => {
       body: "a=1",
       headers: { "content-type": "application/x-www-form-urlencoded" },
     });
+    await fetch(server.url, { method: "POST", body: "a=1", headers: { "content-type": "text/plain" } });
+    await fetch(server.url, {
+      method: "POST",
+      body: '{"a":1}',
+      headers: { "content-type": "application/json" },
+    });
 
     expect(bodies).toEqual([
       { body: "AAEC", isBase64Encoded: true },
+      { body: Buffer.from("a=1").toString("base64"), isBase64Encoded: true },
       { body: "a=1", isBase64Encoded: false },
+      { body: '{"a":1}', isBase64Encoded: false },
     ]);
   });
 });

@@ -4,6 +4,7 @@ import {
   LINK_TTL_SECONDS,
   newNonce,
   type SignedClaims,
+  type StateClaims,
   signLink,
   signState,
   verifyLink,
@@ -17,6 +18,11 @@ const CLAIMS: SignedClaims = {
   connectionId: "acme-prod",
   nonce: "AAAAAAAAAAAAAAAAAAAAAA",
   expiresAtEpochSec: NOW_MS / 1000 + LINK_TTL_SECONDS,
+};
+
+const STATE_CLAIMS: StateClaims = {
+  ...CLAIMS,
+  browserBinding: "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
 };
 
 function refusal(run: () => unknown): ConnectRefused {
@@ -118,11 +124,11 @@ describe("state signing", () => {
   }
 
   it("accepts its own state and returns the claims", () => {
-    expect(verifyState(KEY, signState(KEY, CLAIMS), NOW_MS)).toEqual(CLAIMS);
+    expect(verifyState(KEY, signState(KEY, STATE_CLAIMS), NOW_MS)).toEqual(STATE_CLAIMS);
   });
 
   it("refuses a state re-pointed at another connection (payload changed, signature kept)", () => {
-    const forged = withPayload(signState(KEY, CLAIMS), { ...CLAIMS, connectionId: "victim" });
+    const forged = withPayload(signState(KEY, STATE_CLAIMS), { ...STATE_CLAIMS, connectionId: "victim" });
 
     const error = refusal(() => verifyState(KEY, forged, NOW_MS));
 
@@ -130,17 +136,26 @@ describe("state signing", () => {
     expect(error.subject).toBe("state");
   });
 
+  it("refuses a state re-bound to another browser's cookie hash (payload changed, signature kept)", () => {
+    const forged = withPayload(signState(KEY, STATE_CLAIMS), {
+      ...STATE_CLAIMS,
+      browserBinding: "A".repeat(43),
+    });
+
+    expect(refusal(() => verifyState(KEY, forged, NOW_MS)).reason).toBe(RefusalReason.BadSignature);
+  });
+
   it("refuses a state with a tampered signature or signed with another key", () => {
-    expect(refusal(() => verifyState(KEY, tamperMac(signState(KEY, CLAIMS)), NOW_MS)).reason).toBe(
+    expect(refusal(() => verifyState(KEY, tamperMac(signState(KEY, STATE_CLAIMS)), NOW_MS)).reason).toBe(
       RefusalReason.BadSignature,
     );
-    expect(refusal(() => verifyState(KEY, signState(OTHER_KEY, CLAIMS), NOW_MS)).reason).toBe(
+    expect(refusal(() => verifyState(KEY, signState(OTHER_KEY, STATE_CLAIMS), NOW_MS)).reason).toBe(
       RefusalReason.BadSignature,
     );
   });
 
   it("refuses an expired state", () => {
-    const state = signState(KEY, CLAIMS);
+    const state = signState(KEY, STATE_CLAIMS);
 
     expect(verifyState(KEY, state, CLAIMS.expiresAtEpochSec * 1000 - 1).nonce).toBe(CLAIMS.nonce);
     expect(refusal(() => verifyState(KEY, state, CLAIMS.expiresAtEpochSec * 1000)).reason).toBe(
@@ -149,7 +164,7 @@ describe("state signing", () => {
   });
 
   it("does not take a link's signature for a state's (domain separation)", () => {
-    const payload = signState(KEY, CLAIMS).split(".")[0];
+    const payload = signState(KEY, STATE_CLAIMS).split(".")[0];
     const linkMac = signLink(KEY, CLAIMS).s;
 
     expect(refusal(() => verifyState(KEY, `${payload}.${linkMac}`, NOW_MS)).reason).toBe(
@@ -161,7 +176,7 @@ describe("state signing", () => {
     ["missing", undefined],
     ["empty", ""],
     ["without a signature", "eyJhIjoxfQ"],
-    ["with an extra part", `${signState(KEY, CLAIMS)}.x`],
+    ["with an extra part", `${signState(KEY, STATE_CLAIMS)}.x`],
     ["far too long", `${"a".repeat(600)}.${"b".repeat(43)}`],
     ["not base64url", "<script>.x"],
   ])("refuses a state that is %s as malformed", (_what, state) => {

@@ -45,6 +45,16 @@ describe("NonceStore", () => {
       expect(results.filter(Boolean)).toHaveLength(1);
     });
 
+    it("is seen by isClaimed at once, per marker", async () => {
+      const nonce = newNonce();
+      expect(await store.isClaimed(nonce, NonceMarker.Opened)).toBe(false);
+
+      await claim(nonce, NonceMarker.Opened);
+
+      expect(await store.isClaimed(nonce, NonceMarker.Opened)).toBe(true);
+      expect(await store.isClaimed(nonce, NonceMarker.Completed)).toBe(false);
+    });
+
     it("writes a NONCE# item with a TTL in epoch seconds after the validity ends", async () => {
       const nonce = newNonce();
       await claim(nonce, NonceMarker.Completed);

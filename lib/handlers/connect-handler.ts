@@ -88,7 +88,8 @@ function errorPages(options: {
 
 /**
  * The connect Lambda behind a Function URL: `GET /start` (a one-time link) shows a confirmation
- * page, its button's `POST /start` redirects to Exact with a browser-bound state, `GET /callback`
+ * page and sets the browser-binding cookie, its button's `POST /start` (with that cookie)
+ * redirects to Exact with a state bound to it, `GET /callback`
  * (Exact's redirect) seeds the chain. Behaviour lives in {@link ConnectFlow}.
  */
 export function createConnectHandler(deps: ConnectHandlerDeps) {
@@ -129,10 +130,10 @@ async function route(
   const query = event.queryStringParameters ?? {};
   if (path === ConnectPath.Start) {
     // HEAD too: a link preview may only ask for the headers, and it must spend nothing either.
+    // Both set the browser-binding cookie, which the POST requires.
     if (method === "GET" || method === "HEAD") return confirmationPage(await flow.confirm(query, connectUrl));
     if (method === "POST") {
-      const started = await flow.start(formFields(event), connectUrl);
-      return redirectAnswer(started.location, [started.bindingCookie]);
+      return redirectAnswer((await flow.start(formFields(event), event.cookies, connectUrl)).location);
     }
     return methodNotAllowedPage("GET, HEAD, POST");
   }

@@ -6,10 +6,14 @@ import { Cookie } from "tough-cookie";
  * must tie the `state` to the user agent, or a `state` seen elsewhere plus an attacker's own
  * authorization code connects the attacker's Exact user).
  *
- *   POST /start  ──► Set-Cookie __Host-connect-<nonce>=<256 random bits>      (this browser only)
- *                ──► state = sign({ …, browserBinding: SHA-256(value) })      (travels via Exact)
+ *   GET /start    ──► confirmation page + Set-Cookie __Host-connect-<nonce>=<256 random bits>
+ *                     (nothing claimed: a preview gets a cookie of its own and spends nothing)
+ *   POST /start   ◄── the page's button, same site: SameSite=Lax sends the cookie; none came
+ *                     (another browser, cookies blocked, or a forged cross-site POST, which a
+ *                     Lax cookie never accompanies) ──► refused before anything is claimed
+ *                 ──► state = sign({ …, browserBinding: SHA-256(cookie) })  (travels via Exact)
  *   GET /callback ◄── Exact's redirect, top-level GET: SameSite=Lax sends the cookie back
- *                ──► SHA-256(cookie) = state.browserBinding, or refused before the code exchange
+ *                 ──► SHA-256(cookie) = state.browserBinding, or refused before the code exchange
  *
  * The state carries only the hash, so a state read from a log, a proxy or a scanner gives no way
  * to make the cookie. One cookie per nonce: two links opened in one browser do not evict each
@@ -22,14 +26,6 @@ export const BINDING_COOKIE_PREFIX = "__Host-connect-";
 
 /** 256 random bits, base64url: 43 characters. */
 const BINDING_VALUE_BYTES = 32;
-
-/** What the POST of `/start` hands out: the browser keeps the cookie, the state keeps the hash. */
-export interface BrowserBinding {
-  /** A complete `Set-Cookie` value (Function URL response `cookies` entry). */
-  readonly setCookie: string;
-  /** SHA-256 of the cookie's value, base64url (43 characters): what the signed state carries. */
-  readonly hash: string;
-}
 
 /** Outcome of {@link checkBrowserBinding}. */
 export const BindingCheck = {
@@ -66,15 +62,33 @@ function bindingCookie(nonce: string, value: string, maxAgeSeconds: number): str
 }
 
 /**
- * A fresh binding for the attempt with `nonce`.
- * @param maxAgeSeconds how long the browser keeps the cookie: as long as the state is valid
+ * The `Set-Cookie` of a fresh binding for the attempt with `nonce` (what `GET /start` sets).
+ * @param maxAgeSeconds how long the browser keeps the cookie: until the link expires plus the
+ *   life of a state signed at the last moment
  */
-export function newBrowserBinding(nonce: string, maxAgeSeconds: number): BrowserBinding {
-  const value = randomBytes(BINDING_VALUE_BYTES).toString("base64url");
-  return {
-    setCookie: bindingCookie(nonce, value, maxAgeSeconds),
-    hash: hashOf(value).toString("base64url"),
-  };
+export function newBindingCookie(nonce: string, maxAgeSeconds: number): string {
+  return bindingCookie(nonce, randomBytes(BINDING_VALUE_BYTES).toString("base64url"), maxAgeSeconds);
+}
+
+/** The values of the attempt's cookie among `cookies`. */
+function presentedValues(cookies: readonly string[] | undefined, nonce: string): string[] {
+  const name = bindingCookieName(nonce);
+  return (cookies ?? [])
+    .map((entry) => Cookie.parse(entry))
+    .filter((cookie) => cookie?.key === name)
+    .map((cookie) => cookie?.value ?? "");
+}
+
+/**
+ * What `POST /start` binds the state to: SHA-256 of the attempt's cookie among `cookies` (a
+ * Function URL event's `cookies`: one `name=value` per entry), base64url (43 characters), or
+ * undefined when this browser sent none.
+ */
+export function presentedBinding(cookies: readonly string[] | undefined, nonce: string): string | undefined {
+  // With the __Host- prefix (Path=/, this host only) a browser holds one such cookie. An empty
+  // one is no binding: its hash would be known to anyone.
+  const value = presentedValues(cookies, nonce).find((presented) => presented !== "");
+  return value === undefined ? undefined : hashOf(value).toString("base64url");
 }
 
 /** The `Set-Cookie` value that removes the attempt's cookie (same attributes, `Max-Age=0`). */
@@ -91,11 +105,7 @@ export function checkBrowserBinding(
   nonce: string,
   expectedHash: string,
 ): BindingCheck {
-  const name = bindingCookieName(nonce);
-  const values = (cookies ?? [])
-    .map((entry) => Cookie.parse(entry))
-    .filter((cookie) => cookie?.key === name)
-    .map((cookie) => cookie?.value ?? "");
+  const values = presentedValues(cookies, nonce);
   if (values.length === 0) return BindingCheck.Missing;
   const expected = Buffer.from(expectedHash, "base64url");
   // With the __Host- prefix a browser holds one such cookie; should several arrive anyway, one

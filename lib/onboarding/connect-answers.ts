@@ -9,7 +9,10 @@ export interface ConnectLink {
   readonly expiresAtEpochSec: number;
 }
 
-/** What `GET /start` shows: a confirmation page. Nothing was claimed or written. */
+/**
+ * What `GET /start` shows: a confirmation page, and the browser-binding cookie it sets. Nothing
+ * was claimed or written.
+ */
 export interface ConfirmAnswer {
   readonly connectionId: string;
   /** The link's own fields, which the page's form posts back to `/start`. */
@@ -18,15 +21,21 @@ export interface ConfirmAnswer {
   readonly exactOrigin: string;
   /** When the link expires, ISO 8601. */
   readonly expiresAt: string;
+  /**
+   * `Set-Cookie` of a fresh browser binding (`__Host-connect-<nonce>`), which the button's POST
+   * must bring back: it lasts until the link expires plus a state's life.
+   */
+  readonly bindingCookie: string;
 }
 
-/** What `POST /start` answers: a redirect to Exact's authorization page, bound to this browser. */
+/**
+ * What `POST /start` answers: a redirect to Exact's authorization page, with a state bound to the
+ * cookie this browser brought (it keeps that cookie; no new one is set).
+ */
 export interface StartAnswer {
   readonly connectionId: string;
   /** Exact's `/api/oauth2/auth` with client ID, redirect URI and the signed state. */
   readonly location: string;
-  /** `Set-Cookie` of the browser binding (`__Host-connect-<nonce>`) the state is bound to. */
-  readonly bindingCookie: string;
 }
 
 /** What Exact sent back to `/callback`: a code, or its refusal (`?error=`). */

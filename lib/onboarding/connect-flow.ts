@@ -7,7 +7,13 @@ import { HistoryDoor } from "../chain/history-entry.js";
 import type { Onboarding, SeedResult } from "../chain/onboarding.js";
 import { ConfigurationError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
-import { BindingCheck, checkBrowserBinding, clearingCookie, newBrowserBinding } from "./browser-binding.js";
+import {
+  BindingCheck,
+  checkBrowserBinding,
+  clearingCookie,
+  newBindingCookie,
+  presentedBinding,
+} from "./browser-binding.js";
 import {
   type AcceptedCallback,
   type ConfirmAnswer,
@@ -66,9 +72,10 @@ function redirectMismatchMessage(record: ChainRecord, callbackUrl: string): stri
  * The first consent of a `code` connection, as four steps:
  *
  *   operator: createConnectLink ──► one-time link (HMAC, 15 min, nonce)
- *   browser:  GET /start ──► confirm: a page with a button; nothing claimed (previews welcome)
- *   browser:  POST /start ──► start: claim "opened" ──► cookie __Host-connect-<nonce> +
- *             303 to Exact with a state (15 min) signed over the cookie's hash
+ *   browser:  GET /start ──► confirm: a page with a button + cookie __Host-connect-<nonce>;
+ *             nothing claimed (previews welcome)
+ *   browser:  POST /start + that cookie ──► start: claim "opened" ──► 303 to Exact with a
+ *             state (15 min) signed over the cookie's hash
  *   Exact:    GET /callback?code&state ──► accept: state, not used, same browser, claim
  *             "completed" ──► complete: onboarding.seed ──► result (the cookie is cleared)
  *
@@ -132,8 +139,9 @@ export class ConnectFlow {
 
   /**
    * `GET /start` (and `HEAD`): verifies the link and the connection's setup and returns what the
-   * confirmation page shows. Claims and writes nothing, so a chat or mail client's link preview,
-   * a scanner or a prefetch spends nothing: only the page's button (a POST) does.
+   * confirmation page shows, with a fresh browser-binding cookie. Claims and writes nothing, so a
+   * chat or mail client's link preview, a scanner or a prefetch spends nothing (a cookie it gets
+   * binds nothing: only the browser that posts the button binds the state, to its own cookie).
    * @param connectUrl the URL this request came in on, to check the connection's redirect URI
    * @throws ConnectRefused for a bad, expired or already used link, or the connection's setup
    */
@@ -141,29 +149,51 @@ export class ConnectFlow {
     const { claims, baseUrl } = await this.#checkLink(query, connectUrl);
     // A read, not a claim: an opened link says so at once instead of showing a button that fails.
     if (await this.#deps.nonces.isClaimed(claims.nonce, NonceMarker.Opened)) throw usedLink(claims);
+    // The button may be pressed until the link expires, and the state signed then lives on
+    // STATE_TTL_SECONDS: the cookie lasts both, so the POST sets none of its own.
+    const linkSecondsLeft = claims.expiresAtEpochSec - Math.floor(this.#deps.now() / 1000);
     return {
       connectionId: claims.connectionId,
       form: signedFields(query),
       exactOrigin: new URL(baseUrl).origin,
       expiresAt: new Date(claims.expiresAtEpochSec * 1000).toISOString(),
+      bindingCookie: newBindingCookie(claims.nonce, Math.max(0, linkSecondsLeft) + STATE_TTL_SECONDS),
     };
   }
 
   /**
    * `POST /start`, the confirmation page's button: verifies the link (the form carries it),
-   * claims its "opened" marker, binds a new state to this browser and sends it to Exact.
+   * requires the cookie the page set in this browser, claims the link's "opened" marker, and
+   * sends the browser to Exact with a state bound to SHA-256 of that cookie's value.
    *
-   * No CSRF token: the form's fields ARE the link, signed and single use. A page elsewhere that
-   * made a browser post them must hold the link, and whoever holds it can open it anyway; what
-   * it cannot do is finish in another browser, because the state is bound to the one that posted.
+   * The cookie is also the CSRF defence, so no token is added: it is SameSite=Lax, which a
+   * browser sends on a same-site POST (the page's own form) but on a cross-site request only for
+   * a top-level navigation with a safe method, never a POST (RFC 6265bis, SameSite "Lax"
+   * enforcement; Chrome's "Lax-allowing-unsafe" leniency covers only cookies set without a
+   * SameSite attribute). So a page elsewhere that makes a browser post the link's fields is
+   * refused before anything is claimed, even if it first navigated that browser to the link;
+   * and a form posted from a browser that never opened the link has no cookie either.
    * @param form the posted fields (`c`, `n`, `e`, `s`, as in the link's query)
+   * @param cookies the Function URL event's `cookies` (`name=value` each)
    * @param connectUrl the URL this request came in on, to check the connection's redirect URI
-   * @throws ConnectRefused for anything wrong with the link or the connection's setup
+   * @throws ConnectRefused for anything wrong with the link or the connection's setup, `used`,
+   *   and `browser_cookie_missing` (no cookie of this link came with the POST)
    */
-  async start(form: Query, connectUrl: string): Promise<StartAnswer> {
+  async start(form: Query, cookies: readonly string[] | undefined, connectUrl: string): Promise<StartAnswer> {
     const { nonces, now, log } = this.#deps;
     const { key, claims, record, baseUrl } = await this.#checkLink(form, connectUrl);
     const { connectionId } = claims;
+    // Before the cookie check, so a replayed POST says "used" in any browser, as the page would.
+    if (await nonces.isClaimed(claims.nonce, NonceMarker.Opened)) throw usedLink(claims);
+    const browserBinding = presentedBinding(cookies, claims.nonce);
+    if (browserBinding === undefined) {
+      throw new ConnectRefused(
+        RefusalReason.BrowserCookieMissing,
+        "link",
+        `this browser did not open the connect link for connection "${connectionId}" (its cookie is missing)`,
+        { connectionId },
+      );
+    }
     const nowMs = now();
     const claimed = await nonces.claim({
       nonce: claims.nonce,
@@ -173,12 +203,11 @@ export class ConnectFlow {
       nowMs,
     });
     if (!claimed) throw usedLink(claims);
-    const binding = newBrowserBinding(claims.nonce, STATE_TTL_SECONDS);
     const state = signState(key, {
       connectionId,
       nonce: claims.nonce,
       expiresAtEpochSec: Math.floor(nowMs / 1000) + STATE_TTL_SECONDS,
-      browserBinding: binding.hash,
+      browserBinding,
     });
     const params = new URLSearchParams({
       client_id: record.clientId,
@@ -188,11 +217,7 @@ export class ConnectFlow {
       force_login: "0",
     });
     log.info("connect link confirmed; sent to Exact to authorize", { connectionId });
-    return {
-      connectionId,
-      location: `${baseUrl}/api/oauth2/auth?${params}`,
-      bindingCookie: binding.setCookie,
-    };
+    return { connectionId, location: `${baseUrl}/api/oauth2/auth?${params}` };
   }
 
   /**

@@ -119,11 +119,12 @@ export function withCookies(answer: HtmlAnswer, cookies: readonly string[]): Htm
 }
 
 /**
- * `GET /start`: what the link is for and one button that posts the link back. Nothing is spent
- * until the button is pressed, so a link preview that fetches the page changes nothing.
+ * `GET /start`: what the link is for, one button that posts the link back, and the
+ * browser-binding cookie the POST must bring. Nothing is spent until the button is pressed, so a
+ * link preview that fetches the page changes nothing.
  */
 export function confirmationPage(answer: ConfirmAnswer): HtmlAnswer {
-  return htmlPage({
+  const page = htmlPage({
     statusCode: 200,
     title: "Connect to Exact Online",
     paragraphs: [
@@ -143,15 +144,15 @@ export function confirmationPage(answer: ConfirmAnswer): HtmlAnswer {
       formAction: `'self' ${answer.exactOrigin} https:`,
     },
   });
+  return withCookies(page, [answer.bindingCookie]);
 }
 
-/** 303 (after the POST) to Exact's authorization page, with the browser-binding cookie. */
-export function redirectAnswer(location: string, cookies: readonly string[]): HtmlAnswer {
+/** 303 (after the POST) to Exact's authorization page; the browser keeps the cookie it brought. */
+export function redirectAnswer(location: string): HtmlAnswer {
   return {
     statusCode: 303,
     headers: { "Content-Type": "text/html; charset=utf-8", ...securityHeaders(), Location: location },
     body: `<!doctype html>\n<p><a href="${escapeHtml(location)}">Continue to Exact Online</a></p>\n`,
-    cookies,
   };
 }
 
@@ -215,6 +216,13 @@ function advice(error: ConnectRefused): string {
       return "Nothing was changed. This link stays usable until it expires once that is fixed.";
     case RefusalReason.BrowserCookieMissing:
     case RefusalReason.BrowserCookieMismatch:
+      if (error.subject === "link") {
+        // The button's POST: the link was not opened in this browser, or its cookie was refused.
+        return (
+          "Nothing was changed. Open the link again in this browser, with cookies allowed for this " +
+          'site, and press "Continue to Exact Online" there. The link stays usable until it expires.'
+        );
+      }
       return (
         "Nothing was changed. The authorization can still be finished in the browser where " +
         '"Continue to Exact Online" was pressed, with cookies allowed for this site, until it expires. ' +
@@ -227,7 +235,11 @@ function advice(error: ConnectRefused): string {
 
 /** A refused link or state: nothing changed. The reason code is stable (connect-refused.ts). */
 export function refusalPage(error: ConnectRefused): HtmlAnswer {
-  const { statusCode, title } = REFUSAL[error.reason];
+  const { statusCode } = REFUSAL[error.reason];
+  const title =
+    error.reason === RefusalReason.BrowserCookieMissing && error.subject === "link"
+      ? "Open the link in this browser"
+      : REFUSAL[error.reason].title;
   return htmlPage({
     statusCode,
     title,

@@ -18,8 +18,9 @@ export const RefusalReason = {
   /** Exact redirected back with `?error=…` (the user declined, or Exact refused the request). */
   ExactDeclined: "exact_declined",
   /**
-   * The callback came without the cookie the confirmation page's POST set: another browser
-   * (a `state` seen by someone else), or a browser that refuses cookies.
+   * The button's POST, or the callback, came without the cookie the confirmation page set:
+   * another browser (a posted form or a `state` seen by someone else, a forged cross-site POST),
+   * or a browser that refuses cookies.
    */
   BrowserCookieMissing: "browser_cookie_missing",
   /** The callback's cookie is not the one the `state` was bound to: another attempt's browser. */

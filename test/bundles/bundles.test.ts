@@ -236,23 +236,28 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
     const link = await flow.createConnectLink({ connectionId: conn.connectionId });
 
     const confirm = answerOf(
-      await invoke<{ statusCode: number; body: string }>("connect", functionUrlEvent(link.url)),
+      await invoke<{ statusCode: number; body: string; cookies: string[] }>(
+        "connect",
+        functionUrlEvent(link.url),
+      ),
     );
     expect(confirm.statusCode).toBe(200);
     expect(confirm.body).toContain('<form method="post" action="/start">');
+    // The page sets the cookie; the browser sends it back as `name=value`, which a Function URL
+    // passes in `cookies`, with the button's POST and with Exact's redirect to /callback.
+    const cookie = confirm.cookies[0]?.split(";")[0] ?? "";
+    expect(cookie).toMatch(/^__Host-connect-/);
     const start = answerOf(
-      await invoke<{ statusCode: number; headers: Record<string, string>; cookies: string[] }>(
+      await invoke<{ statusCode: number; headers: Record<string, string> }>(
         "connect",
         functionUrlEvent(`${new URL(link.url).origin}/start`, {
           form: Object.fromEntries(new URL(link.url).searchParams),
+          cookies: [cookie],
         }),
       ),
     );
 
     expect(start.statusCode).toBe(303);
-    // The browser sends the cookie back as `name=value`; a Function URL passes it in `cookies`.
-    const cookie = start.cookies[0]?.split(";")[0] ?? "";
-    expect(cookie).toMatch(/^__Host-connect-/);
     const location = new URL(start.headers.Location ?? start.headers.location ?? "");
     expect(`${location.origin}${location.pathname}`).toBe(`${stack.sim.url}/api/oauth2/auth`);
     expect(location.searchParams.get("redirect_uri")).toBe(conn.redirectUri);

@@ -47,8 +47,9 @@ export interface ConnectHarness {
   /** A fresh one-time link, as `exact-broker connect` prints it. */
   link(connectionId: string): Promise<string>;
   /**
-   * A person's click: opens the link (the confirmation page), presses its button (the POST),
-   * and returns the redirect to Exact; the browser now holds the binding cookie.
+   * A person's click: opens the link (the confirmation page, which sets the binding cookie),
+   * presses its button (the POST, which the browser's jar sends the cookie with), and returns
+   * the redirect to Exact.
    */
   clickThrough(browser: Browser, link: string): Promise<Started>;
   /** Exact's redirect back, in `browser` (with its cookies), or with no cookies at all. */
@@ -90,6 +91,7 @@ export async function startConnectHarness(): Promise<ConnectHarness> {
     const page = await browser.get(link);
     expect(page.status).toBe(200);
     const { action, fields } = formOf(page);
+    expect(await browser.cookieNames(server.url)).toContain(`__Host-connect-${fields.n}`);
     const posted = await browser.post(action, fields);
     expect(posted.status).toBe(303);
     const location = posted.location ?? "";

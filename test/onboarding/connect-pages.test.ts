@@ -32,6 +32,8 @@ const CONFIRM = {
   form: { c: "acme", n: "AAAAAAAAAAAAAAAAAAAAAA", e: "1767269700", s: "sig" },
   exactOrigin: "https://start.exactonline.nl",
   expiresAt: "2026-01-01T12:15:00.000Z",
+  bindingCookie:
+    "__Host-connect-AAAAAAAAAAAAAAAAAAAAAA=v; Max-Age=1800; Path=/; Secure; HttpOnly; SameSite=Lax",
 };
 
 describe("connect pages", () => {
@@ -57,7 +59,7 @@ describe("connect pages", () => {
   it("sets the no-store, HTML and no-referrer headers on every answer, including the redirect", () => {
     for (const answer of [
       seededPage(SEEDED, "acme"),
-      redirectAnswer("https://start.exactonline.nl/x?a=1&b=2", []),
+      redirectAnswer("https://start.exactonline.nl/x?a=1&b=2"),
       confirmationPage(CONFIRM),
     ]) {
       expect(answer.headers).toMatchObject({
@@ -66,17 +68,21 @@ describe("connect pages", () => {
         "Referrer-Policy": "no-referrer",
       });
     }
-    expect(redirectAnswer("https://start.exactonline.nl/x?a=1&b=2", []).body).toContain("x?a=1&amp;b=2");
+    expect(redirectAnswer("https://start.exactonline.nl/x?a=1&b=2").body).toContain("x?a=1&amp;b=2");
   });
 
-  it("answers the POST with a 303 to Exact that carries the cookie in the Function URL's cookies array", () => {
-    const answer = redirectAnswer("https://start.exactonline.nl/api/oauth2/auth?state=x", [
-      "__Host-connect-n=v",
-    ]);
+  it("answers the POST with a 303 to Exact that sets no cookie (the browser keeps the page's)", () => {
+    const answer = redirectAnswer("https://start.exactonline.nl/api/oauth2/auth?state=x");
 
     expect(answer.statusCode).toBe(303);
     expect(answer.headers.Location).toBe("https://start.exactonline.nl/api/oauth2/auth?state=x");
-    expect(answer.cookies).toEqual(["__Host-connect-n=v"]);
+    expect(answer.cookies).toBeUndefined();
+  });
+
+  it("sets the confirmation page's cookie in the Function URL's cookies array, not as a header", () => {
+    const answer = confirmationPage(CONFIRM);
+
+    expect(answer.cookies).toEqual([CONFIRM.bindingCookie]);
     expect(Object.keys(answer.headers).map((name) => name.toLowerCase())).not.toContain("set-cookie");
   });
 
@@ -118,6 +124,18 @@ describe("connect pages", () => {
     expect(page.statusCode).toBe(403);
     expect(page.body).toContain("Finish in the browser that opened the link");
     expect(page.body).toContain("with cookies allowed");
+  });
+
+  it("tells a person whose button came without the page's cookie to open the link again in this browser", () => {
+    const page = refusalPage(
+      new ConnectRefused(RefusalReason.BrowserCookieMissing, "link", "this browser did not open the link"),
+    );
+
+    expect(page.statusCode).toBe(403);
+    expect(page.body).toContain("Open the link in this browser");
+    expect(page.body).toContain("Open the link again in this browser, with cookies allowed");
+    expect(page.body).toContain("The link stays usable until it expires.");
+    expect(page.body).toContain("Reason code: browser_cookie_missing.");
   });
 
   it.each([

@@ -50,7 +50,12 @@ describe("connect link: previews, replays and other browsers", () => {
             fetch(link, { method: "HEAD" }),
           ].map(async (pending) => {
             const res = await pending;
-            return { status: res.status, text: await res.text(), location: res.headers.get("location") };
+            return {
+              status: res.status,
+              text: await res.text(),
+              location: res.headers.get("location"),
+              cookies: res.headers.getSetCookie(),
+            };
           }),
         ),
       );
@@ -58,6 +63,10 @@ describe("connect link: previews, replays and other browsers", () => {
       expect(preview).toMatchObject({ status: 200, location: null });
       expect(preview?.text).toContain("Continue to Exact Online");
       expect(head).toMatchObject({ status: 200, text: "", location: null });
+      // Each got a binding cookie of its own; a cookie binds nothing until a POST brings it.
+      for (const fetched of [preview, head]) {
+        expect(fetched?.cookies).toEqual([expect.stringMatching(/^__Host-connect-[A-Za-z0-9_-]{22}=/)]);
+      }
       expect(h.fx.stack.sim.stats().totals.authorizations.code).toBe(0);
 
       const page = await h.connectInBrowser(link, conn);
@@ -80,6 +89,69 @@ describe("connect link: previews, replays and other browsers", () => {
 
       expect(pages.status).toBe(200);
       await h.clickThrough(new Browser(), link);
+    });
+
+    it("that keeps the page's cookie changes nothing: the person's own GET and POST connect, and the preview's cookie never matters", async () => {
+      const conn = await h.addConnection("acme");
+      const intruder = await h.addConnection("intruder");
+      const link = await h.link("acme");
+      // A preview bot with a cookie jar: it holds a cookie of this very attempt.
+      const preview = new Browser();
+      await changesNothing(() => preview.get(link));
+      const nonce = new URL(link).searchParams.get("n") ?? "";
+      expect(await preview.cookieNames(h.server.url)).toEqual([`__Host-connect-${nonce}`]);
+
+      const person = new Browser();
+      const { state } = await h.clickThrough(person, link);
+
+      // The state is bound to the person's cookie, so the preview's cookie cannot finish it...
+      const fromPreview = await changesNothing(() =>
+        h.callback(preview, { code: h.authorize(intruder.username), state }),
+      );
+      expect(fromPreview.status).toBe(403);
+      expect(fromPreview.text).toContain("Reason code: browser_cookie_mismatch.");
+      // ...and the person's own browser connects, as themselves.
+      const page = await h.callback(person, { code: h.authorize(conn.username), state });
+      expect(page.status).toBe(200);
+      expect(await h.record("acme")).toMatchObject({
+        status: ChainStatus.Active,
+        exactUserName: conn.username,
+        generation: 1,
+      });
+    });
+  });
+
+  describe("a button's POST without the page's cookie", () => {
+    it.each([
+      // Someone who saw the page's form (or the link) posts its fields from their own browser; a
+      // forged cross-site POST arrives the same way, as browsers send no SameSite=Lax cookie with it.
+      ["from another browser", (_opener: Browser) => new Browser()],
+      // The browser that opened the link, but it dropped the cookie (cookies blocked for the site).
+      [
+        "from a browser that blocks cookies",
+        (opener: Browser) => {
+          opener.jar.removeAllCookiesSync();
+          return opener;
+        },
+      ],
+    ])("%s is refused before anything is claimed, and the link stays usable", async (_what, posterOf) => {
+      const conn = await h.addConnection("acme");
+      const link = await h.link("acme");
+      const opener = new Browser();
+      const { action, fields } = formOf(await opener.get(link));
+
+      const page = await changesNothing(() => posterOf(opener).post(action, fields));
+
+      expect(page.status).toBe(403);
+      expect(page.text).toContain("Open the link in this browser");
+      expect(page.text).toContain("Open the link again in this browser, with cookies allowed");
+      expect(page.text).toContain("Reason code: browser_cookie_missing.");
+      expect(page.location).toBeUndefined();
+      expect(page.headers.getSetCookie()).toEqual([]);
+      expect(h.fx.stack.sim.stats().totals.authorizations.code).toBe(0);
+      // Nothing was claimed: the same link, opened again in a browser that keeps cookies, connects.
+      expect((await h.connectInBrowser(link, conn)).status).toBe(200);
+      expect(await h.record("acme")).toMatchObject({ status: ChainStatus.Active, generation: 1 });
     });
   });
 

@@ -105,10 +105,10 @@ export async function raceNaive(
   generations: number,
 ): Promise<RaceResult> {
   const conn = await stack.addConnection(`naive-${consumers}`);
-  const secret = JSON.parse(JSON.stringify(await stack.broker().deps.secrets.get(conn.secretId))) as {
-    clientSecret: string;
+  const creds = {
+    clientId: conn.clientId,
+    clientSecret: await stack.broker().deps.secrets.clientSecret(conn.secretId),
   };
-  const creds = { clientId: conn.clientId, clientSecret: secret.clientSecret };
   const oauth = new ExactOAuthClient();
   const code = stack.sim.authorize({
     clientId: conn.clientId,

@@ -280,7 +280,10 @@ function trackedCipher(inner: TokenCipher, track: EventClock["track"]): TokenCip
 }
 
 function trackedSecrets(inner: SecretSource, track: EventClock["track"]): SecretSource {
-  return { get: (secretId, options) => track(() => inner.get(secretId, options)) };
+  return {
+    clientSecret: (secretId, options) => track(() => inner.clientSecret(secretId, options)),
+    loginCredentials: (owner, options) => track(() => inner.loginCredentials(owner, options)),
+  };
 }
 
 /** Most timestamps in any window of `windowMs` (rolling, not clock-aligned). */

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { createVendAuthorizer, type VendAuthorizer } from "./auth/vend-authorizer.js";
 import { AppStates } from "./chain/app-states.js";
 import { ChainStore } from "./chain/chain-store.js";
 import { DivisionSetting } from "./chain/division-setting.js";
@@ -32,23 +33,33 @@ export interface Broker {
   readonly division: DivisionSetting;
   /** How doors start a heal: fallback-login in AWS, in this process locally. */
   readonly healTrigger: HealTrigger;
+  /** token-vend's check of who may get which connection (lib/auth/), before any chain work. */
+  readonly authorizer: VendAuthorizer;
 }
 
 export interface BrokerOverrides extends Partial<Omit<EngineDeps, "config">> {
   readonly dynamo?: DynamoDBClient;
   readonly vendOptions?: VendDoorOptions;
   readonly healTrigger?: HealTrigger;
+  /** Where token-vend verifies callers: tests point it at moto_server (never taken from an event). */
+  readonly stsEndpoint?: string;
 }
 
 /** Every secret value read is registered with the log redactor before anyone can log it. */
 function registering(source: SecretSource): SecretSource {
   return {
-    async get(secretId, options) {
-      const secret = await source.get(secretId, options);
-      for (const value of [secret.clientSecret, secret.password, secret.totpSecret]) {
-        if (value) registerSecret(value);
+    async clientSecret(secretId, options) {
+      const clientSecret = await source.clientSecret(secretId, options);
+      registerSecret(clientSecret);
+      return clientSecret;
+    },
+    async loginCredentials(owner, options) {
+      const login = await source.loginCredentials(owner, options);
+      if (login) {
+        registerSecret(login.password);
+        registerSecret(login.totpSecret);
       }
-      return secret;
+      return login;
     },
   };
 }
@@ -110,5 +121,12 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
       vend.vend(connectionId, minValiditySeconds),
     ),
     healTrigger,
+    authorizer: createVendAuthorizer(env, {
+      tableName: config.tableName,
+      dynamo,
+      log,
+      now,
+      ...(overrides.stsEndpoint ? { stsEndpoint: overrides.stsEndpoint } : {}),
+    }),
   };
 }

@@ -14,6 +14,8 @@ export interface BrokerConfig {
   readonly loginLeaseMs: number;
   readonly httpTimeoutMs: number;
   readonly keepaliveDays: number;
+  /** HISTORY_DAYS: how long a connection's history items are kept (their DynamoDB TTL), in days. */
+  readonly historyDays: number;
   readonly allowLoopback: boolean;
   /**
    * This Lambda function's configured timeout (FUNCTION_TIMEOUT_SECONDS, set by the stack: Lambda
@@ -23,6 +25,11 @@ export interface BrokerConfig {
   /** Which of the broker's functions this is (BROKER_FUNCTION, set by the stack); absent outside Lambda. */
   readonly functionName?: BrokerFunction;
 }
+
+/** HISTORY_DAYS's default: a quarter of audit trail per connection, about 13,000 small items for a hot chain. */
+export const DEFAULT_HISTORY_DAYS = 90;
+/** Ten years: longer is almost surely a typo (DynamoDB TTL itself has no limit). */
+export const MAX_HISTORY_DAYS = 3650;
 
 /** Lambda's largest function timeout, in seconds (Lambda quotas: 15 minutes). */
 const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
@@ -82,6 +89,7 @@ export function loadConfig(env: Env = process.env): BrokerConfig {
     refreshMarginMs: intFrom(env, "REFRESH_MARGIN_MS", 1_000, 0, 60_000),
     ...timing,
     keepaliveDays: intFrom(env, "KEEPALIVE_DAYS", 25, 1, 29),
+    historyDays: intFrom(env, "HISTORY_DAYS", DEFAULT_HISTORY_DAYS, 1, MAX_HISTORY_DAYS),
     allowLoopback: env.EXACT_ALLOW_LOOPBACK === "1",
     ...(functionTimeoutMs === undefined ? {} : { functionTimeoutMs }),
     ...(functionName === undefined ? {} : { functionName }),

@@ -90,3 +90,20 @@ export class SecretUnavailable extends BrokerError {
 export class TokenDecryptError extends BrokerError {
   override name = "TokenDecryptError";
 }
+
+/**
+ * token-vend refuses the caller (VEND_AUTHORIZATION=perConnection, lib/auth/): no verified AWS
+ * identity, or one that was not granted this connection. Decided before any chain work. The
+ * message names the verified principal and the grant it lacks; never a signature or credential.
+ */
+export class AccessDenied extends BrokerError {
+  override name = "AccessDenied";
+}
+
+/**
+ * STS failed, throttled or did not answer while token-vend verified a caller's identity. The
+ * caller is not at fault; a retry may pass. token-vend answers it as InternalError (an AWS failure).
+ */
+export class StsUnavailable extends BrokerError {
+  override name = "StsUnavailable";
+}

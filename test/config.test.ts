@@ -21,6 +21,7 @@ describe("loadConfig", () => {
       httpTimeoutMs: 8_000,
       keepaliveDays: 25,
       allowLoopback: false,
+      historyDays: 90,
     });
   });
 

@@ -24,12 +24,14 @@ export interface AppState {
   readonly probeOwner?: string;
   /** When a chain of the app last got new tokens (epoch ms, to SUCCESS_RESOLUTION_MS). */
   readonly lastSuccessAtMs?: number;
-  readonly rejected?: {
-    readonly reason: AppRejection;
-    readonly sinceMs: number;
-    /** Hash of the client secret Exact rejected: a new secret clears the rejection at once. */
-    readonly secretHash: string;
-  };
+  /**
+   * The client secrets Exact rejected, by their hash (hashToken, never the secret). In AWS each
+   * connection has a secret of its own, so while an operator fixes them one by one some chains
+   * of the app hold the new secret and some the rejected one: each rejected secret is one entry
+   * and one AppRejected event, and chains holding it are held until its own next probe; a chain
+   * with another secret tries it, and an answer to that one leaves this entry alone.
+   */
+  readonly rejectedSecrets?: Readonly<Record<string, RejectedSecret>>;
   /**
    * Exact's REST API refuses the app's scopes ("Application Scope Violated" on `/current/Me`)
    * while its token endpoint may still answer: identity checks wait, one chain re-checks.
@@ -39,6 +41,14 @@ export interface AppState {
     /** The next `/current/Me` any chain of the app may risk (epoch ms). */
     readonly nextCheckAtMs: number;
   };
+}
+
+/** A client secret Exact rejected, kept under its hash in {@link AppState.rejectedSecrets}. */
+export interface RejectedSecret {
+  readonly reason: AppRejection;
+  readonly sinceMs: number;
+  /** The next token call a chain holding this secret may risk (epoch ms). */
+  readonly nextProbeAtMs: number;
 }
 
 /** lastSuccessAtMs is written at most this often (ms): each refresh would otherwise cost a write. */
@@ -132,7 +142,11 @@ export class AppStates {
     });
   }
 
-  /** Records that Exact rejects the app; true when this call recorded it (then the caller announces it, once). */
+  /**
+   * Records that Exact rejects the app with the secret of hash `secretHash`; true when this call
+   * recorded it (then the caller announces it, once per rejected secret). A rejection already
+   * recorded only moves that secret's next probe on.
+   */
   async rejected(
     clientId: string,
     baseUrl: string,
@@ -140,14 +154,44 @@ export class AppStates {
     secretHash: string,
     nowMs: number,
   ): Promise<boolean> {
-    return this.#update(clientId, baseUrl, {
-      UpdateExpression: "SET rejected = :rejected, nextProbeAtMs = :next",
-      ConditionExpression: "attribute_not_exists(rejected) OR rejected.secretHash <> :hash",
+    const next = nowMs + REJECTION_PROBE_MS;
+    // DynamoDB sets a map's entry only once the map exists ("The document path provided in the
+    // update expression is invalid for update"): create it first, empty, if it is not there.
+    await this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET rejectedSecrets = if_not_exists(rejectedSecrets, :none)",
+      ExpressionAttributeValues: marshall({ ":none": {} }),
+    });
+    const recorded = await this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET rejectedSecrets.#hash = :rejected",
+      ConditionExpression: "attribute_not_exists(rejectedSecrets.#hash)",
+      ExpressionAttributeNames: { "#hash": secretHash },
       ExpressionAttributeValues: marshall({
-        ":rejected": { reason, sinceMs: nowMs, secretHash },
-        ":hash": secretHash,
-        ":next": nowMs + REJECTION_PROBE_MS,
+        ":rejected": { reason, sinceMs: nowMs, nextProbeAtMs: next } satisfies RejectedSecret,
       }),
+    });
+    if (!recorded) {
+      await this.#update(clientId, baseUrl, {
+        UpdateExpression: "SET rejectedSecrets.#hash.nextProbeAtMs = :next",
+        ConditionExpression: "attribute_exists(rejectedSecrets.#hash)",
+        ExpressionAttributeNames: { "#hash": secretHash },
+        ExpressionAttributeValues: marshall({ ":next": next }),
+      });
+    }
+    return recorded;
+  }
+
+  /** Takes the next probe of a rejected secret if it is due: true for exactly one of concurrent claimants. */
+  async claimRejectionProbe(
+    clientId: string,
+    baseUrl: string,
+    secretHash: string,
+    nowMs: number,
+  ): Promise<boolean> {
+    return this.#update(clientId, baseUrl, {
+      UpdateExpression: "SET rejectedSecrets.#hash.nextProbeAtMs = :next",
+      ConditionExpression: "rejectedSecrets.#hash.nextProbeAtMs <= :now",
+      ExpressionAttributeNames: { "#hash": secretHash },
+      ExpressionAttributeValues: marshall({ ":next": nowMs + REJECTION_PROBE_MS, ":now": nowMs }),
     });
   }
 
@@ -186,9 +230,16 @@ export class AppStates {
     await this.#update(clientId, baseUrl, { UpdateExpression: "REMOVE apiRejected" });
   }
 
-  /** The app answered again (a new secret, fixed scopes): the rejection is over. */
-  async accepted(clientId: string, baseUrl: string): Promise<void> {
-    await this.#update(clientId, baseUrl, { UpdateExpression: "REMOVE rejected" });
+  /**
+   * Exact answered a call made with the rejected secret of hash `secretHash` as it answers an
+   * app it accepts (fixed scopes, a secret reinstated): that secret's rejection is over.
+   */
+  async accepted(clientId: string, baseUrl: string, secretHash: string): Promise<void> {
+    await this.#update(clientId, baseUrl, {
+      UpdateExpression: "REMOVE rejectedSecrets.#hash",
+      ConditionExpression: "attribute_exists(rejectedSecrets.#hash)",
+      ExpressionAttributeNames: { "#hash": secretHash },
+    });
   }
 
   #key(clientId: string, baseUrl: string) {
@@ -200,7 +251,7 @@ export class AppStates {
     baseUrl: string,
     expression: Pick<
       ConstructorParameters<typeof UpdateItemCommand>[0],
-      "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeValues"
+      "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeNames" | "ExpressionAttributeValues"
     >,
   ): Promise<boolean> {
     try {

@@ -5,6 +5,7 @@ import { ChainStatus, type HandOverNote } from "./chain-record.js";
 import { checkFailed, type VerifyOutcome } from "./check-failures.js";
 import { pinnedDivisionOf } from "./division-check.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
+import { HistoryOutcome } from "./history-entry.js";
 import type { StartedChain } from "./identity-check.js";
 import { withIncarnation } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
@@ -45,10 +46,7 @@ export class ChainHandover {
       userName: note.exactUserName,
       division: note.division,
     };
-    if (
-      note.to !== undefined &&
-      (await this.#land(note.to, chain, note, session.record.clientId)) === "busy"
-    ) {
+    if (note.to !== undefined && (await this.#land(note.to, chain, note, session)) === "busy") {
       return checkFailed(
         this.#deps,
         session,
@@ -67,7 +65,8 @@ export class ChainHandover {
           ? { restore: retired, status: retired.status }
           : { status: chain.note.statusBefore }
         : { status: ChainStatus.ReauthRequired, statusReason: reason, lastLoginFailure: reason };
-    if (!(await session.finish(handedOver(back, now())))) return { kind: "superseded" };
+    const to = note.to !== undefined ? { to: note.to } : {};
+    if (!(await session.finish(handedOver({ ...back, ...to }, now())))) return { kind: "superseded" };
     log.info("chain handed over", {
       connectionId: session.connectionId,
       to: note.to ?? "nobody",
@@ -83,8 +82,14 @@ export class ChainHandover {
   }
 
   /** Step 2: the chain on `owner`, sealed for its own incarnation; "busy" when it cannot take it now. */
-  async #land(owner: string, chain: StartedChain, note: HandOverNote, clientId: string): Promise<Landing> {
+  async #land(
+    owner: string,
+    chain: StartedChain,
+    note: HandOverNote,
+    session: LeaseSession,
+  ): Promise<Landing> {
     const { store, cipher, config, now, log } = this.#deps;
+    const { clientId } = session.record;
     const hash = chain.tokens.refresh?.refreshHash;
     // An implicit login's token starts no chain: there is nothing to hand over.
     if (hash === undefined || chain.issued.refreshToken === undefined) return "landed";
@@ -122,7 +127,16 @@ export class ChainHandover {
       division: pinnedDivisionOf(target) ?? note.division,
     };
     const due = dueAtAfter(target, tokens, now(), false, config);
-    if (await store.unleased.adoptChain(target, tokens, identity, startedAtMs, due)) return "landed";
+    // The target's history names this lease's door and caller, and where the chain came from.
+    const entry = session.history.peerEntry(
+      { outcome: HistoryOutcome.Received, peer: session.connectionId },
+      { generation: target.generation + 1, refreshHash: hash },
+    );
+    const adopted = await store.unleased.adoptChain(target, tokens, identity, startedAtMs, due, entry);
+    if (adopted) {
+      session.history.peerAdvanced(entry, adopted);
+      return "landed";
+    }
     return settled(await store.get(owner)) ?? "busy";
   }
 }

@@ -1,5 +1,6 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { HistoryEntry } from "./history-entry.js";
 import { connectionKey } from "./table-definition.js";
 
 /** Where a chain stands; the status machine is drawn in chain-store.ts, beside the lease timeline. */
@@ -21,8 +22,10 @@ export const ChainStatus = {
   ReauthRequired: "REAUTH_REQUIRED",
   /**
    * Exact refuses the chain's user (`Reason` BlockedUser, InactiveUser, LicenseExpired,
-   * NoDivisionAccess: statusReason): no login can fix it. Not served; re-checked with
-   * `/current/Me` every BLOCKED_RECHECK_MS, back by itself when Exact accepts the user again.
+   * NoDivisionAccess: statusReason): no login can fix it. Not served; while a chain is kept,
+   * re-checked with `/current/Me` every BLOCKED_RECHECK_MS; without one (implicit mode, or Exact
+   * ended it), by a login every BLOCKED_LOGIN_RECHECK_MS. Back by itself when Exact accepts the
+   * user again. Stays BLOCKED through a token call's unknown outcome (`unknownOutcomeAtMs`).
    */
   Blocked: "BLOCKED",
 } as const;
@@ -205,6 +208,12 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly backoffReason?: "throttled" | "unavailable";
   readonly failureStreak?: number;
   readonly oddAnswers?: OddAnswers;
+  /**
+   * A BLOCKED chain's token call got no answer at (epoch ms): its next token call is the probe,
+   * as a SUSPECT chain's is (invariant 5), while it stays BLOCKED (vends answer UserBlocked
+   * whatever the probe finds). Removed by the write that settles the outcome.
+   */
+  readonly unknownOutcomeAtMs?: number;
   /** Token-endpoint calls today (UTC), against Exact's announced daily cap (token-call-cap.ts). */
   readonly tokenCalls?: { readonly day: number; readonly count: number };
   /** Refresh hash of the last chain handed to this connection by another's code exchange (idempotence). */
@@ -217,6 +226,11 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
    * tokens since (lease-transitions.ts `rescueCondition`).
    */
   readonly diedGeneration?: number;
+  /**
+   * Audit entries not yet known to be in a history item (history-store.ts): set or appended by
+   * the write that records each outcome, at most MAX_PENDING_ENTRIES. Never a token.
+   */
+  readonly history?: readonly HistoryEntry[];
 }
 
 /** The attributes a write may set: a record's, minus the key and the values only a computation may set. */
@@ -276,3 +290,29 @@ export function healthyStatus(record: Pick<ChainRecord, "verification" | "status
 
 /** How often a BLOCKED chain's user is checked again with /current/Me (ms): slow, each refusal is an Exact error. */
 export const BLOCKED_RECHECK_MS = 30 * 60_000;
+
+/**
+ * How often a BLOCKED connection without a chain (implicit mode: its token expires in 10 minutes;
+ * or Exact ended the chain) re-checks its user by logging in (ms). Much slower than
+ * BLOCKED_RECHECK_MS: each re-check spends a login and a TOTP step as a user Exact refuses, so
+ * recovery by itself may take up to 6 hours here; `exact-broker heal` re-checks at once.
+ */
+export const BLOCKED_LOGIN_RECHECK_MS = 6 * 60 * 60_000;
+
+/** Whether the next token call of this chain is the probe of an unknown outcome (invariant 5). */
+export function awaitsProbe(record: Pick<ChainRecord, "status" | "unknownOutcomeAtMs">): boolean {
+  return record.status === ChainStatus.Suspect || record.unknownOutcomeAtMs !== undefined;
+}
+
+/**
+ * The reason Exact refuses the connection's user, when it is BLOCKED or re-checking a block
+ * (a chain started by the re-check's login, still VERIFYING); undefined otherwise.
+ */
+export function blockedReason(
+  record: Pick<ChainRecord, "status" | "statusReason" | "verification">,
+): string | undefined {
+  const blocked =
+    record.status === ChainStatus.Blocked ||
+    (record.status === ChainStatus.Verifying && record.verification?.statusBefore === ChainStatus.Blocked);
+  return blocked ? (record.statusReason ?? "blocked") : undefined;
+}

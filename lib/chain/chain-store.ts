@@ -3,6 +3,9 @@ import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { ChainRecord, InflightNote, LeasePurpose } from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
 import { ConnectionRegistry } from "./connection-registry.js";
+import type { HistoryContext } from "./history-entry.js";
+import { SessionHistory } from "./history-log.js";
+import { HistoryStore } from "./history-store.js";
 import { LeaseSession } from "./lease-session.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
@@ -49,7 +52,9 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *
  *   A chain start (login, code exchange) persists Exact's answer as VERIFYING and KEEPS the lease
  *   for the /current/Me check; the write after the check ends it. Every session ends in a
- *   `finally`, whatever happened (LeaseSession.end).
+ *   `finally`, whatever happened (LeaseSession.end). Each write that decides an outcome carries
+ *   its history entry; a session that advanced the generation writes one history item after its
+ *   lease has ended (history-store.ts).
  *   A stalled A (paused past T+skew): B acquires (fence 8, gen 41). A's persist fails on the fence,
  *   then lands on "gen 41, no chain-starting lease, not HEALING" only: if Exact rotated for A and
  *   nobody logged in since, A's tokens are the live chain; otherwise they are dropped, and a
@@ -65,6 +70,11 @@ export interface AcquireArgs {
   readonly leaseMs: number;
   /** Epoch ms by the injected clock: the Lambda invocation's deadline. No work starts that cannot end before it. */
   readonly deadlineMs?: number;
+  /**
+   * The door and caller the lease's history entries name, and how long they are kept. Every door
+   * passes one; without it (a test, a tool) the door is the one the purpose implies.
+   */
+  readonly history?: HistoryContext;
 }
 
 /** Returned by {@link ChainStore.withLease} when the lease is held by someone else or the chain moved on. */
@@ -117,7 +127,16 @@ export class ChainStore extends ConnectionRegistry {
       "ALL_OLD",
     );
     if (!previous) return undefined;
+    const history = new SessionHistory({
+      store: this.history,
+      ...(args.history ? { context: args.history } : {}),
+      purpose: args.purpose,
+      record: previous,
+      incarnation: record.incarnation,
+      now: this.now,
+    });
     return new LeaseSession({
+      history,
       writer: this.#writer,
       now: this.now,
       record: previous,
@@ -180,6 +199,16 @@ export class ChainStore extends ConnectionRegistry {
   /** Writes outside a lease that no token call depends on (hotness, cooling, an operator's reset, upgrades). */
   get unleased(): UnleasedWrites {
     return new UnleasedWrites(this.#writer, this.now);
+  }
+
+  /** The connections' history items (history-store.ts): written after a lease that advanced a chain. */
+  get history(): HistoryStore {
+    return new HistoryStore({
+      tableName: this.tableName,
+      client: this.client,
+      now: this.now,
+      sleep: this.sleep,
+    });
   }
 
   readonly #writer: LeaseWriter = (connectionId, parts, returnValues) =>

@@ -5,6 +5,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   ScanCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { ValidationError } from "../errors.js";
@@ -163,6 +164,33 @@ export class ConnectionRegistry extends ChainTableClient {
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  /**
+   * Points a connection at another secret (`exact-broker connection set-secret` moving it out of
+   * a combined secret, lib/secrets/secret-layout.ts), if it still names `from`. Touches nothing
+   * else: the chain, its lease and its incarnation go on as they were.
+   * @returns false when the connection is gone or names another secret by now
+   */
+  async setSecretId(connectionId: string, from: string, to: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        this.watch(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: marshall({ pk: connectionKey(connectionId) }),
+            UpdateExpression: "SET #secretId = :to",
+            ConditionExpression: "#secretId = :from",
+            ExpressionAttributeNames: { "#secretId": "secretId" satisfies keyof ChainRecord },
+            ExpressionAttributeValues: marshall({ ":from": from, ":to": to }),
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
     }
   }
 }

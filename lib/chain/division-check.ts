@@ -7,8 +7,12 @@ import { announce, type EngineDeps } from "./engine-deps.js";
 import type { LeaseSession } from "./lease-session.js";
 import { needsOperator } from "./lease-transitions.js";
 
-/** Whether a user can open a division, as far as Exact's answer tells. */
-export type DivisionReach = "reachable" | "unreachable" | "unknown";
+/**
+ * Whether a user can open a division, as far as Exact's answer tells. `rate_limited`: Exact's
+ * 429, the (app, division) API budget spent (60 a minute, 5,000 a day, shared with the
+ * connection's consumers); it does not say whether the user can open the division.
+ */
+export type DivisionReach = "reachable" | "unreachable" | "rate_limited" | "unknown";
 
 /** Exact's `Reason` header for "the user does not have access to the requested division". */
 export const NO_DIVISION_ACCESS = "NoDivisionAccess";
@@ -19,8 +23,8 @@ const MIN_DIVISION_CHECK_MS = 300;
 /**
  * Whether the user behind `accessToken` can open `division`: one row of that division's
  * `system/Divisions`. 200 reaches it; 403 with `Reason: NoDivisionAccess` (or without a
- * reason) does not. Anything else (5xx, no answer, 401, 429, a 403 for another reason such as
- * `BlockedUser`) says nothing about the division: "unknown".
+ * reason) does not; 429 is "rate_limited". Anything else (5xx, no answer, 401, a 403 for another
+ * reason such as `BlockedUser`) says nothing about the division: "unknown".
  */
 export async function checkPinnedDivision(
   deps: Pick<EngineDeps, "oauth">,
@@ -41,6 +45,7 @@ export async function checkPinnedDivision(
     case "reachable":
       return "reachable";
     case "refused":
+      if (answer.status === 429) return "rate_limited";
       return answer.status === 403 && (answer.reason === undefined || answer.reason === NO_DIVISION_ACCESS)
         ? "unreachable"
         : "unknown";
@@ -76,8 +81,9 @@ export function pinnedDivisionOf(record: ChainRecord): number | undefined {
  * ACTIVE. A heal or any later check never changes the pinned division: when `/current/Me` shows
  * another `CurrentDivision` (Exact's follows the company last opened in the browser), the user
  * must still reach the pinned one. Unreachable: REAUTH_REQUIRED (`division_unreachable`) with a
- * ReauthRequired event, the chain kept stored; unknown: a failed check, not counted (the chain
- * stays VERIFYING, retried later). Nothing pinned yet: `/current/Me`'s division is pinned now.
+ * ReauthRequired event, the chain kept stored; rate limited: kept, reachable for now (below);
+ * unknown: a failed check, not counted (the chain stays VERIFYING, retried later). Nothing pinned
+ * yet: `/current/Me`'s division is pinned now.
  */
 export async function holdPinnedDivision(
   deps: EngineDeps,
@@ -125,6 +131,18 @@ export async function holdPinnedDivision(
         });
   const id = record.connectionId;
   if (reach === "reachable") return { kind: "keep", pin };
+  if (reach === "rate_limited") {
+    // The division's API budget is spent (by the consumers, most likely: 5,000 a day per app and
+    // division), so Exact will not tell until it resets, at UTC midnight for the daily one.
+    // Holding the chain VERIFYING that long protects nothing: consumers are only ever given the
+    // pinned division (never Me's), and their calls to it meet the same 429 meanwhile. So the
+    // division counts as reachable for now; a user who really lost it shows at the next check.
+    deps.log.info("the pinned division's API budget is spent; its check is skipped this time", {
+      connectionId: id,
+      division: pinned,
+    });
+    return { kind: "keep", pin };
+  }
   if (reach === "unknown") {
     const outcome = await checkFailed(
       deps,

@@ -144,6 +144,13 @@ export class DivisionSetting {
       division,
       timeoutMs,
     });
+    if (reach === "rate_limited") {
+      // An operator's pin is checked, not assumed (unlike a heal's, division-check.ts): wait.
+      throw new ExactUnavailable(
+        `Exact's API budget for division ${division} is spent (429, 60 calls a minute and 5,000 a day per app and division); nothing changed, try again after it resets`,
+        { retryAfterSeconds: 60 },
+      );
+    }
     if (reach === "unknown") {
       throw new ExactUnavailable(
         `could not tell whether Exact user ${record.exactUserName ?? "?"} can open division ${division} (Exact failed or refused the check); nothing changed`,

@@ -2,6 +2,7 @@ import { ConnectionNotFound } from "../errors.js";
 import { type ChainRecord, ChainStatus, ConnectionMode, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
+import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { LoginProtocol } from "./login-protocol.js";
@@ -47,10 +48,16 @@ export class HealDoor {
     options: { readonly operator?: boolean; readonly deadlineMs?: number } = {},
   ): Promise<HealResult> {
     const { store, now, config, log } = this.#deps;
+    // fallback-login is invoked by the engine itself; `exact-broker heal` is an operator's.
+    const history: HistoryContext = {
+      door: HistoryDoor.Heal,
+      keepDays: config.historyDays,
+      ...(options.operator ? { caller: "operator" } : {}),
+    };
     let record = await this.#load(connectionId);
     const nowMs = now();
     if (store.leaseIsLive(record, nowMs)) return { kind: "skipped", why: "busy" };
-    if (record.status === ChainStatus.Verifying) return this.#verify(record, options.deadlineMs);
+    if (record.status === ChainStatus.Verifying) return this.#verify(record, options.deadlineMs, history);
     if (options.operator) {
       if (!(await store.unleased.resetForOperator(record))) return { kind: "skipped", why: "busy" };
       record = await this.#load(connectionId);
@@ -64,6 +71,7 @@ export class HealDoor {
         owner: this.#deps.owner,
         purpose: LeasePurpose.Heal,
         leaseMs: config.leaseMs,
+        history,
         ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
       },
       async (session) => {
@@ -93,10 +101,15 @@ export class HealDoor {
     }
   }
 
-  async #verify(record: ChainRecord, deadlineMs: number | undefined): Promise<HealResult> {
+  async #verify(
+    record: ChainRecord,
+    deadlineMs: number | undefined,
+    history: HistoryContext,
+  ): Promise<HealResult> {
     const outcome = await this.#verification.finish(record, {
       vended: false,
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      history,
     });
     switch (outcome.kind) {
       case "verified":

@@ -10,6 +10,8 @@ import {
   LeasePurpose,
 } from "./chain-record.js";
 import { type LeaseWriter, retryWithin } from "./chain-table-client.js";
+import { type HistoryNote, HistoryOutcome } from "./history-entry.js";
+import { type SessionHistory, withEntry } from "./history-log.js";
 import { LEASE_ATTRS, RELEASE, rescueCondition, type Transition } from "./lease-transitions.js";
 import type { CommitResult, LeaseSessionOptions } from "./persisting-writes.js";
 import {
@@ -64,8 +66,11 @@ export class LeaseSession {
   #unrecorded = false;
   readonly #calls: CallLedger;
   readonly #sleep: (ms: number) => Promise<void>;
+  /** This lease's part in the connection's history: every outcome-recording write carries its entry. */
+  readonly history: SessionHistory;
 
   constructor(options: LeaseSessionOptions) {
+    this.history = options.history;
     this.#writer = options.writer;
     this.#now = options.now;
     this.#sleep = options.sleep;
@@ -121,6 +126,8 @@ export class LeaseSession {
     mark?: { readonly status: ChainStatus; readonly statusReason?: EventReason },
   ): Promise<boolean> {
     const untilMs = this.#now() + leaseMs;
+    // A chain found SUSPECT only now (its previous holder vanished under its note) is an outcome.
+    const suspected = mark?.status === ChainStatus.Suspect && this.record.status !== ChainStatus.Suspect;
     const ok = await this.#write({
       set: {
         ...this.#leaseSet(purpose, untilMs),
@@ -128,6 +135,15 @@ export class LeaseSession {
         ...(mark?.statusReason ? { statusReason: mark.statusReason } : {}),
       },
       ends: false,
+      purpose,
+      ...(suspected
+        ? {
+            history: {
+              outcome: HistoryOutcome.Suspect,
+              ...(mark.statusReason ? { reason: mark.statusReason } : {}),
+            },
+          }
+        : {}),
     });
     if (ok) {
       this.#purpose = purpose;
@@ -148,22 +164,33 @@ export class LeaseSession {
     const set = { ...change.set, ...this.#calls.attributes() };
     const { remove } = change;
     const computed = ["#generation = #generation + :one"];
-    if (await this.#persist(() => this.#write({ set, remove, computed, ends: true }))) {
+    const history: HistoryNote = { outcome: HistoryOutcome.Refreshed };
+    if (await this.#persist(() => this.#write({ set, remove, computed, ends: true, history }))) {
       this.#generation = generation;
       return "committed";
     }
     const rescue = rescueCondition(this.#generation, this.incarnation);
+    // Not on this holder's fence: its knowledge of the item's history may be stale, so it appends.
+    const entry = this.history.entry(history, this.#purpose, { generation, set, remove });
     const rescued = await this.#persist(() =>
-      this.#writer(this.connectionId, {
-        // After the chain's death gave the connection back, what that death removed comes back too.
-        set: { ...set, ...unverifiedChain(this.record, args.status) },
-        remove,
-        computed,
-        ...rescue,
-        values: { ...rescue.values, one: 1 },
-      }),
+      this.#writer(
+        this.connectionId,
+        withEntry(
+          {
+            // After the chain's death gave the connection back, what that death removed comes back too.
+            set: { ...set, ...unverifiedChain(this.record, args.status) },
+            remove,
+            computed,
+            ...rescue,
+            values: { ...rescue.values, one: 1 },
+          },
+          entry,
+        ),
+        "ALL_NEW",
+      ),
     );
     if (!rescued) return "superseded";
+    this.history.learned(entry, rescued, true);
     this.#generation = generation;
     return "committed_after_lease_lost";
   }
@@ -180,13 +207,17 @@ export class LeaseSession {
     const chain = startedChain(args, nowMs, this.#leaseSet(LeasePurpose.Verify, untilMs));
     const write = { ...chain, set: { ...chain.set, ...this.#calls.attributes() } };
     const held = { fence: this.fence, incarnation: this.incarnation };
+    // A chain start lands whatever the generation: it appends its entry (history-log.ts).
+    const entry = this.history.entry({ outcome: HistoryOutcome.ChainStarted }, this.#purpose, {
+      generation: this.#generation + 1,
+      set: write.set,
+      remove: write.remove,
+    });
+    const condition = startedChainCondition(held, args.note.startedAtMs);
     const stored = await this.#persist(() =>
-      this.#writer(
-        this.connectionId,
-        { ...write, ...startedChainCondition(held, args.note.startedAtMs) },
-        "ALL_NEW",
-      ),
+      this.#writer(this.connectionId, withEntry({ ...write, ...condition }, entry), "ALL_NEW"),
     );
+    if (stored) this.history.learned(entry, stored, true);
     this.#unrecorded = false;
     if (!stored) {
       // Either the fence moved (the lease is someone else's) or a later chain is stored: then
@@ -233,6 +264,7 @@ export class LeaseSession {
     this.#unrecorded = true;
     // Counted against Exact's daily cap by every later write of this session (token-call-cap.ts).
     if (call.tokenEndpoint) this.#calls.count();
+    if (call.tokenEndpoint) this.history.tokenCallMade();
   }
 
   /** The chain's token calls today after this holder's (what its writes store). */
@@ -240,15 +272,21 @@ export class LeaseSession {
     return this.#calls.today;
   }
 
-  /** Frees the lease unless a transition already ended it, or an Exact call's outcome went unrecorded; for `finally`. Never throws. */
+  /**
+   * Frees the lease unless a transition already ended it, or an Exact call's outcome went
+   * unrecorded; then, off the lease, writes the history item of the generation it reached, if it
+   * advanced the chain (history-log.ts). For `finally`. Never throws.
+   */
   async end(): Promise<void> {
-    if (this.#ended || this.#unrecorded) return;
-    try {
-      await this.release();
-    } catch {
-      // The lease expires by itself; the error that brought us here is the one to report.
-      this.#ended = true;
+    if (!this.#ended && !this.#unrecorded) {
+      try {
+        await this.release();
+      } catch {
+        // The lease expires by itself; the error that brought us here is the one to report.
+        this.#ended = true;
+      }
     }
+    await this.history.flush();
   }
 
   /** A persisting write, tried again while the lease lasts (chain-table-client.ts: retryWithin). */
@@ -275,10 +313,17 @@ export class LeaseSession {
     readonly remove?: readonly ChainAttributeName[];
     readonly computed?: readonly string[];
     readonly ends: boolean;
+    readonly history?: HistoryNote;
+    /** The purpose the write's entry names (a renewal's new one). @default the lease's */
+    readonly purpose?: LeasePurpose;
   }): Promise<boolean> {
     if (this.#ended) return false;
+    const purpose = parts.purpose ?? this.#purpose;
+    const bumps = parts.computed !== undefined && parts.computed.length > 0;
+    const effect = { generation: this.#generation + (bumps ? 1 : 0), set: parts.set, remove: parts.remove };
+    const recorded = this.history.recordFor(parts.history, purpose, effect, bumps);
     const written = await this.#writer(this.connectionId, {
-      set: { ...parts.set, ...this.#calls.attributes() },
+      set: { ...parts.set, ...this.#calls.attributes(), ...(recorded ? { history: recorded.log } : {}) },
       remove: [...(parts.ends ? LEASE_ATTRS : []), ...(parts.remove ?? [])],
       ...(parts.computed ? { computed: parts.computed } : {}),
       condition: "#leaseFence = :fence AND #generation = :gen AND #incarnation = :inc",
@@ -292,6 +337,7 @@ export class LeaseSession {
     });
     // A failed condition means someone else holds the lease now: it is not ours to end any more.
     if (parts.ends || !written) this.#ended = true;
+    if (written) this.history.landed(recorded, effect, bumps);
     return written !== undefined;
   }
 }

@@ -1,8 +1,10 @@
 import type { EventReason } from "../events/broker-events.js";
 import {
+  BLOCKED_LOGIN_RECHECK_MS,
   CHAIN_STARTING_PURPOSES,
   type ChainAttributeName,
   type ChainAttributes,
+  type ChainRecord,
   ChainStatus,
   type DivisionPinnedBy,
   type ErrorBudget,
@@ -10,6 +12,7 @@ import {
   type OddAnswers,
   type RetiredChain,
 } from "./chain-record.js";
+import { type HistoryNote, HistoryOutcome } from "./history-entry.js";
 import { ChainTable } from "./table-definition.js";
 import type { SealedTokens } from "./token-seal.js";
 import type { UpdateParts } from "./update-expression.js";
@@ -25,6 +28,8 @@ export interface Transition {
   readonly remove?: readonly ChainAttributeName[];
   /** Set when the transition bumps the generation (`#generation = #generation + :one`). */
   readonly computed?: readonly string[];
+  /** The outcome the write records in the connection's history (history-log.ts), if any. */
+  readonly history?: HistoryNote;
   readonly [transitionBrand]: true;
 }
 
@@ -142,6 +147,7 @@ export function verified(
       "lastLoginFailure",
       ...BACKOFF_ATTRS,
     ],
+    history: { outcome: HistoryOutcome.Verified },
   });
 }
 
@@ -154,16 +160,28 @@ export function handedOver(
   args: {
     readonly restore?: RetiredChain;
     readonly status: ChainStatus;
-    readonly statusReason?: EventReason;
+    /** An EventReason; for BLOCKED, the block's (which `status` keeps). */
+    readonly statusReason?: string;
     readonly lastLoginFailure?: EventReason;
+    /** The answer that ended the chain counts against the chain's budget (a 4xx Exact counts). */
+    readonly tokenErrors?: ErrorBudget;
     /** The chain's death gave the connection back: the generation that died (`diedGeneration`). */
     readonly diedGeneration?: number;
+    /** The connection the chain went to (history only: `handed_over`, else `chain_dropped`). */
+    readonly to?: string;
   },
   nowMs: number,
 ): Transition {
   const { restore } = args;
-  // A restored chain needs the refresher's care again; a BROKEN connection needs its heal.
-  const due = restore !== undefined || args.status === ChainStatus.Broken;
+  // A restored chain needs the refresher's care again; a BROKEN connection needs its heal; a
+  // BLOCKED one without a chain, its re-check by a login, at that re-check's slow pace.
+  const dueAtMs =
+    restore !== undefined || args.status === ChainStatus.Broken
+      ? nowMs
+      : args.status === ChainStatus.Blocked
+        ? nowMs + BLOCKED_LOGIN_RECHECK_MS
+        : undefined;
+  const due = dueAtMs !== undefined;
   const restored: Partial<ChainAttributes> = {};
   for (const attr of TOKEN_ATTRS)
     if (restore?.[attr] !== undefined) Object.assign(restored, { [attr]: restore[attr] });
@@ -175,24 +193,44 @@ export function handedOver(
       ...(args.statusReason ? { statusReason: args.statusReason } : {}),
       ...(args.lastLoginFailure ? { lastLoginFailure: args.lastLoginFailure } : {}),
       ...(args.diedGeneration !== undefined ? { diedGeneration: args.diedGeneration } : {}),
-      ...(due ? dueAt(nowMs) : {}),
+      ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
+      ...dueAt(dueAtMs),
     },
     remove: [
       "verification",
       "handOver",
       "identityChecks",
+      "unknownOutcomeAtMs",
       ...TOKEN_ATTRS.filter((attr) => restored[attr] === undefined),
       ...(args.statusReason ? [] : (["statusReason"] as const)),
       ...(due ? [] : (["dueShard", "dueAtMs"] as const)),
     ],
     computed: BUMP,
+    history:
+      args.to !== undefined
+        ? { outcome: HistoryOutcome.HandedOver, peer: args.to }
+        : {
+            outcome: HistoryOutcome.ChainDropped,
+            ...((args.statusReason ?? args.lastLoginFailure)
+              ? { reason: args.statusReason ?? args.lastLoginFailure }
+              : {}),
+          },
   });
 }
 
-/** Outcome unknown: Exact may have rotated the chain. The next holder probes once (invariant 5). */
-export function suspect(backoff: Backoff, nowMs: number): Transition {
+/**
+ * Outcome unknown: Exact may have rotated the chain. The next holder probes once (invariant 5).
+ * A BLOCKED chain stays BLOCKED (its user is refused whatever the probe finds) and notes the
+ * unknown outcome instead (`unknownOutcomeAtMs`).
+ */
+export function suspect(backoff: Backoff, nowMs: number, record: Pick<ChainRecord, "status">): Transition {
+  const history: HistoryNote = { outcome: HistoryOutcome.Suspect, reason: "lost_answer" };
+  if (record.status === ChainStatus.Blocked) {
+    return transition({ set: { ...backoff, unknownOutcomeAtMs: nowMs }, history });
+  }
   return transition({
     set: { ...backoff, status: ChainStatus.Suspect, statusReason: "lost_answer", statusChangedAtMs: nowMs },
+    history,
   });
 }
 
@@ -211,6 +249,7 @@ export function broken(
       statusChangedAtMs: nowMs,
     },
     remove: BACKOFF_ATTRS,
+    history: { outcome: HistoryOutcome.Broken, reason },
   });
 }
 
@@ -224,6 +263,7 @@ export function blocked(reason: EventReason, recheckAtMs: number, nowMs: number)
       statusChangedAtMs: nowMs,
     },
     remove: BACKOFF_ATTRS,
+    history: { outcome: HistoryOutcome.Blocked, reason },
   });
 }
 
@@ -236,6 +276,7 @@ export function needsOperator(
   return transition({
     set: { ...extra, status: ChainStatus.ReauthRequired, statusReason: reason, statusChangedAtMs: nowMs },
     remove: ["dueShard", "dueAtMs"],
+    history: { outcome: HistoryOutcome.ReauthRequired, reason },
   });
 }
 
@@ -260,5 +301,9 @@ export function backedOff(
   return transition({
     set: { ...backoff, ...rest, ...dueAt(dueAtMs), ...(status ? { status, statusChangedAtMs: nowMs } : {}) },
     remove: status === ChainStatus.Active ? ["statusReason"] : [],
+    // A failed login is an outcome; other backoffs are not (an outage would flood the history).
+    ...(chain.lastLoginFailure
+      ? { history: { outcome: HistoryOutcome.LoginFailed, reason: chain.lastLoginFailure } }
+      : {}),
   });
 }

@@ -9,7 +9,7 @@ import {
 import { EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { LoginResult } from "../exact/login/login-driver.js";
-import { hasLoginCredentials } from "../secrets/connection-secret.js";
+import { loginSecretName } from "../infra/names.js";
 import { ChainSource, ChainStatus, LeasePurpose } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor } from "./error-budget.js";
@@ -87,14 +87,16 @@ export class LoginProtocol {
         minWaitMs: (capped.retryAfterSeconds ?? 0) * 1000,
       });
     }
-    const secret = await secrets.get(record.secretId, { forceFetch: true });
-    if (!hasLoginCredentials(secret)) {
+    const secret = await secrets.loginCredentials(record, { forceFetch: true });
+    if (!secret) {
       return this.#failures.reauth(
         session,
         EventReason.NoLoginCredentials,
-        `secret "${record.secretId}" holds no username, password and totpSecret, so the broker cannot log in by itself`,
+        `no username, password and totpSecret in secret "${loginSecretName(record.connectionId)}" or "${record.secretId}", so the broker cannot log in by itself`,
       );
     }
+    // Read before the login, which a missing client secret would waste: the code exchange needs it.
+    const clientSecret = await secrets.clientSecret(record.secretId, { forceFetch: true });
     if (!driver || !totpClaims) {
       throw new ConfigurationError(
         "this function has no login driver; logins run in fallback-login (set FALLBACK_LOGIN_FUNCTION_NAME)",
@@ -176,7 +178,7 @@ export class LoginProtocol {
       sentAtMs = now();
       const outcome = await this.#deps.oauth.exchangeCode(
         record.baseUrl,
-        { clientId: record.clientId, clientSecret: secret.clientSecret },
+        { clientId: record.clientId, clientSecret },
         result.code,
         record.redirectUri,
         config.httpTimeoutMs,

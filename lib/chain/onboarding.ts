@@ -19,6 +19,7 @@ import {
 } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
+import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
 import { withIncarnation } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
@@ -68,12 +69,17 @@ export class Onboarding {
   async seed(
     connectionId: string,
     code: string,
-    options: { readonly deadlineMs?: number } = {},
+    options: {
+      readonly deadlineMs?: number;
+      /** Where the code came from, for the connection's history. @default seed (the CLI) */
+      readonly door?: typeof HistoryDoor.Seed | typeof HistoryDoor.Connect;
+    } = {},
   ): Promise<SeedResult> {
     const { secrets, config, owner, store } = this.#deps;
-    const record = await this.#ready(connectionId, options.deadlineMs);
+    const history: HistoryContext = { door: options.door ?? HistoryDoor.Seed, keepDays: config.historyDays };
+    const record = await this.#ready(connectionId, options.deadlineMs, history);
     checkBaseUrl(record.baseUrl, config.allowLoopback);
-    const { clientSecret } = await secrets.get(record.secretId);
+    const clientSecret = await secrets.clientSecret(record.secretId);
     const outcome = await store.withLease(
       {
         record,
@@ -81,6 +87,7 @@ export class Onboarding {
         purpose: LeasePurpose.Onboard,
         leaseMs: config.leaseMs,
         ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+        history,
       },
       (session) => this.#exchange(session, code, clientSecret),
     );
@@ -178,7 +185,11 @@ export class Onboarding {
    * The connection, with an incarnation, no chain of its own still awaiting its check (that one
    * is finished first: it may be the live chain), and no live lease (waited for, briefly).
    */
-  async #ready(connectionId: string, deadlineMs: number | undefined): Promise<ChainRecord> {
+  async #ready(
+    connectionId: string,
+    deadlineMs: number | undefined,
+    history: HistoryContext,
+  ): Promise<ChainRecord> {
     const { store, now, sleep, config } = this.#deps;
     const giveUpAtMs = Math.min(
       deadlineMs ?? Number.POSITIVE_INFINITY,
@@ -194,6 +205,7 @@ export class Onboarding {
         await this.#verification.finish(record, {
           vended: false,
           ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+          history,
         });
         continue;
       }

@@ -31,8 +31,8 @@ export function isOutage(outcome: TokenOutcome): boolean {
  * Outage pacing for one app at one Exact instance (app-states.ts): during an outage one chain
  * asks Exact for all of them, whichever comes first after the next probe time, so the cost
  * rotates; the others back off until just after it, without spending an error. An app Exact
- * rejects (its secret, its scopes) is one event, and its chains stop calling until the secret
- * changes or a paced probe finds it accepted again.
+ * rejects (its secret, its scopes) is one event per rejected secret, and the chains holding that
+ * secret stop calling until theirs changes or a paced probe finds it accepted again.
  */
 export class OutagePacing {
   readonly #deps: EngineDeps;
@@ -45,21 +45,25 @@ export class OutagePacing {
   async gate(session: LeaseSession, clientSecret: string): Promise<Gate> {
     const { apps, now, random } = this.#deps;
     const record = session.record;
-    let app = await apps.read(record.clientId, record.baseUrl);
+    const app = await apps.read(record.clientId, record.baseUrl);
     const nowMs = now();
-    if (app.rejected && app.rejected.secretHash !== hashToken(clientSecret)) {
-      // The operator put a new secret in place: try it.
-      await apps.accepted(record.clientId, record.baseUrl);
-      app = { ...app, rejected: undefined };
-    }
-    const paced = app.rejected !== undefined || app.outageSinceMs !== undefined;
-    if (!paced) return { kind: "go", app };
-    const dueAtMs = app.nextProbeAtMs ?? nowMs;
-    const next =
-      nowMs + (app.rejected ? REJECTION_PROBE_MS : probeIntervalMs(nowMs - (app.outageSinceMs ?? nowMs)));
+    // Only this chain's own secret can be held by a rejection: another one (the operator put a
+    // new secret in place) is tried, and its answer leaves the rejected secret's record alone.
+    const secretHash = hashToken(clientSecret);
+    const rejected = app.rejectedSecrets?.[secretHash];
+    if (!rejected && app.outageSinceMs === undefined) return { kind: "go", app };
+    const dueAtMs = (rejected ? rejected.nextProbeAtMs : app.nextProbeAtMs) ?? nowMs;
     if (
       dueAtMs <= nowMs &&
-      (await apps.claimProbe(record.clientId, record.baseUrl, record.connectionId, nowMs, next))
+      (rejected
+        ? await apps.claimRejectionProbe(record.clientId, record.baseUrl, secretHash, nowMs)
+        : await apps.claimProbe(
+            record.clientId,
+            record.baseUrl,
+            record.connectionId,
+            nowMs,
+            nowMs + probeIntervalMs(nowMs - (app.outageSinceMs ?? nowMs)),
+          ))
     ) {
       return { kind: "go", app };
     }
@@ -71,8 +75,8 @@ export class OutagePacing {
     );
     if (!written) return { kind: "held", result: { kind: "superseded" } };
     const retryAfterSeconds = Math.max(1, Math.ceil((waitUntilMs - nowMs) / 1000));
-    const error = app.rejected
-      ? rejectionError(record, app.rejected.reason)
+    const error = rejected
+      ? rejectionError(record, rejected.reason)
       : new ExactUnavailable(
           `Exact has not answered app ${record.clientId}'s token calls since ${new Date(app.outageSinceMs ?? nowMs).toISOString()}; one connection of the app probes for all`,
           { retryAfterSeconds },
@@ -92,17 +96,27 @@ export class OutagePacing {
 
   /**
    * After the chain's own write: what the answer says about the app. An outage answer paces every
-   * chain of the app; any answer Exact's OAuth server gave ends an outage; a success is noted.
+   * chain of the app; any answer Exact's OAuth server gave ends an outage; a success is noted;
+   * an answer other than a rejection to `clientSecret` (the one the call was sent with) ends
+   * that secret's rejection.
    */
-  async after(record: ChainRecord, app: AppState, outcome: TokenOutcome, arrivalMs: number): Promise<void> {
+  async after(
+    record: ChainRecord,
+    app: AppState,
+    outcome: TokenOutcome,
+    arrivalMs: number,
+    clientSecret: string,
+  ): Promise<void> {
     const { apps, log } = this.#deps;
     try {
       if (isOutage(outcome)) {
         await apps.outage(record.clientId, record.baseUrl, arrivalMs, probeWaitMs(app, outcome, arrivalMs));
       } else if (outcome.kind !== "outcome_unknown" && !(outcome.kind === "unavailable")) {
         await apps.answered(record.clientId, record.baseUrl, arrivalMs, app, outcome.kind === "tokens");
-        if (app.rejected && outcome.kind !== "client_rejected")
-          await apps.accepted(record.clientId, record.baseUrl);
+        const secretHash = hashToken(clientSecret);
+        if (app.rejectedSecrets?.[secretHash] && outcome.kind !== "client_rejected") {
+          await apps.accepted(record.clientId, record.baseUrl, secretHash);
+        }
       }
     } catch (error) {
       log.warn("could not record the app's state; the chain's own is stored", { error: error as Error });
@@ -144,7 +158,7 @@ export class OutagePacing {
     return scopeError(record, REJECTION_PROBE_MS);
   }
 
-  /** Exact rejected the app (its secret or scopes): recorded once, announced once per app. */
+  /** Exact rejected the app (its secret or scopes): recorded and announced once per rejected secret. */
   async rejected(session: LeaseSession, reason: AppRejection, clientSecret: string): Promise<BrokerError> {
     const { apps, now } = this.#deps;
     const record = session.record;

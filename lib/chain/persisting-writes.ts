@@ -7,6 +7,7 @@ import {
   type VerificationNote,
 } from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
+import type { SessionHistory } from "./history-log.js";
 import { BACKOFF_ATTRS, type Backoff, dueAt, LEASE_ATTRS, tokenAttributes } from "./lease-transitions.js";
 import type { SealedTokens } from "./token-seal.js";
 import type { UpdateParts } from "./update-expression.js";
@@ -140,4 +141,6 @@ export interface LeaseSessionOptions {
   readonly incarnation: string;
   /** Epoch ms: the invocation's deadline. */
   readonly deadlineMs?: number;
+  /** The lease's part in the connection's history (history-log.ts). */
+  readonly history: SessionHistory;
 }

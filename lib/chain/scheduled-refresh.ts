@@ -12,6 +12,7 @@ import { LeaseRefused } from "./chain-store.js";
 import { announce, type EngineDeps, type HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
+import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { CLOCK_SKEW_BOUND_MS, keepaliveDueAtMs } from "./timing.js";
@@ -61,12 +62,15 @@ export class ScheduledRefresh {
   readonly #protocol: TokenProtocol;
   readonly #verification: PendingVerification;
   readonly #healTrigger: HealTrigger;
+  /** The scheduler has no caller: its entries name only the door. */
+  readonly #history: HistoryContext;
 
   constructor(deps: EngineDeps, options: { readonly healTrigger?: HealTrigger } = {}) {
     this.#deps = deps;
     this.#protocol = new TokenProtocol(deps);
     this.#verification = new PendingVerification(deps);
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
+    this.#history = { door: HistoryDoor.Refresh, keepDays: deps.config.historyDays };
   }
 
   async run(options: RefreshRunOptions = {}): Promise<RefreshRunSummary> {
@@ -175,6 +179,7 @@ export class ScheduledRefresh {
         purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
         leaseMs: config.leaseMs,
         deadlineMs: deadlineMs - LEASE_HEADROOM_MS,
+        history: this.#history,
       },
       (session) => this.#protocol.refresh(session, { vended: false }),
     );
@@ -193,12 +198,13 @@ export class ScheduledRefresh {
   }
 
   async #verify(record: ChainRecord, deadlineMs: number): Promise<ChainRunOutcome> {
-    let outcome = await this.#verification.finish(record, { vended: false, deadlineMs });
+    const history = this.#history;
+    let outcome = await this.#verification.finish(record, { vended: false, deadlineMs, history });
     if (outcome.kind === "refreshed" && outcome.result.kind === "refreshed") {
       // Its token had expired while it waited: with the fresh one, check now rather than next run.
       const fresh = await this.#deps.store.get(record.connectionId);
       if (fresh && this.#deps.now() < deadlineMs - this.#deps.config.leaseMs) {
-        outcome = await this.#verification.finish(fresh, { vended: false, deadlineMs });
+        outcome = await this.#verification.finish(fresh, { vended: false, deadlineMs, history });
       }
     }
     switch (outcome.kind) {

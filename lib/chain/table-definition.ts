@@ -13,6 +13,10 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
  *   removed by TTL.
  * - `APP#<clientId>#<baseUrl>`: what the chains of one app at one Exact instance share: outage
  *   pacing, the app's rejection, its last success (see app-states.ts).
+ * - `HIST#<connectionId>#<incarnation>#<generation>`: a connection's audit history, one item per
+ *   generation a lease reached (see history-store.ts), removed by TTL after HISTORY_DAYS.
+ * - `GRANTS#<connectionId>`: the AWS principals token-vend serves that connection to (a string
+ *   set; `GRANTS#*` holds the all-connections grants), see lib/auth/grant-store.ts.
  */
 export const ChainTable = {
   partitionKey: "pk",
@@ -36,6 +40,11 @@ export const guardKey = (clientId: string, exactUserId: string): string => `GUAR
 /** One item per (app, Exact instance): outage pacing and app-level failures (app-states.ts). */
 export const appKey = (clientId: string, baseUrl: string): string => `APP#${clientId}#${baseUrl}`;
 export const nonceKey = (nonce: string): string => `NONCE#${nonce}`;
+/** A connection's history item for one generation; the incarnation keeps a re-added connection's apart. */
+export const historyKey = (connectionId: string, incarnation: string, generation: number): string =>
+  `HIST#${connectionId}#${incarnation}#${generation}`;
+/** The principals granted one connection; `*` (never a connection ID) is every connection. */
+export const grantsKey = (connectionId: string): string => `GRANTS#${connectionId}`;
 /** Exact user names are e-mail addresses, compared without case: one claim per person. */
 export const totpClaimKey = (username: string): string => `TOTP#${username.trim().toLowerCase()}`;
 

@@ -115,7 +115,7 @@ export class TokenProtocol {
     }
     let clientSecret: string;
     try {
-      clientSecret = (await secrets.get(record.secretId)).clientSecret;
+      clientSecret = await secrets.clientSecret(record.secretId);
     } catch (error) {
       if (!(error instanceof SecretUnavailable)) throw error;
       return failed(
@@ -152,7 +152,7 @@ export class TokenProtocol {
     if (outcome.kind === "client_rejected" && !outcome.scope && !outcome.rotated) {
       // The app's secret may have been rotated in Exact's App Center and in ours since we cached
       // it: read it once more, and if it changed, try once more (invalid_client processed nothing).
-      const current = (await secrets.get(record.secretId, { forceFetch: true })).clientSecret;
+      const current = await secrets.clientSecret(record.secretId, { forceFetch: true });
       if (
         current !== clientSecret &&
         session.remainingMs() >= config.httpTimeoutMs &&
@@ -181,7 +181,7 @@ export class TokenProtocol {
       options.vended,
       logged,
     );
-    await this.#pacing.after(record, gate.app, outcome, arrivalMs);
+    await this.#pacing.after(record, gate.app, outcome, arrivalMs, clientSecret);
     await warnIfHigh(this.#deps, session, session.tokenCallsToday - 1, session.tokenCallsToday);
     return result;
   }

@@ -138,8 +138,21 @@ export async function settleRefusal(
 export const ODD_ANSWERS_BEFORE_SUSPECT = 3;
 
 /**
+ * How old a run of odd answers may grow before the chain is escalated although no other chain
+ * of the app refreshed since it began (ms): the app's only chain (one app per customer is the
+ * usual case) has none to compare with. Exact's maintenance answers bare 400 pages "for a while
+ * at night" (public reports; README, "Exact's answers"): a planned window of a few hours fits
+ * well inside 6 (say 00:00 to 06:00), and a chain still answered that way at the start of the
+ * next working day is not in maintenance. Its price, when an app-wide outage does last longer:
+ * each chain that probes in it past the bound is escalated (SUSPECT, then BROKEN and a login
+ * once the probe gets the same), instead of resuming with its refresh token.
+ */
+export const ODD_RUN_ESCALATES_AFTER_MS = 6 * 60 * 60_000;
+
+/**
  * The chain's run of odd answers (a bare 4xx page, an unknown OAuth error) after this one, or
- * "escalate" when the run is long enough and the app's other chains refreshed since it began.
+ * "escalate" when the run is long enough and either the app's other chains refreshed since it
+ * began or it is older than ODD_RUN_ESCALATES_AFTER_MS (a chain is not stranded forever).
  */
 function oddAnswer(
   record: ChainRecord,
@@ -153,7 +166,8 @@ function oddAnswer(
   if (!odd) return undefined;
   const run = { count: (record.oddAnswers?.count ?? 0) + 1, sinceMs: record.oddAnswers?.sinceMs ?? atMs };
   const othersFine = (app.lastSuccessAtMs ?? 0) > run.sinceMs;
-  return run.count >= ODD_ANSWERS_BEFORE_SUSPECT && othersFine ? "escalate" : run;
+  const tooOld = atMs - run.sinceMs >= ODD_RUN_ESCALATES_AFTER_MS;
+  return run.count >= ODD_ANSWERS_BEFORE_SUSPECT && (othersFine || tooOld) ? "escalate" : run;
 }
 
 export function exactErrors(record: ChainRecord, outcome: TokenOutcome, atMs: number) {

@@ -152,7 +152,8 @@ export class TotpStepClaims {
     readonly connectionId: string;
     readonly nowMs: number;
   }): Promise<boolean> {
-    const unclaimed = "attribute_not_exists(#pk)";
+    // The item may exist without a step: a failed login recorded before any code was sent.
+    const unclaimed = "attribute_not_exists(#pk) OR attribute_not_exists(#lastStep)";
     const earlierStep = "#lastStep < :step";
     try {
       // An update, not a put: the user's failed logins live on the same item.

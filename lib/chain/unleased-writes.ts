@@ -7,9 +7,12 @@ import {
   DivisionPinnedBy,
 } from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
+import type { HistoryEntry } from "./history-entry.js";
+import { withEntry } from "./history-log.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import type { SealedTokens } from "./token-seal.js";
+import type { UpdateParts } from "./update-expression.js";
 
 /** The identity `/current/Me` showed for a chain. */
 export interface ChainIdentity {
@@ -149,8 +152,8 @@ export class UnleasedWrites {
    * `target` still holds that user of that app, is not verifying a chain of its own, and holds
    * no chain that started later (that one is live; ours died when it started), and still has the
    * pinned division it was read with (`identity.division` keeps it). Idempotent: a repeat after
-   * a crash finds `adoptedHash`.
-   * @returns false when it did not land; re-read `target` to tell why
+   * a crash finds `adoptedHash`. `entry` (`received`) is appended to `target`'s history.
+   * @returns `target`'s item as written; undefined when it did not land (re-read `target` to tell why)
    */
   async adoptChain(
     target: ChainRecord,
@@ -158,12 +161,13 @@ export class UnleasedWrites {
     identity: ChainIdentity,
     chainStartedAtMs: number,
     dueAtMs: number,
-  ): Promise<boolean> {
+    entry: HistoryEntry,
+  ): Promise<ChainRecord | undefined> {
     const hash = tokens.refresh?.refreshHash;
-    if (target.incarnation === undefined || hash === undefined) return false;
+    if (target.incarnation === undefined || hash === undefined) return undefined;
     const nowMs = this.#now();
     const pinned = target.pinnedDivision;
-    const written = await this.#writer(target.connectionId, {
+    const adopt: UpdateParts = {
       set: {
         ...tokens.refresh,
         ...tokens.access,
@@ -205,8 +209,9 @@ export class UnleasedWrites {
         one: 1,
         ...(pinned === undefined ? {} : { pinned }),
       },
-    });
-    return written !== undefined;
+    };
+    // No lease of `target`'s: its history is appended to, never replaced (history-log.ts).
+    return this.#writer(target.connectionId, withEntry(adopt, entry), "ALL_NEW");
   }
 
   async #atGeneration(

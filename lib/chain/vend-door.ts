@@ -11,6 +11,7 @@ import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
+import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
@@ -31,6 +32,11 @@ export interface VendDoorOptions {
 export interface VendOptions {
   /** Epoch ms (injected clock) by which the answer must be out: the Lambda's deadline. */
   readonly deadlineMs?: number;
+  /**
+   * Who asks, for the connection's history (entries of the work this vend does): token-vend
+   * passes the AWS principal ARN that STS verified. Only recorded when the vend advances the chain.
+   */
+  readonly caller?: string;
 }
 
 /** One attempt of the slow path: an answer, a failure to report, or go round again. */
@@ -100,7 +106,12 @@ export class VendDoor {
       if (!running) break;
       await running.catch(() => undefined);
     }
-    const slow = this.#slowPath(connectionId, needMs, options.deadlineMs);
+    const history: HistoryContext = {
+      door: HistoryDoor.Vend,
+      keepDays: this.#deps.config.historyDays,
+      ...(options.caller !== undefined ? { caller: options.caller } : {}),
+    };
+    const slow = this.#slowPath(connectionId, needMs, options.deadlineMs, history);
     if (!this.#coalesce) return slow;
     this.#inflight.set(connectionId, slow);
     try {
@@ -110,7 +121,12 @@ export class VendDoor {
     }
   }
 
-  async #slowPath(connectionId: string, needMs: number, deadlineMs: number | undefined): Promise<VendAnswer> {
+  async #slowPath(
+    connectionId: string,
+    needMs: number,
+    deadlineMs: number | undefined,
+    history: HistoryContext,
+  ): Promise<VendAnswer> {
     const { store, now, sleep } = this.#deps;
     const giveUpAtMs = Math.min(now() + this.#waitMs, deadlineMs ?? Number.POSITIVE_INFINITY);
     let pollMs = FIRST_POLL_MS;
@@ -178,8 +194,8 @@ export class VendDoor {
         return this.#degraded(record, needMs, this.#backoffError(record, nowMs));
       const step =
         record.status === ChainStatus.Verifying
-          ? await this.#verify(record, needMs, giveUpAtMs, deadlineMs)
-          : await this.#refreshInWindow(record, needMs, giveUpAtMs, deadlineMs);
+          ? await this.#verify(record, needMs, giveUpAtMs, deadlineMs, history)
+          : await this.#refreshInWindow(record, needMs, giveUpAtMs, deadlineMs, history);
       switch (step.kind) {
         case "answer":
           return step.answer;
@@ -197,6 +213,7 @@ export class VendDoor {
     needMs: number,
     giveUpAtMs: number,
     deadlineMs: number | undefined,
+    history: HistoryContext,
   ): Promise<Step> {
     const { store, now, sleep, config, owner } = this.#deps;
     const windowMs = (record.windowOpensAtMs ?? 0) - now();
@@ -214,6 +231,7 @@ export class VendDoor {
         purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
         leaseMs: config.leaseMs,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        history,
       },
       (session) => this.#protocol.refresh(session, { vended: true }),
     );
@@ -235,10 +253,12 @@ export class VendDoor {
     needMs: number,
     giveUpAtMs: number,
     deadlineMs: number | undefined,
+    history: HistoryContext,
   ): Promise<Step> {
     const outcome = await this.#verification.finish(record, {
       vended: true,
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      history,
     });
     switch (outcome.kind) {
       case "verified":

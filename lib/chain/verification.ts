@@ -4,6 +4,7 @@ import { ChainHandover } from "./chain-handover.js";
 import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
+import type { HistoryContext } from "./history-entry.js";
 import {
   EXPIRY_MARGIN_MS,
   IdentityCheck,
@@ -46,7 +47,12 @@ export class PendingVerification {
 
   async finish(
     record: ChainRecord,
-    options: { readonly vended: boolean; readonly deadlineMs?: number },
+    options: {
+      readonly vended: boolean;
+      readonly deadlineMs?: number;
+      /** The door that met the chain (and its caller), for the connection's history. */
+      readonly history: HistoryContext;
+    },
   ): Promise<FinishOutcome> {
     const { store, now, config, owner } = this.#deps;
     // A BLOCKED chain's re-check is the same check (its verification is still pending).
@@ -60,6 +66,7 @@ export class PendingVerification {
       owner,
       leaseMs: config.leaseMs,
       ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+      history: options.history,
     };
     if (record.handOver) {
       // A hand-over decided earlier: finish it, without asking Exact again.

@@ -1,4 +1,5 @@
 import {
+  AccessDenied,
   BrokerError,
   ChainBusy,
   ClockSkewed,
@@ -18,7 +19,10 @@ export const ExitCode = {
   Done: 0,
   BadInput: 2,
   NotFound: 3,
-  /** A duplicate chain, a chain that needs a new authorization, or a clock too far off to lease. */
+  /**
+   * A duplicate chain, a chain that needs a new authorization, a clock too far off to lease, or
+   * token-vend's AccessDenied (a caller without a grant).
+   */
   Refused: 4,
   TryLater: 5,
 } as const;
@@ -31,7 +35,8 @@ export function exitCodeFor(error: unknown): ExitCode {
     error instanceof ReauthRequired ||
     error instanceof DuplicateChain ||
     error instanceof ClockSkewed ||
-    error instanceof UserBlocked
+    error instanceof UserBlocked ||
+    error instanceof AccessDenied
   )
     return ExitCode.Refused;
   if (error instanceof ChainBusy || error instanceof ExactUnavailable || error instanceof Throttled)

@@ -15,9 +15,10 @@ import { BrokerError, ConnectionNotFound, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import { OneExactIdentityDriver } from "../exact/login/one-exact-identity-driver.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/events.js";
-import { CONNECTION_SECRET_PREFIX, connectionSecretName } from "../infra/names.js";
+import { CLIENT_SECRET_PREFIX, clientSecretName } from "../infra/names.js";
 import { createConnectFlow } from "../onboarding/connect-flow.js";
 import { createLinkKeySource } from "../onboarding/link-key-source.js";
+import { createSecretSource, type SecretSource } from "../secrets/secret-source.js";
 import {
   createFileSecretWriter,
   createSecretsManagerWriter,
@@ -25,6 +26,9 @@ import {
 } from "../secrets/secret-writer.js";
 import { parseDivision, setDivision } from "./division-command.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
+import { GRANT_USAGE, isGrantCommand, runGrantCommand } from "./grant-commands.js";
+import { parseHistoryLimit, showHistory } from "./history-command.js";
+import { describeWrites, setSecret } from "./secret-command.js";
 import { type Prompt, readSecretInput } from "./secret-input.js";
 import { formatStatus, statusReport } from "./status-report.js";
 
@@ -38,8 +42,10 @@ export interface CliIo {
   readonly dynamo?: DynamoDBClient;
   /** Asks for secret fields (`connection add --prompt-secret`); tests pass canned answers. */
   readonly prompt?: Prompt;
-  /** Writes a connection's secret; default: LOCAL_SECRETS_FILE, else Secrets Manager. */
+  /** Writes a connection's secrets; default: LOCAL_SECRETS_FILE, else Secrets Manager. */
   readonly secretWriter?: SecretWriter;
+  /** Reads a connection's secrets (`connection set-secret`); default: as the functions do. */
+  readonly secretSource?: SecretSource;
 }
 
 export const USAGE = `exact-broker: operate the Exact Online token broker
@@ -48,6 +54,7 @@ export const USAGE = `exact-broker: operate the Exact Online token broker
   exact-broker connection add --id ID --client-id CLIENT_ID --base-url URL --redirect-uri URL
                               [--secret-id SECRET_ID] [--secret-file FILE | --prompt-secret] [--mode code|implicit]
                               [--division N]
+  exact-broker connection set-secret --id ID [--secret-file FILE | --prompt-secret]
   exact-broker connection set-division --id ID --division N
   exact-broker connection list
   exact-broker connection remove --id ID
@@ -56,6 +63,8 @@ export const USAGE = `exact-broker: operate the Exact Online token broker
   exact-broker heal --id ID
   exact-broker vend --id ID [--min-validity SECONDS]
   exact-broker status --id ID [--json]
+${GRANT_USAGE}
+  exact-broker history --id ID [--json] [--limit N]
 
 Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, LOCAL_SECRETS_FILE
 (locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite),
@@ -77,6 +86,8 @@ const OPTIONS = {
   "connect-url": { type: "string" },
   "min-validity": { type: "string" },
   json: { type: "boolean" },
+  principal: { type: "string" },
+  limit: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -189,10 +200,8 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
           secretId,
         );
         const writer = io.secretWriter ?? defaultSecretWriter(io.env);
-        const created = await writer.put(secretId, secret);
-        io.out(
-          `${created ? "created" : "updated"} secret ${secretId}${secret.username ? " (with login credentials)" : ""}`,
-        );
+        const writes = await writer.put({ connectionId: id, secretId }, secret);
+        for (const line of describeWrites(writes)) io.out(line);
       }
       const record = await store().addConnection(connection, Date.now());
       io.out(
@@ -240,6 +249,27 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         `removed connection "${id}"${record.exactUserName ? `; Exact user ${record.exactUserName} can be connected again` : ""}`,
       );
       return ExitCode.Done;
+    }
+    case "connection set-secret": {
+      const id = connectionId(values);
+      const input = {
+        ...(values["secret-file"] ? { file: values["secret-file"] } : {}),
+        ...(io.prompt ? { prompt: io.prompt } : {}),
+      };
+      const given =
+        values["secret-file"] !== undefined || values["prompt-secret"]
+          ? (secretId: string) => readSecretInput(input, secretId)
+          : undefined;
+      return setSecret(
+        {
+          store: store(),
+          source: io.secretSource ?? createSecretSource(io.env),
+          writer: io.secretWriter ?? defaultSecretWriter(io.env),
+        },
+        id,
+        given,
+        io,
+      );
     }
     case "connection set-division": {
       const id = connectionId(values);
@@ -325,7 +355,25 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
       io.out(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
       return ExitCode.Done;
     }
+    case "history": {
+      const id = connectionId(values);
+      const limit = parseHistoryLimit(values.limit);
+      return showHistory(store(), id, { json: values.json ?? false, limit }, io);
+    }
     default:
+      if (isGrantCommand(command)) {
+        const id = connectionId(values);
+        return runGrantCommand(
+          command,
+          { connectionId: id, principal: values.principal, json: values.json ?? false },
+          {
+            ...io,
+            tableName: config().tableName,
+            dynamo: io.dynamo ?? new DynamoDBClient({}),
+            connectionExists: async (connection) => (await store().get(connection)) !== undefined,
+          },
+        );
+      }
       throw new ValidationError(`unknown command "${command}"\n\n${USAGE}`);
   }
 }
@@ -371,8 +419,9 @@ async function enableTtl(client: DynamoDBClient, tableName: string, io: CliIo): 
 }
 
 /**
- * In AWS the functions may read only secrets under CONNECTION_SECRET_PREFIX: a connection's
- * secret defaults to `<prefix><id>` there, and another name is refused. Locally, any name.
+ * In AWS the functions read client secrets only under CLIENT_SECRET_PREFIX (and, in a stack
+ * still moving old connections, the combined prefix): a connection's secret defaults to
+ * `<prefix><id>` there, and another name is refused. Locally, any name.
  */
 function secretIdFor(id: string, values: Values, env: NodeJS.ProcessEnv): string {
   const given = values["secret-id"];
@@ -380,10 +429,10 @@ function secretIdFor(id: string, values: Values, env: NodeJS.ProcessEnv): string
     if (!given) throw new ValidationError("--secret-id is required with LOCAL_SECRETS_FILE");
     return given;
   }
-  const secretId = given ?? connectionSecretName(id);
-  if (!secretId.startsWith(CONNECTION_SECRET_PREFIX)) {
+  const secretId = given ?? clientSecretName(id);
+  if (!secretId.startsWith(CLIENT_SECRET_PREFIX)) {
     throw new ValidationError(
-      `--secret-id must start with ${CONNECTION_SECRET_PREFIX}: the deployed functions can read no other secret (leave it out to use ${connectionSecretName(id)})`,
+      `--secret-id must start with ${CLIENT_SECRET_PREFIX}: the deployed functions read client secrets nowhere else (leave it out to use ${clientSecretName(id)})`,
     );
   }
   return secretId;

@@ -1,4 +1,5 @@
 import {
+  AccessDenied,
   BrokerError,
   ChainBusy,
   ConnectionNotFound,
@@ -81,6 +82,7 @@ const KNOWN_ERROR_TYPES: Readonly<Record<string, BrokerErrorClass>> = {
   ExactUnavailable,
   Throttled,
   UserBlocked,
+  AccessDenied,
   InternalError,
 };
 

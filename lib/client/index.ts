@@ -3,10 +3,14 @@
  *
  *   import { getAccessToken, invalidate } from "exact-token-broker/client";
  *
- * The package's only barrel. It loads the AWS SDK Lambda client and nothing of the broker's
- * engine, crypto or logging.
+ * The package's only barrel. It loads the AWS SDK Lambda client, the SDK's SigV4 signer and
+ * credential chain (to sign the caller's identity), and nothing of the broker's engine, crypto or
+ * logging.
  */
+
+export type { CallerIdentity } from "../auth/caller-identity.js";
 export {
+  AccessDenied,
   BrokerError,
   ChainBusy,
   ConfigurationError,
@@ -19,6 +23,13 @@ export {
 } from "../errors.js";
 export { getAccessToken, invalidate } from "./default-client.js";
 export { InternalError, InvalidVendAnswer, TokenVendInvokeError, UnknownBrokerError } from "./errors.js";
+export {
+  type AwsCredentials,
+  type AwsCredentialsProvider,
+  IdentitySigner,
+  type IdentitySignerOptions,
+  RESIGN_AFTER_MS,
+} from "./identity-signer.js";
 export {
   type AccessToken,
   CACHE_SAFETY_MARGIN_SECONDS,

@@ -1,8 +1,15 @@
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
+import { type CallerIdentity, REGION_PATTERN } from "../auth/caller-identity.js";
 import type { VendAnswer } from "../chain/token-cache.js";
 import { ConfigurationError, ValidationError } from "../errors.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/connection-id.js";
-import { errorFromFunctionError, errorFromInvokeFailure, InvalidVendAnswer } from "./errors.js";
+import {
+  errorFromFunctionError,
+  errorFromInvokeFailure,
+  InvalidVendAnswer,
+  TokenVendInvokeError,
+} from "./errors.js";
+import { type AwsCredentialsProvider, IdentitySigner } from "./identity-signer.js";
 
 /** token-vend's answer, as handed to a consumer (frozen). */
 export type AccessToken = VendAnswer;
@@ -24,6 +31,19 @@ export interface TokenClientOptions {
   readonly now?: () => number;
   /** Default: env `TOKEN_VEND_FUNCTION_NAME`, read at each call. */
   readonly functionName?: string;
+  /**
+   * The broker's server ID (its stack's `BrokerServerId` output); default env
+   * `TOKEN_VEND_SERVER_ID`, read at each call. With it, every invoke carries this consumer's
+   * signed AWS identity (`callerIdentity`), which a broker under `perConnection` requires; without
+   * it none is sent (a `stackWide` broker serves anyway, a `perConnection` one answers AccessDenied).
+   */
+  readonly serverId?: string;
+  /** token-vend's region, where the broker verifies identities; default: the function ARN's, then env AWS_REGION. */
+  readonly region?: string;
+  /** Where STS is, for tests against moto_server. @default https://sts.<region>.amazonaws.com */
+  readonly stsEndpoint?: string;
+  /** The credentials that sign the identity. @default the AWS SDK's default provider chain */
+  readonly credentials?: AwsCredentialsProvider;
 }
 
 export const DEFAULT_MIN_VALIDITY_SECONDS = 30;
@@ -37,6 +57,9 @@ export const DEFAULT_MIN_VALIDITY_SECONDS = 30;
 export const CACHE_SAFETY_MARGIN_SECONDS = 5;
 
 const FUNCTION_NAME_ENV = "TOKEN_VEND_FUNCTION_NAME";
+const SERVER_ID_ENV = "TOKEN_VEND_SERVER_ID";
+/** `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]` */
+const FUNCTION_ARN_REGION = /^arn:[a-z-]+:lambda:([a-z0-9-]+):/;
 
 interface Entry {
   readonly answer: AccessToken;
@@ -64,11 +87,15 @@ export class TokenClient {
   #lambda: LambdaClient | undefined;
   /** connectionId → function name → slot; `invalidate` drops a connection's whole entry. */
   readonly #slots = new Map<string, Map<string, Slot>>();
+  readonly #signing: Pick<TokenClientOptions, "serverId" | "region" | "stsEndpoint" | "credentials">;
+  /** One signer per (server ID, region): each keeps its signed identity for 5 minutes. */
+  readonly #signers = new Map<string, IdentitySigner>();
 
   constructor(options: TokenClientOptions = {}) {
     this.#lambda = options.lambda;
     this.#now = options.now ?? Date.now;
     this.#functionName = options.functionName;
+    this.#signing = options;
   }
 
   /**
@@ -152,6 +179,7 @@ export class TokenClient {
   }
 
   async #invoke(functionName: string, connectionId: string, minValiditySeconds: number): Promise<Entry> {
+    const callerIdentity = await this.#callerIdentity(functionName);
     this.#lambda ??= new LambdaClient({});
     let output: InvokeCommandOutput;
     try {
@@ -159,7 +187,11 @@ export class TokenClient {
         new InvokeCommand({
           FunctionName: functionName,
           InvocationType: "RequestResponse",
-          Payload: JSON.stringify({ connectionId, minValiditySeconds }),
+          Payload: JSON.stringify({
+            connectionId,
+            minValiditySeconds,
+            ...(callerIdentity ? { callerIdentity } : {}),
+          }),
         }),
       );
     } catch (error) {
@@ -170,6 +202,40 @@ export class TokenClient {
     const text = output.Payload ? new TextDecoder().decode(output.Payload) : "";
     if (output.FunctionError) throw errorFromFunctionError(output.FunctionError, text);
     return parseAnswer(text);
+  }
+
+  /** This consumer's signed identity for the broker, or undefined when no server ID is configured. */
+  async #callerIdentity(functionName: string): Promise<CallerIdentity | undefined> {
+    const serverId = this.#signing.serverId ?? process.env[SERVER_ID_ENV];
+    if (!serverId) return undefined;
+    const region =
+      this.#signing.region ?? FUNCTION_ARN_REGION.exec(functionName)?.[1] ?? process.env.AWS_REGION ?? "";
+    if (!REGION_PATTERN.test(region))
+      throw new ConfigurationError(
+        "no region to sign the caller identity for: set AWS_REGION, pass region, or invoke token-vend by its ARN",
+      );
+    const key = `${serverId}\n${region}`;
+    let signer = this.#signers.get(key);
+    if (!signer) {
+      const { stsEndpoint, credentials } = this.#signing;
+      signer = new IdentitySigner({
+        serverId,
+        region,
+        now: this.#now,
+        ...(stsEndpoint ? { stsEndpoint } : {}),
+        ...(credentials ? { credentials } : {}),
+      });
+      this.#signers.set(key, signer);
+    }
+    try {
+      return await signer.identity();
+    } catch (error) {
+      const name = error instanceof Error ? error.name : "Error";
+      throw new TokenVendInvokeError(
+        `could not sign this consumer's AWS identity for token-vend (${name}): check the function's credentials`,
+        { cause: error, awsErrorName: name, retryAfterSeconds: 1 },
+      );
+    }
   }
 }
 

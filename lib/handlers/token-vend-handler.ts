@@ -18,10 +18,18 @@ export const VEND_ERROR_TYPES: ReadonlySet<string> = new Set([
   "ExactUnavailable",
   "Throttled",
   "UserBlocked",
+  "AccessDenied",
 ]);
 
-/** The token-vend Lambda: validate, vend, answer. Behaviour lives in the vend door. */
+/**
+ * The token-vend Lambda: validate, authorize the caller (lib/auth/: before any chain work), vend,
+ * answer. Behaviour lives in the authorizer and the vend door.
+ *
+ * @throws ConfigurationError at creation (the function's init) when VEND_AUTHORIZATION=perConnection
+ *   lacks BROKER_SERVER_ID or AWS_REGION
+ */
 export function createTokenVendHandler(broker: Broker, logger: Logger) {
+  broker.authorizer.assertReady();
   const metrics = new Metrics({ namespace: "ExactTokenBroker", serviceName: "token-vend" });
   const window = broker.config.refreshWindowSeconds;
   return middy<VendEvent, VendAnswer>()
@@ -32,8 +40,17 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
       const startMs = Date.now();
       const waitsBefore = broker.vend.leaseWaits;
       const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
+      const { caller, outcome } = await broker.authorizer.authorize(
+        event.connectionId,
+        event.callerIdentity,
+        deadlineMs,
+      );
+      // Under stackWide: what perConnection would refuse, so an operator sees when it is safe to switch.
+      if (outcome === "wouldDeny") metrics.addMetric("WouldDeny", MetricUnit.Count, 1);
+      metrics.addMetric("AuthLatency", MetricUnit.Milliseconds, Date.now() - startMs);
       const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window, {
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        ...(caller !== undefined ? { caller } : {}),
       });
       // A Lambda container serves one invocation at a time, so the increase is this vend's.
       metrics.addMetric("LeaseWaits", MetricUnit.Count, broker.vend.leaseWaits - waitsBefore);

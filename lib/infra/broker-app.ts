@@ -1,5 +1,6 @@
 import { App, type AppProps, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import type { VendAuthorization } from "../auth/authorization-settings.js";
 import { BrokerStack, type BrokerStackProps } from "./broker-stack.js";
 
 /** The stack's ID in the app (and the CloudFormation stack name). */
@@ -16,12 +17,18 @@ export function createBrokerApp(
   const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
   // `-c reserveConcurrency=false` for accounts still at Lambda's default concurrency limit of 10.
   const reserveConcurrency = app.node.tryGetContext("reserveConcurrency") as string | boolean | undefined;
+  // `-c combinedSecrets=true` while a deployment made before the split moves its connections' secrets.
+  const combinedSecrets = app.node.tryGetContext("combinedSecrets") as string | boolean | undefined;
+  // `-c vendAuthorization=stackWide` keeps a deployment made before issue 10 serving every caller while it moves.
+  const vendAuthorization = app.node.tryGetContext("vendAuthorization") as VendAuthorization | undefined;
   const stack = new BrokerStack(app, BROKER_STACK_ID, {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     ...(alarmEmail ? { alarmEmail } : {}),
     ...(reserveConcurrency === undefined
       ? {}
       : { reserveConcurrency: String(reserveConcurrency) !== "false" }),
+    ...(combinedSecrets === undefined ? {} : { combinedSecrets: String(combinedSecrets) === "true" }),
+    ...(vendAuthorization ? { vendAuthorization } : {}),
     ...options.stack,
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -8,9 +8,10 @@ import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { VendAuthorization } from "../auth/authorization-settings.js";
 import type { BrokerSecrets } from "./broker-secrets.js";
 import { cdkBundling, entryPoint, FUNCTION_NODE_OPTIONS, FunctionName, PROJECT_ROOT } from "./bundling.js";
-import type { ChainTableConstruct } from "./chain-table.js";
+import { type ChainTableConstruct, ItemKind } from "./chain-table.js";
 import {
   EngineSettings,
   FUNCTION_MEMORY_MB,
@@ -45,6 +46,10 @@ export interface BrokerFunctionsProps {
    * @default EngineSettings (function-settings.ts), per field
    */
   readonly engineSettings?: Partial<EngineSettings>;
+  /** How token-vend authorizes callers (VEND_AUTHORIZATION, lib/auth/). @default perConnection */
+  readonly vendAuthorization?: VendAuthorization;
+  /** The value consumers sign into X-Exact-Broker-Server-ID (BROKER_SERVER_ID). */
+  readonly serverId: string;
 }
 
 /**
@@ -77,6 +82,7 @@ export class BrokerFunctions extends Construct {
       leaseSeconds: overrides.leaseSeconds ?? EngineSettings.leaseSeconds,
       httpTimeoutMs: overrides.httpTimeoutMs ?? EngineSettings.httpTimeoutMs,
       loginLeaseSeconds: overrides.loginLeaseSeconds ?? EngineSettings.loginLeaseSeconds,
+      ...(overrides.historyDays !== undefined ? { historyDays: overrides.historyDays } : {}),
     };
     const { chains, tokenKey, secrets, eventBus } = props;
     const brokerEnv = {
@@ -93,6 +99,8 @@ export class BrokerFunctions extends Construct {
       ...brokerEnv,
       EVENT_BUS_NAME: eventBus.eventBusName,
       FALLBACK_LOGIN_FUNCTION_NAME: this.fallbackLogin.functionName,
+      VEND_AUTHORIZATION: props.vendAuthorization ?? VendAuthorization.PerConnection,
+      BROKER_SERVER_ID: props.serverId,
     });
     this.refresh = this.#function("Refresh", FunctionName.Refresh, {
       ...brokerEnv,
@@ -106,27 +114,43 @@ export class BrokerFunctions extends Construct {
       ...(props.connectUrl ? { CONNECT_URL: props.connectUrl } : {}),
     });
 
-    // Per function: exactly the calls its code makes (lib/chain/chain-store.ts and friends).
-    // token-vend: read the chain, take/renew/release the lease and commit (all UpdateItem).
-    chains.grantItems(this.tokenVend, "dynamodb:GetItem", "dynamodb:UpdateItem");
-    // refresh: the same, plus "which chains are due" on the sparse index.
-    chains.grantItems(this.refresh, "dynamodb:GetItem", "dynamodb:UpdateItem");
-    chains.grantDueQuery(this.refresh);
-    // fallback-login: a login may claim the (client ID, Exact user) guard item (PutItem).
-    chains.grantItems(this.fallbackLogin, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem");
-    // connect: link nonces and the guard (PutItem), a guard released when the user changed (DeleteItem).
-    chains.grantItems(
-      this.connect,
+    // Per function: exactly the calls its code can make, per kind of item (the key's prefix,
+    // lib/chain/table-definition.ts); test/infra/table-access.test.ts runs the doors and checks
+    // every call they make against these statements.
+    const { Connection, Guard, Nonce, TotpClaim, App, History } = ItemKind;
+    const [get, put, update, remove] = [
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
-    );
-
-    for (const fn of [this.tokenVend, this.refresh, this.fallbackLogin, this.connect]) {
-      tokenKey.grantKeyring(fn);
-      secrets.grantReadConnectionSecrets(this.roleOf(fn));
+    ] as const;
+    const all = [this.tokenVend, this.refresh, this.fallbackLogin, this.connect];
+    for (const fn of all) {
+      // Every door reads and leases its chain (UpdateItem: acquire, renew, commit, release; a
+      // hand-over writes to the connection that holds the user) and its app's shared state.
+      chains.grantItems(fn, [Connection, App], get, update);
+      // An identity check claims, takes over or releases the (app, user) guard: a seed's in
+      // connect, a login's in fallback-login, a pending one wherever a door finishes it.
+      chains.grantItems(fn, [Guard], get, put, remove);
+      // The history item of each generation a lease reached: one idempotent UpdateItem.
+      chains.grantItems(fn, [History], update);
     }
+    // refresh: "which chains are due" on the sparse index.
+    chains.grantDueQuery(this.refresh);
+    // fallback-login: only logins claim TOTP steps and count the Exact user's failed logins.
+    chains.grantItems(this.fallbackLogin, [TotpClaim], get, update);
+    // connect: the single-use markers of its links (claimed, and looked at before a page is shown).
+    chains.grantItems(this.connect, [Nonce], get, put);
+    // token-vend: who may get which connection (lib/auth/grant-store.ts); STS needs no permission.
+    chains.grantItems(this.tokenVend, [ItemKind.Grants], get);
+
+    for (const fn of all) {
+      tokenKey.grantKeyring(fn);
+      // Every function makes token calls (fallback-login: a heal's code exchange).
+      secrets.grantReadClientSecrets(this.roleOf(fn));
+    }
+    // Only fallback-login logs in as the Exact user: no other role can read a password or TOTP secret.
+    secrets.grantReadLoginCredentials(this.roleOf(this.fallbackLogin));
     secrets.grantReadLinkKey(this.connect);
     for (const fn of [this.tokenVend, this.refresh, this.fallbackLogin]) {
       Grant.addToPrincipal({

@@ -2,14 +2,17 @@ import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import { EventBus } from "aws-cdk-lib/aws-events";
 import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
-import type { Construct } from "constructs";
+import { Construct } from "constructs";
+import type { VendAuthorization } from "../auth/authorization-settings.js";
 import { BrokerFunctions } from "./broker-functions.js";
 import { BrokerSecrets } from "./broker-secrets.js";
 import { ChainTableConstruct } from "./chain-table.js";
 import type { EngineSettings } from "./function-settings.js";
+import { CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX } from "./names.js";
 import { Observability } from "./observability.js";
 import { OnboardingUrl } from "./onboarding-url.js";
 import { TokenKey } from "./token-key.js";
+import { type VendGrantOptions, VendGrants } from "./vend-grants.js";
 
 export interface BrokerStackProps extends StackProps {
   /**
@@ -18,10 +21,12 @@ export interface BrokerStackProps extends StackProps {
    */
   readonly deletionProtection?: boolean;
   /**
-   * Name prefix of the connections' secrets in Secrets Manager.
-   * @default "exact-token-broker/connections/"
+   * Lets token-vend, refresh and connect read combined secrets (client secret and login
+   * credentials in one, `exact-token-broker/connections/*`) while a deployment made before the
+   * split moves its connections (`exact-broker connection set-secret`; README, "Trust boundary").
+   * @default false
    */
-  readonly connectionSecretPrefix?: string;
+  readonly combinedSecrets?: boolean;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /**
@@ -41,6 +46,20 @@ export interface BrokerStackProps extends StackProps {
    * @default EngineSettings (function-settings.ts), per field
    */
   readonly engineSettings?: Partial<EngineSettings>;
+  /**
+   * Who gets which connection from token-vend. `perConnection`: only the connections granted to
+   * the caller's verified AWS identity (grantVend's `connections`, `exact-broker grant`).
+   * `stackWide`: whoever may invoke token-vend gets every connection, as before issue 10; for a
+   * deployment's migration period (README, "Moving from stackWide"). Context: `-c vendAuthorization=stackWide`.
+   * @default "perConnection"
+   */
+  readonly vendAuthorization?: VendAuthorization;
+  /**
+   * The value consumers sign into the `X-Exact-Broker-Server-ID` header (their
+   * TOKEN_VEND_SERVER_ID), so an identity signed for this broker is refused anywhere else.
+   * @default "exact-token-broker:<account>:<region>:<stack name>"
+   */
+  readonly serverId?: string;
 }
 
 /**
@@ -55,6 +74,8 @@ export class BrokerStack extends Stack {
   readonly functions: BrokerFunctions;
   readonly onboarding: OnboardingUrl;
   readonly observability: Observability;
+  /** BROKER_SERVER_ID: what consumers set as TOKEN_VEND_SERVER_ID (output `BrokerServerId`). */
+  readonly serverId: string;
 
   constructor(scope: Construct, id: string, props: BrokerStackProps = {}) {
     super(scope, id, {
@@ -62,13 +83,14 @@ export class BrokerStack extends Stack {
         "exact-token-broker: keeps Exact Online refresh-token chains alive and vends access tokens",
       ...props,
     });
+    this.serverId = props.serverId ?? `exact-token-broker:${this.account}:${this.region}:${this.stackName}`;
     this.tokenKey = new TokenKey(this, "TokenKey");
     this.chains = new ChainTableConstruct(this, "Chains", {
       encryptionKey: this.tokenKey.key,
       deletionProtection: props.deletionProtection ?? true,
     });
     this.secrets = new BrokerSecrets(this, "Secrets", {
-      ...(props.connectionSecretPrefix ? { connectionSecretPrefix: props.connectionSecretPrefix } : {}),
+      ...(props.combinedSecrets === undefined ? {} : { combinedSecrets: props.combinedSecrets }),
     });
     this.eventBus = new EventBus(this, "Events", { description: "exact-token-broker: the broker's events" });
     this.functions = new BrokerFunctions(this, "Functions", {
@@ -80,6 +102,8 @@ export class BrokerStack extends Stack {
       ...(props.reserveConcurrency === undefined ? {} : { reserveConcurrency: props.reserveConcurrency }),
       ...(props.connectUrl ? { connectUrl: props.connectUrl } : {}),
       ...(props.engineSettings ? { engineSettings: props.engineSettings } : {}),
+      ...(props.vendAuthorization ? { vendAuthorization: props.vendAuthorization } : {}),
+      serverId: this.serverId,
     });
     this.onboarding = new OnboardingUrl(this, "Onboarding", { connect: this.functions.connect });
     this.observability = new Observability(this, "Observability", {
@@ -100,6 +124,11 @@ export class BrokerStack extends Stack {
     output("TokenVendFunctionName", this.functions.tokenVend.functionName, "What consumers invoke");
     output("TokenVendFunctionArn", this.functions.tokenVend.functionArn, "What consumers invoke");
     output(
+      "BrokerServerId",
+      this.serverId,
+      "TOKEN_VEND_SERVER_ID for consumers (the signed server-ID header)",
+    );
+    output(
       "FallbackLoginFunctionName",
       this.functions.fallbackLogin.functionName,
       "FALLBACK_LOGIN_FUNCTION_NAME for exact-broker heal",
@@ -111,9 +140,14 @@ export class BrokerStack extends Stack {
       "Register this redirect URI for the app in Exact's App Center",
     );
     output(
-      "ConnectionSecretPrefix",
-      this.secrets.connectionSecretPrefix,
-      "Connection secrets must be named <prefix><connection ID>",
+      "ClientSecretPrefix",
+      CLIENT_SECRET_PREFIX,
+      "Client secrets: <prefix><connection ID>, readable by every function",
+    );
+    output(
+      "LoginSecretPrefix",
+      LOGIN_SECRET_PREFIX,
+      "Login credentials: <prefix><connection ID>, readable by fallback-login only",
     );
     output(
       "LinkSigningSecretArn",
@@ -125,10 +159,25 @@ export class BrokerStack extends Stack {
   }
 
   /**
-   * Lets a consumer (a Lambda's role, say) invoke token-vend, and nothing more. Whoever may
-   * invoke token-vend gets the access token of any connection in this stack.
+   * Lets a consumer (a Lambda function, a role, a user) invoke token-vend, and writes its grants:
+   * `{ connections: ["acme"] }` lets token-vend serve it those connections, `{ allConnections: true }`
+   * every one (the only way to grant everything). The grants are written at deploy by a custom
+   * resource in the grantee's stack (lib/infra/vend-grants.ts) and removed with it; a role is
+   * granted by account and role name (STS drops a role's path). Without options: the invoke
+   * permission only, and `exact-broker grant` grants connections. Under `stackWide`, whoever may
+   * invoke gets every connection; the grants are written all the same, ready for `perConnection`.
+   *
+   * @returns the invoke permission's grant
+   * @throws Error (at synth) for an invalid connection ID, both options at once, or grants for a
+   *   grantee that is not a role or user
    */
-  grantVend(grantee: IGrantable): Grant {
-    return this.functions.grantVend(grantee);
+  grantVend(grantee: IGrantable, options: VendGrantOptions = {}): Grant {
+    const grant = this.functions.grantVend(grantee);
+    if ((options.connections?.length ?? 0) > 0 || options.allConnections) {
+      if (!Construct.isConstruct(grantee))
+        throw new Error("grantVend with connections needs a construct (a function, role or user) as grantee");
+      VendGrants.of({ table: this.chains.table, key: this.tokenKey.key }, grantee).add(options);
+    }
+    return grant;
   }
 }

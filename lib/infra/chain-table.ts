@@ -23,6 +23,23 @@ export type ChainItemAction =
   | "dynamodb:DeleteItem";
 
 /**
+ * The kinds of items in the broker's table, by the prefix of their partition key
+ * (lib/chain/table-definition.ts builds the keys): what a role's `dynamodb:LeadingKeys` condition
+ * names.
+ */
+export const ItemKind = {
+  Connection: "CONN#",
+  Guard: "GUARD#",
+  Nonce: "NONCE#",
+  TotpClaim: "TOTP#",
+  App: "APP#",
+  History: "HIST#",
+  /** Who token-vend serves which connection to (lib/auth/grant-store.ts). */
+  Grants: "GRANTS#",
+} as const;
+export type ItemKind = (typeof ItemKind)[keyof typeof ItemKind];
+
+/**
  * The broker's one table, built from the same definition as `exact-broker table create`
  * (lib/chain/table-definition.ts): key, sparse refresher index, TTL attribute (link nonces and
  * anything else that is history expire by it).
@@ -58,12 +75,23 @@ export class ChainTableConstruct extends Construct {
   }
 
   /**
-   * Exactly the given item actions on the table's items (not its index). Unlike
-   * `grantReadWriteData`, nothing else: no Scan, no batch or transaction calls, no KMS (the key
-   * grants its own actions).
+   * Exactly the given item actions on the table's items of the given kinds, and nothing else: no
+   * Scan, no batch or transaction calls, not the index, no KMS (the key grants its own actions),
+   * no item of another kind. The kinds are a `dynamodb:LeadingKeys` condition on the items'
+   * partition key, `ForAllValues:StringLike` as the DynamoDB developer guide's fine-grained
+   * access examples use it ("Using IAM policy conditions for fine-grained access control"). Safe
+   * with `ForAllValues` (which also holds when a request has no key) because every action here
+   * names exactly one item.
    */
-  grantItems(grantee: IGrantable, ...actions: ChainItemAction[]): Grant {
-    return Grant.addToPrincipal({ grantee, actions, resourceArns: [this.table.tableArn] });
+  grantItems(grantee: IGrantable, kinds: readonly ItemKind[], ...actions: ChainItemAction[]): Grant {
+    return Grant.addToPrincipal({
+      grantee,
+      actions,
+      resourceArns: [this.table.tableArn],
+      conditions: {
+        "ForAllValues:StringLike": { "dynamodb:LeadingKeys": kinds.map((kind) => `${kind}*`) },
+      },
+    });
   }
 
   /** `dynamodb:Query` on the sparse "due" index, for the scheduled refresher. */

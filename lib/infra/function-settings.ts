@@ -1,4 +1,5 @@
 import { Duration } from "aws-cdk-lib";
+import { DEFAULT_HISTORY_DAYS, MAX_HISTORY_DAYS } from "../config.js";
 import { checkTiming, FUNCTION_MARGIN_MS } from "../config-timing.js";
 import { FunctionName } from "./bundling.js";
 
@@ -17,6 +18,12 @@ export interface EngineSettings {
    * holds the chain this long (at least 45 s + 2 × HTTP_TIMEOUT_MS + 5 s, config-timing.ts).
    */
   readonly loginLeaseSeconds: number;
+  /**
+   * HISTORY_DAYS: how long each connection's history items are kept (DynamoDB TTL on the table's
+   * `expiresAtEpochSec`), 1 to 3650 days.
+   * @default 90 (lib/config.ts DEFAULT_HISTORY_DAYS)
+   */
+  readonly historyDays?: number;
 }
 
 /** The settings the stack deploys unless its `engineSettings` prop overrides them: lib/config.ts's defaults. */
@@ -24,6 +31,7 @@ export const EngineSettings: EngineSettings = {
   leaseSeconds: 20,
   httpTimeoutMs: 8_000,
   loginLeaseSeconds: 120,
+  historyDays: DEFAULT_HISTORY_DAYS,
 };
 
 /** ScheduledRefresh's default horizon: one run refreshes every window opening before the next tick. */
@@ -58,7 +66,21 @@ export function functionTimeouts(settings: EngineSettings): Readonly<Record<Func
 }
 
 /**
- * The timing part of a function's environment: the engine settings, its timeout
+ * The history retention the functions are deployed with, checked as lib/config.ts checks it at
+ * start, so a bad value fails `cdk synth` instead of every function's init.
+ */
+function historyDays(settings: EngineSettings): number {
+  const days = settings.historyDays ?? DEFAULT_HISTORY_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_HISTORY_DAYS) {
+    throw new Error(
+      `engineSettings.historyDays must be an integer from 1 to ${MAX_HISTORY_DAYS}, got ${days}`,
+    );
+  }
+  return days;
+}
+
+/**
+ * The timing part of a function's environment (and HISTORY_DAYS): the engine settings, its timeout
  * (FUNCTION_TIMEOUT_SECONDS: Lambda does not expose it) and its name (BROKER_FUNCTION). Checks
  * them first with the timing relations the function checks at start (checkTiming), so settings
  * that break one fail `cdk synth` instead, with the reason; throws an Error naming the function.
@@ -89,6 +111,7 @@ export function timingEnvironment(
     LOGIN_LEASE_SECONDS: String(settings.loginLeaseSeconds),
     FUNCTION_TIMEOUT_SECONDS: String(timeout.toSeconds()),
     BROKER_FUNCTION: name,
+    HISTORY_DAYS: String(historyDays(settings)),
   };
 }
 

@@ -19,7 +19,16 @@ export interface LocalStackOptions {
   readonly log?: EngineLog;
   /** The clock dynalite's `Date` headers report (a test's fake clock). @default the real clock */
   readonly dynamoNow?: () => number;
+  /**
+   * Where this stack's token-vend verifies callers (a moto_server); with it, vends are authorized
+   * per connection (VEND_AUTHORIZATION=perConnection, BROKER_SERVER_ID "local-broker") unless `env`
+   * says otherwise. @default no STS: VEND_AUTHORIZATION=stackWide, as there is none to verify with
+   */
+  readonly stsEndpoint?: string;
 }
+
+/** The BROKER_SERVER_ID of a local stack that verifies callers (LocalStackOptions.stsEndpoint). */
+export const LOCAL_BROKER_SERVER_ID = "local-broker";
 
 export interface DemoConnection {
   readonly connectionId: string;
@@ -91,6 +100,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     LINK_SIGNING_SECRET_ID: linkKeyId,
     // The broker's refresh window must match the simulator's: Exact's is 30 s of 600.
     REFRESH_WINDOW_SECONDS: String(accessTtl - refreshAfter),
+    ...(options.stsEndpoint
+      ? { VEND_AUTHORIZATION: "perConnection", BROKER_SERVER_ID: LOCAL_BROKER_SERVER_ID }
+      : { VEND_AUTHORIZATION: "stackWide" }),
     ...options.env,
   };
 
@@ -105,6 +117,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         // Locally logins run in-process, as they do in fallback-login in AWS.
         login: new OneExactIdentityDriver({ allowLoopback: true, ...pick(overrides) }),
         ...(options.log ? { log: options.log } : {}),
+        ...(options.stsEndpoint ? { stsEndpoint: options.stsEndpoint } : {}),
         ...overrides,
       }),
     store: (now) => new ChainStore({ tableName, client: dynamo.client, ...(now ? { now } : {}) }),

@@ -1,25 +1,21 @@
 import { readFile } from "node:fs/promises";
-import { ConfigurationError, SecretUnavailable } from "../errors.js";
-import { toConnectionSecret } from "./connection-secret.js";
+import { ConfigurationError } from "../errors.js";
+import { createLayoutSource } from "./secret-layout.js";
 import type { SecretSource } from "./secret-source.js";
 
 /**
- * Reads secrets from a local JSON file: `{ "<secretId>": { "clientSecret": "…", … } }`.
+ * Reads secrets from a local JSON file: `{ "<secretId>": { "clientSecret": "…", … } }`, in either
+ * layout (secret-layout.ts): a login secret is the entry named `exact-token-broker/logins/<secretId>`.
  *
  * The file is read on every call, without a cache: local runs make a handful of calls a
  * minute, and an edited file takes effect at once, which is what someone editing it expects.
  * Entries are validated one at a time, so one broken entry does not hide the others.
  */
 export function createFileSecretSource(path: string): SecretSource {
-  return {
-    async get(secretId) {
-      const secrets = await readSecretsFile(path);
-      if (!Object.hasOwn(secrets, secretId)) {
-        throw new SecretUnavailable(`Secret ${secretId} was not found in LOCAL_SECRETS_FILE`);
-      }
-      return toConnectionSecret(secrets[secretId], secretId);
-    },
-  };
+  return createLayoutSource(async (secretId) => {
+    const secrets = await readSecretsFile(path);
+    return Object.hasOwn(secrets, secretId) ? secrets[secretId] : undefined;
+  }, "LOCAL_SECRETS_FILE");
 }
 
 /** The whole local secrets file, checked to be a JSON object; shared with the link-key source. */

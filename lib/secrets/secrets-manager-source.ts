@@ -1,7 +1,8 @@
 import { SecretsProvider } from "@aws-lambda-powertools/parameters/secrets";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SecretUnavailable } from "../errors.js";
-import { parseSecretJson, toConnectionSecret } from "./connection-secret.js";
+import { parseSecretJson } from "./connection-secret.js";
+import { createLayoutSource } from "./secret-layout.js";
 import type { SecretSource } from "./secret-source.js";
 
 /**
@@ -22,36 +23,32 @@ let sharedProvider: SecretsProvider | undefined;
 
 /**
  * Reads connection secrets from Secrets Manager through Powertools Parameters, which caches
- * each value for `maxAgeSeconds`. The raw string is cached and parsed per call, which costs
- * microseconds and keeps the JSON error handling ours: Powertools' JSON transform would put the
- * parser's message, which quotes the secret, into its error.
+ * each value for `maxAgeSeconds`, in either layout (secret-layout.ts). The raw string is cached
+ * and parsed per call, which costs microseconds and keeps the JSON error handling ours:
+ * Powertools' JSON transform would put the parser's message, which quotes the secret, into its
+ * error. A secret that does not exist is not cached (Powertools caches values only): a legacy
+ * connection's login reads ask for a login secret first, but logins are rare and force a fetch.
  */
 export function createSecretsManagerSource(deps: SecretsManagerSourceDeps = {}): SecretSource {
   const provider = deps.client ? new SecretsProvider({ awsSdkV3Client: deps.client }) : defaultProvider();
   const maxAge = deps.maxAgeSeconds ?? DEFAULT_SECRET_MAX_AGE_SECONDS;
 
-  return {
-    async get(secretId, options) {
-      let raw: string | Uint8Array | undefined;
-      try {
-        raw = await provider.get(secretId, { maxAge, forceFetch: options?.forceFetch ?? false });
-      } catch (error) {
-        if (isNotFound(error)) {
-          throw new SecretUnavailable(`Secret ${secretId} was not found in Secrets Manager`, {
-            cause: error,
-          });
-        }
-        throw new SecretUnavailable(`Secret ${secretId} could not be read from Secrets Manager`, {
-          cause: error,
-        });
-      }
-      if (raw === undefined) {
-        throw new SecretUnavailable(`Secret ${secretId} has no value in Secrets Manager`);
-      }
-      const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
-      return toConnectionSecret(parseSecretJson(text, secretId), secretId);
-    },
-  };
+  return createLayoutSource(async (secretId, options) => {
+    let raw: string | Uint8Array | undefined;
+    try {
+      raw = await provider.get(secretId, { maxAge, forceFetch: options.forceFetch ?? false });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw new SecretUnavailable(`Secret ${secretId} could not be read from Secrets Manager`, {
+        cause: error,
+      });
+    }
+    if (raw === undefined) {
+      throw new SecretUnavailable(`Secret ${secretId} has no value in Secrets Manager`);
+    }
+    const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
+    return parseSecretJson(text, secretId);
+  }, "Secrets Manager");
 }
 
 function defaultProvider(): SecretsProvider {

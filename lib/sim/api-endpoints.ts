@@ -2,6 +2,7 @@ import { type ApiRow, accountRows, divisionRows, divisionSortKey } from "./api-d
 import { acceptsBearer, readBearer } from "./bearer.js";
 import { apiBadRequest, apiPage, apiRateLimited, noDivisionAccess, unauthorized } from "./exact-answers.js";
 import type { Answer } from "./http.js";
+import { scriptedAnswer } from "./scripts.js";
 import type { Simulation } from "./simulation.js";
 import type { User } from "./state.js";
 import { ApiOutcome } from "./stats.js";
@@ -87,8 +88,9 @@ function readPaging(query: URLSearchParams, resource: Resource): Paging {
 }
 
 /**
- * `GET /api/v1/{division}/crm/Accounts` and `…/system/Divisions`. In this order: the access token
- * (401 as `/current/Me`), the division (403 `NoDivisionAccess` unless the user can open it), the
+ * `GET /api/v1/{division}/crm/Accounts` and `…/system/Divisions`. In this order: a script of the
+ * access token's app (`"endpoint": "api"`: its answer, nothing checked, processed or charged, as
+ * a script of `/current/Me`), the access token (401 as `/current/Me`), the division (403 `NoDivisionAccess` unless the user can open it), the
  * rate limits of (app, division) (429), the query options (400), then a page of 60 at most, with
  * `__next` while more remain. Other query options (`$select`, `$filter`, …) are not applied, but
  * carried into `__next` as Exact does.
@@ -102,6 +104,10 @@ export function serveApiRequest(sim: Simulation, route: ApiRoute, request: ApiRe
     return result;
   };
 
+  const script = sim.scripts.take("api", bearer.record?.pair.clientId);
+  if (script !== undefined) {
+    return answer(scriptedAnswer(script, undefined), ApiOutcome.scripted);
+  }
   if (!acceptsBearer(sim, bearer)) {
     return answer(unauthorized(), ApiOutcome.unauthorized);
   }

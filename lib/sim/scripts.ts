@@ -12,13 +12,19 @@ import {
 } from "./validate.js";
 
 /**
+ * What a script answers: the token endpoint, `/current/Me`, or the REST API's collections
+ * (`GET /api/v1/{division}/…`, every division and collection alike).
+ */
+export type ScriptEndpoint = Endpoint | "api";
+
+/**
  * The body of `POST /_sim/scripts` (and the argument of `Simulator.addScript`): the next `count`
  * requests of one client to one endpoint get this answer, given verbatim, so that an answer
  * someone reported from the real Exact becomes a test in a few lines.
  */
 export interface ScriptSpec {
-  endpoint: Endpoint;
-  /** The token request's `client_id`, or the app of the access token sent to `/current/Me`. */
+  endpoint: ScriptEndpoint;
+  /** The token request's `client_id`, or the app of the access token sent to `/current/Me` or the REST API. */
   clientId: string;
   /** @default 1 */
   count?: number;
@@ -45,7 +51,7 @@ export interface ScriptSpec {
 
 /** A checked script: what `take` hands the pipeline and `GET /_sim/scripts` lists. */
 export interface Script {
-  endpoint: Endpoint;
+  endpoint: ScriptEndpoint;
   clientId: string;
   count: number;
   process: boolean;
@@ -157,8 +163,8 @@ export function parseScriptSpec(value: unknown): Script {
   const object = asObject(value, WHAT);
   rejectUnknownKeys(object, KEYS, WHAT);
   const endpoint = object.endpoint;
-  if (endpoint !== "token" && endpoint !== "me") {
-    throw new ValidationError(`${WHAT}: "endpoint" must be "token" or "me"`);
+  if (endpoint !== "token" && endpoint !== "me" && endpoint !== "api") {
+    throw new ValidationError(`${WHAT}: "endpoint" must be "token", "me" or "api"`);
   }
   const clientId = requiredString(object, "clientId", WHAT);
   const count = optionalNumber(object, "count", { min: 1, max: 1_000_000, integer: true }, WHAT) ?? 1;
@@ -257,7 +263,7 @@ export class ScriptRegistry {
     this.scripts.push({ id, ...script });
   }
 
-  take(endpoint: Endpoint, clientId: string | undefined): Script | undefined {
+  take(endpoint: ScriptEndpoint, clientId: string | undefined): Script | undefined {
     const hit = this.scripts.find((script) => script.endpoint === endpoint && script.clientId === clientId);
     if (hit === undefined) {
       return undefined;

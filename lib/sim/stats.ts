@@ -53,6 +53,8 @@ export const ApiOutcome = {
   badRequest: "bad_request",
   minutelyLimited: "minutely_limited",
   dailyLimited: "daily_limited",
+  /** Answered by a script (`"endpoint": "api"`): nothing processed, nothing charged. */
+  scripted: "scripted",
 } as const;
 export type ApiOutcome = (typeof ApiOutcome)[keyof typeof ApiOutcome];
 

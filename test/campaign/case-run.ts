@@ -2,10 +2,12 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type Broker, createBroker } from "../../lib/broker.js";
 import { accessValidityMs, type ChainRecord, ChainStatus } from "../../lib/chain/chain-record.js";
 import type { EngineLog } from "../../lib/chain/engine-deps.js";
+import { GENERATION_OUTCOMES } from "../../lib/chain/history-entry.js";
 import { loginBlockedFor } from "../../lib/chain/login-budget.js";
 import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
+import { MAX_HISTORY_LIMIT } from "../../lib/cli/history-command.js";
 import type { BrokerEvent } from "../../lib/events/broker-events.js";
 import { OneExactIdentityDriver } from "../../lib/exact/login/one-exact-identity-driver.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
@@ -491,6 +493,19 @@ export class CaseRun implements CaseScope {
     }
   }
 
+  /** Generations committed on `item` since the case first saw it that its history does not record. */
+  async #unrecorded(item: ChainRecord): Promise<number[]> {
+    const first = this.log.generations[item.connectionId]?.[0] ?? item.generation;
+    const entries = await this.world.store.history.read(item, MAX_HISTORY_LIMIT);
+    const recorded = new Set(
+      entries.filter((e) => GENERATION_OUTCOMES.has(e.outcome)).map((e) => e.generation),
+    );
+    const missing: number[] = [];
+    for (let generation = first + 1; generation <= item.generation; generation += 1)
+      if (!recorded.has(generation)) missing.push(generation);
+    return missing;
+  }
+
   async #evidence(loginSuccesses: number, loginFailures: number): Promise<CaseEvidence> {
     const nowMs = this.world.clock.now();
     const finals: FinalState[] = [];
@@ -506,6 +521,7 @@ export class CaseRun implements CaseScope {
         leaseLive: item ? this.world.store.leaseIsLive(item, nowMs) : false,
         heldUser: item?.exactUserName,
         expectedUser,
+        unrecordedGenerations: item ? await this.#unrecorded(item) : [],
       });
     }
     for (const event of this.events) {

@@ -24,7 +24,7 @@ async function refreshWithoutLease(run: CaseRun, invocation: Invocation): Promis
     kind: "refresh",
     ...(item.incarnation !== undefined ? { incarnation: item.incarnation } : {}),
   });
-  const { clientSecret } = await secrets.get(item.secretId);
+  const clientSecret = await secrets.clientSecret(item.secretId);
   await oauth.refresh(item.baseUrl, { clientId: item.clientId, clientSecret }, refreshToken, 5_000);
 }
 
@@ -159,7 +159,8 @@ describe("the campaign's checker", () => {
       "dynamo:GetItemCommand",
       "dynamo:QueryCommand",
       "cipher:decrypt",
-      "secrets:get",
+      "secrets:clientSecret",
+      "secrets:loginCredentials",
       "events:publish",
       "trigger:heal",
     ]) {

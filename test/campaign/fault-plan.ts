@@ -338,7 +338,12 @@ export function tappedCipher(real: TokenCipher, tap: Tap): TokenCipher {
 }
 
 export function tappedSecrets(real: SecretSource, tap: Tap): SecretSource {
-  return { get: (secretId, options) => tap.around("secrets:get", () => real.get(secretId, options)) };
+  return {
+    clientSecret: (secretId, options) =>
+      tap.around("secrets:clientSecret", () => real.clientSecret(secretId, options)),
+    loginCredentials: (owner, options) =>
+      tap.around("secrets:loginCredentials", () => real.loginCredentials(owner, options)),
+  };
 }
 
 /** The connect flow's link-signing key: a Secrets Manager read in AWS. */

@@ -86,6 +86,11 @@ export interface FinalState {
   readonly heldUser: string | undefined;
   /** The Exact user the connection is meant to hold: its own, or the one the door gave it. */
   readonly expectedUser: string;
+  /**
+   * Generations the case committed on this connection that its history does not record (no
+   * entry of an outcome that bumps the generation, in a history item or on the item itself).
+   */
+  readonly unrecordedGenerations?: readonly number[];
 }
 
 /** What the door's clean run showed. */
@@ -111,7 +116,23 @@ export function checkInvariants(evidence: CaseEvidence, expected: Expectations):
     ...vendsKeepTheirValidity(evidence),
     ...persistFirst(evidence),
     ...noSecretInLogsOrEvents(evidence),
+    ...everyGenerationRecorded(evidence),
   ];
+}
+
+/**
+ * Every generation a case committed has its entry in the connection's history after recovery,
+ * whatever the fault (history-store.ts: the commit carries its entry, a later commit writes what
+ * a crash left unwritten).
+ */
+function everyGenerationRecorded(evidence: CaseEvidence): string[] {
+  const several = evidence.finals.length > 1;
+  return evidence.finals
+    .filter((final) => (final.unrecordedGenerations ?? []).length > 0)
+    .map(
+      (final) =>
+        `${several ? `connection ${final.connectionId}: ` : ""}generation(s) ${(final.unrecordedGenerations ?? []).join(", ")} committed without a history entry`,
+    );
 }
 
 /**

@@ -1,5 +1,6 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
+import { Cookie } from "tough-cookie";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
@@ -106,7 +107,7 @@ export const refreshKeepalive: Door = {
  */
 async function supersededBehindTheBack(run: CaseRun): Promise<void> {
   await seed(run);
-  const { clientSecret } = await run.world.secrets.get(run.connection.secretId);
+  const clientSecret = await run.world.secrets.clientSecret(run.connection.secretId);
   const elsewhere = await new ExactOAuthClient({ now: run.world.clock.now }).exchangeCode(
     run.world.sim.url,
     { clientId: run.connection.clientId, clientSecret },
@@ -160,7 +161,15 @@ function connectFlow(invocation: Invocation) {
   return createConnectFlow(invocation.broker, { keys: invocation.linkKeys, dynamo: invocation.dynamo });
 }
 
-/** 7. The connect callback: a one-time link opened, Exact's code and the signed state back at /callback. */
+/** The browser-binding cookie each connect case's browser holds (`name=value`, as sent back). */
+const bindingCookies = new WeakMap<CaseRun, string>();
+
+/**
+ * 7. The connect callback: a one-time link confirmed (its page, which sets the browser's cookie,
+ * then its button's POST with that cookie, which binds the state to it), then Exact's code and
+ * the signed state back at /callback from that browser: the state's checks, its "completed"
+ * marker and the seed.
+ */
 export const connectCallback: Door = {
   name: "connect callback",
   mode: "code",
@@ -169,15 +178,24 @@ export const connectCallback: Door = {
       const flow = connectFlow(invocation);
       const link = await flow.createConnectLink({ connectionId: run.connection.connectionId });
       const url = new URL(link.url);
-      const start = await flow.start(Object.fromEntries(url.searchParams), url.origin);
-      return new URL(start.location).searchParams.get("state") ?? "";
+      const query = Object.fromEntries(url.searchParams);
+      const confirmed = await flow.confirm(query, url.origin);
+      const cookie = Cookie.parse(confirmed.bindingCookie)?.cookieString() ?? "";
+      const start = await flow.start({ ...confirmed.form }, [cookie], url.origin);
+      return { state: new URL(start.location).searchParams.get("state") ?? "", cookie };
     });
     if (opened.kind !== "returned") throw new Error("connect setup: the link did not open");
-    run.scratch.state = opened.value;
+    run.scratch.state = opened.value.state;
+    bindingCookies.set(run, opened.value.cookie);
     run.scratch.code = run.world.authorize(run.connection);
   },
-  act: (run, invocation) =>
-    connectFlow(invocation).complete({ code: run.scratch.code ?? "", state: run.scratch.state ?? "" }),
+  async act(run, invocation) {
+    const flow = connectFlow(invocation);
+    const accepted = await flow.accept({ code: run.scratch.code ?? "", state: run.scratch.state ?? "" }, [
+      bindingCookies.get(run) ?? "",
+    ]);
+    return flow.complete(accepted);
+  },
   compete: vend,
 };
 

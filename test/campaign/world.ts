@@ -8,7 +8,12 @@ import { createTokenCipher, type TokenCipher } from "../../lib/crypto/token-ciph
 import { SecretUnavailable } from "../../lib/errors.js";
 import { type LocalStack, startLocalStack } from "../../lib/local/local-stack.js";
 import { createLinkKeySource, type LinkKeySource } from "../../lib/onboarding/link-key-source.js";
-import type { ConnectionSecret } from "../../lib/secrets/connection-secret.js";
+import {
+  type ConnectionSecret,
+  type LoginCredentials,
+  loginCredentialsOf,
+} from "../../lib/secrets/connection-secret.js";
+import type { SecretOwner } from "../../lib/secrets/secret-layout.js";
 import type { SecretSource } from "../../lib/secrets/secret-source.js";
 import type { ChainStats, LoginCounts } from "../../lib/sim/stats.js";
 import { CampaignClock } from "./campaign-clock.js";
@@ -23,7 +28,10 @@ export interface CampaignConnection {
   readonly mode: "code" | "implicit";
 }
 
-/** Secrets in memory: a campaign adds hundreds of connections, and a file would be re-read per call. */
+/**
+ * Secrets in memory, one combined value per connection (the layout rules have their own tests,
+ * test/secrets/): a campaign adds hundreds of connections, and a file would be re-read per call.
+ */
 class MemorySecrets implements SecretSource {
   readonly #secrets = new Map<string, ConnectionSecret>();
 
@@ -39,10 +47,18 @@ class MemorySecrets implements SecretSource {
     return this.#secrets.get(secretId);
   }
 
-  async get(secretId: string): Promise<ConnectionSecret> {
+  async clientSecret(secretId: string): Promise<string> {
+    return this.#read(secretId).clientSecret;
+  }
+
+  async loginCredentials(owner: SecretOwner): Promise<LoginCredentials | undefined> {
+    return loginCredentialsOf(this.#read(owner.secretId));
+  }
+
+  #read(secretId: string): ConnectionSecret {
     const secret = this.#secrets.get(secretId);
     if (!secret) throw new SecretUnavailable(`Secret ${secretId} was not found`);
-    return { ...secret };
+    return secret;
   }
 }
 

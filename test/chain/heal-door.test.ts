@@ -7,6 +7,7 @@ import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { forceStatus } from "../support/force-status.js";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
+import { storedSecret } from "../support/stored-secret.js";
 
 /** Seconds from a chain's start until its refresh window is open. */
 const WINDOW = 572;
@@ -79,7 +80,7 @@ describe("HealDoor", () => {
 
   it("heals a chain superseded by another authorization", async () => {
     fx = await startFixture();
-    const { clientSecret } = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
     const code = fx.stack.sim.authorize({
       clientId: fx.conn.clientId,
       username: fx.conn.username,
@@ -114,7 +115,7 @@ describe("HealDoor", () => {
   it("stops at REAUTH_REQUIRED after one wrong password, with no second login", async () => {
     fx = await startFixture();
     const events = new MemoryPublisher();
-    const secret = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const secret = await storedSecret(fx.broker().deps.secrets, fx.conn);
     fx.stack.writeSecret(fx.conn.secretId, { ...secret, password: "pw-sEcReT-wrong-0123456789" });
     await breakChain(fx);
 
@@ -138,7 +139,7 @@ describe("HealDoor", () => {
 
   it("heals at an operator's request once the secret is fixed", async () => {
     fx = await startFixture();
-    const secret = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const secret = await storedSecret(fx.broker().deps.secrets, fx.conn);
     fx.stack.writeSecret(fx.conn.secretId, { ...secret, password: "pw-sEcReT-wrong-0123456789" });
     await breakChain(fx);
     await fx.broker().heal.heal(fx.conn.connectionId);
@@ -153,7 +154,7 @@ describe("HealDoor", () => {
   it("stops at REAUTH_REQUIRED for a locked account", async () => {
     fx = await startFixture();
     await breakChain(fx);
-    const secret = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const secret = await storedSecret(fx.broker().deps.secrets, fx.conn);
     const wrong = { ...secret, password: "pw-sEcReT-wrong-0123456789" };
     fx.stack.writeSecret(fx.conn.secretId, wrong);
     // Someone else's failed attempts lock the account (5 in a row).
@@ -231,7 +232,7 @@ describe("HealDoor", () => {
 
   it("goes straight to REAUTH_REQUIRED when the secret holds no login credentials", async () => {
     fx = await startFixture();
-    const { clientSecret } = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
     fx.stack.writeSecret(fx.conn.secretId, { clientSecret });
     await breakChain(fx);
 
@@ -261,7 +262,7 @@ describe("HealDoor", () => {
 
   it("never lets a ReauthRequired vend reach Exact", async () => {
     fx = await startFixture();
-    const { clientSecret } = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
     fx.stack.writeSecret(fx.conn.secretId, { clientSecret });
     await breakChain(fx);
     await fx.broker().heal.heal(fx.conn.connectionId);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import type { InProcessHealTrigger } from "../../lib/chain/heal-trigger.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
+import { storedSecret } from "../support/stored-secret.js";
 
 const CALLERS = 50;
 
@@ -68,7 +69,7 @@ describe("implicit-only mode", () => {
       username: `${fx.conn.username}.twin`,
       mode: "implicit",
     });
-    const secret = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const secret = await storedSecret(fx.broker().deps.secrets, fx.conn);
     fx.stack.writeSecret(twin.secretId, secret);
 
     const result = await fx.broker().heal.heal("twin");

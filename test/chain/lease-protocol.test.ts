@@ -45,7 +45,7 @@ async function refreshBehindTheBrokersBack(fx: Fixture): Promise<void> {
     kind: "refresh",
     ...(record.incarnation ? { incarnation: record.incarnation } : {}),
   });
-  const { clientSecret } = await broker.deps.secrets.get(record.secretId);
+  const clientSecret = await broker.deps.secrets.clientSecret(record.secretId);
   const outcome = await new ExactOAuthClient({ now: fx.clock.now }).refresh(
     record.baseUrl,
     { clientId: record.clientId, clientSecret },

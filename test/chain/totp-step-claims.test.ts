@@ -35,6 +35,13 @@ describe("TotpStepClaims", () => {
       expect(await claim(STEP)).toBe(true);
     });
 
+    it("grants the first claim of a user whose only record is a failed login that sent no code", async () => {
+      await claims.recordFailure({ username: user, reason: "login_page_changed", nowMs: NOW_MS });
+
+      expect(await claim(STEP)).toBe(true);
+      expect(await claims.lastStep(user)).toBe(STEP);
+    });
+
     it("refuses the same step again, also from another connection", async () => {
       await claim(STEP, user, "conn-a");
 

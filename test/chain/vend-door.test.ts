@@ -67,9 +67,10 @@ describe("VendDoor", () => {
 
       expect(second.generation).toBe(2);
       expect(second.accessToken).not.toBe(first.accessToken);
-      // Reads: the item, the app's outage state. Writes: acquire, commit, and the app's first
-      // success of five minutes (app-states.ts SUCCESS_RESOLUTION_MS; later refreshes skip it).
-      expect(counts).toEqual({ GetItem: 2, UpdateItem: 3 });
+      // Reads: the item, the app's outage state. Writes: acquire, commit, the generation's
+      // history item (history-store.ts), and the app's first success of five minutes
+      // (app-states.ts SUCCESS_RESOLUTION_MS; later refreshes skip it).
+      expect(counts).toEqual({ GetItem: 2, UpdateItem: 4 });
       expect(fx.chainStats()).toMatchObject({ generation: 2, tokenRequests: { refreshed: 1, too_early: 0 } });
     });
 

@@ -1,20 +1,12 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  CreateSecretCommand,
-  PutSecretValueCommand,
-  ResourceExistsException,
-  SecretsManagerClient,
-} from "@aws-sdk/client-secrets-manager";
-import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { ExitCode } from "../../lib/cli/exit-codes.js";
 import { type CliIo, runCli } from "../../lib/cli/main.js";
-import { createSecretsManagerWriter } from "../../lib/secrets/secret-writer.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { forceStatus } from "../support/force-status.js";
 import { findLeaks, LEAK_PATTERN } from "../support/leak-guard.js";
@@ -167,7 +159,7 @@ describe("exact-broker", () => {
 
   it("refuses a heal with exit 4 when the secret cannot log in", async () => {
     fx = await startFixture();
-    const { clientSecret } = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
     fx.stack.writeSecret(fx.conn.secretId, { clientSecret });
 
     const result = await cli(fx, "heal", "--id", fx.conn.connectionId);
@@ -313,60 +305,13 @@ describe("exact-broker connection add with a secret", () => {
 
     expect(code).toBe(ExitCode.Done);
     expect(asked.map(([, hidden]) => hidden)).toEqual([true, false, true, true]);
-    expect(await fx.broker().deps.secrets.get("exact/p")).toEqual({
-      clientSecret: "cs-sEcReT-p-0123456789",
+    // Split: the client secret alone under its ID, the login credentials in a secret of their own.
+    const file = JSON.parse(readFileSync(fx.stack.env.LOCAL_SECRETS_FILE ?? "", "utf8"));
+    expect(file["exact/p"]).toEqual({ clientSecret: "cs-sEcReT-p-0123456789" });
+    expect(file["exact-token-broker/logins/p"]).toEqual({
       username: "someone@example.com",
       password: "pw-sEcReT-p-0123456789",
       totpSecret: "JBSWY3DPEHPK3PXP",
     });
-  });
-
-  it("in AWS, creates the secret under the functions' prefix, or updates it when it exists", async () => {
-    fx = await startFixture({ seed: false });
-    const sm = mockClient(SecretsManagerClient);
-    sm.on(CreateSecretCommand).rejects(new ResourceExistsException({ message: "exists", $metadata: {} }));
-    sm.on(PutSecretValueCommand).resolves({});
-    const file = join(mkdtempSync(join(tmpdir(), "secret-")), "secret.json");
-    writeFileSync(file, JSON.stringify({ clientSecret: "cs-sEcReT-aws-0123456789" }));
-    const { LOCAL_SECRETS_FILE: _local, ...awsEnv } = fx.stack.env;
-    const io: CliIo = {
-      out: () => undefined,
-      err: () => undefined,
-      env: awsEnv,
-      dynamo: fx.stack.dynamo.client,
-      secretWriter: createSecretsManagerWriter(new SecretsManagerClient({ region: "eu-west-1" })),
-    };
-    const add = (...extra: string[]) =>
-      runCli(
-        [
-          "connection",
-          "add",
-          "--id",
-          "aws",
-          "--client-id",
-          "app",
-          "--base-url",
-          fx.stack.sim.url,
-          "--redirect-uri",
-          "https://cb.example.com/a",
-          "--secret-file",
-          file,
-          ...extra,
-        ],
-        io,
-      );
-
-    expect(await add("--secret-id", "elsewhere/aws")).toBe(ExitCode.BadInput);
-    expect(await add()).toBe(ExitCode.Done);
-
-    expect(sm.commandCalls(CreateSecretCommand)[0]?.args[0].input.Name).toBe(
-      "exact-token-broker/connections/aws",
-    );
-    expect(sm.commandCalls(PutSecretValueCommand)[0]?.args[0].input).toEqual({
-      SecretId: "exact-token-broker/connections/aws",
-      SecretString: JSON.stringify({ clientSecret: "cs-sEcReT-aws-0123456789" }),
-    });
-    expect((await fx.stack.store().get("aws"))?.secretId).toBe("exact-token-broker/connections/aws");
-    sm.restore();
   });
 });

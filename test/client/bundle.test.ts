@@ -57,6 +57,7 @@ describe("the client in a consumer's minified bundle", () => {
   it.each([
     ["ChainBusy", "busy (retryAfterSeconds=2)"],
     ["ReauthRequired", "run exact-broker connection seed"],
+    ["AccessDenied", 'arn:aws:iam::123456789012:user/x has no grant for connection "acme"'],
     ["InternalError", "internal error in the token broker; see its logs (retryAfterSeconds=1)"],
   ])("keeps errorType %s as the error's name", async (errorType, errorMessage) => {
     const lambda = { send: async () => functionError(errorType, errorMessage) };

@@ -16,6 +16,7 @@ describe("exact-token-broker/client module functions", () => {
   it("exports the documented API from the barrel", () => {
     expect(Object.keys(client).sort()).toEqual(
       [
+        "AccessDenied",
         "BrokerError",
         "CACHE_SAFETY_MARGIN_SECONDS",
         "ChainBusy",
@@ -23,8 +24,10 @@ describe("exact-token-broker/client module functions", () => {
         "ConnectionNotFound",
         "DEFAULT_MIN_VALIDITY_SECONDS",
         "ExactUnavailable",
+        "IdentitySigner",
         "InternalError",
         "InvalidVendAnswer",
+        "RESIGN_AFTER_MS",
         "ReauthRequired",
         "Throttled",
         "TokenClient",

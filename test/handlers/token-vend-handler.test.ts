@@ -43,6 +43,25 @@ describe("token-vend handler", () => {
     ["a fractional minValiditySeconds", { connectionId: "x", minValiditySeconds: 1.5 }],
     ["an unknown field", { connectionId: "x", refreshToken: "give-me" }],
     ["not an object", "conn-1"],
+    ["a callerIdentity that is not an object", { connectionId: "x", callerIdentity: "signed" }],
+    [
+      "a callerIdentity header that is not a string",
+      { connectionId: "x", callerIdentity: { headers: { a: 1 }, body: "" } },
+    ],
+    [
+      "a callerIdentity with an unknown field",
+      { connectionId: "x", callerIdentity: { headers: {}, body: "", url: "u" } },
+    ],
+    [
+      "a callerIdentity with too many headers",
+      {
+        connectionId: "x",
+        callerIdentity: {
+          headers: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`h${i}`, "v"])),
+          body: "",
+        },
+      },
+    ],
   ])("answers ValidationError for %s", async (_name, event) => {
     const error = await handler(event as never, context).catch((e: unknown) => e);
     expect(error).toMatchObject({

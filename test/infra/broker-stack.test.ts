@@ -11,7 +11,7 @@ import { BrokerStack } from "../../lib/infra/broker-stack.js";
 import { buildBundle } from "../../lib/infra/build-bundles.js";
 import { BUNDLE, ESM_REQUIRE_SHIM, FUNCTION_NAMES, FunctionName } from "../../lib/infra/bundling.js";
 import { EngineSettings, functionTimeouts, ReservedConcurrency } from "../../lib/infra/function-settings.js";
-import { CONNECTION_SECRET_PREFIX, METRICS_NAMESPACE } from "../../lib/infra/names.js";
+import { CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX, METRICS_NAMESPACE } from "../../lib/infra/names.js";
 
 /** A string only the login driver contains (its One Exact Identity page handling). */
 const LOGIN_DRIVER_MARKER = "SelfAsserted";
@@ -369,7 +369,8 @@ describe("BrokerStack", () => {
     it("has an event bus for the broker's events and outputs its name", () => {
       template.resourceCountIs("AWS::Events::EventBus", 1);
       template.hasOutput("EventBusName", { Value: { Ref: logicalId(stack.eventBus) } });
-      template.hasOutput("ConnectionSecretPrefix", { Value: CONNECTION_SECRET_PREFIX });
+      template.hasOutput("ClientSecretPrefix", { Value: CLIENT_SECRET_PREFIX });
+      template.hasOutput("LoginSecretPrefix", { Value: LOGIN_SECRET_PREFIX });
       template.hasOutput("TokenVendFunctionArn", {
         Value: { "Fn::GetAtt": [logicalId(stack.functions.tokenVend), "Arn"] },
       });

@@ -6,6 +6,7 @@ import {
   BOB,
   control,
   generationOf,
+  getApi,
   getMe,
   login,
   OTHER_APP,
@@ -274,6 +275,68 @@ describe("scripted answers (/_sim/scripts)", () => {
     });
   });
 
+  describe("on the REST API (/api/v1/{division}/…)", () => {
+    const ACCOUNTS = `/api/v1/${ALICE.division}/crm/Accounts`;
+
+    it("answers 403 with Reason: NoDivisionAccess for a division the user can open, uncharged, then Exact's answer again", async () => {
+      const tokens = await login(sim);
+      sim.addScript({
+        endpoint: "api",
+        clientId: APP.clientId,
+        status: 403,
+        headers: { Reason: "NoDivisionAccess" },
+        json: { error: { code: "", message: { lang: "", value: "Forbidden" } } },
+      });
+
+      const refused = await getApi(sim, `/api/v1/${ALICE.division}/system/Divisions`, tokens.accessToken);
+      const after = await getApi(sim, ACCOUNTS, tokens.accessToken);
+
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get("reason")).toBe("NoDivisionAccess");
+      expect(refused.headers.get("x-ratelimit-remaining")).toBeNull();
+      expect(after.status).toBe(200);
+      // The scripted call was not charged: the day's budget lost one call, the ok one.
+      expect(after.headers.get("x-ratelimit-remaining")).toBe(String(5000 - 1));
+      expect(sim.stats().api[`${APP.clientId}/${ALICE.division}`]).toMatchObject({ scripted: 1, ok: 1 });
+    });
+
+    it('answers a 401 HTML "Object moved" page (a truncated token) to the next N calls of one app only', async () => {
+      const objectMoved =
+        '<html><head><title>Object moved</title></head><body><h2>Object moved to <a href="/docs/Login.aspx">here</a>.</h2></body></html>';
+      const alice = await login(sim);
+      const aliceElsewhere = await login(sim, OTHER_APP);
+      sim.addScript({
+        endpoint: "api",
+        clientId: APP.clientId,
+        count: 2,
+        status: 401,
+        contentType: "text/html; charset=utf-8",
+        body: objectMoved,
+      });
+
+      const answers = [];
+      for (const accessToken of [
+        aliceElsewhere.accessToken,
+        alice.accessToken,
+        alice.accessToken,
+        alice.accessToken,
+      ]) {
+        answers.push(
+          await rawRequest(`${sim.url}${ACCOUNTS}`, { headers: { Authorization: `Bearer ${accessToken}` } }),
+        );
+      }
+
+      expect(answers.map((answer) => [answer.status, answer.headers["content-type"]])).toEqual([
+        [200, expect.stringContaining("application/json")],
+        [401, "text/html; charset=utf-8"],
+        [401, "text/html; charset=utf-8"],
+        [200, expect.stringContaining("application/json")],
+      ]);
+      expect(answers[1]?.body).toBe(objectMoved);
+      expect(sim.stats().totals.apiRequests).toMatchObject({ scripted: 2, ok: 2 });
+    });
+  });
+
   describe("GET and DELETE /_sim/scripts", () => {
     it("lists scripts with what is left of them, deletes them all, and reset removes them too", async () => {
       const tokens = await login(sim);
@@ -318,8 +381,8 @@ describe("scripted answers (/_sim/scripts)", () => {
     const base = { endpoint: "token", clientId: APP.clientId, status: 400 };
 
     it.each([
-      ["no endpoint", { clientId: APP.clientId, status: 400 }, /"endpoint" must be "token" or "me"/],
-      ["an unknown endpoint", { ...base, endpoint: "auth" }, /"endpoint" must be "token" or "me"/],
+      ["no endpoint", { clientId: APP.clientId, status: 400 }, /"endpoint" must be "token", "me" or "api"/],
+      ["an unknown endpoint", { ...base, endpoint: "auth" }, /"endpoint" must be "token", "me" or "api"/],
       ["no clientId", { endpoint: "token", status: 400 }, /"clientId" must be a non-empty string/],
       ["an unknown clientId", { ...base, clientId: "typo" }, /unknown clientId "typo"/],
       ["no status", { endpoint: "token", clientId: APP.clientId }, /"status" is required/],

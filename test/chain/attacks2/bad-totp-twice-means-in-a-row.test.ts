@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
+import { storedSecret } from "../../support/stored-secret.js";
 
 /**
  * README: "A wrong password or a locked account stops at once at REAUTH_REQUIRED (no second
@@ -19,7 +20,7 @@ describe("bad TOTP twice means twice in a row", () => {
   it("a refused TOTP code long after the last one, with successful logins between, is retried", async () => {
     fx = await startFixture({ mode: "implicit" });
     const id = fx.conn.connectionId;
-    const secret = await fx.broker().deps.secrets.get(fx.conn.secretId);
+    const secret = await storedSecret(fx.broker().deps.secrets, fx.conn);
     const wrongCode = () =>
       fx.stack.writeSecret(fx.conn.secretId, { ...secret, totpSecret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ" });
     const rightCode = () => fx.stack.writeSecret(fx.conn.secretId, secret);

@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { REJECTION_PROBE_MS } from "../../../lib/chain/app-states.js";
 import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import type { DemoConnection } from "../../../lib/local/local-stack.js";
-import type { ConnectionSecret } from "../../../lib/secrets/connection-secret.js";
+import type { ConnectionSecret, LoginCredentials } from "../../../lib/secrets/connection-secret.js";
 import { createFileSecretSource } from "../../../lib/secrets/file-secret-source.js";
+import type { SecretOwner } from "../../../lib/secrets/secret-layout.js";
 import type { SecretGetOptions, SecretSource } from "../../../lib/secrets/secret-source.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 import {
@@ -39,18 +40,25 @@ function writeClientSecret(fx: Fixture, conn: DemoConnection, clientSecret: stri
 /** Secrets Manager as Powertools reads it in AWS: cached, unless the caller forces a fetch. */
 class CachedSecrets implements SecretSource {
   readonly #inner: SecretSource;
-  readonly #cache = new Map<string, ConnectionSecret>();
+  readonly #cache = new Map<string, string>();
   forcedFetches = 0;
   constructor(inner: SecretSource) {
     this.#inner = inner;
   }
-  async get(secretId: string, options: SecretGetOptions = {}): Promise<ConnectionSecret> {
+  async clientSecret(secretId: string, options: SecretGetOptions = {}): Promise<string> {
     if (options.forceFetch) this.forcedFetches += 1;
     const cached = options.forceFetch ? undefined : this.#cache.get(secretId);
     if (cached) return cached;
-    const fresh = await this.#inner.get(secretId);
+    const fresh = await this.#inner.clientSecret(secretId);
     this.#cache.set(secretId, fresh);
     return fresh;
+  }
+  async loginCredentials(
+    owner: SecretOwner,
+    options: SecretGetOptions = {},
+  ): Promise<LoginCredentials | undefined> {
+    if (options.forceFetch) this.forcedFetches += 1;
+    return this.#inner.loginCredentials(owner);
   }
 }
 
@@ -242,7 +250,7 @@ describe("invalid_client for every chain of one app (the client secret rotated i
     const secrets = new CachedSecrets(createFileSecretSource(fx.stack.env.LOCAL_SECRETS_FILE ?? ""));
     // The container cached the old secret; Exact's app and our secret store have the new one since.
     writeClientSecret(fx, fx.conn, STALE_SECRET);
-    await secrets.get(fx.conn.secretId);
+    await secrets.clientSecret(fx.conn.secretId);
     writeClientSecret(fx, fx.conn, secretOf(fx.conn.clientId));
     await advanceToWindow(fx);
 

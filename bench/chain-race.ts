@@ -116,12 +116,14 @@ export async function raceNaive(
     redirectUri: conn.redirectUri,
   });
   const seeded = await oauth.exchangeCode(stack.sim.url, creds, code, conn.redirectUri, 8_000);
-  if (seeded.kind !== "tokens") throw new Error(`seeding failed: ${seeded.kind}`);
+  const { accessToken, expiresInSeconds, refreshToken } = seeded.kind === "tokens" ? seeded.rotated : {};
+  if (!accessToken || !expiresInSeconds || !refreshToken) throw new Error(`seeding failed: ${seeded.kind}`);
+  const seed = { accessToken, expiresInSeconds, refreshToken };
   const seedAt = Date.now();
   // Every node starts from the same seeded chain, as when one token is copied to several nodes.
   const nodes = Array.from(
     { length: consumers },
-    () => new NaiveConsumer(oauth, stack.sim.url, creds, seeded.rotated, seedAt),
+    () => new NaiveConsumer(oauth, stack.sim.url, creds, seed, seedAt),
   );
   const latencies: number[] = [];
   let vends = 0;

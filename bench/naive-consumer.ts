@@ -25,8 +25,8 @@ export class NaiveConsumer {
     if (this.stranded) return undefined;
     if (this.#tokens.expiresAtMs - Date.now() >= minValidityMs) return this.#tokens.accessToken;
     const outcome = await this.oauth.refresh(this.baseUrl, this.creds, this.#tokens.refreshToken, 8_000);
-    if (outcome.kind === "tokens") {
-      const { accessToken, refreshToken, expiresInSeconds } = outcome.rotated;
+    const { accessToken, refreshToken, expiresInSeconds } = outcome.kind === "tokens" ? outcome.rotated : {};
+    if (accessToken && refreshToken && expiresInSeconds) {
       this.#tokens = { accessToken, refreshToken, expiresAtMs: Date.now() + expiresInSeconds * 1000 };
       return accessToken;
     }

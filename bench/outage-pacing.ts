@@ -38,9 +38,11 @@ import { table } from "./stats.js";
 /**
  * What Exact answers during the outage: a bare 400 (a maintenance page) that Exact's error
  * counter does not see, as the broker assumes; the same page counted against Exact's error limit
- * (the pessimistic reading: unconfirmed either way); or a 503.
+ * (the pessimistic reading: unconfirmed either way); a 503; or a gateway's 502 (nothing
+ * processed, but the broker cannot know that: each chain that gets one is SUSPECT until a probe
+ * gets tokens). The bench's table runs OUTAGE_KINDS; test/chain/outage-pacing.test.ts runs 502 too.
  */
-export type OutageKind = "bare 400" | "bare 400, counted" | "503";
+export type OutageKind = "bare 400" | "bare 400, counted" | "503" | "502";
 export const OUTAGE_KINDS: readonly OutageKind[] = ["bare 400", "bare 400, counted", "503"];
 
 export interface OutageScenario {
@@ -139,15 +141,22 @@ const LEAD_MS = 5_000;
 const MAINTENANCE_PAGE =
   "<!DOCTYPE html><html><head><title>Exact Online</title></head><body><h1>Exact Online is being updated</h1><p>Please try again later.</p></body></html>";
 const UNAVAILABLE_PAGE = "<html><body><h1>503 Service Unavailable</h1></body></html>";
+const BAD_GATEWAY_PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+
+const OUTAGE_PAGES: Readonly<Record<OutageKind, { readonly status: number; readonly body: string }>> = {
+  "bare 400": { status: 400, body: MAINTENANCE_PAGE },
+  "bare 400, counted": { status: 400, body: MAINTENANCE_PAGE },
+  "503": { status: 503, body: UNAVAILABLE_PAGE },
+  "502": { status: 502, body: BAD_GATEWAY_PAGE },
+};
 
 function outageScript(kind: OutageKind, clientId: string): ScriptSpec {
   return {
     endpoint: "token",
     clientId,
     count: 1_000_000,
-    status: kind === "503" ? 503 : 400,
+    ...OUTAGE_PAGES[kind],
     contentType: "text/html; charset=utf-8",
-    body: kind === "503" ? UNAVAILABLE_PAGE : MAINTENANCE_PAGE,
     counted: kind !== "bare 400",
   };
 }

@@ -57,8 +57,12 @@ export const CHAIN_STARTING_PURPOSES: readonly LeasePurpose[] = [
   LeasePurpose.Verify,
 ];
 
-/** Which door started a chain that is being verified. */
-export const ChainSource = { Seed: "seed", Heal: "heal", Login: "login" } as const;
+/**
+ * Which door started a chain that is being verified. `recheck`: no door; a live chain whose user
+ * Exact refused at the token endpoint (token-refusals.ts), checked again with `/current/Me` as a
+ * started chain would be.
+ */
+export const ChainSource = { Seed: "seed", Heal: "heal", Login: "login", Recheck: "recheck" } as const;
 export type ChainSource = (typeof ChainSource)[keyof typeof ChainSource];
 
 /** Who chose a connection's pinned division. */

@@ -21,20 +21,39 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *                                                                 (a login of the wrong user: REAUTH_REQUIRED)
  *   VERIFYING: never served. Me fails or refuses: stays, backs off, a later lease checks again with the
  *   stored token; its token expired: it is refreshed first (stays VERIFYING; old token → BROKEN); an
- *   implicit login's token expired unchecked: dropped, the next login replaces it.
+ *   implicit login's token expired unchecked: dropped, the next login replaces it (a blocked user's
+ *   re-check: back to BLOCKED, re-checked again in 6 h).
  *
- *   ACTIVE ──refresh: no answer──► SUSPECT ──probe: alive (tokens, too early)──► ACTIVE
- *                                     └──probe: old token / no answer───────────► BROKEN (lost_answer)
+ *   ACTIVE ──refresh: no answer, 500/502/504──► SUSPECT ──probe: alive (tokens, too early)──► ACTIVE
+ *                                                  ├──probe: old token / no answer at all──► BROKEN (lost_answer)
+ *                                                  └──probe: 5xx (a new unknown outcome)──► SUSPECT, probed again:
+ *                                                     502/504 at the app's outage pace, any other 5xx spends the
+ *                                                     chain's error budget (8 probes an hour at most)
+ *   any answer carrying a refresh token (a 5xx, a 2xx without an access token) ──► stored first, the chain
+ *     advances (without an access token: none served until the next refresh, 570 s on)
  *   ACTIVE ──old token, expired, invalid_grant, undecryptable──► BROKEN
  *   BROKEN ──heal takes the lease──► HEALING ──login + code exchange, stored──► VERIFYING ──► ACTIVE
  *                                       ├──login failed, may pass (budget 3/h per chain and per user)──► BROKEN
+ *                                       ├──no login: the chain's token-error budget spent, or the app held
+ *                                       │  (outage, rejection, API scopes; code-exchange.ts)──► BROKEN, backoff
  *                                       └──bad password, locked, bad TOTP twice, no credentials──► REAUTH_REQUIRED
  *   VERIFYING / ACTIVE ──Me: 403 Reason BlockedUser, InactiveUser, LicenseExpired, NoDivisionAccess──►
  *     BLOCKED: no login; refreshes go on; Me again every 30 min ──Exact accepts the user──► ACTIVE
+ *   ACTIVE / SUSPECT / VERIFYING ──token endpoint: 403 with such a Reason──► BLOCKED, the same (a Me check
+ *     pending: source recheck; its re-check refreshes first, then Me; a SUSPECT chain's probe stays due)
+ *     BLOCKED stays BLOCKED through a refresh's lost answer or 5xx (one probe: unknownOutcomeAtMs) and
+ *     when its chain dies (old token, expired, invalid_grant: no heal, no ChainBroken). Without a chain
+ *     (that, or implicit mode) the re-check is a login every 6 h, still shown BLOCKED ──Me refuses the
+ *     same reason──► BLOCKED (no new event) / ──Exact accepts the user──► ACTIVE
  *   VERIFYING ──Me: the user cannot open the pinned division──► REAUTH_REQUIRED (division_unreachable)
- *   any status: invalid_client, Application Scope Violated, an outage (503, 429, a bare 4xx page),
+ *     (the division's API budget spent, 429: reachable for now ──► ACTIVE; division-check.ts)
+ *   ACTIVE ──3+ odd answers (a bare 4xx page, an unknown error) while the app's other chains refresh,
+ *     or a run of them older than 6 h (token-refusals.ts)──► SUSPECT ──probe: the same──► BROKEN (invalid_chain)
+ *   any status: invalid_client, Application Scope Violated, an outage (503, 429, a bare 4xx page;
+ *     502/504 too, the chain that got one SUSPECT besides),
  *     the day's 200th token call: the status stays; the chain is held (backoff) by its app's state
- *     (app-states.ts: one chain of the app asks Exact for all) or by its own count until midnight
+ *     (app-states.ts: one chain of the app asks Exact for all; a rejection holds only the chains
+ *     holding the rejected secret) or by its own count until midnight
  *   any status ──operator: exact-broker heal──► BROKEN → heal
  *   any status ──another connection's code exchange started this user's chain──► ACTIVE (the hand-over lands)
  *

@@ -6,6 +6,7 @@ import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { LoginProtocol } from "./login-protocol.js";
+import { warnIfHigh } from "./token-call-cap.js";
 import { PendingVerification } from "./verification.js";
 
 export type HealResult =
@@ -84,10 +85,16 @@ export class HealDoor {
           reason: record.statusReason,
           generation: record.generation,
         });
-        return this.#login.run(session, record.mode === ConnectionMode.Implicit ? "implicit" : "heal", {
-          vended: false,
-          operator: options.operator ?? false,
-        });
+        try {
+          return await this.#login.run(
+            session,
+            record.mode === ConnectionMode.Implicit ? "implicit" : "heal",
+            { vended: false, operator: options.operator ?? false },
+          );
+        } finally {
+          // A heal's code exchange is a token call: after the writes that recorded it (token-call-cap.ts).
+          await warnIfHigh(this.#deps, session);
+        }
       },
     );
     if (outcome === LeaseRefused) return { kind: "skipped", why: "busy" };
@@ -147,8 +154,11 @@ function skipReason(
     case ChainStatus.ReauthRequired:
       return "needs_operator";
     case ChainStatus.Blocked:
-      // No login fixes what Exact refuses the user; the scheduled refresh checks again.
-      return "blocked";
+      // No login fixes what Exact refuses the user: while a chain is kept, the scheduled refresh
+      // re-checks it with /current/Me. Without one (implicit mode, or Exact ended it) the
+      // re-check is a login, once due (BLOCKED_LOGIN_RECHECK_MS); the connection stays BLOCKED.
+      if (record.refreshCt !== undefined || nowMs < (record.dueAtMs ?? 0)) return "blocked";
+      break;
     case ChainStatus.New:
       if (record.mode === ConnectionMode.Code) return "not_connected";
       break;

@@ -1,22 +1,17 @@
-import { ExactUnavailable, Throttled, UserBlocked } from "../errors.js";
+import { ExactUnavailable, Throttled } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import type { ExactMe } from "../exact/oauth-client.js";
 import { ChainHandover } from "./chain-handover.js";
-import {
-  BLOCKED_RECHECK_MS,
-  type ChainRecord,
-  ChainSource,
-  ChainStatus,
-  type VerificationNote,
-} from "./chain-record.js";
+import { type ChainRecord, ChainSource, type VerificationNote } from "./chain-record.js";
 import { checkFailed, type VerifyOutcome } from "./check-failures.js";
 import { holdPinnedDivision } from "./division-check.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor, TOKEN_ERRORS_PER_HOUR } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
-import { blocked, verified } from "./lease-transitions.js";
+import { verified } from "./lease-transitions.js";
 import { OutagePacing } from "./outage-pacing.js";
 import { dueAtAfter, type IssuedPair, type SealedTokens } from "./token-seal.js";
+import { blockingReason, blockUser } from "./user-blocks.js";
 
 export type { VerifyOutcome } from "./check-failures.js";
 
@@ -26,14 +21,6 @@ export interface StartedChain {
   readonly tokens: SealedTokens;
   readonly note: VerificationNote;
 }
-
-/** Exact's `Reason` header on a 403 that no login can fix (shared/exact-online.md), as event reasons. */
-const BLOCKING_REASONS: Readonly<Record<string, EventReason>> = {
-  BlockedUser: EventReason.BlockedUser,
-  InactiveUser: EventReason.InactiveUser,
-  LicenseExpired: EventReason.LicenseExpired,
-  NoDivisionAccess: EventReason.NoDivisionAccess,
-};
 
 /** The shortest /current/Me call worth making (ms): a round trip to Exact, with room. */
 export const MIN_CHECK_MS = 300;
@@ -67,11 +54,13 @@ export class IdentityCheck {
    * Checks `chain` under `session` (which holds the VERIFYING chain's lease) and writes where it
    * belongs. `afterLogin`: the check follows a login in this invocation, so its failure also
    * counts against the login budget (a login whose result cannot be checked is a failed login).
+   * `apiCheckClaimed`: the login before it claimed the app's re-check of a REST API rejection
+   * (login-protocol.ts), so this check is that re-check.
    */
   async run(
     session: LeaseSession,
     chain: StartedChain,
-    options: { readonly afterLogin: boolean; readonly vended: boolean },
+    options: { readonly afterLogin: boolean; readonly vended: boolean; readonly apiCheckClaimed?: boolean },
   ): Promise<VerifyOutcome> {
     const { oauth, config, now } = this.#deps;
     const record = session.record;
@@ -99,7 +88,9 @@ export class IdentityCheck {
       };
     }
     // Exact refuses the app's scopes to every user: one chain of the app asks for all.
-    const gate = await this.#pacing.apiGate(record);
+    const gate = options.apiCheckClaimed
+      ? ({ kind: "go", probing: true } as const)
+      : await this.#pacing.apiGate(record);
     if (gate.kind === "held") {
       return checkFailed(this.#deps, session, gate.error, { afterLogin: options.afterLogin, counts: false });
     }
@@ -113,8 +104,8 @@ export class IdentityCheck {
     if (gate.probing && answer.kind === "user")
       await this.#deps.apps.apiAccepted(record.clientId, record.baseUrl);
     const blockedFor =
-      answer.kind === "refused" && answer.status === 403 ? BLOCKING_REASONS[answer.reason ?? ""] : undefined;
-    if (blockedFor) return this.#blocked(session, blockedFor);
+      answer.kind === "refused" && answer.status === 403 ? blockingReason(answer.reason) : undefined;
+    if (blockedFor) return this.#blocked(session, chain, blockedFor);
     if (answer.kind !== "user") {
       // Kept either way: a refusal of a brand-new token (a 401, a 403) is no proof the chain is
       // dead; its next refresh, or a later check, tells.
@@ -135,23 +126,10 @@ export class IdentityCheck {
     return this.#place(session, chain, answer.me, options);
   }
 
-  /** Exact refuses the user for a reason no login fixes: BLOCKED, re-checked slowly, announced once. */
-  async #blocked(session: LeaseSession, reason: EventReason): Promise<VerifyOutcome> {
-    const { now } = this.#deps;
-    const recheckAtMs = now() + BLOCKED_RECHECK_MS;
-    const was = session.record.status;
-    if (!(await session.finish(blocked(reason, recheckAtMs, now())))) return { kind: "superseded" };
-    if (was !== ChainStatus.Blocked || session.record.statusReason !== reason) {
-      this.#deps.log.warn("Exact refuses the chain's user", { connectionId: session.connectionId, reason });
-      await announce(this.#deps, BrokerEventType.UserBlocked, session, reason);
-    }
-    return {
-      kind: "failed",
-      error: new UserBlocked(
-        `connection "${session.connectionId}": Exact refuses its user (${reason}); no login can fix that; checked again at ${new Date(recheckAtMs).toISOString()}`,
-        { retryAfterSeconds: Math.ceil(BLOCKED_RECHECK_MS / 1000) },
-      ),
-    };
+  /** Exact refuses the user for a reason no login fixes: BLOCKED (user-blocks.ts). */
+  async #blocked(session: LeaseSession, chain: StartedChain, reason: EventReason): Promise<VerifyOutcome> {
+    const error = await blockUser(this.#deps, session, reason, { keepsRefreshToken: !!chain.tokens.refresh });
+    return error ? { kind: "failed", error } : { kind: "superseded" };
   }
 
   /** Where the chain belongs, by the Exact user it turned out to be. */

@@ -272,6 +272,11 @@ export class LeaseSession {
     return this.#calls.today;
   }
 
+  /** True once after this holder's token calls reached the daily warning (token-call-cap.ts warnIfHigh). */
+  takeTokenCallsWarning(): boolean {
+    return this.#calls.takeWarning();
+  }
+
   /**
    * Frees the lease unless a transition already ended it, or an Exact call's outcome went
    * unrecorded; then, off the lease, writes the history item of the generation it reached, if it

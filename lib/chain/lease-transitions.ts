@@ -11,6 +11,7 @@ import {
   type HandOverNote,
   type OddAnswers,
   type RetiredChain,
+  type VerificationNote,
 } from "./chain-record.js";
 import { type HistoryNote, HistoryOutcome } from "./history-entry.js";
 import { ChainTable } from "./table-definition.js";
@@ -248,15 +249,29 @@ export function broken(
       statusReason: reason,
       statusChangedAtMs: nowMs,
     },
-    remove: BACKOFF_ATTRS,
+    remove: [...BACKOFF_ATTRS, "unknownOutcomeAtMs"],
     history: { outcome: HistoryOutcome.Broken, reason },
   });
 }
 
-/** Exact refuses the user: BLOCKED, due again for its re-check; the chain and any pending check are kept. */
-export function blocked(reason: EventReason, recheckAtMs: number, nowMs: number): Transition {
+/**
+ * Exact refuses the user: BLOCKED, due again for its re-check; the chain and any pending check are
+ * kept. `extra`, when the token endpoint refused: the 403 Exact counts, the check the re-check
+ * runs (`verification`, for a chain that had none), a still unprobed unknown outcome.
+ */
+export function blocked(
+  reason: EventReason,
+  recheckAtMs: number,
+  nowMs: number,
+  extra: {
+    readonly tokenErrors?: ErrorBudget;
+    readonly verification?: VerificationNote;
+    readonly unknownOutcomeAtMs?: number;
+  } = {},
+): Transition {
   return transition({
     set: {
+      ...extra,
       ...dueAt(recheckAtMs),
       status: ChainStatus.Blocked,
       statusReason: reason,
@@ -275,14 +290,15 @@ export function needsOperator(
 ): Transition {
   return transition({
     set: { ...extra, status: ChainStatus.ReauthRequired, statusReason: reason, statusChangedAtMs: nowMs },
-    remove: ["dueShard", "dueAtMs"],
+    remove: ["dueShard", "dueAtMs", "unknownOutcomeAtMs"],
     history: { outcome: HistoryOutcome.ReauthRequired, reason },
   });
 }
 
 /**
  * A failure that may pass (Exact down, rate-limited, too early, a failed login or identity
- * check): budgets and when to try again, and `status` when the answer proved something.
+ * check): budgets and when to try again, and `status` when the answer proved something (which
+ * settles a BLOCKED chain's unknown outcome: `unknownOutcomeAtMs` goes).
  */
 export function backedOff(
   backoff: Backoff,
@@ -300,7 +316,10 @@ export function backedOff(
   const { dueAtMs, status, ...rest } = chain;
   return transition({
     set: { ...backoff, ...rest, ...dueAt(dueAtMs), ...(status ? { status, statusChangedAtMs: nowMs } : {}) },
-    remove: status === ChainStatus.Active ? ["statusReason"] : [],
+    remove: [
+      ...(status === ChainStatus.Active ? (["statusReason"] as const) : []),
+      ...(status ? (["unknownOutcomeAtMs"] as const) : []),
+    ],
     // A failed login is an outcome; other backoffs are not (an outage would flood the history).
     ...(chain.lastLoginFailure
       ? { history: { outcome: HistoryOutcome.LoginFailed, reason: chain.lastLoginFailure } }

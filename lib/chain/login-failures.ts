@@ -8,12 +8,12 @@ import {
   LoginPageNotUnderstood,
   LoginUnavailable,
 } from "../exact/login/login-errors.js";
-import { ChainStatus, ConnectionMode } from "./chain-record.js";
+import { BLOCKED_LOGIN_RECHECK_MS, ChainStatus, type ErrorBudget } from "./chain-record.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import { afterError, backoffMs, budgetExhaustedFor } from "./error-budget.js";
 import type { LeaseSession } from "./lease-session.js";
 import { backedOff, needsOperator } from "./lease-transitions.js";
-import { LOGIN_FAILURES_PER_HOUR } from "./login-budget.js";
+import { LOGIN_FAILURES_PER_HOUR, restingStatus } from "./login-budget.js";
 import type { LoginOutcome } from "./login-protocol.js";
 import type { UserLogins } from "./totp-step-claims.js";
 
@@ -90,8 +90,10 @@ export class LoginFailures {
 
   /**
    * A failure that may pass: back off, count it (per chain, and per user when `user` is given),
-   * keep a broken chain broken (due again when the backoff ends). `minWaitMs`: back off at least
-   * this long (the user's own budget is spent).
+   * keep a broken chain broken (due again when the backoff ends) and a blocked user's connection
+   * BLOCKED (its next re-check at the slow pace, BLOCKED_LOGIN_RECHECK_MS). `minWaitMs`: back
+   * off at least this long (the user's own budget is spent). `tokenErrors`: the chain's budget
+   * after a code exchange Exact refused with a 4xx (it counts with the refreshes').
    */
   async retryLater(
     session: LeaseSession,
@@ -101,6 +103,7 @@ export class LoginFailures {
       readonly counts?: boolean;
       readonly user?: LoginUser;
       readonly minWaitMs?: number;
+      readonly tokenErrors?: ErrorBudget;
     },
   ): Promise<LoginOutcome> {
     const { now, random } = this.#deps;
@@ -116,18 +119,26 @@ export class LoginFailures {
       backoffMs(streak + 3, random),
       (budgetExhaustedFor(failures, nowMs, LOGIN_FAILURES_PER_HOUR) ?? 0) * 1000,
       args.minWaitMs ?? 0,
+      record.status === ChainStatus.Blocked ? BLOCKED_LOGIN_RECHECK_MS : 0,
     );
-    // An implicit chain that could not log in keeps its (maybe still valid) token.
-    const keeps = record.mode === ConnectionMode.Implicit && record.status !== ChainStatus.Broken;
+    // An implicit chain that could not log in keeps its (maybe still valid) token; a broken or
+    // blocked one is due again when its wait ends.
+    const status = restingStatus(record);
+    const due = status === ChainStatus.Broken || status === ChainStatus.Blocked;
     const written = await session.finish(
       backedOff(
-        { backoffUntilMs: nowMs + waitMs, backoffReason: "unavailable", failureStreak: streak },
+        {
+          backoffUntilMs: nowMs + waitMs,
+          backoffReason: "unavailable",
+          failureStreak: streak,
+          ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
+        },
         nowMs,
         {
-          status: keeps ? record.status : ChainStatus.Broken,
+          status,
           ...(failures ? { loginFailures: failures } : {}),
           lastLoginFailure: reason,
-          ...(keeps ? {} : { dueAtMs: nowMs + waitMs }),
+          ...(due ? { dueAtMs: nowMs + waitMs } : {}),
         },
       ),
     );

@@ -11,6 +11,7 @@ import { checkBaseUrl } from "../exact/base-url.js";
 import type { LoginResult } from "../exact/login/login-driver.js";
 import { loginSecretName } from "../infra/names.js";
 import { ChainSource, ChainStatus, LeasePurpose } from "./chain-record.js";
+import { CodeExchange, type Exchanged } from "./code-exchange.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor } from "./error-budget.js";
 import { IdentityCheck, type StartedChain } from "./identity-check.js";
@@ -38,17 +39,21 @@ export type LoginOutcome =
  * (identity-check.ts) and may fail without losing the chain. Logins have budgets, because
  * failed logins lock the account (design invariant 7): a wrong password or a locked account
  * stops at REAUTH_REQUIRED at once, other failures back off and at most three are risked per
- * hour, counting a login whose exchange or check failed.
+ * hour, counting a login whose exchange or check failed. A code login's exchange is a token call
+ * like a refresh's (code-exchange.ts): no login while the chain's error budget or the app's state
+ * would hold that call back, and `invalid_client` is the app's failure, not the login's.
  */
 export class LoginProtocol {
   readonly #deps: EngineDeps;
   readonly #identity: IdentityCheck;
   readonly #failures: LoginFailures;
+  readonly #exchange: CodeExchange;
 
   constructor(deps: EngineDeps) {
     this.#deps = deps;
     this.#identity = new IdentityCheck(deps);
     this.#failures = new LoginFailures(deps);
+    this.#exchange = new CodeExchange(deps, this.#failures);
   }
 
   /** @param options.operator an operator asked (`exact-broker heal`): the user's login budget does not stop it */
@@ -68,7 +73,8 @@ export class LoginProtocol {
     const renewed = await session.renew(
       mode === "heal" ? LeasePurpose.Heal : LeasePurpose.Login,
       config.loginLeaseMs,
-      mode === "heal" ? { status: ChainStatus.Healing } : undefined,
+      // A blocked user's re-check shows BLOCKED throughout: vends go on answering UserBlocked.
+      mode === "heal" && record.status !== ChainStatus.Blocked ? { status: ChainStatus.Healing } : undefined,
     );
     if (!renewed) return { kind: "superseded" };
     try {
@@ -102,6 +108,9 @@ export class LoginProtocol {
         "this function has no login driver; logins run in fallback-login (set FALLBACK_LOGIN_FUNCTION_NAME)",
       );
     }
+    // The chain's error budget and the app's state may hold the login back (code-exchange.ts).
+    const admitted = await this.#exchange.admit(session, mode, clientSecret);
+    if (admitted.kind === "held") return admitted.outcome;
     const sealer = await prepareSealer(this.#deps.cipher, {
       connectionId: record.connectionId,
       incarnation: session.incarnation,
@@ -165,6 +174,7 @@ export class LoginProtocol {
 
     let issued: IssuedPair;
     let refusal: string | undefined;
+    let exchanged: Extract<Exchanged, { kind: "issued" }> | undefined;
     if (result.kind === "code") {
       if (session.remainingMs() < config.httpTimeoutMs) {
         // The code dies unused (nothing started at Exact), but the login happened: it counts.
@@ -174,25 +184,17 @@ export class LoginProtocol {
           user,
         });
       }
-      session.callStarted({ tokenEndpoint: true });
-      sentAtMs = now();
-      const outcome = await this.#deps.oauth.exchangeCode(
-        record.baseUrl,
-        { clientId: record.clientId, clientSecret },
-        result.code,
-        record.redirectUri,
-        config.httpTimeoutMs,
-      );
-      if (outcome.kind === "outcome_unknown" || !outcome.rotated) {
-        // Nothing to store. A lost exchange may have started a chain we never saw; the next login starts another.
-        return this.#failures.retryLater(session, {
-          reason: EventReason.LoginFailed,
-          detail: `code exchange: ${outcome.kind}`,
-          user,
-        });
-      }
-      issued = outcome.rotated;
-      refusal = outcome.kind === "tokens" ? undefined : outcome.kind;
+      const outcome = await this.#exchange.exchange(session, {
+        code: result.code,
+        clientSecret,
+        app: admitted.app,
+        user,
+      });
+      if (outcome.kind === "done") return outcome.outcome;
+      exchanged = outcome;
+      issued = outcome.issued;
+      refusal = outcome.refusal;
+      sentAtMs = outcome.sentAtMs;
     } else {
       issued = result;
     }
@@ -201,14 +203,22 @@ export class LoginProtocol {
     const note = {
       source: mode === "heal" ? ChainSource.Heal : ChainSource.Login,
       startedAtMs: sentAtMs,
-      statusBefore: mode === "heal" ? ChainStatus.Broken : record.status,
+      // A blocked user's re-check goes back to BLOCKED if its chain is dropped (token-refusals.ts).
+      statusBefore:
+        record.status === ChainStatus.Blocked
+          ? ChainStatus.Blocked
+          : mode === "heal"
+            ? ChainStatus.Broken
+            : record.status,
     };
     const stored = await session.storeStartedChain({
       tokens,
       note,
       leaseMs: config.leaseMs,
       ...(options.vended ? { vendedAtMs: arrivalMs } : {}),
+      ...(exchanged?.tokenErrors ? { tokenErrors: exchanged.tokenErrors } : {}),
     });
+    if (exchanged) await this.#exchange.noteForApp(session, admitted.app, exchanged.answer);
     if (!stored) return { kind: "superseded" };
     if (refusal !== undefined || !issued.accessToken || !issued.expiresInSeconds) {
       // Stored, but without an access token to check it with: the next refresh brings one.
@@ -226,7 +236,11 @@ export class LoginProtocol {
       tokens,
       note,
     };
-    const verified = await this.#identity.run(session, chain, { afterLogin: true, vended: options.vended });
+    const verified = await this.#identity.run(session, chain, {
+      afterLogin: true,
+      vended: options.vended,
+      apiCheckClaimed: admitted.apiCheckClaimed,
+    });
     switch (verified.kind) {
       case "verified":
         return { kind: "logged_in", fresh: verified.fresh };

@@ -24,7 +24,7 @@ import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
 import { withIncarnation } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
-import { capReached } from "./token-call-cap.js";
+import { capReached, warnIfHigh } from "./token-call-cap.js";
 import { prepareSealer, sealTokens } from "./token-seal.js";
 import { PendingVerification } from "./verification.js";
 
@@ -89,7 +89,14 @@ export class Onboarding {
         ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
         history,
       },
-      (session) => this.#exchange(session, code, clientSecret),
+      async (session) => {
+        try {
+          return await this.#exchange(session, code, clientSecret);
+        } finally {
+          // The exchange is a token call: after the writes that recorded it (token-call-cap.ts).
+          await warnIfHigh(this.#deps, session);
+        }
+      },
     );
     if (outcome === LeaseRefused) {
       throw new ChainBusy(`connection "${connectionId}" is busy; try again`, { retryAfterSeconds: 5 });

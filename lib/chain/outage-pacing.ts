@@ -1,8 +1,8 @@
 import { type BrokerError, ExactUnavailable, ReauthRequired } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
-import { type TokenOutcome, UnavailableCause } from "../exact/classify-token-response.js";
+import { gatewayOutage, type TokenOutcome, UnavailableCause } from "../exact/classify-token-response.js";
 import { type AppRejection, type AppState, probeIntervalMs, REJECTION_PROBE_MS } from "./app-states.js";
-import type { ChainRecord } from "./chain-record.js";
+import type { ChainRecord, ChainStatus } from "./chain-record.js";
 import { announce, type EngineDeps } from "./engine-deps.js";
 import type { LeaseSession } from "./lease-session.js";
 import { backedOff } from "./lease-transitions.js";
@@ -18,10 +18,15 @@ export type Gate =
 /** A chain waits this long past the outage's next probe before it tries itself (ms, spread). */
 const FOLLOW_SPREAD_MS = 5_000;
 
-/** Answers that say Exact did not process the call, for every chain of the app (an outage). */
+/**
+ * Answers that say Exact is down for every chain of the app (an outage): not processed (503, 429,
+ * a bare page), or a gateway that could not reach Exact (502, 504; which may also come after
+ * processing, so the chain that got one is SUSPECT besides: token-refusals.ts).
+ */
 export function isOutage(outcome: TokenOutcome): boolean {
   return (
     outcome.kind === "rate_limited" ||
+    gatewayOutage(outcome) ||
     (outcome.kind === "unavailable" &&
       (outcome.cause === UnavailableCause.Overloaded || outcome.cause === UnavailableCause.Maintenance))
   );
@@ -41,8 +46,16 @@ export class OutagePacing {
     this.#deps = deps;
   }
 
-  /** Before a token call: go, or hold the chain (ending the lease with a backoff) and say why. */
-  async gate(session: LeaseSession, clientSecret: string): Promise<Gate> {
+  /**
+   * Before a token call: go, or hold the chain (ending the lease with a backoff) and say why.
+   * `hold.status`: the status a held chain is written with (a heal's: not HEALING, which its
+   * renewal showed, but what it rests in until its next try).
+   */
+  async gate(
+    session: LeaseSession,
+    clientSecret: string,
+    hold: { readonly status?: ChainStatus } = {},
+  ): Promise<Gate> {
     const { apps, now, random } = this.#deps;
     const record = session.record;
     const app = await apps.read(record.clientId, record.baseUrl);
@@ -71,6 +84,7 @@ export class OutagePacing {
     const written = await session.finish(
       backedOff({ backoffUntilMs: waitUntilMs, backoffReason: "unavailable" }, nowMs, {
         dueAtMs: waitUntilMs,
+        ...(hold.status ? { status: hold.status } : {}),
       }),
     );
     if (!written) return { kind: "held", result: { kind: "superseded" } };

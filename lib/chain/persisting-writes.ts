@@ -26,6 +26,12 @@ export interface RefreshedChain {
   readonly vendedAtMs?: number;
   /** A refusal that still carried a new refresh token: the chain advances and backs off. */
   readonly refusal?: Backoff;
+  /**
+   * Set when Exact's answer carried a refresh token but no access token: the stored access token
+   * (the previous generation's) goes, and `windowOpensAtMs` says when the next refresh, which
+   * brings one, is accepted. Until then a vend has nothing to serve (a retryable Throttled).
+   */
+  readonly withoutAccess?: { readonly windowOpensAtMs: number };
 }
 
 type Change = { readonly set: Partial<ChainAttributes>; readonly remove: ChainAttributeName[] };
@@ -38,6 +44,7 @@ export function refreshed(args: RefreshedChain, generation: number, nowMs: numbe
       ...dueAt(args.dueAtMs),
       ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
       ...args.refusal,
+      ...args.withoutAccess,
       status: args.status,
       statusChangedAtMs: nowMs,
       failureStreak: 0,
@@ -46,7 +53,10 @@ export function refreshed(args: RefreshedChain, generation: number, nowMs: numbe
     remove: [
       ...(args.status === ChainStatus.Blocked ? [] : (["statusReason"] as const)),
       "oddAnswers",
+      // Tokens settle an unknown outcome: the chain is alive.
+      "unknownOutcomeAtMs",
       ...(args.refusal ? [] : BACKOFF_ATTRS),
+      ...(args.withoutAccess ? (["accessCt", "accessIssuedAtMs", "accessExpiresAtMs"] as const) : []),
     ],
   };
 }
@@ -59,6 +69,8 @@ export interface StartedChainArgs {
   readonly leaseMs: number;
   readonly vendedAtMs?: number;
   readonly loginFailures?: ErrorBudget;
+  /** The answer that started the chain was a 4xx that still carried tokens: Exact counts it. */
+  readonly tokenErrors?: ErrorBudget;
 }
 
 /** A new chain, VERIFYING, with `lease` (the renewed lease for its check) and due at once. */
@@ -69,6 +81,7 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
       ...lease,
       ...dueAt(nowMs),
       ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
+      ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
       status: ChainStatus.Verifying,
       statusChangedAtMs: nowMs,
       verification: args.note,
@@ -79,8 +92,10 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
     // A new chain replaces both tokens: an implicit login brings no refresh token, an answer
     // without an access token none of those; nothing of the chain before may remain.
     remove: [
-      "statusReason",
+      // The re-check of a BLOCKED user (its login's chain) keeps the block's reason until its check.
+      ...(args.note.statusBefore === ChainStatus.Blocked ? [] : (["statusReason"] as const)),
       "identityChecks",
+      "unknownOutcomeAtMs",
       ...BACKOFF_ATTRS,
       ...(args.tokens.refresh ? [] : (["refreshCt", "refreshHash", "refreshIssuedAtMs"] as const)),
       ...(args.tokens.access

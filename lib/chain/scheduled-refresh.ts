@@ -3,6 +3,7 @@ import { BrokerError } from "../errors.js";
 import { BrokerEventType, EventReason } from "../events/broker-events.js";
 import {
   accessValidityMs,
+  awaitsProbe,
   type ChainRecord,
   ChainStatus,
   ConnectionMode,
@@ -129,10 +130,11 @@ export class ScheduledRefresh {
     if ((record.backoffUntilMs ?? 0) > nowMs && record.status !== ChainStatus.Broken) return "skipped";
     if (record.status === ChainStatus.Verifying) return this.#verify(record, deadlineMs);
     if (record.status === ChainStatus.Blocked) {
-      // Exact still refreshes a blocked user's chain: keep it alive; otherwise this is its re-check.
+      // Exact still refreshes a blocked user's chain: keep it alive; otherwise this is its re-check
+      // (a login's, when there is no chain to keep).
       const keepaliveDue =
         keepaliveDueAtMs(record.refreshIssuedAtMs ?? record.createdAtMs, config.keepaliveDays) <= nowMs;
-      if (!keepaliveDue) return this.#verify(record, deadlineMs);
+      if (!keepaliveDue || !record.refreshCt) return this.#verify(record, deadlineMs);
     }
     if (record.status === ChainStatus.Broken || record.status === ChainStatus.Healing) {
       if (loginBlockedFor(record, nowMs) !== undefined) return "skipped";
@@ -176,7 +178,7 @@ export class ScheduledRefresh {
       {
         record,
         owner: this.#deps.owner,
-        purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
+        purpose: awaitsProbe(record) ? LeasePurpose.Probe : LeasePurpose.Refresh,
         leaseMs: config.leaseMs,
         deadlineMs: deadlineMs - LEASE_HEADROOM_MS,
         history: this.#history,
@@ -212,6 +214,13 @@ export class ScheduledRefresh {
         return "verified";
       case "refreshed":
         return "keepalive";
+      case "needs_login": {
+        // A blocked user without a chain: its re-check is a login, in fallback-login, once due.
+        const nowMs = this.#deps.now();
+        if ((record.dueAtMs ?? 0) > nowMs || loginBlockedFor(record, nowMs) !== undefined) return "skipped";
+        this.#healTrigger.trigger(record.connectionId);
+        return "heal_triggered";
+      }
       case "failed":
         throw outcome.error;
       default:

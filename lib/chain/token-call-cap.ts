@@ -36,6 +36,7 @@ export class CallLedger {
   readonly #record: Pick<ChainRecord, "tokenCalls">;
   readonly #now: () => number;
   #calls = 0;
+  #warningDue = false;
 
   constructor(record: Pick<ChainRecord, "tokenCalls">, now: () => number) {
     this.#record = record;
@@ -43,7 +44,16 @@ export class CallLedger {
   }
 
   count(): void {
+    const before = this.today;
     this.#calls += 1;
+    if (before < TOKEN_CALLS_WARN_AT && this.today >= TOKEN_CALLS_WARN_AT) this.#warningDue = true;
+  }
+
+  /** True once after a call of this holder's took the chain's day to TOKEN_CALLS_WARN_AT. */
+  takeWarning(): boolean {
+    const due = this.#warningDue;
+    this.#warningDue = false;
+    return due;
   }
 
   /** Today's calls of the chain, this holder's included. */
@@ -69,14 +79,17 @@ export function capReached(connectionId: string, callsToday: number, nowMs: numb
   );
 }
 
-/** After a holder's call was counted: the event, once, when the count reaches TOKEN_CALLS_WARN_AT. */
+/**
+ * TokenCallsHigh, once, when one of `session`'s token calls took the chain's count today to
+ * TOKEN_CALLS_WARN_AT (CallLedger.count). Every door that makes a token call (a refresh or probe:
+ * token-protocol.ts; a seed's code exchange: onboarding.ts; a heal's: heal-door.ts) calls it after
+ * the writes that recorded the call's outcome, so the event follows the count it reports.
+ */
 export async function warnIfHigh(
   deps: Pick<EngineDeps, "events" | "log" | "now">,
-  chain: { readonly connectionId: string; readonly generation: number } & Pick<ChainRecord, "tokenCalls">,
-  callsBefore: number,
-  callsNow: number,
+  session: { readonly connectionId: string; readonly generation: number; takeTokenCallsWarning(): boolean },
 ): Promise<void> {
-  if (callsBefore < TOKEN_CALLS_WARN_AT && callsNow >= TOKEN_CALLS_WARN_AT) {
-    await announce(deps, BrokerEventType.TokenCallsHigh, chain, EventReason.DailyCap);
+  if (session.takeTokenCallsWarning()) {
+    await announce(deps, BrokerEventType.TokenCallsHigh, session, EventReason.DailyCap);
   }
 }

@@ -8,9 +8,13 @@ import {
 } from "../errors.js";
 import { EventReason } from "../events/broker-events.js";
 import { checkBaseUrl } from "../exact/base-url.js";
-import type { IssuedTokens, TokenOutcome } from "../exact/classify-token-response.js";
+import {
+  EXACT_ACCESS_TOKEN_SECONDS,
+  type IssuedTokens,
+  type TokenOutcome,
+} from "../exact/classify-token-response.js";
 import { type AppState, REJECTION_PROBE_MS } from "./app-states.js";
-import { ChainStatus, ConnectionMode, healthyStatus, LeasePurpose } from "./chain-record.js";
+import { awaitsProbe, ChainStatus, ConnectionMode, healthyStatus, LeasePurpose } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { budgetExhaustedFor } from "./error-budget.js";
 import { cipherWorks } from "./incarnation.js";
@@ -18,6 +22,7 @@ import type { LeaseSession } from "./lease-session.js";
 import { type Backoff, backedOff } from "./lease-transitions.js";
 import { isOutage, OutagePacing } from "./outage-pacing.js";
 import { refusalError } from "./refusal-errors.js";
+import { windowOpensAtMs } from "./timing.js";
 import { capReached, warnIfHigh } from "./token-call-cap.js";
 import { exactErrors, markBroken, settleRefusal } from "./token-refusals.js";
 import { dueAtAfter, prepareSealer, type SealedTokens, sealTokens } from "./token-seal.js";
@@ -73,19 +78,23 @@ export class TokenProtocol {
     const note = record.inflight;
     // A dead verifier only called /current/Me; any other dead holder may have rotated the chain.
     const staleCall = note !== undefined && note.purpose !== LeasePurpose.Verify;
-    if (note?.purpose === LeasePurpose.Probe || (staleCall && record.status === ChainStatus.Suspect)) {
+    if (note?.purpose === LeasePurpose.Probe || (staleCall && awaitsProbe(record))) {
       log.warn("probe holder vanished without an answer; chain is broken", {
         connectionId: record.connectionId,
       });
       return markBroken(this.#deps, session, EventReason.LostAnswer);
     }
-    if (staleCall || record.status === ChainStatus.Suspect) {
+    if (staleCall || awaitsProbe(record)) {
       if (staleCall)
         log.warn("previous holder left a write-ahead note; probing", { connectionId: record.connectionId });
-      const probing = await session.renew(LeasePurpose.Probe, config.leaseMs, {
-        status: ChainStatus.Suspect,
-        statusReason: EventReason.LostAnswer,
-      });
+      // A BLOCKED chain stays BLOCKED while probed: Exact refuses its user whatever the probe finds.
+      const probing = await session.renew(
+        LeasePurpose.Probe,
+        config.leaseMs,
+        record.status === ChainStatus.Blocked
+          ? undefined
+          : { status: ChainStatus.Suspect, statusReason: EventReason.LostAnswer },
+      );
       if (!probing) return SUPERSEDED;
     }
 
@@ -182,7 +191,7 @@ export class TokenProtocol {
       logged,
     );
     await this.#pacing.after(record, gate.app, outcome, arrivalMs, clientSecret);
-    await warnIfHigh(this.#deps, session, session.tokenCallsToday - 1, session.tokenCallsToday);
+    await warnIfHigh(this.#deps, session);
     return result;
   }
 
@@ -208,17 +217,16 @@ export class TokenProtocol {
         undefined,
         logged,
       );
-      const access = committed?.access;
       if (!committed) return SUPERSEDED;
+      const access = committed.access;
+      const { accessToken } = outcome.rotated;
+      // A rotation-only answer leaves no token to hand out: the vend asks again (vend-door.ts).
       return {
         kind: "refreshed",
-        fresh: access
-          ? {
-              accessToken: outcome.rotated.accessToken,
-              expiresAtMs: access.accessExpiresAtMs,
-              generation: session.generation,
-            }
-          : undefined,
+        fresh:
+          access && accessToken
+            ? { accessToken, expiresAtMs: access.accessExpiresAtMs, generation: session.generation }
+            : undefined,
       };
     }
     if (outcome.kind !== "outcome_unknown" && outcome.rotated) {
@@ -284,11 +292,19 @@ export class TokenProtocol {
     const { config, log } = this.#deps;
     const record = session.record;
     const tokens = await sealTokens(sealer, issued, arrivalMs, ConnectionMode.Code, config);
+    // A refresh token without an access token (a rotation-only answer): the chain advanced, and
+    // has no access token until its next refresh. Exact accepts that one only 570 s after this
+    // call succeeded (shared/exact-online.md), as if it had brought a token of the documented 600 s.
+    const windowAtMs = tokens.access
+      ? undefined
+      : windowOpensAtMs(arrivalMs, EXACT_ACCESS_TOKEN_SECONDS, config);
+    const timing = windowAtMs === undefined ? record : { ...record, windowOpensAtMs: windowAtMs };
     const result = await session.commitRefresh({
       tokens,
       status: healthyStatus(record),
       // A chain still awaiting its identity check is due again at once: the check comes next.
-      dueAtMs: record.verification ? arrivalMs : dueAtAfter(record, tokens, arrivalMs, vended, config),
+      dueAtMs: record.verification ? arrivalMs : dueAtAfter(timing, tokens, arrivalMs, vended, config),
+      ...(windowAtMs !== undefined ? { withoutAccess: { windowOpensAtMs: windowAtMs } } : {}),
       ...(vended ? { vendedAtMs: arrivalMs } : {}),
       ...(refusal ? { refusal } : {}),
     });

@@ -9,6 +9,8 @@ import {
 } from "../exact/classify-token-response.js";
 import type { AppState } from "./app-states.js";
 import {
+  awaitsProbe,
+  blockedReason,
   type ChainRecord,
   ChainSource,
   ChainStatus,
@@ -22,6 +24,7 @@ import type { LeaseSession } from "./lease-session.js";
 import { backedOff, broken, handedOver, suspect } from "./lease-transitions.js";
 import { refusalError } from "./refusal-errors.js";
 import type { FreshAccess } from "./token-protocol.js";
+import { BLOCKING_REASONS, blockUser } from "./user-blocks.js";
 
 /** How a refresh under a lease ended. */
 export type ProtocolResult =
@@ -41,8 +44,9 @@ function failed(error: BrokerError): ProtocolResult {
 /** Exact's error limit counts 4xx answers (too-early included): such an answer spends the chain's budget. */
 /**
  * The one write that records a token-endpoint answer that carried no new refresh token: too early
- * (the chain is fine), dead (BROKEN), client rejected (REAUTH_REQUIRED), rate-limited or down
- * (backoff), or no answer at all (SUSPECT; BROKEN if it was the probe). Ends the lease.
+ * (the chain is fine), dead (BROKEN), the user refused (BLOCKED), rate-limited or down (backoff),
+ * or an unknown outcome (SUSPECT: no answer, a 5xx, a 2xx without tokens; the probe's no answer
+ * makes it BROKEN, the probe's 5xx leaves it SUSPECT). Ends the lease.
  */
 export async function settleRefusal(
   deps: EngineDeps,
@@ -86,7 +90,11 @@ export async function settleRefusal(
         // fine: no maintenance then. Once probed; if the probe gets the same, the chain is dead.
         if (probing) return markBroken(deps, session, EventReason.InvalidChain, errors);
         written = await session.finish(
-          suspect({ ...errors, backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" }, arrivalMs),
+          suspect(
+            { ...errors, backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" },
+            arrivalMs,
+            record,
+          ),
         );
         return written
           ? failed(
@@ -118,20 +126,79 @@ export async function settleRefusal(
       );
       return written ? failed(refusalError(outcome, record.connectionId, waitMs)) : SUPERSEDED;
     }
-    case "outcome_unknown":
-      if (probing) return markBroken(deps, session, EventReason.LostAnswer);
-      written = await session.finish(
-        suspect({ backoffUntilMs: arrivalMs + 2_000, backoffReason: "unavailable" }, arrivalMs),
+    case "user_blocked": {
+      const error = await blockUser(
+        deps,
+        session,
+        BLOCKING_REASONS[outcome.reason],
+        { keepsRefreshToken: record.refreshCt !== undefined },
+        userBlockedAtTokenEndpoint(record, errors, arrivalMs),
       );
+      return error ? failed(error) : SUPERSEDED;
+    }
+    case "outcome_unknown": {
+      // A probe with no answer at all may have rotated the chain as the lost call may have: a
+      // second probe could send a token Exact already rotated away. BROKEN (lost_answer).
+      if (probing && outcome.status === undefined) return markBroken(deps, session, EventReason.LostAnswer);
+      // An answer that proves nothing (a 5xx, a 2xx without tokens) is a new unknown outcome: the
+      // chain stays SUSPECT and the next holder probes once more (invariant 5). 502/504 are an
+      // outage of the app (outage-pacing.ts): one chain asks for all, at the app's pace. Any other
+      // such answer to a probe spends the chain's error budget (Exact counts no 5xx; the budget is
+      // what bounds the probes: 8 an hour) and backs off doubling, as a failure streak does.
+      const streak = (record.failureStreak ?? 0) + 1;
+      const unpacedProbe = probing && pacing.pacedUntilMs === undefined;
+      const waitMs =
+        pacing.pacedUntilMs !== undefined
+          ? pacing.pacedUntilMs - arrivalMs
+          : unpacedProbe
+            ? backoffMs(streak, deps.random)
+            : 2_000;
+      written = await session.finish(
+        suspect(
+          {
+            ...(unpacedProbe ? { tokenErrors: afterError(record.tokenErrors, arrivalMs) } : {}),
+            failureStreak: streak,
+            backoffUntilMs: arrivalMs + waitMs,
+            backoffReason: "unavailable",
+          },
+          arrivalMs,
+          record,
+        ),
+      );
+      const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
+      const what = outcome.status === undefined ? "got no answer" : `got HTTP ${outcome.status}`;
       return written
         ? failed(
             new ExactUnavailable(
-              `token call for connection "${record.connectionId}" got no answer; the chain is being checked`,
-              { retryAfterSeconds: 2 },
+              `token call for connection "${record.connectionId}" ${what}; the chain is being checked`,
+              { retryAfterSeconds },
             ),
           )
         : SUPERSEDED;
+    }
   }
+}
+
+/**
+ * What a token endpoint's user block stores besides BLOCKED: the 403 (Exact counts it), the
+ * `/current/Me` check its re-check runs (a chain that awaited none gets one: ChainSource.Recheck),
+ * and, for a chain that awaited its probe, that it still does (a refusal of the user proves
+ * nothing about the lost call).
+ */
+function userBlockedAtTokenEndpoint(
+  record: ChainRecord,
+  errors: { readonly tokenErrors?: ReturnType<typeof afterError> },
+  arrivalMs: number,
+) {
+  return {
+    ...errors,
+    verification: record.verification ?? {
+      source: ChainSource.Recheck,
+      startedAtMs: record.chainStartedAtMs ?? arrivalMs,
+      statusBefore: ChainStatus.Active,
+    },
+    ...(awaitsProbe(record) ? { unknownOutcomeAtMs: record.unknownOutcomeAtMs ?? arrivalMs } : {}),
+  };
 }
 
 /** Answers in a row that were neither Exact's OAuth errors nor an outage Exact admits (503, 429). */
@@ -177,7 +244,8 @@ export function exactErrors(record: ChainRecord, outcome: TokenOutcome, atMs: nu
 /**
  * BROKEN, announced: the refresher and waiting vends trigger its heal. A chain that dies while it
  * awaits its identity check (VERIFYING) was never the connection's: the connection goes back to
- * where it was, its own live chain restored (a seed's), or BROKEN (a login's).
+ * where it was, its own live chain restored (a seed's), or BROKEN (a login's). A BLOCKED chain
+ * that dies leaves its connection BLOCKED without a chain: no ChainBroken, no heal.
  */
 export async function markBroken(
   deps: EngineDeps,
@@ -188,7 +256,7 @@ export async function markBroken(
   const back = restoreAfterDeath(session.record, reason);
   const written = await session.finish(
     back
-      ? handedOver({ ...back, diedGeneration: session.generation }, deps.now())
+      ? handedOver({ ...back, diedGeneration: session.generation, ...budgets }, deps.now())
       : broken(reason, deps.now(), budgets),
   );
   if (!written) return SUPERSEDED;
@@ -202,11 +270,17 @@ export async function markBroken(
   return { kind: "broken" };
 }
 
-/** Where a VERIFYING chain's connection goes when that chain dies; undefined for any other chain. */
+/**
+ * Where a VERIFYING or BLOCKED chain's connection goes when that chain dies; undefined for any
+ * other chain. A blocked user's connection stays BLOCKED without a chain: no login may start a
+ * new one for a user Exact refuses, so its re-check becomes a slow login (handedOver).
+ */
 export function restoreAfterDeath(record: ChainRecord, reason: EventReason) {
   const note = record.verification;
+  if (note?.retired) return { restore: note.retired, status: note.retired.status };
+  const blockedBy = blockedReason(record);
+  if (blockedBy !== undefined) return { status: ChainStatus.Blocked, statusReason: blockedBy };
   if (!note) return undefined;
-  if (note.retired) return { restore: note.retired, status: note.retired.status };
   if (note.source === ChainSource.Seed && note.statusBefore !== ChainStatus.Broken) {
     return { status: note.statusBefore };
   }

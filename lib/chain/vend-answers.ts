@@ -1,5 +1,5 @@
 import { ReauthRequired, TokenDecryptError, UserBlocked } from "../errors.js";
-import { type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
+import { blockedReason, type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { reauthMessage } from "./refusal-errors.js";
 import type { TokenCache, VendAnswer } from "./token-cache.js";
@@ -75,9 +75,11 @@ export class VendAnswers {
 /** A connection that has no chain to vend from: never seeded, waiting for an operator, or its user refused by Exact. */
 export function refuseWithoutChain(record: ChainRecord, nowMs: number): void {
   const id = record.connectionId;
-  if (record.status === ChainStatus.Blocked) {
+  // A blocked user's re-check by a login is still the block until its check says otherwise.
+  const blockedBy = blockedReason(record);
+  if (blockedBy !== undefined) {
     throw new UserBlocked(
-      `connection "${id}": Exact refuses its user (${record.statusReason ?? "blocked"}); no login can fix that; the broker checks again by itself`,
+      `connection "${id}": Exact refuses its user (${blockedBy}); no login can fix that; the broker checks again by itself`,
       { retryAfterSeconds: Math.max(1, Math.ceil(((record.dueAtMs ?? nowMs) - nowMs) / 1000)) },
     );
   }

@@ -1,6 +1,7 @@
 import { type BrokerError, ChainBusy, ConnectionNotFound, ExactUnavailable, Throttled } from "../errors.js";
 import {
   accessValidityMs,
+  awaitsProbe,
   type ChainRecord,
   ChainStatus,
   ConnectionMode,
@@ -228,7 +229,7 @@ export class VendDoor {
       {
         record,
         owner,
-        purpose: record.status === ChainStatus.Suspect ? LeasePurpose.Probe : LeasePurpose.Refresh,
+        purpose: awaitsProbe(record) ? LeasePurpose.Probe : LeasePurpose.Refresh,
         leaseMs: config.leaseMs,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
         history,

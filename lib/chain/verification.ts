@@ -1,7 +1,7 @@
 import { TokenDecryptError } from "../errors.js";
 import { EventReason } from "../events/broker-events.js";
 import { ChainHandover } from "./chain-handover.js";
-import { type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
+import { blockedReason, type ChainRecord, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
 import type { HistoryContext } from "./history-entry.js";
@@ -24,6 +24,8 @@ export type FinishOutcome =
   | { readonly kind: "refreshed"; readonly result: ProtocolResult }
   /** Its access token is too old to check and Exact's window is not open yet (ms until it is). */
   | { readonly kind: "not_yet"; readonly waitMs: number }
+  /** BLOCKED without a chain (implicit mode, or Exact ended it): only a login re-checks it (heal-door.ts). */
+  | { readonly kind: "needs_login" }
   | { readonly kind: "busy" };
 
 /**
@@ -78,13 +80,17 @@ export class PendingVerification {
       return resumed === LeaseRefused ? { kind: "busy" } : resumed;
     }
     if (!usable && !record.refreshCt) {
-      // An implicit login's token expired unchecked: nothing can check it now; the next login replaces it.
+      if (record.status === ChainStatus.Blocked) return { kind: "needs_login" };
+      // An implicit login's token expired unchecked: nothing can check it now; the next login
+      // replaces it (a blocked user's re-check: the connection stays BLOCKED, see droppedTo).
       const dropped = await store.withLease({ ...lease, purpose: LeasePurpose.Verify }, (session) =>
-        session.finish(handedOver({ status: record.verification?.statusBefore ?? ChainStatus.New }, now())),
+        session.finish(handedOver(droppedTo(session.record), now())),
       );
       return dropped === LeaseRefused ? { kind: "busy" } : { kind: "superseded" };
     }
-    if (!usable) {
+    // A BLOCKED chain's unknown outcome is probed before its user is checked: the probe tells
+    // whether the chain lives (invariant 5).
+    if (!usable || record.unknownOutcomeAtMs !== undefined) {
       const waitMs = (record.windowOpensAtMs ?? 0) - nowMs;
       if (waitMs > 0) return { kind: "not_yet", waitMs };
       const refreshed = await store.withLease({ ...lease, purpose: LeasePurpose.Refresh }, (session) =>
@@ -158,4 +164,11 @@ export class PendingVerification {
       note: record.verification,
     };
   }
+}
+
+/** Where a connection goes when the unchecked chain of its login is dropped: back, or still BLOCKED. */
+function droppedTo(record: ChainRecord): { readonly status: ChainStatus; readonly statusReason?: string } {
+  const blockedBy = blockedReason(record);
+  if (blockedBy !== undefined) return { status: ChainStatus.Blocked, statusReason: blockedBy };
+  return { status: record.verification?.statusBefore ?? ChainStatus.New };
 }

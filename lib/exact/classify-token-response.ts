@@ -21,11 +21,17 @@ export interface IssuedTokens {
  * have rotated the chain, so that token must be persisted before anything else (invariant 4).
  */
 export type TokenOutcome =
-  | {
-      readonly kind: "tokens";
-      readonly rotated: IssuedTokens & { readonly accessToken: string; readonly expiresInSeconds: number };
-    }
+  /**
+   * A 2xx that carried a refresh token: the chain advanced. Without an access token (a
+   * rotation-only answer) the chain has none until its next refresh (token-protocol.ts).
+   */
+  | { readonly kind: "tokens"; readonly rotated: IssuedTokens }
   | ({ readonly kind: "too_early" } & Answered)
+  /**
+   * A 403 whose `Reason` says Exact refuses the user (UserBlockReason): no login fixes it
+   * (shared/exact-online.md, "403 with a Reason header"); the chain itself may be intact.
+   */
+  | ({ readonly kind: "user_blocked"; readonly reason: UserBlockReason } & Answered)
   | ({ readonly kind: "chain_dead"; readonly reason: DeadReason } & Answered)
   | ({ readonly kind: "rate_limited"; readonly retryAfterSeconds: number } & Answered)
   | ({
@@ -43,7 +49,11 @@ export type TokenOutcome =
     } & Partial<Answered>)
   /** Exact refused our client credentials (`invalid_client`) or the app's scopes: an operator must fix the app. */
   | ({ readonly kind: "client_rejected"; readonly detail: string; readonly scope: boolean } & Answered)
-  /** Sent, but whether Exact processed it is unknown: no answer, or a 500/502/504 that may come after processing. */
+  /**
+   * Sent, but whether Exact processed it is unknown: no answer (`status` absent), or an answer
+   * that proves nothing and carried no refresh token: a 5xx other than 503 (a gateway fault
+   * may come after processing), a 2xx with neither tokens nor an error.
+   */
   | { readonly kind: "outcome_unknown"; readonly detail: string; readonly status?: number };
 
 export const UnavailableCause = {
@@ -51,8 +61,37 @@ export const UnavailableCause = {
   Overloaded: "overloaded",
   Maintenance: "maintenance",
   Unrecognised: "unrecognised",
+  /** A 5xx other than 503 that still carried a refresh token: processed, then the gateway failed. */
+  ServerError: "server_error",
 } as const;
 export type UnavailableCause = (typeof UnavailableCause)[keyof typeof UnavailableCause];
+
+/**
+ * Exact's `Reason` header values on a 403 that refuse the user, not the chain or the app
+ * (shared/exact-online.md); `/current/Me` answers them too (chain/user-blocks.ts).
+ */
+export const USER_BLOCK_REASONS = [
+  "BlockedUser",
+  "InactiveUser",
+  "LicenseExpired",
+  "NoDivisionAccess",
+] as const;
+export type UserBlockReason = (typeof USER_BLOCK_REASONS)[number];
+
+/** The user-block reason a `Reason` header names (`BlockedUser` or `BlockedUser: prose`), if any. */
+export function userBlockReason(header: string | null | undefined): UserBlockReason | undefined {
+  const word = header?.split(":")[0]?.trim();
+  return USER_BLOCK_REASONS.find((reason) => reason === word);
+}
+
+/**
+ * A gateway's "Bad Gateway" / "Gateway Timeout" without a refresh token: Exact's gateway could not
+ * reach or wait for the OAuth server. Like a 503 it is an outage of the app (outage-pacing.ts),
+ * but it may also come after Exact processed the call, so it stays an unknown outcome.
+ */
+export function gatewayOutage(outcome: TokenOutcome): boolean {
+  return outcome.kind === "outcome_unknown" && (outcome.status === 502 || outcome.status === 504);
+}
 
 /** Present when Exact answered: its status decides whether Exact counts the call as an error. */
 interface Answered {
@@ -170,15 +209,13 @@ export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): Toke
   const retryAfterSeconds = retryAfterFrom(headers, nowMs);
   const retry = retryAfterSeconds !== undefined ? { retryAfterSeconds } : {};
 
-  if (status >= 200 && status < 300 && rotated?.accessToken && rotated.expiresInSeconds) {
-    return {
-      kind: "tokens",
-      rotated: { ...rotated, accessToken: rotated.accessToken, expiresInSeconds: rotated.expiresInSeconds },
-    };
-  }
+  // A refresh token in a 2xx is the chain's next step, whatever else the body lacks or says.
+  if (status >= 200 && status < 300 && rotated) return { kind: "tokens", rotated };
   if (headers.get("reason")?.startsWith("TooEarlyToRefreshTokens") || TOO_EARLY.test(description)) {
     return { kind: "too_early", ...withRotated };
   }
+  const blockedFor = status === 403 ? userBlockReason(headers.get("reason")) : undefined;
+  if (blockedFor) return { kind: "user_blocked", reason: blockedFor, ...withRotated };
   if (status === 429) {
     return {
       kind: "rate_limited",
@@ -193,6 +230,16 @@ export function classifyTokenResponse(outcome: HttpOutcome, nowMs: number): Toke
       cause: UnavailableCause.Overloaded,
       detail: "HTTP 503",
       ...retry,
+      ...withRotated,
+    };
+  }
+  if (status >= 500 && rotated) {
+    // Processed (the body says so), then the gateway failed: the chain advanced.
+    return {
+      kind: "unavailable",
+      sent: true,
+      cause: UnavailableCause.ServerError,
+      detail: `HTTP ${status} with a new refresh token`,
       ...withRotated,
     };
   }

@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
+import { Annotations, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import { EventBus } from "aws-cdk-lib/aws-events";
 import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -106,6 +106,7 @@ export class BrokerStack extends Stack {
       serverId: this.serverId,
     });
     this.onboarding = new OnboardingUrl(this, "Onboarding", { connect: this.functions.connect });
+    warnOnUpgradeDefaults(this, props);
     this.observability = new Observability(this, "Observability", {
       functions: this.functions,
       eventBus: this.eventBus,
@@ -179,5 +180,30 @@ export class BrokerStack extends Stack {
       VendGrants.of({ table: this.chains.table, key: this.tokenKey.key }, grantee).add(options);
     }
     return grant;
+  }
+}
+
+/**
+ * A deployment made before issue 10 that is upgraded without choosing gets the strict defaults:
+ * its consumers' vends are refused (AccessDenied) until granted, and its combined secrets are
+ * unreadable. The synth cannot tell a new stack from an old one, so it says so, once per setting
+ * left to its default (`cdk deploy` prints the warnings; `--strict` makes them fail the synth).
+ */
+function warnOnUpgradeDefaults(stack: Stack, props: BrokerStackProps): void {
+  if (props.vendAuthorization === undefined) {
+    Annotations.of(stack).addWarningV2(
+      "exact-token-broker:vendAuthorization",
+      "vendAuthorization defaults to perConnection: token-vend serves only callers granted a connection. " +
+        "Upgrading a deployment made before per-connection grants? Deploy with -c vendAuthorization=stackWide " +
+        "until its consumers are granted (README, Moving from stackWide); set it explicitly to silence this.",
+    );
+  }
+  if (props.combinedSecrets === undefined) {
+    Annotations.of(stack).addWarningV2(
+      "exact-token-broker:combinedSecrets",
+      "combinedSecrets defaults to false: no function can read exact-token-broker/connections/* secrets. " +
+        "Upgrading a deployment whose connections still use combined secrets? Deploy with -c combinedSecrets=true " +
+        "until they are moved (README, Trust boundary); set it explicitly to silence this.",
+    );
   }
 }

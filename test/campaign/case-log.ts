@@ -1,10 +1,17 @@
-import { type ChainRecord, type ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
+import { type ChainRecord, ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
+import { classifyTokenResponse } from "../../lib/exact/classify-token-response.js";
 import type { HttpOutcome, HttpRequest } from "../../lib/exact/http.js";
 import { type ExactCall, ExactCallType, type ExactWatch } from "./exact-tap.js";
 import { Fault, type FaultHit, type Tap } from "./fault-plan.js";
-import type { CallStart, Interval, Returned, VendAnswered } from "./invariants.js";
+import {
+  type CallStart,
+  CHAINLESS_BLOCKED,
+  type Interval,
+  type Returned,
+  type VendAnswered,
+} from "./invariants.js";
 import type { CampaignConnection, World } from "./world.js";
 
 /** What the log needs of its case: the connections (the door's first; a door may add peers) and Exact's chains of it. */
@@ -131,7 +138,10 @@ export class CaseLog implements ExactWatch {
     this.#tokenCallOf.delete(tap);
     if (connectionId !== undefined) this.#inflightToken.delete(connectionId);
     this.tokenCalls.push({ ...interval, ...(connectionId !== undefined ? { connectionId } : {}) });
-    if (result.delivered?.kind === "unknown") this.unknownOutcomes += 1;
+    // No answer, or one that proves nothing (a 5xx, a 2xx without tokens): the broker's own reading.
+    if (result.delivered && classifyTokenResponse(result.delivered, 0).kind === "outcome_unknown") {
+      this.unknownOutcomes += 1;
+    }
     const issued = issuedRefreshHash(result.actual);
     if (issued !== undefined && result.delivered === result.actual) {
       this.#issued.set(tap.owner, [...(this.#issued.get(tap.owner) ?? []), issued]);
@@ -211,10 +221,13 @@ export class CaseLog implements ExactWatch {
   }
 
   #sampleAll(items: Items): void {
-    for (const item of items.values()) this.#sample(item.connectionId, item.generation, item.status);
+    for (const item of items.values()) {
+      const chainless = item.status === ChainStatus.Blocked && item.refreshCt === undefined;
+      this.#sample(item.connectionId, item.generation, chainless ? CHAINLESS_BLOCKED : item.status);
+    }
   }
 
-  #sample(connectionId: string, generation: number, status: ChainStatus): void {
+  #sample(connectionId: string, generation: number, status: string): void {
     const generations = this.generations[connectionId] ?? [];
     generations.push(generation);
     this.generations[connectionId] = generations;

@@ -429,8 +429,12 @@ export class CaseRun implements CaseScope {
         await this.invoke("recovery", (invocation) => this.vend(invocation, 30, c));
         return true;
       case ChainStatus.Blocked:
-        // Time passes: the scheduled refresh of the next round re-checks the user.
+        // Time passes: the scheduled refresh of the next round re-checks the user. Without a
+        // chain (Exact ended it) the re-check is a login: fallback-login, as the refresher triggers.
         clock.advanceTo(item.dueAtMs ?? clock.now());
+        if (item.refreshCt === undefined) {
+          await this.invoke("recovery", (invocation) => invocation.broker.heal.heal(id));
+        }
         return true;
       default:
         // REAUTH_REQUIRED: an operator's turn.

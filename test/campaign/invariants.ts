@@ -1,6 +1,12 @@
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
 
+/**
+ * A sampled status: a BLOCKED connection whose chain died (its re-check is then a login, like a
+ * BROKEN chain's heal) is told apart from one that keeps its chain.
+ */
+export const CHAINLESS_BLOCKED = "BLOCKED without a chain";
+
 /** Who held something (a token call, a login) and when, in fake-clock ms. */
 export interface Interval {
   readonly owner: string;
@@ -53,7 +59,10 @@ export interface CaseEvidence {
   readonly callStarts: readonly CallStart[];
   readonly returned: readonly Returned[];
   readonly vends: readonly VendAnswered[];
-  /** Token calls whose outcome their holder never learnt, and holders that vanished with their note. */
+  /**
+   * Token calls whose outcome their holder never learnt (no answer, or an answer that proves
+   * nothing: a 5xx other than 503, a 2xx without tokens), and holders that vanished with their note.
+   */
   readonly unknownOutcomes: number;
   /** Token calls made while the lease was a probe's. */
   readonly probes: number;
@@ -177,8 +186,9 @@ function overlaps(intervals: readonly Interval[], what: string): string[] {
 
 /**
  * Each connection's stored chain is Exact's live chain of the user it is meant to hold (its own,
- * or the one the door gave it), and no two connections hold one user. A chain went BROKEN only
- * because an answer was lost in transit, and then one login healed it (a stalled holder's rescue
+ * or the one the door gave it), and no two connections hold one user. A chain went BROKEN (or,
+ * BLOCKED, lost its chain) only because an answer was lost in transit, and then one login healed
+ * it (a stalled holder's rescue
  * may heal it without one: LeaseSession.commitRefresh). A door that logs in by itself may need
  * one more login for a fault (its own login failed), never more.
  */
@@ -216,7 +226,9 @@ function liveChain(evidence: CaseEvidence, expected: Expectations): string[] {
     }
     return found;
   }
-  const broke = evidence.statuses.some((s) => s === ChainStatus.Broken || s === ChainStatus.Healing);
+  const broke = evidence.statuses.some(
+    (s) => s === ChainStatus.Broken || s === ChainStatus.Healing || s === CHAINLESS_BLOCKED,
+  );
   if (broke && !evidence.lostAllowed)
     found.push("the chain went BROKEN although no answer was lost in transit");
   if (broke && logins > 1) found.push(`the chain went BROKEN and ${logins} logins followed, not one`);

@@ -57,7 +57,7 @@ describe("checkPinnedDivision", () => {
     ["403 NoDivisionAccess", { kind: "refused", status: 403, reason: "NoDivisionAccess" }, "unreachable"],
     ["403 without a Reason", { kind: "refused", status: 403 }, "unreachable"],
     ["403 BlockedUser", { kind: "refused", status: 403, reason: "BlockedUser" }, "unknown"],
-    ["429", { kind: "refused", status: 429 }, "unknown"],
+    ["429 (the division's API budget spent)", { kind: "refused", status: 429 }, "rate_limited"],
     ["503", { kind: "unavailable", status: 503, detail: "HTTP 503" }, "unknown"],
     ["no answer", { kind: "unavailable", detail: "reset" }, "unknown"],
   ])("maps %s to %s", async (_case, outcome, expected) => {

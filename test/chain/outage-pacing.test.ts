@@ -92,7 +92,9 @@ function expectPaced(r: OutageResult): void {
 }
 
 describe("outage pacing: 10 hot chains of one app", () => {
-  it.each<OutageKind>(["bare 400", "bare 400, counted", "503"])(
+  // 502: a gateway's Bad Gateway, nothing processed; each chain that gets one is SUSPECT, its
+  // probes paced as the app's (a 5xx answer to a probe is one more unknown outcome, not BROKEN).
+  it.each<OutageKind>(["bare 400", "bare 400, counted", "503", "502"])(
     "after 20 min of %s: every chain has a new token within 2 min of Exact being back; no chain spends more than 8 token errors in any hour; one call per probe interval, rotating",
     async (kind) => {
       const r = await runOutage({ kind, outageMinutes: 20, chains: 10, afterMaxMinutes: 5 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   classifyTokenResponse,
   countsAsExactError,
+  gatewayOutage,
   retryAfterFrom,
 } from "../../lib/exact/classify-token-response.js";
 import type { HttpOutcome } from "../../lib/exact/http.js";
@@ -189,6 +190,33 @@ describe("classifyTokenResponse", () => {
         NOW,
       ),
     ).toMatchObject({ kind: "client_rejected", scope: true });
+  });
+
+  it.each(["BlockedUser", "InactiveUser", "LicenseExpired", "NoDivisionAccess: user has no access"])(
+    "reads a 403 with Reason %s as the user refused (counted), not an odd answer",
+    (reason) => {
+      const outcome = classifyTokenResponse(answer(403, { error: "access_denied" }, { Reason: reason }), NOW);
+      expect(outcome).toMatchObject({ kind: "user_blocked", reason: reason.split(":")[0], status: 403 });
+      expect(countsAsExactError(outcome)).toBe(true);
+    },
+  );
+
+  it("reads 502 and 504 without tokens as an outage of the app besides an unknown outcome; 500 not", () => {
+    const read = (status: number) => classifyTokenResponse(answer(status, "<html>Bad Gateway</html>"), NOW);
+    expect([500, 502, 504].map((status) => gatewayOutage(read(status)))).toEqual([false, true, true]);
+  });
+
+  it("reads a 5xx that carried a refresh token as processed, the pair kept", () => {
+    const outcome = classifyTokenResponse(
+      answer(500, { fault: { faultstring: "ExtractVariables" }, ...TOKENS }),
+      NOW,
+    );
+    expect(outcome).toMatchObject({
+      kind: "unavailable",
+      cause: "server_error",
+      rotated: { refreshToken: "simRT!def", accessToken: "simAT!abc", expiresInSeconds: 600 },
+    });
+    expect(gatewayOutage(outcome)).toBe(false);
   });
 
   it("keeps a refresh token found in any error body", () => {

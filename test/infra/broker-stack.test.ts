@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, type CfnElement } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChainTable } from "../../lib/chain/table-definition.js";
@@ -67,6 +67,26 @@ afterAll(() => {
 });
 
 describe("BrokerStack", () => {
+  describe("upgrade defaults", () => {
+    const upgradeWarning = (setting: string) => Match.stringLikeRegexp(`^${setting} defaults to .*Upgrading`);
+
+    it("warns at synth about each strict default left unchosen, which an older deployment must override", () => {
+      const annotations = Annotations.fromStack(stack);
+      annotations.hasWarning("/Broker", upgradeWarning("vendAuthorization"));
+      annotations.hasWarning("/Broker", upgradeWarning("combinedSecrets"));
+    });
+
+    it("says nothing once both are chosen, whichever way", () => {
+      const chosen = new BrokerStack(new App(), "Chosen", {
+        vendAuthorization: "perConnection",
+        combinedSecrets: false,
+      });
+      const annotations = Annotations.fromStack(chosen);
+      annotations.hasNoWarning("/Chosen", upgradeWarning("vendAuthorization"));
+      annotations.hasNoWarning("/Chosen", upgradeWarning("combinedSecrets"));
+    });
+  });
+
   describe("chain table", () => {
     it("is built from the CLI's table definition: on-demand, PITR, CMK, TTL, the sparse index", () => {
       template.resourceCountIs("AWS::DynamoDB::Table", 1);
@@ -199,6 +219,7 @@ describe("BrokerStack", () => {
       const common = [
         "BROKER_FUNCTION",
         "FUNCTION_TIMEOUT_SECONDS",
+        "HISTORY_DAYS",
         "HTTP_TIMEOUT_MS",
         "KMS_KEY_ARN",
         "LEASE_SECONDS",
@@ -208,7 +229,15 @@ describe("BrokerStack", () => {
         "POWERTOOLS_SERVICE_NAME",
         "TABLE_NAME",
       ];
-      expect(env("token-vend")).toEqual([...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort());
+      expect(env("token-vend")).toEqual(
+        [
+          ...common,
+          "EVENT_BUS_NAME",
+          "FALLBACK_LOGIN_FUNCTION_NAME",
+          "VEND_AUTHORIZATION",
+          "BROKER_SERVER_ID",
+        ].sort(),
+      );
       expect(env("refresh")).toEqual([...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort());
       expect(env("fallback-login")).toEqual([...common, "EVENT_BUS_NAME"].sort());
       expect(env("connect")).toEqual([...common, "LINK_SIGNING_SECRET_ID"].sort());

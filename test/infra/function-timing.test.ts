@@ -133,6 +133,7 @@ describe("timingEnvironment", () => {
       LOGIN_LEASE_SECONDS: "120",
       FUNCTION_TIMEOUT_SECONDS: "25",
       BROKER_FUNCTION: "connect",
+      HISTORY_DAYS: "90",
     });
   });
 });

@@ -140,7 +140,17 @@ describe("unrecognised 4xx answers from one chain while the app's other chains r
     expect(countedErrors(broken)).toBe(0);
     expect(eventsOf(h.events)).toEqual([["ChainBroken", a.connectionId, "invalid_chain"]]);
 
+    // A's last answer was a bare page, which paces the app as an outage: the heal's code
+    // exchange is a token call like any other, so it waits (without a login) for the app's next
+    // probe, seconds away, and takes it.
+    expect(await h.broker().heal.heal(a.connectionId)).toMatchObject({
+      kind: "failed",
+      errorType: "ExactUnavailable",
+    });
+    expect(successfulLogins(fx, a)).toBe(0);
+    await advanceToBackoffEnd(fx, a.connectionId);
     expect((await h.broker().heal.heal(a.connectionId)).kind).toBe("healed");
+    expect(successfulLogins(fx, a)).toBe(1);
     await expectLiveChain(fx, a);
     await expectLiveChain(fx, b);
     expect(tokenAnswers(fx, b)).toEqual({ issued: 2, code_exchanged: 1, refreshed: 1 });

@@ -29,8 +29,8 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *                                                  └──probe: 5xx (a new unknown outcome)──► SUSPECT, probed again:
  *                                                     502/504 at the app's outage pace, any other 5xx spends the
  *                                                     chain's error budget (8 probes an hour at most)
- *   any answer carrying a refresh token (a 5xx, a 2xx without an access token) ──► stored first, the chain
- *     advances (without an access token: none served until the next refresh, 570 s on)
+ *   any answer carrying a refresh token (a refusal, a 5xx, a 2xx without an access token) ──► stored first,
+ *     the chain advances (a success without an access token: none served until the next refresh, 570 s on)
  *   ACTIVE ──old token, expired, invalid_grant, undecryptable──► BROKEN
  *   BROKEN ──heal takes the lease──► HEALING ──login + code exchange, stored──► VERIFYING ──► ACTIVE
  *                                       ├──login failed, may pass (budget 3/h per chain and per user)──► BROKEN

@@ -27,7 +27,8 @@ export interface RefreshedChain {
   /** A refusal that still carried a new refresh token: the chain advances and backs off. */
   readonly refusal?: Backoff;
   /**
-   * Set when Exact's answer carried a refresh token but no access token: the stored access token
+   * Set when Exact's success (a 2xx, or a 5xx after processing) carried a refresh token but no
+   * access token: the stored access token
    * (the previous generation's) goes, and `windowOpensAtMs` says when the next refresh, which
    * brings one, is accepted. Until then a vend has nothing to serve (a retryable Throttled).
    */

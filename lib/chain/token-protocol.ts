@@ -12,6 +12,7 @@ import {
   EXACT_ACCESS_TOKEN_SECONDS,
   type IssuedTokens,
   type TokenOutcome,
+  UnavailableCause,
 } from "../exact/classify-token-response.js";
 import { type AppState, REJECTION_PROBE_MS } from "./app-states.js";
 import { awaitsProbe, ChainStatus, ConnectionMode, healthyStatus, LeasePurpose } from "./chain-record.js";
@@ -211,7 +212,7 @@ export class TokenProtocol {
       const committed = await this.#commit(
         session,
         sealer,
-        outcome.rotated,
+        { issued: outcome.rotated, succeeded: true },
         arrivalMs,
         vended,
         undefined,
@@ -239,10 +240,12 @@ export class TokenProtocol {
             ? ("throttled" as const)
             : ("unavailable" as const),
       };
+      // A 5xx that carried a refresh token was a success the gateway failed; a refusal was none.
+      const succeeded = outcome.kind === "unavailable" && outcome.cause === UnavailableCause.ServerError;
       const committed = await this.#commit(
         session,
         sealer,
-        outcome.rotated,
+        { issued: outcome.rotated, succeeded },
         arrivalMs,
         vended,
         refusal,
@@ -283,7 +286,7 @@ export class TokenProtocol {
   async #commit(
     session: LeaseSession,
     sealer: PreparedSealer,
-    issued: IssuedTokens,
+    rotation: { readonly issued: IssuedTokens; readonly succeeded: boolean },
     arrivalMs: number,
     vended: boolean,
     refusal: Backoff | undefined,
@@ -291,13 +294,16 @@ export class TokenProtocol {
   ): Promise<SealedTokens | undefined> {
     const { config, log } = this.#deps;
     const record = session.record;
-    const tokens = await sealTokens(sealer, issued, arrivalMs, ConnectionMode.Code, config);
-    // A refresh token without an access token (a rotation-only answer): the chain advanced, and
-    // has no access token until its next refresh. Exact accepts that one only 570 s after this
-    // call succeeded (shared/exact-online.md), as if it had brought a token of the documented 600 s.
-    const windowAtMs = tokens.access
-      ? undefined
-      : windowOpensAtMs(arrivalMs, EXACT_ACCESS_TOKEN_SECONDS, config);
+    const tokens = await sealTokens(sealer, rotation.issued, arrivalMs, ConnectionMode.Code, config);
+    // A success that carried a refresh token but no access token: the chain advanced, and has no
+    // access token until its next refresh (the stored one is the previous generation's). Exact
+    // accepts that refresh only 570 s after this one succeeded (shared/exact-online.md), as if it
+    // had brought a token of the documented 600 s. A refusal that rotated anyway (e.g. too early)
+    // issued no access token: the stored one, and its window, stay.
+    const windowAtMs =
+      rotation.succeeded && !tokens.access
+        ? windowOpensAtMs(arrivalMs, EXACT_ACCESS_TOKEN_SECONDS, config)
+        : undefined;
     const timing = windowAtMs === undefined ? record : { ...record, windowOpensAtMs: windowAtMs };
     const result = await session.commitRefresh({
       tokens,

@@ -303,7 +303,10 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
       const link = await flow.createConnectLink({ connectionId: id, ...(connectUrl ? { connectUrl } : {}) });
       io.out(`one-time link for connection "${id}", valid until ${link.expiresAt} (15 minutes), works once:`);
       io.out(link.url);
-      io.out("open it in a browser and log in at Exact as the user this connection should act for");
+      // A link preview (chat, mail) spends nothing; the button binds the attempt to the browser that pressed it.
+      io.out(
+        "open it in a browser, press its button, and log in at Exact (in that same browser) as the user this connection should act for",
+      );
       return ExitCode.Done;
     }
     case "heal": {

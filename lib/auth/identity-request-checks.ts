@@ -39,6 +39,13 @@ const AUTHORIZATION =
 /** SigV4's basic ISO 8601 timestamp: `20261126T120000Z`. */
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
+/**
+ * A header value HTTP can carry (RFC 9110 §5.5: visible ASCII, space and tab; no CR, LF or other
+ * controls). Anything else is the caller's mistake or an injection attempt, refused here rather
+ * than left to fail in fetch, where it would read as STS being unreachable.
+ */
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
 export interface IdentityRequestExpectations {
   /** This broker's BROKER_SERVER_ID. */
   readonly serverId: string;
@@ -93,18 +100,21 @@ export function checkIdentityRequest(
   identity: CallerIdentity,
   expected: IdentityRequestExpectations,
 ): CheckedIdentityRequest {
-  const headers: Record<string, string> = {};
+  // A Map, not an object literal: a SignedHeaders entry such as "constructor" must find nothing.
+  const headers = new Map<string, string>();
   for (const [name, value] of Object.entries(identity.headers)) {
     const lower = name.toLowerCase();
     if (!FORWARDED_HEADERS.has(lower)) refuse(`header ${quote(name)} is not accepted`);
-    if (lower in headers) refuse(`header ${quote(name)} appears twice`);
-    headers[lower] = value;
+    if (headers.has(lower)) refuse(`header ${quote(name)} appears twice`);
+    if (!HEADER_VALUE.test(value))
+      refuse(`header ${quote(name)} has a value HTTP cannot carry (control characters)`);
+    headers.set(lower, value);
   }
   if (identity.body !== GET_CALLER_IDENTITY_BODY) {
     refuse(`the body must be exactly ${JSON.stringify(GET_CALLER_IDENTITY_BODY)}`);
   }
 
-  const authorization = AUTHORIZATION.exec(headers.authorization ?? "");
+  const authorization = AUTHORIZATION.exec(headers.get("authorization") ?? "");
   if (!authorization) refuse("no SigV4 Authorization header (AWS4-HMAC-SHA256, signed in headers)");
   const [, scopeDate, scopeRegion, scopeService, signedList = ""] = authorization;
   if (scopeService !== "sts") refuse(`signed for service "${scopeService}", not sts`);
@@ -117,16 +127,17 @@ export function checkIdentityRequest(
   const signed = new Set(signedList.split(";"));
   for (const name of MUST_BE_SIGNED) {
     if (!signed.has(name)) refuse(`header ${name} is not among the SignedHeaders`);
-    if (headers[name] === undefined) refuse(`signed header ${name} is missing`);
+    if (!headers.has(name)) refuse(`signed header ${name} is missing`);
   }
   for (const name of signed) {
-    if (headers[name] === undefined) refuse(`signed header ${name} is missing`);
+    if (!headers.has(name)) refuse(`signed header ${name} is missing`);
   }
 
-  if (headers.host !== expected.host) {
-    refuse(`signed for host ${quote(headers.host)}; token-vend verifies at ${expected.host}`);
+  const host = headers.get("host");
+  if (host !== expected.host) {
+    refuse(`signed for host ${quote(host)}; token-vend verifies at ${expected.host}`);
   }
-  const serverId = headers[SERVER_ID_HEADER.toLowerCase()];
+  const serverId = headers.get(SERVER_ID_HEADER.toLowerCase());
   if (serverId !== expected.serverId) {
     refuse(
       `${SERVER_ID_HEADER} is ${quote(serverId)}, not this broker's; set the consumer's TOKEN_VEND_SERVER_ID ` +
@@ -134,7 +145,7 @@ export function checkIdentityRequest(
     );
   }
 
-  const amzDate = headers["x-amz-date"] ?? "";
+  const amzDate = headers.get("x-amz-date") ?? "";
   const signedAtMs = parseAmzDate(amzDate);
   if (scopeDate !== amzDate.slice(0, 8)) refuse("the credential scope's date is not X-Amz-Date's day");
   const ageMs = expected.nowMs - signedAtMs;
@@ -144,5 +155,5 @@ export function checkIdentityRequest(
         "sign again (and check the consumer's clock)",
     );
   }
-  return { headers, body: identity.body, signedAtMs };
+  return { headers: Object.fromEntries(headers), body: identity.body, signedAtMs };
 }

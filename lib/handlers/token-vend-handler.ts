@@ -45,8 +45,11 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
         event.callerIdentity,
         deadlineMs,
       );
-      // Under stackWide: what perConnection would refuse, so an operator sees when it is safe to switch.
+      // Under stackWide, so an operator sees when it is safe to switch: what perConnection would
+      // refuse, and what could not be checked at all (STS down, no BROKER_SERVER_ID), which
+      // WouldDeny cannot count.
       if (outcome === "wouldDeny") metrics.addMetric("WouldDeny", MetricUnit.Count, 1);
+      if (outcome === "unchecked") metrics.addMetric("CallerUnchecked", MetricUnit.Count, 1);
       metrics.addMetric("AuthLatency", MetricUnit.Milliseconds, Date.now() - startMs);
       const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window, {
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),

@@ -1,10 +1,38 @@
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBroker } from "../../lib/broker.js";
 import { createRefreshHandler } from "../../lib/handlers/refresh-handler.js";
 import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
 import { createLogger } from "../../lib/log/logger.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { findLeaks } from "../support/leak-guard.js";
+
+/** The metric values in the CloudWatch embedded-metric-format lines a call writes to stdout. */
+async function emittedMetrics(call: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    const text = String(chunk);
+    if (text.includes('"_aws"')) {
+      lines.push(text);
+      return true;
+    }
+    return write(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await call();
+  } finally {
+    process.stdout.write = write;
+  }
+  const metrics: Record<string, unknown> = {};
+  for (const line of lines.flatMap((text) => text.split("\n")).filter((text) => text.trim())) {
+    const record = JSON.parse(line) as { _aws: { CloudWatchMetrics: { Metrics: { Name: string }[] }[] } };
+    for (const { Name } of record._aws.CloudWatchMetrics.flatMap((entry) => entry.Metrics)) {
+      metrics[Name] = (record as unknown as Record<string, unknown>)[Name];
+    }
+  }
+  return metrics;
+}
 
 const context = {
   awsRequestId: "req-1",
@@ -89,6 +117,37 @@ describe("token-vend handler", () => {
     expect(error).toMatchObject({
       name: "InternalError",
       message: expect.stringMatching(/retryAfterSeconds=1\)$/),
+    });
+  });
+
+  describe("under stackWide, the metrics that say when perConnection is safe", () => {
+    it("counts CallerUnchecked for a vend that could not be checked (no BROKER_SERVER_ID), not WouldDeny", async () => {
+      const metrics = await emittedMetrics(() => handler({ connectionId: fx.conn.connectionId }, context));
+
+      expect(metrics).toMatchObject({ CallerUnchecked: 1, Vends: 1 });
+      expect(metrics).not.toHaveProperty("WouldDeny");
+    });
+
+    it("counts WouldDeny for a vend without an identity when it could check one", async () => {
+      const logger = createLogger({ serviceName: "token-vend" });
+      const checking = createTokenVendHandler(
+        createBroker(
+          { ...fx.stack.env, BROKER_SERVER_ID: "broker-a", AWS_REGION: "eu-west-1" },
+          {
+            log: logger,
+            dynamo: fx.stack.dynamo.client,
+            now: fx.clock.now,
+            sleep: fx.clock.sleep,
+            stsEndpoint: "http://127.0.0.1:9",
+          },
+        ),
+        logger,
+      );
+
+      const metrics = await emittedMetrics(() => checking({ connectionId: fx.conn.connectionId }, context));
+
+      expect(metrics).toMatchObject({ WouldDeny: 1, Vends: 1 });
+      expect(metrics).not.toHaveProperty("CallerUnchecked");
     });
   });
 

@@ -23,6 +23,9 @@ import { UnleasedWrites } from "./unleased-writes.js";
  *   stored token; its token expired: it is refreshed first (stays VERIFYING; old token → BROKEN); an
  *   implicit login's token expired unchecked: dropped, the next login replaces it (a blocked user's
  *   re-check: back to BLOCKED, re-checked again in 6 h).
+ *   NEW (any status: --replace) ──import: another system's refresh token, refreshed once──► as a seed;
+ *     its answer lost: that token stored SUSPECT, its check pending: one probe, then VERIFYING (dead:
+ *     back where it was; chain-import.ts)
  *
  *   ACTIVE ──refresh: no answer, 500/502/504──► SUSPECT ──probe: alive (tokens, too early)──► ACTIVE
  *                                                  ├──probe: old token / no answer at all──► BROKEN (lost_answer)

@@ -6,7 +6,7 @@ import type { ChainStatus, LeasePurpose } from "./chain-record.js";
  * Identifiers, reasons and a refresh token's hash only: never a token or secret.
  */
 
-/** The door an outcome came through (issue 10). `import` is reserved for a later door. */
+/** The door an outcome came through (issue 10). */
 export const HistoryDoor = {
   /** token-vend, `exact-broker vend`: a consumer asked for a token. */
   Vend: "vend",
@@ -18,7 +18,7 @@ export const HistoryDoor = {
   Seed: "seed",
   /** The connect link's callback: a person's consent in a browser. */
   Connect: "connect",
-  /** Reserved: a chain imported from elsewhere (a later issue). */
+  /** `exact-broker connection import`: another system's live chain taken over (chain-import.ts). */
   Import: "import",
 } as const;
 export type HistoryDoor = (typeof HistoryDoor)[keyof typeof HistoryDoor];

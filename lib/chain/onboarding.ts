@@ -1,45 +1,18 @@
-import {
-  ChainBusy,
-  ConnectionNotFound,
-  ExactUnavailable,
-  ReauthRequired,
-  Throttled,
-  ValidationError,
-} from "../errors.js";
+import { ChainBusy, ExactUnavailable, ReauthRequired, Throttled, ValidationError } from "../errors.js";
 import { checkBaseUrl } from "../exact/base-url.js";
 import type { TokenOutcome } from "../exact/classify-token-response.js";
-import {
-  type ChainRecord,
-  ChainSource,
-  ChainStatus,
-  ConnectionMode,
-  LeasePurpose,
-  type RetiredChain,
-  type VerificationNote,
-} from "./chain-record.js";
+import { ConnectionMode, LeasePurpose } from "./chain-record.js";
+import { chainStartResult, operatorStartNote, readyForChainStart, type SeedResult } from "./chain-start.js";
 import { LeaseRefused } from "./chain-store.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { IdentityCheck, type VerifyOutcome } from "./identity-check.js";
-import { withIncarnation } from "./incarnation.js";
 import type { LeaseSession } from "./lease-session.js";
-import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import { capReached, warnIfHigh } from "./token-call-cap.js";
 import { prepareSealer, sealTokens } from "./token-seal.js";
 import { PendingVerification } from "./verification.js";
 
-export interface SeedResult {
-  /** The connection that now holds the chain. */
-  readonly connectionId: string;
-  /** Set when the code was for a user another connection already holds: the tokens went there. */
-  readonly redirectedFrom?: string;
-  readonly exactUserId: string;
-  readonly exactUserName: string;
-  readonly division: number | null;
-  readonly generation: number;
-}
-
-const WAIT_POLL_MS = 250;
+export type { SeedResult } from "./chain-start.js";
 
 /**
  * Starts a chain from an authorization code (`connection seed`, the connect callback), under the
@@ -77,7 +50,13 @@ export class Onboarding {
   ): Promise<SeedResult> {
     const { secrets, config, owner, store } = this.#deps;
     const history: HistoryContext = { door: options.door ?? HistoryDoor.Seed, keepDays: config.historyDays };
-    const record = await this.#ready(connectionId, options.deadlineMs, history);
+    const record = await readyForChainStart(
+      this.#deps,
+      this.#verification,
+      connectionId,
+      options.deadlineMs,
+      history,
+    );
     checkBaseUrl(record.baseUrl, config.allowLoopback);
     const clientSecret = await secrets.clientSecret(record.secretId);
     const outcome = await store.withLease(
@@ -101,7 +80,7 @@ export class Onboarding {
     if (outcome === LeaseRefused) {
       throw new ChainBusy(`connection "${connectionId}" is busy; try again`, { retryAfterSeconds: 5 });
     }
-    return this.#result(connectionId, outcome);
+    return chainStartResult(this.#deps, connectionId, outcome);
   }
 
   async #exchange(session: LeaseSession, code: string, clientSecret: string): Promise<VerifyOutcome> {
@@ -133,12 +112,7 @@ export class Onboarding {
     }
     const arrivalMs = now();
     const tokens = await sealTokens(sealer, rotated, arrivalMs, ConnectionMode.Code, config);
-    const note: VerificationNote = {
-      source: ChainSource.Seed,
-      startedAtMs: sentAtMs,
-      statusBefore: record.status === ChainStatus.Healing ? ChainStatus.Broken : record.status,
-      ...(retiredChain(record) ? { retired: retiredChain(record) } : {}),
-    };
+    const note = operatorStartNote(record, sentAtMs);
     if (!(await session.storeStartedChain({ tokens, note, leaseMs: config.leaseMs }))) {
       throw new ChainBusy(
         `connection "${record.connectionId}": the lease was lost before Exact's answer was stored; get a new code and seed again`,
@@ -162,99 +136,6 @@ export class Onboarding {
       { afterLogin: false, vended: false },
     );
   }
-
-  async #result(connectionId: string, outcome: VerifyOutcome): Promise<SeedResult> {
-    switch (outcome.kind) {
-      case "verified":
-        return { connectionId, ...identityOf(outcome.identity), generation: outcome.fresh.generation };
-      case "handed_over": {
-        const target = await this.#deps.store.get(outcome.to);
-        return {
-          connectionId: outcome.to,
-          redirectedFrom: connectionId,
-          ...identityOf(outcome.identity),
-          generation: target?.generation ?? 0,
-        };
-      }
-      case "failed":
-        throw outcome.error;
-      default:
-        throw new ChainBusy(
-          `connection "${connectionId}" changed while it was being seeded; check exact-broker status`,
-          {
-            retryAfterSeconds: 5,
-          },
-        );
-    }
-  }
-
-  /**
-   * The connection, with an incarnation, no chain of its own still awaiting its check (that one
-   * is finished first: it may be the live chain), and no live lease (waited for, briefly).
-   */
-  async #ready(
-    connectionId: string,
-    deadlineMs: number | undefined,
-    history: HistoryContext,
-  ): Promise<ChainRecord> {
-    const { store, now, sleep, config } = this.#deps;
-    const giveUpAtMs = Math.min(
-      deadlineMs ?? Number.POSITIVE_INFINITY,
-      now() + config.leaseMs + CLOCK_SKEW_BOUND_MS,
-    );
-    for (let verified = false; ; ) {
-      const read = await store.get(connectionId);
-      const record = read && (await withIncarnation(this.#deps, read));
-      if (!record) throw new ConnectionNotFound(`connection "${connectionId}" does not exist`);
-      const busy = store.leaseIsLive(record) || record.incarnation === undefined;
-      if (!busy && record.status === ChainStatus.Verifying && !verified) {
-        verified = true;
-        await this.#verification.finish(record, {
-          vended: false,
-          ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-          history,
-        });
-        continue;
-      }
-      if (!busy && record.status !== ChainStatus.Verifying) return record;
-      if (now() + WAIT_POLL_MS > giveUpAtMs) {
-        throw new ChainBusy(
-          `connection "${connectionId}" is busy (${record.status === ChainStatus.Verifying ? "an earlier chain's identity check is pending" : "another invocation holds its lease"}); try again`,
-          { retryAfterSeconds: 5 },
-        );
-      }
-      await sleep(WAIT_POLL_MS);
-    }
-  }
-}
-
-/** The live chain a seed replaces, kept until the new chain's identity shows whose it is. */
-function retiredChain(record: ChainRecord): RetiredChain | undefined {
-  if (record.status !== ChainStatus.Active && record.status !== ChainStatus.Suspect) return undefined;
-  if (!record.refreshCt) return undefined;
-  const {
-    accessCt,
-    accessIssuedAtMs,
-    accessExpiresAtMs,
-    windowOpensAtMs,
-    refreshCt,
-    refreshIssuedAtMs,
-    refreshHash,
-    chainStartedAtMs,
-  } = record;
-  return {
-    ...(accessCt ? { accessCt, accessIssuedAtMs, accessExpiresAtMs, windowOpensAtMs } : {}),
-    refreshCt,
-    refreshIssuedAtMs,
-    refreshHash,
-    ...(chainStartedAtMs !== undefined ? { chainStartedAtMs } : {}),
-    status: record.status,
-    generation: record.generation,
-  };
-}
-
-function identityOf(me: { userId: string; userName: string; division: number | null }) {
-  return { exactUserId: me.userId, exactUserName: me.userName, division: me.division };
 }
 
 /** Why a code exchange gave no tokens, as the error the operator sees. */

@@ -72,9 +72,15 @@ export interface StartedChainArgs {
   readonly loginFailures?: ErrorBudget;
   /** The answer that started the chain was a 4xx that still carried tokens: Exact counts it. */
   readonly tokenErrors?: ErrorBudget;
+  /**
+   * The call that would have started it got no answer (an import's refresh, chain-import.ts):
+   * the token sent is stored SUSPECT (`lost_answer`), so its next token call is the one probe
+   * (invariant 5); its identity check follows the probe, as a VERIFYING chain's does.
+   */
+  readonly unknownOutcome?: boolean;
 }
 
-/** A new chain, VERIFYING, with `lease` (the renewed lease for its check) and due at once. */
+/** A new chain, VERIFYING (or SUSPECT: `unknownOutcome`), with `lease` (the renewed lease for its check) and due at once. */
 export function startedChain(args: StartedChainArgs, nowMs: number, lease: Partial<ChainAttributes>): Change {
   return {
     set: {
@@ -83,7 +89,9 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
       ...dueAt(nowMs),
       ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
       ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
-      status: ChainStatus.Verifying,
+      ...(args.unknownOutcome
+        ? { status: ChainStatus.Suspect, statusReason: "lost_answer" }
+        : { status: ChainStatus.Verifying }),
       statusChangedAtMs: nowMs,
       verification: args.note,
       chainStartedAtMs: args.note.startedAtMs,
@@ -94,7 +102,9 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
     // without an access token none of those; nothing of the chain before may remain.
     remove: [
       // The re-check of a BLOCKED user (its login's chain) keeps the block's reason until its check.
-      ...(args.note.statusBefore === ChainStatus.Blocked ? [] : (["statusReason"] as const)),
+      ...(args.note.statusBefore === ChainStatus.Blocked || args.unknownOutcome
+        ? []
+        : (["statusReason"] as const)),
       "identityChecks",
       "unknownOutcomeAtMs",
       ...BACKOFF_ATTRS,

@@ -222,10 +222,11 @@ export class TokenProtocol {
       const access = committed.access;
       const { accessToken } = outcome.rotated;
       // A rotation-only answer leaves no token to hand out: the vend asks again (vend-door.ts).
+      // Nor does a chain still awaiting its identity check (a probed SUSPECT one among them).
       return {
         kind: "refreshed",
         fresh:
-          access && accessToken
+          access && accessToken && healthyStatus(record) === ChainStatus.Active
             ? { accessToken, expiresAtMs: access.accessExpiresAtMs, generation: session.generation }
             : undefined,
       };

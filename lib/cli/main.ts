@@ -28,6 +28,7 @@ import { parseDivision, setDivision } from "./division-command.js";
 import { ExitCode, exitCodeFor } from "./exit-codes.js";
 import { GRANT_USAGE, isGrantCommand, runGrantCommand } from "./grant-commands.js";
 import { parseHistoryLimit, showHistory } from "./history-command.js";
+import { IMPORT_USAGE, importConnection, readRefreshToken, type TokenInput } from "./import-command.js";
 import { describeWrites, setSecret } from "./secret-command.js";
 import { type Prompt, readSecretInput } from "./secret-input.js";
 import { formatStatus, statusReport } from "./status-report.js";
@@ -46,6 +47,8 @@ export interface CliIo {
   readonly secretWriter?: SecretWriter;
   /** Reads a connection's secrets (`connection set-secret`); default: as the functions do. */
   readonly secretSource?: SecretSource;
+  /** Standard input (`connection import --refresh-token-file -`); default: the process's. */
+  readonly stdin?: TokenInput;
 }
 
 export const USAGE = `exact-broker: operate the Exact Online token broker
@@ -59,6 +62,7 @@ export const USAGE = `exact-broker: operate the Exact Online token broker
   exact-broker connection list
   exact-broker connection remove --id ID
   exact-broker connection seed --id ID --code AUTHORIZATION_CODE
+${IMPORT_USAGE}
   exact-broker connect --id ID [--connect-url URL]
   exact-broker heal --id ID
   exact-broker vend --id ID [--min-validity SECONDS]
@@ -83,6 +87,8 @@ const OPTIONS = {
   mode: { type: "string" },
   division: { type: "string" },
   code: { type: "string" },
+  "refresh-token-file": { type: "string" },
+  replace: { type: "boolean" },
   "connect-url": { type: "string" },
   "min-validity": { type: "string" },
   json: { type: "boolean" },
@@ -292,6 +298,11 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
         `connected "${result.connectionId}" to Exact user ${result.exactUserName} (division ${result.division ?? "-"}), generation ${result.generation}`,
       );
       return ExitCode.Done;
+    }
+    case "connection import": {
+      const id = connectionId(values);
+      const token = await readRefreshToken(required(values, "refresh-token-file"), io.stdin ?? process.stdin);
+      return importConnection(broker(), id, token, values.replace ?? false, io);
     }
     case "connect": {
       const id = connectionId(values);

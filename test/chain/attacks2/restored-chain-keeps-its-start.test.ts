@@ -6,7 +6,7 @@ import { type Fixture, startFixture } from "../../support/fixture.js";
 const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
 
 /**
- * A re-seed keeps the connection's live chain beside the new one (onboarding.ts retiredChain) and
+ * A re-seed keeps the connection's live chain beside the new one (chain-start.ts retiredChain) and
  * restores it when the new chain turns out to be another connection's (handedOver, restore). But
  * retiredChain copies the tokens and not `chainStartedAtMs`, and handedOver REMOVES every token
  * attribute the retired chain lacks: the restored chain has no start any more. adoptChain and

@@ -1,8 +1,16 @@
-import { type AccessToken, type GetAccessTokenOptions, TokenClient } from "./token-client.js";
+import type { ExactFetchInit, ExactPagesOptions } from "./exact-fetch.js";
+import {
+  type AccessToken,
+  type GetAccessTokenOptions,
+  type InvalidateOptions,
+  TokenClient,
+} from "./token-client.js";
 
 /**
- * The process-wide client behind `getAccessToken` and `invalidate`: module state, so a warm
- * Lambda container keeps its tokens between invocations. Its LambdaClient is created on first use.
+ * The process-wide client behind the module functions: module state, so a warm Lambda container
+ * keeps its tokens between invocations. Its LambdaClient is created on first use; it calls Exact
+ * with the global `fetch` and paces calls with no rate budget (construct a `TokenClient` with
+ * `rateBudget` for one).
  */
 const defaultClient = new TokenClient();
 
@@ -12,6 +20,20 @@ export function getAccessToken(connectionId: string, options?: GetAccessTokenOpt
 }
 
 /** `TokenClient.invalidate` on the process-wide client: call it after a 401 from Exact. */
-export function invalidate(connectionId: string): void {
-  defaultClient.invalidate(connectionId);
+export function invalidate(connectionId: string, options?: InvalidateOptions): void {
+  defaultClient.invalidate(connectionId, options);
+}
+
+/** `TokenClient.exactFetch` on the process-wide client. */
+export function exactFetch(connectionId: string, path: string, init?: ExactFetchInit): Promise<Response> {
+  return defaultClient.exactFetch(connectionId, path, init);
+}
+
+/** `TokenClient.exactPages` on the process-wide client. */
+export function exactPages<Row = Record<string, unknown>>(
+  connectionId: string,
+  path: string,
+  options?: ExactPagesOptions,
+): AsyncGenerator<Row[], void, undefined> {
+  return defaultClient.exactPages<Row>(connectionId, path, options);
 }

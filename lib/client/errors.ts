@@ -60,6 +60,19 @@ export class TokenVendInvokeError extends BrokerError {
   }
 }
 
+/**
+ * The caller's deadline (`deadlineMs`) passed while it waited: for token-vend, for the rate
+ * budget or for Exact. Nothing was cached or retried after it; what ran on (a shared invoke)
+ * still fills the cache for later calls. Not retryable within this deadline, hence no
+ * `retryAfterSeconds`; a later call with time left may succeed.
+ */
+export class DeadlineExceeded extends BrokerError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DeadlineExceeded";
+  }
+}
+
 /** token-vend answered without a function error, but not with the documented answer shape. */
 export class InvalidVendAnswer extends BrokerError {
   constructor(message: string) {

@@ -1,18 +1,14 @@
-import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/client-lambda";
-import { type CallerIdentity, REGION_PATTERN } from "../auth/caller-identity.js";
-import type { VendAnswer } from "../chain/token-cache.js";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { ConfigurationError, ValidationError } from "../errors.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/connection-id.js";
-import {
-  errorFromFunctionError,
-  errorFromInvokeFailure,
-  InvalidVendAnswer,
-  TokenVendInvokeError,
-} from "./errors.js";
-import { type AwsCredentialsProvider, IdentitySigner } from "./identity-signer.js";
+import { type AccessToken, type CachedToken, parseVendAnswer } from "./access-token.js";
+import { bounded } from "./deadline.js";
+import { type ExactFetchInit, type ExactPagesOptions, exactFetch, exactPages } from "./exact-fetch.js";
+import type { AwsCredentialsProvider } from "./identity-signer.js";
+import type { RateBudget } from "./rate-budget.js";
+import { VendInvoker } from "./vend-invoker.js";
 
-/** token-vend's answer, as handed to a consumer (frozen). */
-export type AccessToken = VendAnswer;
+export type { AccessToken } from "./access-token.js";
 
 export interface GetAccessTokenOptions {
   /**
@@ -22,6 +18,22 @@ export interface GetAccessTokenOptions {
   readonly minValiditySeconds?: number;
   /** token-vend's function name or ARN; default: the client's, then env `TOKEN_VEND_FUNCTION_NAME`. */
   readonly functionName?: string;
+  /**
+   * Epoch ms on this client's clock (its `now`) after which the call stops waiting for token-vend
+   * and throws `DeadlineExceeded`. The invoke runs on (other callers may share it) and its answer
+   * is cached. @default none: the invoke ends with token-vend's own timeout
+   */
+  readonly deadlineMs?: number;
+  /** Stops the wait as `deadlineMs` does, rejecting with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+export interface InvalidateOptions {
+  /**
+   * The generation of the token Exact refused (`AccessToken.generation`). A newer token already
+   * cached (another caller's refusal fetched it) is kept. @default the cached token's generation
+   */
+  readonly generation?: number;
 }
 
 export interface TokenClientOptions {
@@ -44,67 +56,75 @@ export interface TokenClientOptions {
   readonly stsEndpoint?: string;
   /** The credentials that sign the identity. @default the AWS SDK's default provider chain */
   readonly credentials?: AwsCredentialsProvider;
+  /** What `exactFetch` calls Exact with. @default the global `fetch` */
+  readonly fetch?: typeof fetch;
+  /**
+   * Shares Exact's API rate limits among consumers (lib/client/rate-budget.ts): `exactFetch`
+   * acquires before and observes after each call. @default none: calls are not paced
+   */
+  readonly rateBudget?: RateBudget;
 }
 
 export const DEFAULT_MIN_VALIDITY_SECONDS = 30;
 
 /**
  * A cached token is reused only while it has `minValiditySeconds` plus this margin left. The
- * margin covers what the cache cannot see: clock skew between this container and the broker's,
- * and the time between handing out the token and Exact receiving the request that carries it.
- * A fresh answer from token-vend is returned as it is (the broker just checked it).
+ * margin covers what the cache cannot see: the answer's transit from token-vend, and the time
+ * between handing out the token and Exact receiving the request that carries it. A fresh
+ * answer from token-vend is returned as it is (the broker just checked it).
  */
 export const CACHE_SAFETY_MARGIN_SECONDS = 5;
 
 const FUNCTION_NAME_ENV = "TOKEN_VEND_FUNCTION_NAME";
-const SERVER_ID_ENV = "TOKEN_VEND_SERVER_ID";
-/** `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]` */
-const FUNCTION_ARN_REGION = /^arn:[a-z-]+:lambda:([a-z0-9-]+):/;
-
-interface Entry {
-  readonly answer: AccessToken;
-  readonly expiresAtMs: number;
-}
 
 interface Flight {
   readonly minValiditySeconds: number;
-  readonly promise: Promise<Entry>;
+  /** The generation this invoke reported as refused, if any. */
+  readonly rejectedGeneration: number | undefined;
+  readonly promise: Promise<CachedToken>;
 }
 
-/** Per connection and token-vend function: the cached answer and the invoke in flight. */
+/**
+ * Per connection and token-vend function: the cached answer, the invoke in flight, and the
+ * generation Exact refused that the next invoke reports (until token-vend answers it).
+ */
 interface Slot {
-  cached: Entry | undefined;
+  cached: CachedToken | undefined;
   flight: Flight | undefined;
+  rejectedGeneration: number | undefined;
 }
 
 /**
  * Gets access tokens from token-vend for a consumer Lambda: one in-memory cache per instance,
- * one invoke in flight per connection, token-vend's failures as typed errors.
+ * one invoke in flight per connection, token-vend's failures as typed errors; and calls Exact's
+ * REST API with them (`exactFetch`, `exactPages`).
  */
 export class TokenClient {
   readonly #now: () => number;
   readonly #functionName: string | undefined;
-  #lambda: LambdaClient | undefined;
-  /** connectionId → function name → slot; `invalidate` drops a connection's whole entry. */
+  readonly #invoker: VendInvoker;
+  readonly #fetch: typeof fetch;
+  readonly #rateBudget: RateBudget | undefined;
+  /** connectionId → function name → slot. */
   readonly #slots = new Map<string, Map<string, Slot>>();
-  readonly #signing: Pick<TokenClientOptions, "serverId" | "region" | "stsEndpoint" | "credentials">;
-  /** One signer per (server ID, region): each keeps its signed identity for 5 minutes. */
-  readonly #signers = new Map<string, IdentitySigner>();
 
   constructor(options: TokenClientOptions = {}) {
-    this.#lambda = options.lambda;
     this.#now = options.now ?? Date.now;
     this.#functionName = options.functionName;
-    this.#signing = options;
+    this.#invoker = new VendInvoker({ ...options, now: this.#now });
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#rateBudget = options.rateBudget;
   }
 
   /**
    * An access token for the connection with at least `minValiditySeconds` left: from memory
-   * while it has that plus `CACHE_SAFETY_MARGIN_SECONDS`, otherwise from token-vend. Concurrent
-   * calls for one connection share one invoke; a caller that needs more validity than the shared
-   * answer has invokes again. Throws the `BrokerError` subclass token-vend threw
-   * (`retryAfterSeconds` set on retryable ones), `TokenVendInvokeError` when Lambda refused the
-   * invoke, `InvalidVendAnswer`, or `ValidationError`/`ConfigurationError` before any invoke.
+   * while it has that plus `CACHE_SAFETY_MARGIN_SECONDS`, otherwise from token-vend. Its expiry
+   * is counted on this client's clock from when token-vend's answer arrived (`expiresInSeconds`;
+   * `expiresAt` only from a broker that sends none). Concurrent calls for one connection share one
+   * invoke; a caller that needs more validity than the shared answer has invokes again. Throws
+   * the `BrokerError` subclass token-vend threw (`retryAfterSeconds` set on retryable ones),
+   * `TokenVendInvokeError` when Lambda refused the invoke, `InvalidVendAnswer`,
+   * `DeadlineExceeded`, or `ValidationError`/`ConfigurationError` before any invoke.
    */
   async getAccessToken(connectionId: string, options: GetAccessTokenOptions = {}): Promise<AccessToken> {
     const minValiditySeconds = options.minValiditySeconds ?? DEFAULT_MIN_VALIDITY_SECONDS;
@@ -119,6 +139,8 @@ export class TokenClient {
       throw new ConfigurationError(
         `no token-vend function: set ${FUNCTION_NAME_ENV} or pass functionName (its name or ARN)`,
       );
+    const wait = (start: () => Promise<CachedToken>) =>
+      bounded(start, options, this.#now, `waiting for token-vend (connection ${connectionId})`);
 
     // Each turn either answers or waits for an invoke that ended; it ends at the latest with
     // an invoke of this caller's own.
@@ -126,8 +148,9 @@ export class TokenClient {
       const slot = this.#slot(connectionId, functionName);
       if (slot.cached && this.#fresh(slot.cached, minValiditySeconds)) return slot.cached.answer;
       const flight = slot.flight;
-      if (!flight) return (await this.#start(slot, functionName, connectionId, minValiditySeconds)).answer;
-      const entry = await flight.promise;
+      if (!flight)
+        return (await wait(() => this.#start(slot, functionName, connectionId, minValiditySeconds))).answer;
+      const entry = await wait(() => flight.promise);
       if (flight.minValiditySeconds >= minValiditySeconds || this.#fresh(entry, minValiditySeconds))
         return entry.answer;
     }
@@ -135,14 +158,59 @@ export class TokenClient {
 
   /**
    * Forgets the connection's cached token (call it when Exact answered 401), so the next
-   * `getAccessToken` asks token-vend again. An invoke already in flight still answers its
-   * callers, but its answer is not cached.
+   * `getAccessToken` asks token-vend again and reports the refused generation
+   * (`rejectedGeneration`): token-vend then bypasses its caches and serves a newer token, or
+   * checks the refused one with Exact. An invoke already in flight still answers its callers, but
+   * its answer is not cached, unless it already reports this generation or a newer one.
+   *
+   * The report is sent until token-vend answers a token, or answers `ValidationError` (a broker
+   * older than issue 11 refuses the field; upgrade the broker before its consumers).
    */
-  invalidate(connectionId: string): void {
-    this.#slots.delete(connectionId);
+  invalidate(connectionId: string, options: InvalidateOptions = {}): void {
+    const byFunction = this.#slots.get(connectionId);
+    if (!byFunction) return;
+    for (const [functionName, slot] of byFunction) {
+      const cachedGeneration = slot.cached?.answer.generation;
+      if (
+        options.generation !== undefined &&
+        cachedGeneration !== undefined &&
+        cachedGeneration > options.generation
+      )
+        continue;
+      const rejected = options.generation ?? cachedGeneration;
+      const reported = slot.flight?.rejectedGeneration;
+      if (rejected !== undefined && reported !== undefined && reported >= rejected) continue;
+      const pending = [rejected, slot.rejectedGeneration].filter((g): g is number => g !== undefined);
+      byFunction.set(functionName, {
+        cached: undefined,
+        flight: undefined,
+        rejectedGeneration: pending.length > 0 ? Math.max(...pending) : undefined,
+      });
+    }
   }
 
-  #fresh(entry: Entry, minValiditySeconds: number): boolean {
+  /**
+   * Calls Exact's REST API for the connection: `path` relative to its division
+   * (`"crm/Accounts?$top=1"`) or from `/api/` (`"/api/v1/current/Me"`). See lib/client/exact-fetch.ts.
+   */
+  exactFetch(connectionId: string, path: string, init?: ExactFetchInit): Promise<Response> {
+    return exactFetch(this.#exactDeps(), connectionId, path, init);
+  }
+
+  /** The rows of an OData collection, page by page, following `__next`. See lib/client/exact-fetch.ts. */
+  exactPages<Row = Record<string, unknown>>(
+    connectionId: string,
+    path: string,
+    options?: ExactPagesOptions,
+  ): AsyncGenerator<Row[], void, undefined> {
+    return exactPages<Row>(this.#exactDeps(), connectionId, path, options);
+  }
+
+  #exactDeps() {
+    return { tokens: this, fetch: this.#fetch, rateBudget: this.#rateBudget, now: this.#now };
+  }
+
+  #fresh(entry: CachedToken, minValiditySeconds: number): boolean {
     return entry.expiresAtMs - this.#now() >= (minValiditySeconds + CACHE_SAFETY_MARGIN_SECONDS) * 1000;
   }
 
@@ -154,117 +222,40 @@ export class TokenClient {
     }
     let slot = byFunction.get(functionName);
     if (!slot) {
-      slot = { cached: undefined, flight: undefined };
+      slot = { cached: undefined, flight: undefined, rejectedGeneration: undefined };
       byFunction.set(functionName, slot);
     }
     return slot;
   }
 
-  #start(slot: Slot, functionName: string, connectionId: string, minValiditySeconds: number): Promise<Entry> {
+  #start(slot: Slot, functionName: string, connectionId: string, minValiditySeconds: number) {
     // A slot has at most one flight (callers join it while it runs). After an invalidate the
-    // slot is no longer in #slots, so whatever this flight writes into it is never read.
-    const promise = this.#invoke(functionName, connectionId, minValiditySeconds).then(
-      (entry) => {
-        slot.cached = entry;
-        slot.flight = undefined;
-        return entry;
-      },
-      (error: unknown) => {
-        slot.flight = undefined;
-        throw error;
-      },
-    );
-    slot.flight = { minValiditySeconds, promise };
+    // slot is replaced in #slots, so whatever this flight writes into it is never read.
+    const rejectedGeneration = slot.rejectedGeneration;
+    const answered = () => {
+      if (slot.rejectedGeneration === rejectedGeneration) slot.rejectedGeneration = undefined;
+    };
+    const promise = this.#invoker
+      .invoke(functionName, {
+        connectionId,
+        minValiditySeconds,
+        ...(rejectedGeneration !== undefined ? { rejectedGeneration } : {}),
+      })
+      .then((text) => parseVendAnswer(text, this.#now()))
+      .then(
+        (entry) => {
+          slot.cached = entry;
+          slot.flight = undefined;
+          answered();
+          return entry;
+        },
+        (error: unknown) => {
+          slot.flight = undefined;
+          if (error instanceof ValidationError) answered();
+          throw error;
+        },
+      );
+    slot.flight = { minValiditySeconds, rejectedGeneration, promise };
     return promise;
   }
-
-  async #invoke(functionName: string, connectionId: string, minValiditySeconds: number): Promise<Entry> {
-    const callerIdentity = await this.#callerIdentity(functionName);
-    this.#lambda ??= new LambdaClient({});
-    let output: InvokeCommandOutput;
-    try {
-      output = await this.#lambda.send(
-        new InvokeCommand({
-          FunctionName: functionName,
-          InvocationType: "RequestResponse",
-          Payload: JSON.stringify({
-            connectionId,
-            minValiditySeconds,
-            ...(callerIdentity ? { callerIdentity } : {}),
-          }),
-        }),
-      );
-    } catch (error) {
-      throw errorFromInvokeFailure(functionName, error);
-    }
-    // A real LambdaClient always answers an object; a mocked one may not.
-    if (!output) throw new InvalidVendAnswer("token-vend gave no answer");
-    const text = output.Payload ? new TextDecoder().decode(output.Payload) : "";
-    if (output.FunctionError) throw errorFromFunctionError(output.FunctionError, text);
-    return parseAnswer(text);
-  }
-
-  /** This consumer's signed identity for the broker, or undefined when no server ID is configured. */
-  async #callerIdentity(functionName: string): Promise<CallerIdentity | undefined> {
-    const serverId = this.#signing.serverId ?? process.env[SERVER_ID_ENV];
-    if (!serverId) return undefined;
-    const region =
-      this.#signing.region ?? FUNCTION_ARN_REGION.exec(functionName)?.[1] ?? process.env.AWS_REGION ?? "";
-    if (!REGION_PATTERN.test(region))
-      throw new ConfigurationError(
-        "no region to sign the caller identity for: set AWS_REGION, pass region, or invoke token-vend by its ARN",
-      );
-    const key = `${serverId}\n${region}`;
-    let signer = this.#signers.get(key);
-    if (!signer) {
-      const { stsEndpoint, credentials } = this.#signing;
-      signer = new IdentitySigner({
-        serverId,
-        region,
-        now: this.#now,
-        ...(stsEndpoint ? { stsEndpoint } : {}),
-        ...(credentials ? { credentials } : {}),
-      });
-      this.#signers.set(key, signer);
-    }
-    try {
-      return await signer.identity();
-    } catch (error) {
-      const name = error instanceof Error ? error.name : "Error";
-      throw new TokenVendInvokeError(
-        `could not sign this consumer's AWS identity for token-vend (${name}): check the function's credentials`,
-        { cause: error, awsErrorName: name, retryAfterSeconds: 1 },
-      );
-    }
-  }
-}
-
-/** Checks the documented answer shape; never puts the payload in a message (it holds a token). */
-function parseAnswer(text: string): Entry {
-  let payload: unknown;
-  try {
-    payload = JSON.parse(text);
-  } catch {
-    throw new InvalidVendAnswer("token-vend's answer is not JSON");
-  }
-  if (typeof payload !== "object" || payload === null || Array.isArray(payload))
-    throw new InvalidVendAnswer("token-vend's answer is not an object");
-  const p = payload as Record<string, unknown>;
-  const bad = (field: string) => new InvalidVendAnswer(`token-vend's answer has no valid "${field}"`);
-  if (typeof p.accessToken !== "string" || p.accessToken === "") throw bad("accessToken");
-  if (p.tokenType !== "Bearer") throw bad("tokenType");
-  const expiresAtMs = typeof p.expiresAt === "string" ? Date.parse(p.expiresAt) : Number.NaN;
-  if (!Number.isFinite(expiresAtMs)) throw bad("expiresAt");
-  if (!Number.isInteger(p.generation)) throw bad("generation");
-  if (typeof p.baseUrl !== "string" || p.baseUrl === "") throw bad("baseUrl");
-  if (p.division !== null && !Number.isInteger(p.division)) throw bad("division");
-  const answer: AccessToken = Object.freeze({
-    accessToken: p.accessToken,
-    tokenType: "Bearer",
-    expiresAt: p.expiresAt as string,
-    generation: p.generation as number,
-    baseUrl: p.baseUrl,
-    division: p.division as number | null,
-  });
-  return { answer, expiresAtMs };
 }

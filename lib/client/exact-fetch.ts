@@ -1,0 +1,202 @@
+import { ValidationError } from "../errors.js";
+import type { AccessToken } from "./access-token.js";
+import { bounded, callSignal, DEFAULT_DEADLINE_MS, type WaitBounds } from "./deadline.js";
+import { DeadlineExceeded } from "./errors.js";
+import { ExactApiError, errorFromExactAnswer, exactUnreachable, NoDivision } from "./exact-errors.js";
+import type { RateBudget, RateKey } from "./rate-budget.js";
+import { parseRateLimitHeaders } from "./rate-limit-headers.js";
+import type { GetAccessTokenOptions, InvalidateOptions } from "./token-client.js";
+
+/**
+ * `fetch`'s init, with a body that can be sent twice (the retry after a 401 sends it again: no
+ * stream) and two options of this library.
+ */
+export interface ExactFetchInit extends Omit<RequestInit, "body"> {
+  readonly body?: string | URLSearchParams | Blob | FormData | ArrayBufferView | ArrayBuffer | null;
+  /**
+   * Epoch ms on the client's clock (its `now`) by which the whole call ends: the vend, the wait
+   * for the rate budget, the call to Exact and its one retry; the body must be read by then too.
+   * Past it: `DeadlineExceeded`. `signal` (RequestInit's) aborts all of it as well.
+   * @default the client's now + DEFAULT_DEADLINE_MS (30 s)
+   */
+  readonly deadlineMs?: number;
+  /** token-vend's function name or ARN, as for `getAccessToken`. */
+  readonly functionName?: string;
+}
+
+/** What `exactPages` takes: every page is a GET with these. */
+export interface ExactPagesOptions {
+  /** As `ExactFetchInit.deadlineMs`, for all pages together. @default DEFAULT_DEADLINE_MS for each page */
+  readonly deadlineMs?: number;
+  readonly signal?: AbortSignal;
+  readonly headers?: ConstructorParameters<typeof Headers>[0];
+  readonly functionName?: string;
+}
+
+/** What `exactFetch` needs of its `TokenClient`. */
+export interface ExactFetchDeps {
+  readonly tokens: {
+    getAccessToken(connectionId: string, options: GetAccessTokenOptions): Promise<AccessToken>;
+    invalidate(connectionId: string, options: InvalidateOptions): void;
+  };
+  readonly fetch: typeof fetch;
+  readonly rateBudget: RateBudget | undefined;
+  readonly now: () => number;
+}
+
+/** `/api/v1/{division}/…`: the division a call is counted against (Exact's limits are per division). */
+const DIVISION_IN_PATH = /^\/api\/v\d+\/(\d{1,10})\//;
+
+/**
+ * The URL of `path` for this token's connection: `{baseUrl}/api/v1/{division}/{path}` for a path
+ * relative to the division, `{baseUrl}{path}` for one that starts with `/api/`.
+ * @throws NoDivision for a relative path when the connection has no division yet;
+ *   ValidationError for any other path starting with `/` or naming another host
+ */
+export function exactUrl(token: AccessToken, path: string): URL {
+  const base = new URL(token.baseUrl);
+  let url: URL;
+  if (path.startsWith("/api/")) url = new URL(`${base.origin}${path}`);
+  else if (path.startsWith("/") || path.startsWith("\\") || /^[a-z][a-z0-9+.-]*:/i.test(path))
+    throw new ValidationError(
+      `invalid Exact path ${JSON.stringify(path.slice(0, 100))}: relative to the division ("crm/Accounts") or starting with "/api/"`,
+    );
+  else if (token.division === null)
+    throw new NoDivision(
+      "the connection has no division yet (no pinned division): use a path starting with /api/, or pin one with exact-broker connection set-division",
+    );
+  else url = new URL(`${base.origin}/api/v1/${token.division}/${path}`);
+  // The bearer token goes to the connection's Exact host and nowhere else.
+  if (url.origin !== base.origin)
+    throw new ValidationError("an Exact path must stay on the connection's host");
+  return url;
+}
+
+function rateKey(token: AccessToken, url: URL): RateKey | undefined {
+  const inPath = DIVISION_IN_PATH.exec(url.pathname)?.[1];
+  const division = inPath === undefined ? token.division : Number(inPath);
+  // A broker older than issue 11 sends no clientId, and Me has no division when the connection
+  // has none: such calls are not counted.
+  return token.clientId === undefined || division === null
+    ? undefined
+    : { clientId: token.clientId, division };
+}
+
+/** One call with one token: budget, request, budget again. */
+async function callOnce(
+  deps: ExactFetchDeps,
+  token: AccessToken,
+  url: URL,
+  init: Omit<ExactFetchInit, "deadlineMs" | "functionName" | "signal">,
+  bounds: WaitBounds & { readonly deadlineMs: number },
+  what: string,
+): Promise<Response> {
+  const key = deps.rateBudget ? rateKey(token, url) : undefined;
+  if (deps.rateBudget && key) {
+    const budget = deps.rateBudget;
+    await bounded(() => budget.acquire(key, bounds.deadlineMs), bounds, deps.now, `${what}: the rate budget`);
+  }
+  const headers = new Headers(init.headers);
+  if (!headers.has("Accept")) headers.set("Accept", "application/json");
+  headers.set("Authorization", `Bearer ${token.accessToken}`);
+  if (bounds.deadlineMs <= deps.now()) throw new DeadlineExceeded(`${what}: the deadline had passed`);
+  const signal = callSignal(bounds, deps.now);
+  let response: Response;
+  try {
+    response = await deps.fetch(url, { ...init, headers, signal } as RequestInit);
+  } catch (error) {
+    if (bounds.signal?.aborted) throw bounds.signal.reason;
+    if (signal.aborted) throw new DeadlineExceeded(`${what}: the deadline passed`, { cause: error });
+    throw exactUnreachable(what, error);
+  }
+  if (deps.rateBudget && key)
+    // The call has happened: its answer matters more than the budget's bookkeeping, whose own
+    // trouble the next acquire meets anyway.
+    await deps.rateBudget
+      .observe(key, parseRateLimitHeaders(response.headers, response.status))
+      .catch(() => {});
+  return response;
+}
+
+/** `exactFetch` and the URL it asked for last (`exactPages` checks `__next` against it). */
+async function fetchExact(
+  deps: ExactFetchDeps,
+  connectionId: string,
+  path: string,
+  init: ExactFetchInit,
+): Promise<{ response: Response; url: URL }> {
+  const { deadlineMs = deps.now() + DEFAULT_DEADLINE_MS, functionName, signal, ...request } = init;
+  const bounds = { deadlineMs, ...(signal ? { signal } : {}) };
+  const tokenOptions = { ...bounds, ...(functionName ? { functionName } : {}) };
+  const method = (request.method ?? "GET").toUpperCase();
+  let token = await deps.tokens.getAccessToken(connectionId, tokenOptions);
+  let url = exactUrl(token, path);
+  const what = () => `${method} ${url.pathname}`;
+  let response = await callOnce(deps, token, url, request, bounds, what());
+  if (response.status === 401) {
+    // Exact refused this token: report its generation, so token-vend serves a newer one or checks
+    // this one with Exact (the conditional refresh, issue 11), and try once more.
+    await response.body?.cancel();
+    deps.tokens.invalidate(connectionId, { generation: token.generation });
+    token = await deps.tokens.getAccessToken(connectionId, tokenOptions);
+    url = exactUrl(token, path);
+    response = await callOnce(deps, token, url, request, bounds, what());
+  }
+  if (!response.ok) throw await errorFromExactAnswer(response, what(), deps.now());
+  return { response, url };
+}
+
+/**
+ * Calls Exact's REST API for a connection with a token from token-vend: `Authorization: Bearer`,
+ * `Accept: application/json` (unless `init.headers` names another), one retry after a 401 through
+ * `invalidate` and a new vend. Resolves to the 2xx `Response`; every other answer is a typed
+ * error: `Throttled` (429, `retryAfterSeconds` until the spent budget's `X-RateLimit-*` reset),
+ * `ExactBadRequest` (400), `ExactUnauthorized` (401 twice), `ExactForbidden` (403, with Exact's
+ * `Reason`), `ExactNotFound` (404), `ExactServerError` (5xx, retryable), `ExactApiError` (any other),
+ * `ExactUnavailable` (no answer); and `DeadlineExceeded`, `NoDivision`, `ValidationError` (a bad
+ * path), or token-vend's errors as `getAccessToken` throws them. Each call (the retry too)
+ * acquires from the client's `RateBudget` first and feeds it Exact's headers after.
+ */
+export async function exactFetch(
+  deps: ExactFetchDeps,
+  connectionId: string,
+  path: string,
+  init: ExactFetchInit = {},
+): Promise<Response> {
+  return (await fetchExact(deps, connectionId, path, init)).response;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The rows of an OData collection (`d.results`), one array per page, following `__next` until a
+ * page has none. Each page is one `exactFetch` (a GET, counted against the rate budget, with its
+ * own 401 retry). A `__next` leading off the connection's host is refused (`ExactApiError`): the
+ * token goes nowhere else. A page that is no OData collection is an `ExactApiError` too.
+ */
+export async function* exactPages<Row = Record<string, unknown>>(
+  deps: ExactFetchDeps,
+  connectionId: string,
+  path: string,
+  options: ExactPagesOptions = {},
+): AsyncGenerator<Row[], void, undefined> {
+  let next: string | undefined = path;
+  while (next !== undefined) {
+    const { response, url } = await fetchExact(deps, connectionId, next, { ...options, method: "GET" });
+    const what = `GET ${url.pathname}`;
+    const invalid = (why: string) =>
+      new ExactApiError(`Exact's answer to ${what} ${why}`, { status: response.status });
+    const body: unknown = await response.json().catch(() => undefined);
+    const d = isRecord(body) ? body.d : undefined;
+    const results = isRecord(d) ? d.results : undefined;
+    if (!isRecord(d) || !Array.isArray(results)) throw invalid("is not an OData collection (d.results)");
+    yield results as Row[];
+    if (d.__next === undefined || d.__next === null) return;
+    const nextUrl = typeof d.__next === "string" && URL.canParse(d.__next) ? new URL(d.__next) : undefined;
+    if (!nextUrl || nextUrl.origin !== url.origin || !nextUrl.pathname.startsWith("/api/"))
+      throw invalid("has a __next off the connection's host");
+    next = `${nextUrl.pathname}${nextUrl.search}`;
+  }
+}

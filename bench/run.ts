@@ -10,6 +10,7 @@ import { measureDynamoCosts } from "./dynamo-costs.js";
 import { raceHeal } from "./heal-race.js";
 import { raceMeOutage } from "./me-outage.js";
 import { outagePacingTable } from "./outage-pacing.js";
+import { RATE_BENCH_NOTES, rateBenchTables, runRateBench } from "./rate-budget.js";
 import { percentile, table } from "./stats.js";
 import { AUTHORIZATION_SKIPPED, measureVendAuthorization } from "./vend-authorization.js";
 
@@ -213,3 +214,12 @@ else {
       "   STS here is moto on loopback: in AWS a cold check adds one in-region STS round trip (tens of ms)",
   );
 }
+
+say();
+say(
+  "8. Shared rate budget: 20 consumers in 4 processes call one division as fast as they can for 3 simulated minutes\n" +
+    "   (child processes, dynalite and the simulator over HTTP; sim time runs 6× real time)",
+);
+say();
+say(rateBenchTables(await runRateBench()));
+say(RATE_BENCH_NOTES);

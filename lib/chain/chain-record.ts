@@ -1,7 +1,5 @@
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { AccessCheck } from "./access-check.js";
 import type { HistoryEntry } from "./history-entry.js";
-import { connectionKey } from "./table-definition.js";
 
 /** Where a chain stands; the status machine is drawn in chain-store.ts, beside the lease timeline. */
 export const ChainStatus = {
@@ -205,8 +203,10 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   /** Failed logins in the last hour (at most 3 are risked: Exact locks accounts). */
   readonly loginFailures?: ErrorBudget;
   readonly lastLoginFailure?: string;
-  /** Failed `/current/Me` checks of a VERIFYING chain in the last hour. */
+  /** Failed `/current/Me` checks in the last hour: of a VERIFYING chain, or of a token reported refused. */
   readonly identityChecks?: ErrorBudget;
+  /** The `/current/Me` check of a token a consumer reported refused (access-check.ts): one per generation. */
+  readonly accessCheck?: AccessCheck;
   readonly backoffUntilMs?: number;
   /** Which error a vend reports while the chain backs off. */
   readonly backoffReason?: "throttled" | "unavailable";
@@ -240,32 +240,6 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
 /** The attributes a write may set: a record's, minus the key and the values only a computation may set. */
 export type ChainAttributes = Omit<ChainRecord, "leaseFence" | "generation">;
 export type ChainAttributeName = keyof ChainRecord;
-
-export function toRecord(item: Record<string, AttributeValue>): ChainRecord {
-  const raw = unmarshall(item) as ChainRecord & { pk: string };
-  const { pk: _pk, ...record } = raw;
-  return { ...record, leaseFence: record.leaseFence ?? 0 };
-}
-
-export function newConnectionItem(
-  config: ConnectionConfig,
-  incarnation: string,
-  nowMs: number,
-): Record<string, AttributeValue> {
-  const record: ChainRecord = {
-    ...config,
-    ...(config.pinnedDivision !== undefined
-      ? { division: config.pinnedDivision, divisionPinnedBy: DivisionPinnedBy.Operator }
-      : {}),
-    incarnation,
-    createdAtMs: nowMs,
-    status: ChainStatus.New,
-    statusChangedAtMs: nowMs,
-    generation: 0,
-    leaseFence: 0,
-  };
-  return marshall({ pk: connectionKey(config.connectionId), ...record }, { removeUndefinedValues: true });
-}
 
 /** Milliseconds of validity the current access token still has (0 if none). */
 export function accessValidityMs(record: ChainRecord, nowMs: number): number {

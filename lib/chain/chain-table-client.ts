@@ -5,7 +5,8 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { type ChainRecord, toRecord } from "./chain-record.js";
+import { toRecord } from "./chain-item.js";
+import type { ChainRecord } from "./chain-record.js";
 import { ClockSkewMonitor } from "./clock-skew.js";
 import { connectionKey } from "./table-definition.js";
 import { type BuiltUpdate, buildUpdate, type UpdateParts } from "./update-expression.js";

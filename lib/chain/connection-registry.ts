@@ -9,7 +9,8 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { ValidationError } from "../errors.js";
-import { type ChainRecord, type ConnectionConfig, newConnectionItem, toRecord } from "./chain-record.js";
+import { newConnectionItem, toRecord } from "./chain-item.js";
+import type { ChainRecord, ConnectionConfig } from "./chain-record.js";
 import { ChainTableClient, isConditionFailure } from "./chain-table-client.js";
 import { connectionKey, guardKey } from "./table-definition.js";
 

@@ -6,7 +6,6 @@ import {
   type ChainAttributes,
   type ChainRecord,
   ChainStatus,
-  type DivisionPinnedBy,
   type ErrorBudget,
   type HandOverNote,
   type OddAnswers,
@@ -22,7 +21,8 @@ declare const transitionBrand: unique symbol;
 
 /**
  * What the write that ends a lease stores besides ending it (LeaseSession.finish). Only the
- * builders below make one: every way a lease can end is listed in this file, typed.
+ * builders make one: every way a lease can end is listed in this file and, for the outcomes of
+ * `/current/Me` checks, in check-transitions.ts, typed.
  */
 export interface Transition {
   readonly set?: Partial<ChainAttributes>;
@@ -68,7 +68,8 @@ export const BACKOFF_ATTRS = [
 
 const BUMP = ["#generation = #generation + :one"];
 
-function transition(parts: Omit<Transition, typeof transitionBrand>): Transition {
+/** Brands `parts` as a Transition: for the builders (this file, check-transitions.ts), never elsewhere. */
+export function transition(parts: Omit<Transition, typeof transitionBrand>): Transition {
   return parts as Transition;
 }
 
@@ -116,41 +117,6 @@ export function handingOver(note: HandOverNote): Transition {
 
 /** Nothing but the lease's end. */
 export const RELEASE: Transition = transition({});
-
-/**
- * The identity check passed: this connection's chain, ACTIVE. `division` is the pinned one
- * when the connection has one (division-check.ts); the pin fields are set at the first pin only.
- */
-export function verified(
-  identity: {
-    readonly exactUserId: string;
-    readonly exactUserName: string;
-    readonly division: number | null;
-    readonly pinnedDivision?: number;
-    readonly divisionPinnedBy?: DivisionPinnedBy;
-  },
-  dueAtMs: number,
-  nowMs: number,
-): Transition {
-  return transition({
-    set: {
-      ...identity,
-      ...dueAt(dueAtMs),
-      status: ChainStatus.Active,
-      statusChangedAtMs: nowMs,
-      failureStreak: 0,
-    },
-    remove: [
-      "verification",
-      "identityChecks",
-      "statusReason",
-      "loginFailures",
-      "lastLoginFailure",
-      ...BACKOFF_ATTRS,
-    ],
-    history: { outcome: HistoryOutcome.Verified },
-  });
-}
 
 /**
  * The verified chain is not this connection's (another connection holds its user, or a login

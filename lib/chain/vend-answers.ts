@@ -2,7 +2,7 @@ import { ReauthRequired, TokenDecryptError, UserBlocked } from "../errors.js";
 import { blockedReason, type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { reauthMessage } from "./refusal-errors.js";
-import type { TokenCache, VendAnswer } from "./token-cache.js";
+import { answeredAt, type TokenCache, type VendAnswer } from "./token-cache.js";
 import type { FreshAccess } from "./token-protocol.js";
 
 /** What a vend answers, from the item or from a token just obtained; each answer also fills the warm cache. */
@@ -40,16 +40,21 @@ export class VendAnswers {
       await this.#deps.store.unleased.markHot(record, due);
     }
     const expiresAtMs = record.accessExpiresAtMs ?? 0;
-    if (expiresAtMs - this.#deps.now() < needMs) return undefined;
-    const answer: VendAnswer = {
-      accessToken,
-      tokenType: "Bearer",
-      expiresAt: new Date(expiresAtMs).toISOString(),
-      generation: record.generation,
-      baseUrl: record.baseUrl,
-      division: record.division ?? null,
-    };
-    this.#cache.put(record.connectionId, answer, expiresAtMs, record.incarnation, this.#deps.now());
+    const nowMs = this.#deps.now();
+    if (expiresAtMs - nowMs < needMs) return undefined;
+    const answer = answeredAt(
+      {
+        accessToken,
+        tokenType: "Bearer",
+        expiresAt: new Date(expiresAtMs).toISOString(),
+        generation: record.generation,
+        baseUrl: record.baseUrl,
+        division: record.division ?? null,
+        clientId: record.clientId,
+      },
+      nowMs,
+    );
+    this.#cache.put(record.connectionId, answer, expiresAtMs, record.incarnation, nowMs);
     return answer;
   }
 
@@ -58,16 +63,21 @@ export class VendAnswers {
    * `needMs` of validity: a chain that waited for its identity check may hold a token that does not.
    */
   fresh(record: ChainRecord, fresh: FreshAccess, needMs: number): VendAnswer | undefined {
-    if (fresh.expiresAtMs - this.#deps.now() < needMs) return undefined;
-    const answer: VendAnswer = {
-      accessToken: fresh.accessToken,
-      tokenType: "Bearer",
-      expiresAt: new Date(fresh.expiresAtMs).toISOString(),
-      generation: fresh.generation,
-      baseUrl: record.baseUrl,
-      division: record.division ?? null,
-    };
-    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs, record.incarnation, this.#deps.now());
+    const nowMs = this.#deps.now();
+    if (fresh.expiresAtMs - nowMs < needMs) return undefined;
+    const answer = answeredAt(
+      {
+        accessToken: fresh.accessToken,
+        tokenType: "Bearer",
+        expiresAt: new Date(fresh.expiresAtMs).toISOString(),
+        generation: fresh.generation,
+        baseUrl: record.baseUrl,
+        division: record.division ?? null,
+        clientId: record.clientId,
+      },
+      nowMs,
+    );
+    this.#cache.put(record.connectionId, answer, fresh.expiresAtMs, record.incarnation, nowMs);
     return answer;
   }
 }

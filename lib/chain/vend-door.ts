@@ -1,14 +1,13 @@
-import { type BrokerError, ChainBusy, ConnectionNotFound, ExactUnavailable, Throttled } from "../errors.js";
 import {
-  accessValidityMs,
-  awaitsProbe,
-  type ChainRecord,
-  ChainStatus,
-  ConnectionMode,
-  LeasePurpose,
-  servable,
-} from "./chain-record.js";
-import { LeaseRefused } from "./chain-store.js";
+  type BrokerError,
+  ChainBusy,
+  ConnectionNotFound,
+  ExactUnavailable,
+  Throttled,
+  ValidationError,
+} from "../errors.js";
+import { checkDue, servesCurrent } from "./access-check.js";
+import { accessValidityMs, type ChainRecord, ChainStatus, ConnectionMode, servable } from "./chain-record.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
@@ -16,9 +15,8 @@ import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
-import { type FreshAccess, TokenProtocol } from "./token-protocol.js";
 import { refuseWithoutChain, VendAnswers } from "./vend-answers.js";
-import { PendingVerification } from "./verification.js";
+import { type StepContext, VendSteps } from "./vend-steps.js";
 
 export interface VendDoorOptions {
   readonly cache?: TokenCache;
@@ -38,13 +36,15 @@ export interface VendOptions {
    * passes the AWS principal ARN that STS verified. Only recorded when the vend advances the chain.
    */
   readonly caller?: string;
+  /**
+   * The generation whose access token Exact refused the consumer (a 401), an integer ≥ 1: this
+   * vend bypasses every cache, the warm container's included, and never answers that token
+   * unless `/current/Me` accepted it since (rejected-token-check.ts: one check per generation,
+   * whoever reports it). A newer generation is served at once; the same one is checked, then
+   * served again or refreshed inside Exact's window.
+   */
+  readonly rejectedGeneration?: number;
 }
-
-/** One attempt of the slow path: an answer, a failure to report, or go round again. */
-type Step =
-  | { readonly kind: "answer"; readonly answer: VendAnswer }
-  | { readonly kind: "failed"; readonly error: BrokerError }
-  | { readonly kind: "again"; readonly pause: boolean };
 
 const FIRST_POLL_MS = 25;
 const MAX_POLL_MS = 400;
@@ -57,14 +57,15 @@ const MAX_POLL_MS = 400;
  *
  * Waiters wait for the generation, not the lease: while someone else holds the lease they
  * re-read (strongly consistent, jittered backoff) until a newer generation lands, the lease
- * frees, or the deadline passes. A chain stored as VERIFYING is never served.
+ * frees, or the deadline passes. A chain stored as VERIFYING is never served, nor is a token
+ * `/current/Me` refused after a consumer reported it (access-check.ts). The work under a lease
+ * is in vend-steps.ts.
  */
 export class VendDoor {
   readonly #deps: EngineDeps;
-  readonly #protocol: TokenProtocol;
-  readonly #verification: PendingVerification;
   readonly #cache: TokenCache;
   readonly #answers: VendAnswers;
+  readonly #steps: VendSteps;
   readonly #coalesce: boolean;
   readonly #waitMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
@@ -73,10 +74,9 @@ export class VendDoor {
 
   constructor(deps: EngineDeps, options: VendDoorOptions = {}) {
     this.#deps = deps;
-    this.#protocol = new TokenProtocol(deps);
-    this.#verification = new PendingVerification(deps);
     this.#cache = options.cache ?? new TokenCache();
     this.#answers = new VendAnswers(deps, this.#cache);
+    this.#steps = new VendSteps(deps, this.#answers);
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
@@ -92,7 +92,8 @@ export class VendDoor {
 
   /**
    * @param minValiditySeconds seconds of validity the token must still have when answered (0: any valid token)
-   * @throws ConnectionNotFound, ReauthRequired, or a retryable ChainBusy / ExactUnavailable / Throttled
+   * @throws ConnectionNotFound, ReauthRequired, ValidationError (`rejectedGeneration` above the
+   *   connection's current generation), or a retryable ChainBusy / ExactUnavailable / Throttled
    */
   async vend(
     connectionId: string,
@@ -100,7 +101,11 @@ export class VendDoor {
     options: VendOptions = {},
   ): Promise<VendAnswer> {
     const needMs = Math.max(1, minValiditySeconds * 1000);
-    for (;;) {
+    const rejected = options.rejectedGeneration;
+    // A vend that reports a refused token skips this container's memory, which forgets that
+    // generation, and shares no other vend's work: either may end in the refused token.
+    if (rejected !== undefined) this.#cache.forget(connectionId, rejected);
+    while (rejected === undefined) {
       const cached = this.#cache.get(connectionId, needMs, this.#deps.now());
       if (cached) return cached;
       const running = this.#coalesce ? this.#inflight.get(connectionId) : undefined;
@@ -112,8 +117,8 @@ export class VendDoor {
       keepDays: this.#deps.config.historyDays,
       ...(options.caller !== undefined ? { caller: options.caller } : {}),
     };
-    const slow = this.#slowPath(connectionId, needMs, options.deadlineMs, history);
-    if (!this.#coalesce) return slow;
+    const slow = this.#slowPath(connectionId, needMs, options.deadlineMs, history, rejected);
+    if (!this.#coalesce || rejected !== undefined) return slow;
     this.#inflight.set(connectionId, slow);
     try {
       return await slow;
@@ -127,9 +132,16 @@ export class VendDoor {
     needMs: number,
     deadlineMs: number | undefined,
     history: HistoryContext,
+    rejected: number | undefined,
   ): Promise<VendAnswer> {
     const { store, now, sleep } = this.#deps;
     const giveUpAtMs = Math.min(now() + this.#waitMs, deadlineMs ?? Number.POSITIVE_INFINITY);
+    const ctx: StepContext = {
+      needMs,
+      giveUpAtMs,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      history,
+    };
     let pollMs = FIRST_POLL_MS;
     let healTriggered = false;
     let waited = false;
@@ -158,10 +170,16 @@ export class VendDoor {
           `connection "${connectionId}" does not exist; add it with: exact-broker connection add --id ${connectionId} …`,
         );
       }
+      if (rejected !== undefined && rejected > read.generation) {
+        throw new ValidationError(
+          `connection "${connectionId}": rejectedGeneration ${rejected} is above its current generation ${read.generation}`,
+        );
+      }
       refuseWithoutChain(read, now());
       const nowMs = now();
-      // A token with the validity asked for is served whatever else is going on (never a VERIFYING one).
-      if (servable(read) && accessValidityMs(read, nowMs) >= needMs) {
+      // A token with the validity asked for is served whatever else is going on (never a
+      // VERIFYING one, nor one reported refused and not accepted by /current/Me since).
+      if (servable(read) && servesCurrent(read, rejected) && accessValidityMs(read, nowMs) >= needMs) {
         const answer = await this.#answers.current(read, needMs);
         if (answer) return answer;
       }
@@ -179,6 +197,7 @@ export class VendDoor {
           return this.#degraded(
             record,
             needMs,
+            rejected,
             new ChainBusy(`connection "${connectionId}": the next login is in ${blockedFor} s`, {
               retryAfterSeconds: blockedFor,
             }),
@@ -192,104 +211,36 @@ export class VendDoor {
         continue;
       }
       if ((record.backoffUntilMs ?? 0) > nowMs)
-        return this.#degraded(record, needMs, this.#backoffError(record, nowMs));
+        return this.#degraded(record, needMs, rejected, this.#backoffError(record, nowMs));
       const step =
         record.status === ChainStatus.Verifying
-          ? await this.#verify(record, needMs, giveUpAtMs, deadlineMs, history)
-          : await this.#refreshInWindow(record, needMs, giveUpAtMs, deadlineMs, history);
+          ? await this.#steps.verify(record, ctx)
+          : checkDue(record, rejected, needMs, nowMs)
+            ? await this.#steps.check(record, ctx)
+            : await this.#steps.refreshInWindow(record, ctx);
       switch (step.kind) {
         case "answer":
           return step.answer;
         case "failed":
-          return this.#degraded(record, needMs, step.error);
+          return this.#degraded(record, needMs, rejected, step.error);
         case "again":
           if (step.pause) await waitOrGiveUp(record, "refreshed");
       }
     }
   }
 
-  /** Code mode: wait for Exact's window if it opens in a moment, then refresh under the lease. */
-  async #refreshInWindow(
+  /**
+   * A chain that cannot be refreshed right now still serves its current token if it has the
+   * validity asked for (and is not one reported refused that `/current/Me` has not accepted).
+   */
+  async #degraded(
     record: ChainRecord,
     needMs: number,
-    giveUpAtMs: number,
-    deadlineMs: number | undefined,
-    history: HistoryContext,
-  ): Promise<Step> {
-    const { store, now, sleep, config, owner } = this.#deps;
-    const windowMs = (record.windowOpensAtMs ?? 0) - now();
-    if (windowMs > 0) {
-      // Exact would refuse a refresh now. The window opens at most REFRESH_MARGIN_MS after the
-      // token falls below the largest validity a caller may ask for, so this is short.
-      if (now() + windowMs > giveUpAtMs) return notYet(record, windowMs);
-      await sleep(windowMs);
-      return { kind: "again", pause: false };
-    }
-    const result = await store.withLease(
-      {
-        record,
-        owner,
-        purpose: awaitsProbe(record) ? LeasePurpose.Probe : LeasePurpose.Refresh,
-        leaseMs: config.leaseMs,
-        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-        history,
-      },
-      (session) => this.#protocol.refresh(session, { vended: true }),
-    );
-    if (result === LeaseRefused) return { kind: "again", pause: true };
-    switch (result.kind) {
-      case "failed":
-        return { kind: "failed", error: result.error };
-      case "refreshed":
-        return this.#step(record.status === ChainStatus.Verifying ? undefined : result.fresh, record, needMs);
-      default:
-        // Superseded, or broken now: the next read shows which (and a broken chain gets healed).
-        return { kind: "again", pause: false };
-    }
-  }
-
-  /** A chain stored as VERIFYING: its identity check, here and now (no login). */
-  async #verify(
-    record: ChainRecord,
-    needMs: number,
-    giveUpAtMs: number,
-    deadlineMs: number | undefined,
-    history: HistoryContext,
-  ): Promise<Step> {
-    const outcome = await this.#verification.finish(record, {
-      vended: true,
-      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
-      history,
-    });
-    switch (outcome.kind) {
-      case "verified":
-        return this.#step(outcome.fresh, record, needMs);
-      case "failed":
-        return { kind: "failed", error: outcome.error };
-      case "refreshed":
-        return outcome.result.kind === "failed"
-          ? { kind: "failed", error: outcome.result.error }
-          : { kind: "again", pause: false };
-      case "not_yet":
-        if (this.#deps.now() + outcome.waitMs > giveUpAtMs) return notYet(record, outcome.waitMs);
-        await this.#deps.sleep(outcome.waitMs);
-        return { kind: "again", pause: false };
-      case "busy":
-        return { kind: "again", pause: true };
-      default:
-        return { kind: "again", pause: false };
-    }
-  }
-
-  /** Answers with `fresh` if it has the validity asked for; otherwise the next round decides (refresh, or wait). */
-  #step(fresh: FreshAccess | undefined, record: ChainRecord, needMs: number): Step {
-    const answer = fresh && this.#answers.fresh(record, fresh, needMs);
-    return answer ? { kind: "answer", answer } : { kind: "again", pause: false };
-  }
-
-  /** A chain that cannot be refreshed right now still serves its current token if it has the validity asked for. */
-  async #degraded(record: ChainRecord, needMs: number, error: BrokerError): Promise<VendAnswer> {
-    if (servable(record) && accessValidityMs(record, this.#deps.now()) >= needMs) {
+    rejected: number | undefined,
+    error: BrokerError,
+  ): Promise<VendAnswer> {
+    const serves = servable(record) && servesCurrent(record, rejected);
+    if (serves && accessValidityMs(record, this.#deps.now()) >= needMs) {
       const answer = await this.#answers.current(record, needMs);
       if (answer) return answer;
     }
@@ -303,13 +254,4 @@ export class VendDoor {
       ? new Throttled(message, { retryAfterSeconds })
       : new ExactUnavailable(message, { retryAfterSeconds });
   }
-}
-
-function notYet(record: ChainRecord, waitMs: number): Step {
-  return {
-    kind: "failed",
-    error: new Throttled(`connection "${record.connectionId}" cannot be refreshed yet`, {
-      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
-    }),
-  };
 }

@@ -28,13 +28,17 @@ export const callerIdentitySchema = z.strictObject({
 
 /**
  * token-vend's event; `minValiditySeconds` is capped by Exact's refresh window, `callerIdentity`
- * proves the caller's AWS identity (required under VEND_AUTHORIZATION=perConnection; see README).
+ * proves the caller's AWS identity (required under VEND_AUTHORIZATION=perConnection; see README),
+ * `rejectedGeneration` is the generation whose access token Exact refused the caller (an integer
+ * from 1; one above the connection's current generation is refused by the vend door, which alone
+ * knows it). The object is strict: a broker older than a field refuses events that carry it.
  */
 export function vendEventSchema(refreshWindowSeconds: number) {
   return z.strictObject({
     connectionId: connectionIdSchema,
     minValiditySeconds: z.number().int().min(0).max(refreshWindowSeconds).optional(),
     callerIdentity: callerIdentitySchema.optional(),
+    rejectedGeneration: z.number().int().min(1).optional(),
   });
 }
 

@@ -54,6 +54,7 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
       const answer = await broker.vend.vend(event.connectionId, event.minValiditySeconds ?? window, {
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
         ...(caller !== undefined ? { caller } : {}),
+        ...(event.rejectedGeneration !== undefined ? { rejectedGeneration: event.rejectedGeneration } : {}),
       });
       // A Lambda container serves one invocation at a time, so the increase is this vend's.
       metrics.addMetric("LeaseWaits", MetricUnit.Count, broker.vend.leaseWaits - waitsBefore);

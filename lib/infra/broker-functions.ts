@@ -10,7 +10,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { VendAuthorization } from "../auth/authorization-settings.js";
 import type { BrokerSecrets } from "./broker-secrets.js";
-import { cdkBundling, entryPoint, FUNCTION_NODE_OPTIONS, FunctionName, PROJECT_ROOT } from "./bundling.js";
+import { cdkBundling, entryPoint, FUNCTION_NODE_OPTIONS, FunctionName, projectFiles } from "./bundling.js";
 import { type ChainTableConstruct, ItemKind } from "./chain-table.js";
 import {
   EngineSettings,
@@ -239,8 +239,7 @@ export class BrokerFunctions extends Construct {
       description: `exact-token-broker ${name}`,
       entry: entryPoint(name),
       handler: "handler",
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}/package-lock.json`,
+      ...projectFiles(),
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: FUNCTION_MEMORY_MB,

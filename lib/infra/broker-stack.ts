@@ -1,72 +1,27 @@
-import { Annotations, CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
-import { EventBus } from "aws-cdk-lib/aws-events";
+import { Stack, type StackProps } from "aws-cdk-lib";
+import type { EventBus } from "aws-cdk-lib/aws-events";
 import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
-import type { RetentionDays } from "aws-cdk-lib/aws-logs";
-import { Construct } from "constructs";
-import type { VendAuthorization } from "../auth/authorization-settings.js";
-import { BrokerFunctions } from "./broker-functions.js";
-import { BrokerSecrets } from "./broker-secrets.js";
-import { ChainTableConstruct } from "./chain-table.js";
-import type { EngineSettings } from "./function-settings.js";
-import { CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX } from "./names.js";
-import { Observability } from "./observability.js";
-import { OnboardingUrl } from "./onboarding-url.js";
-import { TokenKey } from "./token-key.js";
-import { type VendGrantOptions, VendGrants } from "./vend-grants.js";
+import type { Construct } from "constructs";
+import type { BrokerFunctions } from "./broker-functions.js";
+import { addBrokerOutputs } from "./broker-outputs.js";
+import type { BrokerSecrets } from "./broker-secrets.js";
+import type { ChainTableConstruct } from "./chain-table.js";
+import { ExactTokenBroker, type ExactTokenBrokerProps } from "./exact-token-broker.js";
+import type { Observability } from "./observability.js";
+import type { OnboardingUrl } from "./onboarding-url.js";
+import type { TokenKey } from "./token-key.js";
+import type { VendGrantOptions } from "./vend-grants.js";
 
-export interface BrokerStackProps extends StackProps {
-  /**
-   * Protects the chain table (every live refresh-token chain) from deletion.
-   * @default true
-   */
-  readonly deletionProtection?: boolean;
-  /**
-   * Lets token-vend, refresh and connect read combined secrets (client secret and login
-   * credentials in one, `exact-token-broker/connections/*`) while a deployment made before the
-   * split moves its connections (`exact-broker connection set-secret`; README, "Trust boundary").
-   * @default false
-   */
-  readonly combinedSecrets?: boolean;
-  /** @default RetentionDays.ONE_MONTH */
-  readonly logRetention?: RetentionDays;
-  /**
-   * Reserve concurrency for refresh, fallback-login and connect; turn off in an account whose
-   * Lambda concurrency limit is still 10.
-   * @default true
-   */
-  readonly reserveConcurrency?: boolean;
-  /** Subscribes this e-mail address to the alerts topic. @default none */
-  readonly alarmEmail?: string;
-  /** The connect function's public URL, when a custom domain fronts it. @default its Function URL */
-  readonly connectUrl?: string;
-  /**
-   * Engine settings (LEASE_SECONDS, HTTP_TIMEOUT_MS, LOGIN_LEASE_SECONDS) to deploy instead of the
-   * defaults; the functions' timeouts follow them, and settings that break a timing relation fail
-   * the synth with the reason.
-   * @default EngineSettings (function-settings.ts), per field
-   */
-  readonly engineSettings?: Partial<EngineSettings>;
-  /**
-   * Who gets which connection from token-vend. `perConnection`: only the connections granted to
-   * the caller's verified AWS identity (grantVend's `connections`, `exact-broker grant`).
-   * `stackWide`: whoever may invoke token-vend gets every connection, as before issue 10; for a
-   * deployment's migration period (README, "Moving from stackWide"). Context: `-c vendAuthorization=stackWide`.
-   * @default "perConnection"
-   */
-  readonly vendAuthorization?: VendAuthorization;
-  /**
-   * The value consumers sign into the `X-Exact-Broker-Server-ID` header (their
-   * TOKEN_VEND_SERVER_ID), so an identity signed for this broker is refused anywhere else.
-   * @default "exact-token-broker:<account>:<region>:<stack name>"
-   */
-  readonly serverId?: string;
-}
+/** The stack's own props and the broker's (ExactTokenBrokerProps: every setting, with its default). */
+export interface BrokerStackProps extends StackProps, ExactTokenBrokerProps {}
 
 /**
- * The broker's deployment: a thin composition of one construct per concern. Consumers get
- * access through {@link BrokerStack.grantVend}.
+ * The bundled app's stack (`cdk deploy`): one {@link ExactTokenBroker} and the outputs operators
+ * and consumers read. It keeps the public surface it had before the broker became a construct,
+ * so apps that grant through `brokerStack.grantVend` keep working.
  */
 export class BrokerStack extends Stack {
+  readonly broker: ExactTokenBroker;
   readonly tokenKey: TokenKey;
   readonly chains: ChainTableConstruct;
   readonly secrets: BrokerSecrets;
@@ -83,127 +38,26 @@ export class BrokerStack extends Stack {
         "exact-token-broker: keeps Exact Online refresh-token chains alive and vends access tokens",
       ...props,
     });
-    this.serverId = props.serverId ?? `exact-token-broker:${this.account}:${this.region}:${this.stackName}`;
-    this.tokenKey = new TokenKey(this, "TokenKey");
-    this.chains = new ChainTableConstruct(this, "Chains", {
-      encryptionKey: this.tokenKey.key,
-      deletionProtection: props.deletionProtection ?? true,
-    });
-    this.secrets = new BrokerSecrets(this, "Secrets", {
-      ...(props.combinedSecrets === undefined ? {} : { combinedSecrets: props.combinedSecrets }),
-    });
-    this.eventBus = new EventBus(this, "Events", { description: "exact-token-broker: the broker's events" });
-    this.functions = new BrokerFunctions(this, "Functions", {
-      chains: this.chains,
-      tokenKey: this.tokenKey,
-      secrets: this.secrets,
-      eventBus: this.eventBus,
-      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
-      ...(props.reserveConcurrency === undefined ? {} : { reserveConcurrency: props.reserveConcurrency }),
-      ...(props.connectUrl ? { connectUrl: props.connectUrl } : {}),
-      ...(props.engineSettings ? { engineSettings: props.engineSettings } : {}),
-      ...(props.vendAuthorization ? { vendAuthorization: props.vendAuthorization } : {}),
-      serverId: this.serverId,
-    });
-    this.onboarding = new OnboardingUrl(this, "Onboarding", { connect: this.functions.connect });
-    warnOnUpgradeDefaults(this, props);
-    this.observability = new Observability(this, "Observability", {
-      functions: this.functions,
-      eventBus: this.eventBus,
-      ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
-    });
-
-    const output = (id: string, value: string, description: string) =>
-      new CfnOutput(this, id, { value, description });
-    output("TableName", this.chains.table.tableName, "TABLE_NAME for exact-broker against this deployment");
-    output("KmsKeyArn", this.tokenKey.key.keyArn, "KMS_KEY_ARN for exact-broker against this deployment");
-    output(
-      "EventBusName",
-      this.eventBus.eventBusName,
-      "The broker's events (ChainBroken, ReauthRequired, …)",
-    );
-    output("TokenVendFunctionName", this.functions.tokenVend.functionName, "What consumers invoke");
-    output("TokenVendFunctionArn", this.functions.tokenVend.functionArn, "What consumers invoke");
-    output(
-      "BrokerServerId",
-      this.serverId,
-      "TOKEN_VEND_SERVER_ID for consumers (the signed server-ID header)",
-    );
-    output(
-      "FallbackLoginFunctionName",
-      this.functions.fallbackLogin.functionName,
-      "FALLBACK_LOGIN_FUNCTION_NAME for exact-broker heal",
-    );
-    output("ConnectUrl", this.onboarding.connectUrl, "Base of the one-time connect links");
-    output(
-      "CallbackUrl",
-      this.onboarding.callbackUrl,
-      "Register this redirect URI for the app in Exact's App Center",
-    );
-    output(
-      "ClientSecretPrefix",
-      CLIENT_SECRET_PREFIX,
-      "Client secrets: <prefix><connection ID>, readable by every function",
-    );
-    output(
-      "LoginSecretPrefix",
-      LOGIN_SECRET_PREFIX,
-      "Login credentials: <prefix><connection ID>, readable by fallback-login only",
-    );
-    output(
-      "LinkSigningSecretArn",
-      this.secrets.linkSigningKey.secretArn,
-      "LINK_SIGNING_SECRET_ID for exact-broker connect",
-    );
-    output("AlertsTopicArn", this.observability.alertsTopic.topicArn, "Alarms and ReauthRequired events");
-    output("DashboardName", this.observability.dashboard.dashboardName, "CloudWatch dashboard");
+    // "Default" is the one construct ID CDK leaves out of logical IDs (and of Names.uniqueId and
+    // node addresses), so every resource keeps the logical ID it had when this stack created it
+    // directly. A changed logical ID is a new resource to CloudFormation: the chain table and the
+    // token key would be replaced, and every chain lost. overrideLogicalId would pin only the
+    // resources listed, and silently miss any added later. test/infra/broker-construct.test.ts
+    // compares the synthesized IDs with the recorded ones.
+    this.broker = new ExactTokenBroker(this, "Default", props);
+    this.tokenKey = this.broker.tokenKey;
+    this.chains = this.broker.chains;
+    this.secrets = this.broker.secrets;
+    this.eventBus = this.broker.eventBus;
+    this.functions = this.broker.functions;
+    this.onboarding = this.broker.onboarding;
+    this.observability = this.broker.observability;
+    this.serverId = this.broker.serverId;
+    addBrokerOutputs(this, this.broker);
   }
 
-  /**
-   * Lets a consumer (a Lambda function, a role, a user) invoke token-vend, and writes its grants:
-   * `{ connections: ["acme"] }` lets token-vend serve it those connections, `{ allConnections: true }`
-   * every one (the only way to grant everything). The grants are written at deploy by a custom
-   * resource in the grantee's stack (lib/infra/vend-grants.ts) and removed with it; a role is
-   * granted by account and role name (STS drops a role's path). Without options: the invoke
-   * permission only, and `exact-broker grant` grants connections. Under `stackWide`, whoever may
-   * invoke gets every connection; the grants are written all the same, ready for `perConnection`.
-   *
-   * @returns the invoke permission's grant
-   * @throws Error (at synth) for an invalid connection ID, both options at once, or grants for a
-   *   grantee that is not a role or user
-   */
+  /** {@link ExactTokenBroker.grantVend}: the invoke permission and, with options, the grantee's grants. */
   grantVend(grantee: IGrantable, options: VendGrantOptions = {}): Grant {
-    const grant = this.functions.grantVend(grantee);
-    if ((options.connections?.length ?? 0) > 0 || options.allConnections) {
-      if (!Construct.isConstruct(grantee))
-        throw new Error("grantVend with connections needs a construct (a function, role or user) as grantee");
-      VendGrants.of({ table: this.chains.table, key: this.tokenKey.key }, grantee).add(options);
-    }
-    return grant;
-  }
-}
-
-/**
- * A deployment made before issue 10 that is upgraded without choosing gets the strict defaults:
- * its consumers' vends are refused (AccessDenied) until granted, and its combined secrets are
- * unreadable. The synth cannot tell a new stack from an old one, so it says so, once per setting
- * left to its default (`cdk deploy` prints the warnings; `--strict` makes them fail the synth).
- */
-function warnOnUpgradeDefaults(stack: Stack, props: BrokerStackProps): void {
-  if (props.vendAuthorization === undefined) {
-    Annotations.of(stack).addWarningV2(
-      "exact-token-broker:vendAuthorization",
-      "vendAuthorization defaults to perConnection: token-vend serves only callers granted a connection. " +
-        "Upgrading a deployment made before per-connection grants? Deploy with -c vendAuthorization=stackWide " +
-        "until its consumers are granted (README, Moving from stackWide); set it explicitly to silence this.",
-    );
-  }
-  if (props.combinedSecrets === undefined) {
-    Annotations.of(stack).addWarningV2(
-      "exact-token-broker:combinedSecrets",
-      "combinedSecrets defaults to false: no function can read exact-token-broker/connections/* secrets. " +
-        "Upgrading a deployment whose connections still use combined secrets? Deploy with -c combinedSecrets=true " +
-        "until they are moved (README, Trust boundary); set it explicitly to silence this.",
-    );
+    return this.broker.grantVend(grantee, options);
   }
 }

@@ -71,6 +71,18 @@ export const FUNCTION_NODE_OPTIONS = "--enable-source-maps";
 /** The repository root: holds package.json, the lock file and functions/. */
 export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
 
+/**
+ * NodejsFunction's project root and lock file. In this repository: its root and
+ * package-lock.json. Installed in a team's app (`exact-token-broker/cdk`) the package has no lock
+ * file (npm never publishes one): NodejsFunction then takes the app's own lock file, found
+ * upwards from the working directory, and its directory as the project root, which holds
+ * node_modules/exact-token-broker/functions too.
+ */
+export function projectFiles(root = PROJECT_ROOT): { projectRoot?: string; depsLockFilePath?: string } {
+  const lockFile = join(root, "package-lock.json");
+  return existsSync(lockFile) ? { projectRoot: root, depsLockFilePath: lockFile } : {};
+}
+
 /** Absolute path of a function's entry file. */
 export function entryPoint(name: FunctionName): string {
   return join(PROJECT_ROOT, "functions", `${name}.ts`);

@@ -81,12 +81,24 @@ export class VendGrants extends Construct {
   readonly #principal: string;
   readonly #written = new Set<string>();
 
-  /** The grantee's grants construct in its own stack: one per grantee, shared by its grantVend calls. */
+  /**
+   * The grantee's grants construct in its own stack: one per grantee, shared by its grantVend calls.
+   *
+   * @throws Error (at synth) when the grantee already has grants of another broker: its grants
+   *   construct writes into one table, and would write the second broker's grants into the first's
+   */
   static of(target: VendGrantTarget, grantee: IGrantable & IConstruct): VendGrants {
     const stack = Stack.of(grantee);
     const id = `ExactBrokerVendGrants${Names.uniqueId(grantee)}`;
     const existing = stack.node.tryFindChild(id);
-    return existing instanceof VendGrants ? existing : new VendGrants(stack, id, target, grantee);
+    if (!(existing instanceof VendGrants)) return new VendGrants(stack, id, target, grantee);
+    if (existing.#target.table !== target.table) {
+      throw new Error(
+        `grantVend: ${grantee.node.path} already has connections granted by another broker; grant it ` +
+          "this broker's connections with exact-broker grant (grantVend without options gives the invoke permission)",
+      );
+    }
+    return existing;
   }
 
   private constructor(scope: Construct, id: string, target: VendGrantTarget, grantee: IGrantable) {

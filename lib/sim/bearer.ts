@@ -14,18 +14,22 @@ export function readBearer(sim: Simulation, authorization: string | undefined): 
 }
 
 /**
- * Whether the REST API accepts the token now: issued, not expired at sim time and, with
- * `oldAccessTokenValidAfterRefresh` off, the newest access token of its (client, user) pair
- * (every refresh and new authorization then revokes the older ones).
+ * Whether the REST API accepts the token now: issued, not expired at sim time, not revoked early
+ * (`accessTokenRevokedAfterSeconds`) and, with `oldAccessTokenValidAfterRefresh` off, the newest
+ * access token of its (client, user) pair (every refresh and new authorization then revokes the
+ * older ones).
  */
 export function acceptsBearer(
   sim: Simulation,
   bearer: Bearer,
 ): bearer is Bearer & { record: AccessTokenRecord } {
   const { token, record } = bearer;
+  const revokedAfterMs = sim.variants.accessTokenRevokedAfterSeconds * 1000;
+  const nowMs = sim.clock.nowMs();
   return (
     record !== undefined &&
-    sim.clock.nowMs() < record.expiresAtMs &&
+    nowMs < record.expiresAtMs &&
+    (revokedAfterMs === 0 || nowMs < record.issuedAtMs + revokedAfterMs) &&
     (sim.variants.oldAccessTokenValidAfterRefresh || record.pair.newestAccessToken === token)
   );
 }

@@ -30,6 +30,7 @@ export const USAGE = `Usage: npm run sim -- [options]
   --old-access-token-invalid-after-refresh
   --daily-token-cap           refuse token requests past the daily cap (unconfirmed answer)
   --daily-token-cap-per-day N the cap per app and user (default 200)
+  --access-token-revoked-after S  revoke every access token S s after issuing it (default 0: never)
   --help`;
 
 const VARIANT_FLAGS: Record<string, Partial<Variants>> = {
@@ -86,6 +87,7 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
         "api-calls-per-minute": { type: "string" },
         "api-calls-per-day": { type: "string" },
         "daily-token-cap-per-day": { type: "string" },
+        "access-token-revoked-after": { type: "string" },
         config: { type: "string" },
         "token-style": { type: "string" },
         help: { type: "boolean" },
@@ -109,6 +111,10 @@ export function parseCliArgs(argv: string[]): SimulatorOptions | "help" {
   const capPerDay = numberFlag(text("daily-token-cap-per-day"), "daily-token-cap-per-day");
   if (capPerDay !== undefined) {
     variants.dailyTokenCapPerDay = capPerDay;
+  }
+  const revokedAfter = numberFlag(text("access-token-revoked-after"), "access-token-revoked-after");
+  if (revokedAfter !== undefined) {
+    variants.accessTokenRevokedAfterSeconds = revokedAfter;
   }
   const configFile = text("config");
   const tokenStyle = text("token-style");

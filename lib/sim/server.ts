@@ -51,7 +51,7 @@ export interface SimulatorOptions {
   config?: SimulatorConfig;
   /** Base clock in epoch ms; sim time is this plus an offset only the control API moves. @default Date.now */
   now?: () => number;
-  /** @default every switch off, except oldAccessTokenValidAfterRefresh; dailyTokenCapPerDay 200 */
+  /** @default every switch off, except oldAccessTokenValidAfterRefresh; dailyTokenCapPerDay 200, accessTokenRevokedAfterSeconds 0 */
   variants?: Partial<Variants>;
   /**
    * `long`: access tokens of about 1,500 characters and refresh tokens of about 900, standard

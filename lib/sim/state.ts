@@ -69,6 +69,7 @@ export interface RefreshTokenRecord {
 
 export interface AccessTokenRecord {
   readonly pair: Pair;
+  readonly issuedAtMs: number;
   readonly expiresAtMs: number;
 }
 
@@ -271,7 +272,11 @@ export class SimState {
 
   private issueAccessToken(pair: Pair, nowMs: number): string {
     const token = newAccessToken(this.tokenStyle);
-    this.accessTokens.set(token, { pair, expiresAtMs: nowMs + this.lifetimes.accessTtlMs });
+    this.accessTokens.set(token, {
+      pair,
+      issuedAtMs: nowMs,
+      expiresAtMs: nowMs + this.lifetimes.accessTtlMs,
+    });
     pair.newestAccessToken = token;
     return token;
   }

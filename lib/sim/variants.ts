@@ -22,6 +22,13 @@ export interface Variants {
   dailyTokenCap: boolean;
   /** The cap's number, used only while `dailyTokenCap` is on. @default 200 */
   dailyTokenCapPerDay: number;
+  /**
+   * Exact revokes every access token this many seconds (sim time) after issuing it, while its
+   * `expires_in` still promises the whole lifetime: `/current/Me` and the REST API refuse it (401)
+   * from then on, the refresh window is unchanged. Models an access token refused before its
+   * expiry for a reason the client cannot see. 0: never early. @default 0
+   */
+  accessTokenRevokedAfterSeconds: number;
 }
 
 export const DEFAULT_VARIANTS: Readonly<Variants> = {
@@ -32,6 +39,7 @@ export const DEFAULT_VARIANTS: Readonly<Variants> = {
   oldAccessTokenValidAfterRefresh: true,
   dailyTokenCap: false,
   dailyTokenCapPerDay: 200,
+  accessTokenRevokedAfterSeconds: 0,
 };
 
 type Switch = { [K in keyof Variants]: Variants[K] extends boolean ? K : never }[keyof Variants];
@@ -60,6 +68,15 @@ export function parseVariants(value: unknown): Partial<Variants> {
   );
   if (capPerDay !== undefined) {
     partial.dailyTokenCapPerDay = capPerDay;
+  }
+  const revokedAfter = optionalNumber(
+    object,
+    "accessTokenRevokedAfterSeconds",
+    { min: 0, max: 86_400, integer: true },
+    what,
+  );
+  if (revokedAfter !== undefined) {
+    partial.accessTokenRevokedAfterSeconds = revokedAfter;
   }
   return partial;
 }

@@ -143,9 +143,11 @@ interface VendValue {
   readonly accessTokenSha256: string;
   readonly tokenType: string;
   readonly expiresAt: string;
+  readonly expiresInSeconds: number;
   readonly generation: number;
   readonly baseUrl: string;
   readonly division: number | null;
+  readonly clientId: string;
 }
 
 describe("the bundles the stack deploys, in fresh Node processes", () => {
@@ -165,9 +167,11 @@ describe("the bundles the stack deploys, in fresh Node processes", () => {
       accessTokenSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
       tokenType: "Bearer",
       expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      expiresInSeconds: expect.any(Number),
       generation: await generationOf(conn.connectionId),
       baseUrl: stack.sim.url,
       division: expect.any(Number),
+      clientId: conn.clientId,
     });
     expect(answer.generation).toBeGreaterThanOrEqual(1);
   });

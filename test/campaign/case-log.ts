@@ -4,10 +4,13 @@ import { hashToken } from "../../lib/chain/token-seal.js";
 import { classifyTokenResponse } from "../../lib/exact/classify-token-response.js";
 import type { HttpOutcome, HttpRequest } from "../../lib/exact/http.js";
 import { type ExactCall, ExactCallType, type ExactWatch } from "./exact-tap.js";
-import { Fault, type FaultHit, type Tap } from "./fault-plan.js";
+import { DYNAMO_WRITES, Fault, type FaultHit, type Tap } from "./fault-plan.js";
 import {
+  type AuthorizedVend,
   type CallStart,
   CHAINLESS_BLOCKED,
+  type ConnectRequest,
+  type ConnectStep,
   type Interval,
   type Returned,
   type VendAnswered,
@@ -23,6 +26,29 @@ export interface CaseScope {
 
 /** The case's items, by connection ID (a connection whose item is gone is left out). */
 export type Items = ReadonlyMap<string, ChainRecord>;
+
+/** A vend through token-vend as it goes, filled in by the scenario that makes it (authorization-scenarios.ts). */
+export interface AuthorizedVendLog {
+  readonly tap: Tap;
+  readonly callerGranted: boolean;
+  readonly revokedAtMs: number | undefined;
+  /** How many calls the invocation had made when its authorization started, and when it ended. */
+  authorizingFrom?: number;
+  authorizedUntil?: number;
+  granted: boolean;
+  decidedAtMs?: number;
+  grantStored?: boolean;
+  answer?: string;
+}
+
+/** A request of the connect flow as it goes, filled in by the scenario that makes it (connect-scenarios.ts). */
+export interface ConnectRequestLog {
+  readonly tap: Tap;
+  readonly step: ConnectStep;
+  readonly link: number;
+  readonly wayOn: boolean;
+  answer?: string;
+}
 
 /**
  * What one case observed, recorded as it happens: every token call and login with its holder
@@ -50,6 +76,8 @@ export class CaseLog implements ExactWatch {
   lostAllowed = false;
   readonly generations: Record<string, number[]> = {};
   readonly statuses: string[] = [];
+  readonly authorizedVends: AuthorizedVendLog[] = [];
+  readonly connectRequests: ConnectRequestLog[] = [];
   #watchingStatus = false;
   /** Refresh-token hashes Exact issued, by the holder that received them. */
   readonly #issued = new Map<string, string[]>();
@@ -203,6 +231,39 @@ export class CaseLog implements ExactWatch {
   vendAnswered(owner: string, minValiditySeconds: number, answer: VendAnswer): void {
     const validityMs = Date.parse(answer.expiresAt) - this.#world.clock.now();
     this.vends.push({ owner, minValiditySeconds, validityMs });
+  }
+
+  /** Each token-vend invocation's calls, split where its authorization started and ended. */
+  authorizedVendFacts(): AuthorizedVend[] {
+    return this.authorizedVends.map((vend) => {
+      const calls = vend.tap.sequence;
+      const from = vend.authorizingFrom ?? calls.length;
+      const until = vend.authorizedUntil ?? calls.length;
+      return {
+        owner: vend.tap.owner,
+        callerGranted: vend.callerGranted,
+        callsBefore: calls.slice(0, from),
+        callsDuring: calls.slice(from, until),
+        callsAfter: calls.slice(until),
+        granted: vend.granted,
+        decidedAtMs: vend.decidedAtMs,
+        grantStored: vend.grantStored,
+        revokedAtMs: vend.revokedAtMs,
+        answer: vend.answer,
+      };
+    });
+  }
+
+  /** Each connect request with the DynamoDB writes its invocation made. */
+  connectRequestFacts(): ConnectRequest[] {
+    return this.connectRequests.map((request) => ({
+      owner: request.tap.owner,
+      step: request.step,
+      link: request.link,
+      answer: request.answer,
+      writes: request.tap.sequence.filter((name) => DYNAMO_WRITES.includes(name)),
+      wayOn: request.wayOn,
+    }));
   }
 
   /**

@@ -59,9 +59,10 @@ export interface Door {
   /** The competing fresh invocation a hang lets in: the same door, or a vend. */
   compete(run: CaseRun): Promise<unknown>;
   /**
-   * What an operator does in the recovery where the engine leaves a connection to one (its
-   * REAUTH_REQUIRED after an operator's heal failed, a seed that never happened): true when it
-   * acted. Asked before the automatic steps, for every connection not settled.
+   * What an operator (or the person connecting) does in the recovery where the engine leaves a
+   * connection to one (its REAUTH_REQUIRED after an operator's heal failed, a seed that never
+   * happened, a connect link pressed): true when it acted. Asked before the automatic steps, for
+   * every connection not settled.
    */
   operatorStep?(run: CaseRun, connection: CampaignConnection, item: ChainRecord): Promise<boolean>;
 }
@@ -547,6 +548,8 @@ export class CaseRun implements CaseScope {
       loginSuccesses,
       loginFailures,
       finals,
+      authorizedVends: this.log.authorizedVendFacts(),
+      connectRequests: this.log.connectRequestFacts(),
     };
   }
 }

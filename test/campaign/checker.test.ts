@@ -1,10 +1,24 @@
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Broker } from "../../lib/broker.js";
 import { LeasePurpose } from "../../lib/chain/chain-record.js";
-import { connectionKey } from "../../lib/chain/table-definition.js";
+import { connectionKey, nonceKey } from "../../lib/chain/table-definition.js";
+import type { VendAnswer } from "../../lib/chain/token-cache.js";
+import type { VendEvent } from "../../lib/handlers/events.js";
+import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
+import { NonceMarker, NonceStore } from "../../lib/onboarding/nonce-store.js";
+import { type MotoIdentities, startMotoIdentities } from "../auth/moto-identities.js";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
+import { describeWithMoto } from "../support/tool-gate.js";
+import {
+  grantedCallerDoor,
+  revokedGrantDoor,
+  ungrantedCallerDoor,
+  type VendHandlerFactory,
+} from "./authorization-scenarios.js";
 import { CaseRun, type Door, type Invocation } from "./case-run.js";
+import { connectButton, connectPage, heldLink } from "./connect-scenarios.js";
 import { Fault, faultsFor } from "./fault-plan.js";
 import { type CaseEvidence, checkInvariants } from "./invariants.js";
 import { seed, vendRefreshes } from "./scenarios.js";
@@ -28,6 +42,26 @@ async function refreshWithoutLease(run: CaseRun, invocation: Invocation): Promis
   await oauth.refresh(item.baseUrl, { clientId: item.clientId, clientSecret }, refreshToken, 5_000);
 }
 
+/** Claims one of the user's link's single-use markers behind the flow's back, through the invocation's I/O. */
+async function claimLink(run: CaseRun, invocation: Invocation, marker: NonceMarker): Promise<void> {
+  const nonces = new NonceStore({ tableName: run.world.tableName, client: invocation.dynamo });
+  await nonces.claim({
+    nonce: heldLink(run).searchParams.get("n") ?? "",
+    marker,
+    connectionId: run.connection.connectionId,
+    validUntilEpochSec: Math.floor(run.world.clock.now() / 1000) + 900,
+    nowMs: run.world.clock.now(),
+  });
+}
+
+/** Runs a rogue door's clean case, judged as the vend door's cases are: its clean run logs in nowhere. */
+function judge(world: World, door: Door) {
+  return CaseRun.execute(world, door, door.name.replace(/\W+/g, "-"), undefined, {
+    loginDoor: false,
+    baselineLogins: 0,
+  });
+}
+
 function rogue(name: string, act: Door["act"], setup: Door["setup"] = vendRefreshes.setup): Door {
   return { ...vendRefreshes, name, act, setup };
 }
@@ -39,12 +73,7 @@ describe("the campaign's checker", () => {
   });
   afterAll(() => world.close());
 
-  // Judged as the vend door's cases are: its clean run logs in nowhere.
-  const run = (door: Door) =>
-    CaseRun.execute(world, door, door.name.replace(/\W+/g, "-"), undefined, {
-      loginDoor: false,
-      baselineLogins: 0,
-    });
+  const run = (door: Door) => judge(world, door);
 
   it("catches a token call made without the lease, whose answer nobody persists", async () => {
     const result = await run(rogue("rogue refresh", refreshWithoutLease));
@@ -145,6 +174,57 @@ describe("the campaign's checker", () => {
     );
   });
 
+  it("catches a confirmation page that spends the link (the user's press then says used)", async () => {
+    const result = await run({
+      ...connectPage,
+      name: "rogue page",
+      async act(r, invocation) {
+        await connectPage.act(r, invocation);
+        await claimLink(r, invocation, NonceMarker.Opened);
+      },
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/door-\d+'s GET \/start of link 1 wrote: dynamo:PutItemCommand$/),
+    ]);
+  });
+
+  it("catches a link spent twice: a second press that gets a state of its own", async () => {
+    const result = await run({
+      ...connectButton,
+      name: "rogue presses",
+      async act(r, invocation) {
+        await connectButton.act(r, invocation);
+        await invocation.dynamo.send(
+          new DeleteItemCommand({
+            TableName: world.tableName,
+            Key: marshall({ pk: nonceKey(`${heldLink(r).searchParams.get("n")}#${NonceMarker.Opened}`) }),
+          }),
+        );
+        await r.invoke("competitor", (competitor) => connectButton.act(r, competitor));
+      },
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/^link 1 was spent 2 times: states went to \S+\/door-\d+, \S+\/competitor-\d+$/),
+    ]);
+  });
+
+  it("catches a press that leaves the user no clear way on: its state is refused at the callback", async () => {
+    const result = await run({
+      ...connectButton,
+      name: "rogue press",
+      async act(r, invocation) {
+        await connectButton.act(r, invocation);
+        await claimLink(r, invocation, NonceMarker.Completed);
+      },
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/recovery-\d+: the user's way on, GET \/callback of link 1, answered used$/),
+    ]);
+  });
+
   it("loses answers where the other side acts first: Exact's calls and DynamoDB's writes", () => {
     for (const name of [
       "exact:token",
@@ -163,6 +243,7 @@ describe("the campaign's checker", () => {
       "secrets:loginCredentials",
       "events:publish",
       "trigger:heal",
+      "sts:GetCallerIdentity",
     ]) {
       expect(faultsFor(name), name).not.toContain(Fault.Lost);
     }
@@ -199,6 +280,8 @@ describe("the campaign's checker", () => {
           expectedUser: "u",
         },
       ],
+      authorizedVends: [],
+      connectRequests: [],
     };
 
     expect(checkInvariants(evidence, { loginDoor: false, baselineLogins: 0 })).toEqual([
@@ -208,6 +291,84 @@ describe("the campaign's checker", () => {
       "a lease is still live after recovery",
       "v vended a token valid 29999 ms; it asked for 30 s",
       "a's log line carried a token or secret",
+    ]);
+  });
+});
+
+describeWithMoto("the campaign's checker, at token-vend's authorization", () => {
+  let world: World;
+  let ids: MotoIdentities;
+  beforeAll(async () => {
+    world = await World.start(LEAK_PATTERN);
+    ids = await startMotoIdentities();
+  }, 60_000);
+  afterAll(async () => {
+    await world?.close();
+    await ids?.moto.close();
+  });
+  const run = (door: Door) => judge(world, door);
+
+  /** token-vend as deployed, with `onError` in place of a typed refusal. */
+  const edgeThat =
+    (onError: (error: Error, broker: Broker, event: VendEvent) => Promise<VendAnswer>): VendHandlerFactory =>
+    (broker, logger) => {
+      const real = createTokenVendHandler(broker, logger);
+      return (event, context) => real(event, context).catch((error: Error) => onError(error, broker, event));
+    };
+
+  it("catches chain work and a token for a caller its authorization refused (a handler that fails open)", async () => {
+    const failOpen = edgeThat((_error, broker, event) => broker.vend.vend(event.connectionId, 30));
+    const result = await run({ ...ungrantedCallerDoor(ids, { handler: failOpen }), name: "rogue fail-open" });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(
+        /door-\d+ made dynamo:GetItemCommand, cipher:decrypt, dynamo:UpdateItemCommand for a caller not yet verified and granted$/,
+      ),
+      expect.stringMatching(/door-\d+ served a token to a caller its authorization did not grant$/),
+    ]);
+  });
+
+  it("catches AccessDenied for the broker's fault, and an error outside the contract", async () => {
+    // Nothing listens on the discard port: STS cannot be reached, the broker's trouble.
+    const unreachable = "http://127.0.0.1:9";
+    const blameTheCaller = edgeThat(async (error) => {
+      throw Object.assign(new Error(error.message), { name: "AccessDenied" });
+    });
+    const untyped = edgeThat(async () => {
+      throw new TypeError("fetch failed");
+    });
+
+    const blamed = await run({
+      ...grantedCallerDoor(ids, { stsEndpoint: unreachable, handler: blameTheCaller }),
+      name: "rogue blame",
+    });
+    const leaked = await run({
+      ...grantedCallerDoor(ids, { stsEndpoint: unreachable, handler: untyped }),
+      name: "rogue untyped",
+    });
+
+    expect(blamed.violations).toEqual([
+      expect.stringMatching(
+        /door-\d+ answered AccessDenied to a verified, granted caller: the fault was the broker's$/,
+      ),
+    ]);
+    expect(leaked.violations).toEqual([
+      expect.stringMatching(/door-\d+ answered TypeError, not a typed error$/),
+    ]);
+  });
+
+  it("catches a revoked grant served from a cache past its minute (a container whose clock stands still)", async () => {
+    const standingStill = (r: CaseRun) => {
+      const startedAtMs = r.world.clock.now();
+      return () => startedAtMs;
+    };
+    const result = await run({
+      ...revokedGrantDoor(ids, { authorizerClock: standingStill }),
+      name: "rogue cache",
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/door-\d+ granted a grant revoked 61 s before, from a cache past its minute$/),
     ]);
   });
 });

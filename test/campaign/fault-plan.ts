@@ -1,4 +1,5 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { STS_TIMEOUT_MS } from "../../lib/auth/sts-identity-verifier.js";
 import type { HealTrigger } from "../../lib/chain/engine-deps.js";
 import type { TokenCipher } from "../../lib/crypto/token-cipher.js";
 import type { BrokerEvent, EventPublisher } from "../../lib/events/broker-events.js";
@@ -37,6 +38,8 @@ export const CallKind = {
   Login: "login",
   Events: "events",
   HealTrigger: "trigger",
+  /** STS's GetCallerIdentity: token-vend verifying who asks (lib/auth/sts-identity-verifier.ts). */
+  Sts: "sts",
 } as const;
 export type CallKind = (typeof CallKind)[keyof typeof CallKind];
 
@@ -357,6 +360,34 @@ export function tappedEvents(tap: Tap, published: BrokerEvent[]): EventPublisher
       tap.around("events:publish", async () => {
         published.push(event);
       }),
+  };
+}
+
+/**
+ * token-vend's fetch to STS (StsIdentityVerifier) through the tap of the invocation `tap()` names
+ * (a container's authorizer outlives one invocation): `sts:GetCallerIdentity`. STS only reads, so
+ * no answer is lost that a timeout would not lose as well: exception, a refused connection;
+ * hang, as Exact's HTTP calls: STS answers too late, the clock moves by the verifier's timeout
+ * and the request is aborted; crash, the holder never comes back.
+ */
+export function tappedStsFetch(tap: () => Tap, advanceMs: (ms: number) => void): typeof fetch {
+  return async (input, init) => {
+    const current = tap();
+    switch (await current.next("sts:GetCallerIdentity")) {
+      case Fault.Exception:
+        throw new TypeError("fetch failed", {
+          cause: new Error("injected: connection refused (sts:GetCallerIdentity)"),
+        });
+      case Fault.Crash:
+        return current.crash();
+      case Fault.Hang: {
+        await (await fetch(input, init)).arrayBuffer();
+        advanceMs(STS_TIMEOUT_MS);
+        throw new DOMException(`injected: no answer within ${STS_TIMEOUT_MS} ms`, "TimeoutError");
+      }
+      default:
+        return fetch(input, init);
+    }
   };
 }
 

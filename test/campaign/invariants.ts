@@ -1,5 +1,7 @@
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
+import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
+import { VEND_ERROR_TYPES } from "../../lib/handlers/token-vend-handler.js";
 
 /**
  * A sampled status: a BLOCKED connection whose chain died (its re-check is then a login, like a
@@ -51,6 +53,47 @@ export interface VendAnswered {
   readonly validityMs: number;
 }
 
+/** A vend through token-vend under perConnection: its authorization (lib/auth/), then the vend door. */
+export interface AuthorizedVend {
+  readonly owner: string;
+  /** The caller signed a valid identity and the table held its grant when the vend began. */
+  readonly callerGranted: boolean;
+  /** The invocation's calls before its authorization started, while it ran, and after it ended. */
+  readonly callsBefore: readonly string[];
+  readonly callsDuring: readonly string[];
+  readonly callsAfter: readonly string[];
+  /** The authorizer granted the vend; false when it refused, failed or never finished. */
+  readonly granted: boolean;
+  /** When it granted (fake-clock ms). */
+  readonly decidedAtMs?: number;
+  /** The table held the caller's grant when the authorizer granted. */
+  readonly grantStored?: boolean;
+  /** When the case last revoked the caller's grant, if it did. */
+  readonly revokedAtMs?: number;
+  /** `token`, the errorType the caller got, or undefined: the invocation never answered (it crashed). */
+  readonly answer: string | undefined;
+}
+
+/** The connect flow's requests, as the browser (or Exact's redirect) makes them. */
+export type ConnectStep = "GET /start" | "POST /start" | "GET /callback";
+
+/** One request of the connect flow and what it answered. */
+export interface ConnectRequest {
+  readonly owner: string;
+  readonly step: ConnectStep;
+  /** Which of the case's links it was for: 1, the operator's first; 2, the one the user asked for next. */
+  readonly link: number;
+  /**
+   * `page`, `redirect` (303 to Exact with a state), `completed` (the chain stored), a refusal's
+   * reason code (`used`, …), an error's name; undefined: it never answered (it crashed).
+   */
+  readonly answer: string | undefined;
+  /** The DynamoDB writes it made (attempted, the faulted one included). */
+  readonly writes: readonly string[];
+  /** Made in the recovery: the user's way on after the door's request. */
+  readonly wayOn: boolean;
+}
+
 /** Everything the checker judges about one case, after its recovery. */
 export interface CaseEvidence {
   readonly mode: "code" | "implicit";
@@ -79,6 +122,10 @@ export interface CaseEvidence {
   readonly leaks: readonly string[];
   /** Every connection of the case after recovery: the door's first. */
   readonly finals: readonly FinalState[];
+  /** Vends through token-vend's authorization (the authorization doors; none elsewhere). */
+  readonly authorizedVends: readonly AuthorizedVend[];
+  /** Requests of the connect flow's /start and /callback (the connect doors; none elsewhere). */
+  readonly connectRequests: readonly ConnectRequest[];
 }
 
 /** Where one connection of the case stands after recovery. */
@@ -126,7 +173,123 @@ export function checkInvariants(evidence: CaseEvidence, expected: Expectations):
     ...persistFirst(evidence),
     ...noSecretInLogsOrEvents(evidence),
     ...everyGenerationRecorded(evidence),
+    ...authorizationBeforeChainWork(evidence),
+    ...vendRefusalsTyped(evidence),
+    ...revokedGrantsExpire(evidence),
+    ...confirmPageWritesNothing(evidence),
+    ...linkSpentOnce(evidence),
+    ...clearWayOn(evidence),
   ];
+}
+
+/** The calls an authorization makes: STS's GetCallerIdentity and the grant reads. */
+const AUTHORIZATION_CALLS: ReadonlySet<string> = new Set(["sts:GetCallerIdentity", "dynamo:GetItemCommand"]);
+
+/**
+ * A vend's caller is verified and granted before any chain work: no call but the authorization's
+ * before the authorizer granted, none at all after it refused or failed, and never a token
+ * without its grant (README, "Who gets which connection").
+ */
+function authorizationBeforeChainWork(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const vend of evidence.authorizedVends) {
+    const work = [
+      ...vend.callsBefore,
+      ...vend.callsDuring.filter((name) => !AUTHORIZATION_CALLS.has(name)),
+      ...(vend.granted ? [] : vend.callsAfter),
+    ];
+    if (work.length > 0)
+      found.push(`${vend.owner} made ${work.join(", ")} for a caller not yet verified and granted`);
+    if (vend.answer === "token" && !vend.granted)
+      found.push(`${vend.owner} served a token to a caller its authorization did not grant`);
+  }
+  return found;
+}
+
+/** What token-vend may answer: a token, or an errorType of its contract (README, "token-vend"). */
+const VEND_ANSWERS: ReadonlySet<string> = new Set(["token", ...VEND_ERROR_TYPES, INTERNAL_ERROR]);
+
+/**
+ * Every vend that answers gets a token or a typed error, and AccessDenied only for the caller's
+ * fault: a caller with a valid identity and a grant gets InternalError (STS or DynamoDB failed),
+ * never a refusal it would act on by asking an operator for a grant it has.
+ */
+function vendRefusalsTyped(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const { owner, answer, callerGranted } of evidence.authorizedVends) {
+    if (answer === undefined) continue;
+    if (!VEND_ANSWERS.has(answer)) found.push(`${owner} answered ${answer}, not a typed error`);
+    if (answer === "AccessDenied" && callerGranted)
+      found.push(`${owner} answered AccessDenied to a verified, granted caller: the fault was the broker's`);
+  }
+  return found;
+}
+
+/** README, "Who gets which connection": a revoke reaches warm containers within a minute. */
+const REVOKE_REACHES_WARM_CONTAINERS_MS = 60_000;
+
+/** A grant absent from the table is never granted, a revoked one only from a cache within its minute. */
+function revokedGrantsExpire(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const vend of evidence.authorizedVends) {
+    if (!vend.granted || vend.grantStored !== false) continue;
+    if (vend.revokedAtMs === undefined) {
+      found.push(`${vend.owner} granted a caller whose grant was never stored`);
+      continue;
+    }
+    const since = (vend.decidedAtMs ?? 0) - vend.revokedAtMs;
+    if (since >= REVOKE_REACHES_WARM_CONTAINERS_MS)
+      found.push(
+        `${vend.owner} granted a grant revoked ${since / 1000} s before, from a cache past its minute`,
+      );
+  }
+  return found;
+}
+
+/** Opening a link (`GET /start`: a preview, a scanner, the user) writes nothing: it spends nothing. */
+function confirmPageWritesNothing(evidence: CaseEvidence): string[] {
+  return evidence.connectRequests
+    .filter((request) => request.step === "GET /start" && request.writes.length > 0)
+    .map(
+      (request) =>
+        `${request.owner}'s GET /start of link ${request.link} wrote: ${request.writes.join(", ")}`,
+    );
+}
+
+/** A link is spent at most once: one press, of any number, gets a state and the 303 to Exact. */
+function linkSpentOnce(evidence: CaseEvidence): string[] {
+  const pressedThrough = new Map<number, string[]>();
+  for (const request of evidence.connectRequests) {
+    if (request.step !== "POST /start" || request.answer !== "redirect") continue;
+    pressedThrough.set(request.link, [...(pressedThrough.get(request.link) ?? []), request.owner]);
+  }
+  return [...pressedThrough]
+    .filter(([, owners]) => owners.length > 1)
+    .map(
+      ([link, owners]) =>
+        `link ${link} was spent ${owners.length} times: states went to ${owners.join(", ")}`,
+    );
+}
+
+/** What each request of the user's way on may answer. */
+const WAY_ON: Readonly<Record<ConnectStep, readonly string[]>> = {
+  "GET /start": ["page"],
+  "POST /start": ["redirect", "used"],
+  "GET /callback": ["completed"],
+};
+
+/**
+ * After the door's request, whatever became of its answer, the user's way on is clear: the page
+ * opens, a new press is sent to Exact or says `used` (ask for a new link), and a state the
+ * browser was sent to Exact with completes.
+ */
+function clearWayOn(evidence: CaseEvidence): string[] {
+  return evidence.connectRequests
+    .filter((request) => request.wayOn && !WAY_ON[request.step].includes(request.answer ?? ""))
+    .map(
+      (request) =>
+        `${request.owner}: the user's way on, ${request.step} of link ${request.link}, answered ${request.answer ?? "nothing"}`,
+    );
 }
 
 /**

@@ -157,7 +157,7 @@ export const seedDoor: Door = {
 };
 
 /** The connect Function URL's flow, built as its handler builds it, on the invocation's I/O. */
-function connectFlow(invocation: Invocation) {
+export function connectFlow(invocation: Invocation) {
   return createConnectFlow(invocation.broker, { keys: invocation.linkKeys, dynamo: invocation.dynamo });
 }
 

@@ -56,10 +56,13 @@ describe("token-vend handler", () => {
       accessToken: expect.stringMatching(/^simAT!/),
       tokenType: "Bearer",
       expiresAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      expiresInSeconds: expect.any(Number),
       generation: 1,
       baseUrl: fx.stack.sim.url,
       division: expect.any(Number),
+      clientId: fx.conn.clientId,
     });
+    expect(Number.isInteger(answer.expiresInSeconds)).toBe(true);
   });
 
   it.each([
@@ -70,6 +73,10 @@ describe("token-vend handler", () => {
     ["a negative minValiditySeconds", { connectionId: "x", minValiditySeconds: -1 }],
     ["a fractional minValiditySeconds", { connectionId: "x", minValiditySeconds: 1.5 }],
     ["an unknown field", { connectionId: "x", refreshToken: "give-me" }],
+    ["a rejectedGeneration of 0", { connectionId: "x", rejectedGeneration: 0 }],
+    ["a negative rejectedGeneration", { connectionId: "x", rejectedGeneration: -1 }],
+    ["a fractional rejectedGeneration", { connectionId: "x", rejectedGeneration: 1.5 }],
+    ["a rejectedGeneration that is a string", { connectionId: "x", rejectedGeneration: "1" }],
     ["not an object", "conn-1"],
     ["a callerIdentity that is not an object", { connectionId: "x", callerIdentity: "signed" }],
     [
@@ -96,6 +103,25 @@ describe("token-vend handler", () => {
       name: "ValidationError",
       message: expect.stringContaining("invalid event"),
     });
+  });
+
+  it("answers ValidationError, after the caller is authorized, for a rejectedGeneration above the current one", async () => {
+    const error = await handler({ connectionId: fx.conn.connectionId, rejectedGeneration: 2 }, context).catch(
+      (e: unknown) => e,
+    );
+
+    expect(error).toMatchObject({
+      name: "ValidationError",
+      message: expect.stringContaining("rejectedGeneration 2 is above its current generation 1"),
+    });
+  });
+
+  it("takes a rejectedGeneration and answers a token of a generation at least that one", async () => {
+    const answer = await handler({ connectionId: fx.conn.connectionId, rejectedGeneration: 1 }, context);
+
+    // The simulator accepts the token on /current/Me, so the broker serves it again.
+    expect(answer.generation).toBe(1);
+    expect(fx.chainStats().meRequests.ok).toBe(2);
   });
 
   it("answers ConnectionNotFound with a stable errorType", async () => {

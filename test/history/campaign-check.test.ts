@@ -19,6 +19,8 @@ function evidence(finals: readonly FinalState[]): CaseEvidence {
     loginFailures: 0,
     leaks: [],
     finals,
+    authorizedVends: [],
+    connectRequests: [],
   };
 }
 

@@ -152,13 +152,13 @@ describe("least privilege", () => {
       const finding = (prefix: string) => `AwsSolutions::AwsSolutions-IAM5[Resource::${prefixArn(prefix)}]`;
       const secretFinding = finding(CLIENT_SECRET_PREFIX);
       expect(acknowledgments().map(({ path, id }) => ({ path, id }))).toEqual([
-        { path: "ExactTokenBroker/Functions/ConnectRole", id: secretFinding },
-        { path: "ExactTokenBroker/Functions/FallbackLoginRole", id: secretFinding },
-        { path: "ExactTokenBroker/Functions/FallbackLoginRole", id: finding(LOGIN_SECRET_PREFIX) },
-        { path: "ExactTokenBroker/Functions/HealFailures", id: "AwsSolutions::AwsSolutions-SQS3" },
-        { path: "ExactTokenBroker/Functions/RefreshRole", id: secretFinding },
-        { path: "ExactTokenBroker/Functions/TokenVendRole", id: secretFinding },
-        { path: "ExactTokenBroker/Secrets/LinkSigningKey", id: "AwsSolutions::AwsSolutions-SMG4" },
+        { path: "ExactTokenBroker/Default/Functions/ConnectRole", id: secretFinding },
+        { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: secretFinding },
+        { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: finding(LOGIN_SECRET_PREFIX) },
+        { path: "ExactTokenBroker/Default/Functions/HealFailures", id: "AwsSolutions::AwsSolutions-SQS3" },
+        { path: "ExactTokenBroker/Default/Functions/RefreshRole", id: secretFinding },
+        { path: "ExactTokenBroker/Default/Functions/TokenVendRole", id: secretFinding },
+        { path: "ExactTokenBroker/Default/Secrets/LinkSigningKey", id: "AwsSolutions::AwsSolutions-SMG4" },
       ]);
       for (const { id: ruleId, reason } of acknowledgments())
         expect(reason.length, ruleId).toBeGreaterThan(80);

@@ -2,13 +2,14 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type App, Stack } from "aws-cdk-lib";
+import { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { Role, ServicePrincipal, User } from "aws-cdk-lib/aws-iam";
 import { Code, Function as LambdaFunction, Runtime } from "aws-cdk-lib/aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBrokerApp } from "../../lib/infra/broker-app.js";
 import type { BrokerStack, BrokerStackProps } from "../../lib/infra/broker-stack.js";
+import { ExactTokenBroker } from "../../lib/infra/exact-token-broker.js";
 import { PythonTool, requirePythonTool } from "../support/python-tools.js";
 import { describeWithCfnLint } from "../support/tool-gate.js";
 
@@ -188,5 +189,19 @@ describe("grantVend settings", () => {
     const role = new Role(stack, "Consumer", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
 
     expect(() => stack.grantVend(role, options)).toThrow(message);
+  });
+
+  it("refuses grants of a second broker to a grantee of the first, which would land in the first's table", () => {
+    const app = new App({ context: { ...cdkContext(), "aws:cdk:bundling-stacks": [] } });
+    const team = new Stack(app, "Team", { env: ENV });
+    const first = new ExactTokenBroker(team, "Staging");
+    const second = new ExactTokenBroker(team, "Production");
+    const role = new Role(team, "Consumer", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+    first.grantVend(role, { connections: ["acme"] });
+
+    expect(() => second.grantVend(role, { connections: ["acme"] })).toThrow(
+      /Team\/Consumer already has connections granted by another broker/,
+    );
+    expect(() => second.grantVend(role)).not.toThrow();
   });
 });

@@ -130,4 +130,19 @@ describe("variants (rule 10)", () => {
     expect((await getMe(sim, refreshed.body.access_token)).status).toBe(401);
     expect((await getMe(sim, second.accessToken)).status).toBe(200);
   });
+
+  it("accessTokenRevokedAfterSeconds: an access token is refused that long after its issue, before its expiry; the window stays", async () => {
+    sim.setVariants({ accessTokenRevokedAfterSeconds: 60 });
+    const first = await login(sim);
+    sim.advanceClock(59);
+    expect((await getMe(sim, first.accessToken)).status).toBe(200);
+
+    sim.advanceClock(1);
+
+    expect((await getMe(sim, first.accessToken)).status).toBe(401);
+    expect((await refresh(sim, first.refreshToken)).body).toEqual(TOO_EARLY);
+    sim.advanceClock(510);
+    const refreshed = await refresh(sim, first.refreshToken);
+    expect((await getMe(sim, refreshed.body.access_token)).status).toBe(200);
+  });
 });

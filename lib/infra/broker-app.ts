@@ -1,6 +1,7 @@
 import { App, type AppProps, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import type { VendAuthorization } from "../auth/authorization-settings.js";
+import { VendAuthorization } from "../auth/authorization-settings.js";
+import { contextChoice, contextFlag, contextString } from "./app-context.js";
 import { BrokerStack, type BrokerStackProps } from "./broker-stack.js";
 
 /** The stack's ID in the app (and the CloudFormation stack name). */
@@ -14,20 +15,18 @@ export function createBrokerApp(
   options: { readonly app?: AppProps; readonly stack?: BrokerStackProps } = {},
 ): { app: App; stack: BrokerStack } {
   const app = new App(options.app);
-  const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+  const alarmEmail = contextString(app, "alarmEmail");
   // `-c reserveConcurrency=false` for accounts still at Lambda's default concurrency limit of 10.
-  const reserveConcurrency = app.node.tryGetContext("reserveConcurrency") as string | boolean | undefined;
+  const reserveConcurrency = contextFlag(app, "reserveConcurrency");
   // `-c combinedSecrets=true` while a deployment made before the split moves its connections' secrets.
-  const combinedSecrets = app.node.tryGetContext("combinedSecrets") as string | boolean | undefined;
+  const combinedSecrets = contextFlag(app, "combinedSecrets");
   // `-c vendAuthorization=stackWide` keeps a deployment made before issue 10 serving every caller while it moves.
-  const vendAuthorization = app.node.tryGetContext("vendAuthorization") as VendAuthorization | undefined;
+  const vendAuthorization = contextChoice(app, "vendAuthorization", Object.values(VendAuthorization));
   const stack = new BrokerStack(app, BROKER_STACK_ID, {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     ...(alarmEmail ? { alarmEmail } : {}),
-    ...(reserveConcurrency === undefined
-      ? {}
-      : { reserveConcurrency: String(reserveConcurrency) !== "false" }),
-    ...(combinedSecrets === undefined ? {} : { combinedSecrets: String(combinedSecrets) === "true" }),
+    ...(reserveConcurrency === undefined ? {} : { reserveConcurrency }),
+    ...(combinedSecrets === undefined ? {} : { combinedSecrets }),
     ...(vendAuthorization ? { vendAuthorization } : {}),
     ...options.stack,
   });

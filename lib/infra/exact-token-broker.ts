@@ -3,7 +3,7 @@ import { EventBus } from "aws-cdk-lib/aws-events";
 import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import type { VendAuthorization } from "../auth/authorization-settings.js";
+import { VendAuthorization } from "../auth/authorization-settings.js";
 import { BrokerFunctions } from "./broker-functions.js";
 import { BrokerSecrets } from "./broker-secrets.js";
 import { ChainTableConstruct } from "./chain-table.js";
@@ -84,10 +84,15 @@ export class ExactTokenBroker extends Construct {
 
   /**
    * @throws Error (at synth) when `engineSettings` break a timing relation the functions check
-   *   at start, naming the function and the setting to raise
+   *   at start, naming the function and the setting to raise, or for a `vendAuthorization` that
+   *   token-vend would refuse at start
    */
   constructor(scope: Construct, id: string, props: ExactTokenBrokerProps = {}) {
     super(scope, id);
+    const modes: readonly string[] = Object.values(VendAuthorization);
+    if (props.vendAuthorization !== undefined && !modes.includes(props.vendAuthorization)) {
+      throw new Error(`vendAuthorization must be one of ${modes.join(", ")}, got "${props.vendAuthorization}"`);
+    }
     const stack = Stack.of(this);
     this.serverId =
       props.serverId ?? `exact-token-broker:${stack.account}:${stack.region}:${stack.stackName}`;

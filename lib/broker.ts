@@ -9,6 +9,8 @@ import type { EngineDeps, EngineLog, HealTrigger } from "./chain/engine-deps.js"
 import { HealDoor } from "./chain/heal-door.js";
 import { InProcessHealTrigger, LambdaHealTrigger } from "./chain/heal-trigger.js";
 import { Onboarding } from "./chain/onboarding.js";
+import { RefreshDispatch, type RefreshQueue } from "./chain/refresh-dispatch.js";
+import { RefreshWorker } from "./chain/refresh-worker.js";
 import { ScheduledRefresh } from "./chain/scheduled-refresh.js";
 import { TotpStepClaims } from "./chain/totp-step-claims.js";
 import { VendDoor, type VendDoorOptions } from "./chain/vend-door.js";
@@ -26,7 +28,12 @@ export interface Broker {
   readonly config: BrokerConfig;
   readonly deps: EngineDeps;
   readonly vend: VendDoor;
+  /** The scheduled refresh in one process: where there is no queue (the CLI, `npm start`). */
   readonly refresh: ScheduledRefresh;
+  /** The scheduled refresh at scale: queues due chains; absent without a queue (`refreshQueue`). */
+  readonly dispatch?: RefreshDispatch;
+  /** Does the queued chains' work (the refresh-worker function). */
+  readonly refreshWorker: RefreshWorker;
   readonly heal: HealDoor;
   readonly onboarding: Onboarding;
   /** `connection set-division`: pins another division, checked with the connection's chain. */
@@ -43,6 +50,11 @@ export interface BrokerOverrides extends Partial<Omit<EngineDeps, "config">> {
   readonly healTrigger?: HealTrigger;
   /** Where token-vend verifies callers: tests point it at moto_server (never taken from an event). */
   readonly stsEndpoint?: string;
+  /**
+   * Where the scheduled refresh queues due chains: the refresh function passes SQS
+   * (functions/refresh.ts, REFRESH_QUEUE_URL), so no other bundle carries the SQS client.
+   */
+  readonly refreshQueue?: RefreshQueue;
 }
 
 /** Every secret value read is registered with the log redactor before anyone can log it. */
@@ -110,11 +122,14 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
       ? new LambdaHealTrigger({ functionName: env.FALLBACK_LOGIN_FUNCTION_NAME, log })
       : new InProcessHealTrigger(() => heal, log));
   const vend = new VendDoor(deps, { healTrigger, ...overrides.vendOptions });
+  const refreshQueue = overrides.refreshQueue;
   return {
     config,
     deps,
     vend,
     refresh: new ScheduledRefresh(deps, { healTrigger }),
+    ...(refreshQueue ? { dispatch: new RefreshDispatch(deps, refreshQueue) } : {}),
+    refreshWorker: new RefreshWorker(deps, healTrigger),
     heal,
     onboarding: new Onboarding(deps),
     division: new DivisionSetting(deps, (connectionId, minValiditySeconds) =>

@@ -85,6 +85,13 @@ import { UnleasedWrites } from "./unleased-writes.js";
  */
 
 /** What a session holder started from; `record` is the item as it was just before the lease (ALL_OLD). */
+/** A chain found due in the sparse index: its connection and the due time the index held. */
+export interface DueChain {
+  readonly connectionId: string;
+  /** Epoch ms. */
+  readonly dueAtMs: number;
+}
+
 export interface AcquireArgs {
   readonly record: ChainRecord;
   readonly owner: string;
@@ -193,7 +200,16 @@ export class ChainStore extends ConnectionRegistry {
 
   /** Connection IDs whose proactive work is due at or before `untilMs` (sparse index, no scan). */
   async queryDue(untilMs: number, limit?: number): Promise<string[]> {
-    const ids: string[] = [];
+    return (await this.queryDueChains(untilMs, limit)).map((due) => due.connectionId);
+  }
+
+  /**
+   * Chains whose proactive work is due at or before `untilMs`, earliest first, with the due time
+   * the index holds (it is eventually consistent: a claim conditions on it). One Query per page
+   * of the keys-only index (about 1 MB, thousands of keys): reads proportional to the chains due.
+   */
+  async queryDueChains(untilMs: number, limit?: number): Promise<DueChain[]> {
+    const due: DueChain[] = [];
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
     do {
       const page = await this.client.send(
@@ -208,14 +224,17 @@ export class ChainStore extends ConnectionRegistry {
             },
             ExpressionAttributeValues: marshall({ ":shard": ChainTable.dueShardValue, ":until": untilMs }),
             ExclusiveStartKey,
-            ...(limit !== undefined ? { Limit: limit - ids.length } : {}),
+            ...(limit !== undefined ? { Limit: limit - due.length } : {}),
           }),
         ),
       );
-      for (const item of page.Items ?? []) ids.push(String(unmarshall(item).pk).slice("CONN#".length));
+      for (const item of page.Items ?? []) {
+        const { pk, dueAtMs } = unmarshall(item) as { pk: string; dueAtMs: number };
+        due.push({ connectionId: pk.slice("CONN#".length), dueAtMs });
+      }
       ExclusiveStartKey = page.LastEvaluatedKey;
-    } while (ExclusiveStartKey && (limit === undefined || ids.length < limit));
-    return ids;
+    } while (ExclusiveStartKey && (limit === undefined || due.length < limit));
+    return due;
   }
 
   /** Writes outside a lease that no token call depends on (hotness, cooling, an operator's reset, upgrades). */

@@ -45,6 +45,23 @@ export class UnleasedWrites {
     });
   }
 
+  /**
+   * The refresh dispatcher queued this chain's work (refresh-dispatch.ts): it is due again at
+   * `redispatchAtMs`, so a lost message or a worker that dies is found again, unless the work
+   * moves it first. Conditional on the due time the chain was found with, so of two dispatchers
+   * only one claims it, and a chain whose due time moved meanwhile is not claimed.
+   * @returns false when the condition failed (claimed elsewhere, moved, or gone)
+   */
+  async claimDue(connectionId: string, foundDueAtMs: number, redispatchAtMs: number): Promise<boolean> {
+    const written = await this.#writer(connectionId, {
+      set: { dueAtMs: redispatchAtMs },
+      condition: "attribute_exists(pk) AND #dueAtMs = :found",
+      names: ["dueAtMs"],
+      values: { found: foundDueAtMs },
+    });
+    return written !== undefined;
+  }
+
   /** An idle chain: due again at `dueAtMs`, or out of the index (an idle implicit chain). */
   async cool(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
     return dueAtMs === undefined

@@ -1,0 +1,79 @@
+import { BrokerError } from "../errors.js";
+import { type ChainRunOutcome, DueChainWork } from "./due-chain-work.js";
+import type { EngineDeps, HealTrigger } from "./engine-deps.js";
+import { HistoryDoor } from "./history-entry.js";
+import type { DueChainMessage } from "./refresh-dispatch.js";
+import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
+
+/**
+ * How long the worker waits for a window that has not opened when its message arrives. The
+ * dispatcher's delay is rounded up to whole seconds, so a message arrives at or after the chain's
+ * due time; this covers clocks that disagree, and is short against Exact's 29 s window.
+ */
+export const WINDOW_WAIT_MS = 30_000;
+
+export interface RefreshWorkerSummary {
+  readonly outcomes: Readonly<Record<ChainRunOutcome, number>>;
+  /** errorType per failed connection. */
+  readonly failures: ReadonlyArray<{ readonly connectionId: string; readonly errorType: string }>;
+}
+
+/**
+ * The queue's worker (SQS → Lambda, bounded concurrency): does each queued chain's work
+ * (due-chain-work.ts), all of a batch at once. A failure is recorded on the chain and the claim's
+ * re-dispatch finds the chain again, so no message is handed back to the queue for a retry; work
+ * that would start too close to the deadline is `deferred` the same way.
+ */
+export class RefreshWorker {
+  readonly #deps: EngineDeps;
+  readonly #work: DueChainWork;
+
+  constructor(deps: EngineDeps, healTrigger: HealTrigger) {
+    this.#deps = deps;
+    this.#work = new DueChainWork(deps, healTrigger, {
+      door: HistoryDoor.Refresh,
+      keepDays: deps.config.historyDays,
+    });
+  }
+
+  /**
+   * @param deadlineMs epoch ms (the engine's clock): the Lambda's deadline
+   */
+  async run(messages: readonly DueChainMessage[], deadlineMs: number): Promise<RefreshWorkerSummary> {
+    const { now, log, config } = this.#deps;
+    const outcomes: Record<ChainRunOutcome, number> = {
+      refreshed: 0,
+      keepalive: 0,
+      verified: 0,
+      cooled: 0,
+      heal_triggered: 0,
+      deferred: 0,
+      skipped: 0,
+      failed: 0,
+    };
+    const failures: Array<{ connectionId: string; errorType: string }> = [];
+    const lastStartMs = deadlineMs - config.leaseMs - CLOCK_SKEW_BOUND_MS;
+    await Promise.all(
+      messages.map(async ({ connectionId, claim }) => {
+        const nowMs = now();
+        if (nowMs > lastStartMs) {
+          outcomes.deferred += 1;
+          return;
+        }
+        const horizonEndMs = nowMs + WINDOW_WAIT_MS;
+        try {
+          outcomes[
+            await this.#work.run(connectionId, { horizonEndMs, lastStartMs, deadlineMs, dispatched: claim })
+          ] += 1;
+        } catch (error) {
+          outcomes.failed += 1;
+          const errorType = error instanceof BrokerError ? error.name : "InternalError";
+          failures.push({ connectionId, errorType });
+          log.warn("refresh worker: chain work failed", { connectionId, errorType });
+        }
+      }),
+    );
+    log.info("refresh worker batch finished", { chains: messages.length, ...outcomes });
+    return { outcomes, failures };
+  }
+}

@@ -1,0 +1,95 @@
+import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { DueChainMessage, RefreshQueue } from "../chain/refresh-dispatch.js";
+import { SEND_BATCH_SIZE } from "../chain/refresh-dispatch.js";
+import { CONNECTION_ID_PATTERN } from "../handlers/connection-id.js";
+
+/** A batch the queue did not take whole; names no message body (they hold nothing secret, but stay short). */
+export class RefreshQueueSendFailed extends Error {
+  override readonly name = "RefreshQueueSendFailed";
+  /** SQS's error codes of the entries it refused, e.g. `["InternalError"]`. */
+  readonly codes: readonly string[];
+
+  constructor(codes: readonly string[]) {
+    super(`SQS refused ${codes.length} of a SendMessageBatch: ${[...new Set(codes)].join(", ")}`);
+    this.codes = codes;
+  }
+}
+
+/** A queued body that is not a due-chain message (not from this broker's dispatcher). */
+export class MalformedRefreshMessage extends Error {
+  override readonly name = "MalformedRefreshMessage";
+}
+
+/** The message body: the connection and the dispatcher's claim, nothing secret. */
+interface DueChainBody {
+  readonly connectionId: string;
+  readonly dueAtMs: number;
+  readonly redispatchAtMs: number;
+}
+
+/**
+ * The dispatcher's queue in AWS: one SendMessageBatch per call, each entry with its own
+ * DelaySeconds (the chain's due time). An entry SQS refuses fails the whole call, so the
+ * dispatcher claims none of the batch and the next tick queues it again.
+ */
+export class SqsRefreshQueue implements RefreshQueue {
+  readonly #queueUrl: string;
+  readonly #client: SQSClient;
+
+  constructor(options: { readonly queueUrl: string; readonly client?: SQSClient }) {
+    this.#queueUrl = options.queueUrl;
+    this.#client = options.client ?? new SQSClient({});
+  }
+
+  async send(messages: readonly DueChainMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    if (messages.length > SEND_BATCH_SIZE) {
+      throw new RangeError(
+        `a SendMessageBatch holds at most ${SEND_BATCH_SIZE} messages, got ${messages.length}`,
+      );
+    }
+    const out = await this.#client.send(
+      new SendMessageBatchCommand({
+        QueueUrl: this.#queueUrl,
+        Entries: messages.map((message, i) => ({
+          Id: String(i),
+          DelaySeconds: message.delaySeconds,
+          MessageBody: JSON.stringify({
+            connectionId: message.connectionId,
+            dueAtMs: message.claim.dueAtMs,
+            redispatchAtMs: message.claim.redispatchAtMs,
+          } satisfies DueChainBody),
+        })),
+      }),
+    );
+    const failed = out.Failed ?? [];
+    if (failed.length > 0) throw new RefreshQueueSendFailed(failed.map((entry) => entry.Code ?? "Unknown"));
+  }
+}
+
+/**
+ * Reads a queued body back into the worker's message (its delay is spent: 0).
+ * @throws MalformedRefreshMessage for anything the dispatcher did not write
+ */
+export function parseDueChainMessage(body: string): DueChainMessage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new MalformedRefreshMessage("a refresh message is not JSON");
+  }
+  const { connectionId, dueAtMs, redispatchAtMs } = (parsed ?? {}) as Partial<
+    Record<keyof DueChainBody, unknown>
+  >;
+  if (typeof connectionId !== "string" || !CONNECTION_ID_PATTERN.test(connectionId)) {
+    throw new MalformedRefreshMessage("a refresh message has no valid connectionId");
+  }
+  if (!Number.isSafeInteger(dueAtMs) || !Number.isSafeInteger(redispatchAtMs)) {
+    throw new MalformedRefreshMessage("a refresh message has no valid dueAtMs and redispatchAtMs (epoch ms)");
+  }
+  return {
+    connectionId,
+    claim: { dueAtMs: dueAtMs as number, redispatchAtMs: redispatchAtMs as number },
+    delaySeconds: 0,
+  };
+}

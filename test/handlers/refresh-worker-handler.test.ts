@@ -1,0 +1,63 @@
+import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
+import { afterEach, describe, expect, it } from "vitest";
+import { createRefreshHandler } from "../../lib/handlers/refresh-handler.js";
+import { createRefreshWorkerHandler } from "../../lib/handlers/refresh-worker-handler.js";
+import { createLogger } from "../../lib/log/logger.js";
+import { type Fixture, startFixture } from "../support/fixture.js";
+import { MemoryRefreshQueue } from "../support/memory-refresh-queue.js";
+
+const context = {
+  awsRequestId: "req-1",
+  functionName: "refresh-worker",
+  getRemainingTimeInMillis: () => 55_000,
+} as unknown as Context;
+
+const scheduled = { "detail-type": "Scheduled Event", source: "aws.events", detail: {} };
+
+function sqsEvent(bodies: readonly string[]): SQSEvent {
+  return {
+    Records: bodies.map((body, i) => ({ messageId: `m-${i}`, body }) as unknown as SQSRecord),
+  };
+}
+
+describe("the refresh function with a queue, and the refresh-worker function", () => {
+  let fx: Fixture;
+  afterEach(() => fx?.close());
+
+  it("dispatches on the schedule; the worker refreshes what arrives in the SQS event", async () => {
+    fx = await startFixture();
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    fx.clock.advance(571);
+    const queue = new MemoryRefreshQueue();
+    const refresh = createRefreshHandler(
+      fx.broker({ refreshQueue: queue, log: createLogger({ serviceName: "refresh" }) }),
+      createLogger({ serviceName: "refresh" }),
+    );
+
+    await expect(refresh(scheduled as never, context)).resolves.toMatchObject({ due: 1, dispatched: 1 });
+
+    const logger = createLogger({ serviceName: "refresh-worker" });
+    const worker = createRefreshWorkerHandler(fx.broker({ log: logger }), logger);
+    // SQS hands the body the adapter wrote (sqs-refresh-queue.test.ts shows the round trip).
+    const [message] = queue.drain();
+    const body = JSON.stringify({ connectionId: message?.connectionId, ...message?.claim });
+    const summary = await worker(sqsEvent([body]), context);
+
+    expect(summary.outcomes.refreshed).toBe(1);
+    expect((await fx.record()).generation).toBe(2);
+  });
+
+  it("drops a malformed message and still does the batch's good ones", async () => {
+    fx = await startFixture();
+    fx.clock.advance(25 * 86_400 + 60);
+    const logger = createLogger({ serviceName: "refresh-worker" });
+    const worker = createRefreshWorkerHandler(fx.broker({ log: logger }), logger);
+    const dueAtMs = (await fx.record()).dueAtMs ?? 0;
+    const good = JSON.stringify({ connectionId: fx.conn.connectionId, dueAtMs, redispatchAtMs: dueAtMs + 1 });
+
+    const summary = await worker(sqsEvent(["not json", good]), context);
+
+    expect(summary.outcomes.keepalive).toBe(1);
+    expect(summary.failures).toEqual([]);
+  });
+});

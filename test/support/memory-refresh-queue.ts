@@ -1,0 +1,20 @@
+import type { DueChainMessage, RefreshQueue } from "../../lib/chain/refresh-dispatch.js";
+
+/** The dispatcher's queue in memory: what was sent, in order; `failNext` makes sends throw. */
+export class MemoryRefreshQueue implements RefreshQueue {
+  readonly sent: DueChainMessage[] = [];
+  failNext = 0;
+
+  async send(messages: readonly DueChainMessage[]): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext -= 1;
+      throw new Error("queue unavailable");
+    }
+    this.sent.push(...messages);
+  }
+
+  /** Takes every message sent so far (as SQS hands them to the worker: the delay spent). */
+  drain(): DueChainMessage[] {
+    return this.sent.splice(0).map((message) => ({ ...message, delaySeconds: 0 }));
+  }
+}

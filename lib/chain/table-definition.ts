@@ -15,8 +15,9 @@ import type { CreateTableCommandInput } from "@aws-sdk/client-dynamodb";
  *   pacing, the app's rejection, its last success (see app-states.ts).
  * - `HIST#<connectionId>#<incarnation>#<generation>`: a connection's audit history, one item per
  *   generation a lease reached (see history-store.ts), removed by TTL after HISTORY_DAYS.
- * - `GRANTS#<connectionId>`: the AWS principals token-vend serves that connection to (a string
- *   set; `GRANTS#*` holds the all-connections grants), see lib/auth/grant-store.ts.
+ * - `GRANTS#<connectionId>`: the AWS principals token-vend serves that connection to (two string
+ *   sets, the CLI's and the deploy-written ones; `GRANTS#*` holds the all-connections grants), see
+ *   lib/auth/grant-store.ts.
  */
 export const ChainTable = {
   partitionKey: "pk",

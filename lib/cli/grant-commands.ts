@@ -1,5 +1,10 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { ALL_CONNECTIONS, type ConnectionGrants, GrantStore } from "../auth/grant-store.js";
+import {
+  ALL_CONNECTIONS,
+  type ConnectionGrants,
+  type DeployedGrant,
+  GrantStore,
+} from "../auth/grant-store.js";
 import { grantPrincipalOf } from "../auth/principal.js";
 import { ValidationError } from "../errors.js";
 import { ExitCode } from "./exit-codes.js";
@@ -44,7 +49,10 @@ function principalOf(input: GrantCommandInput): { given: string; key: string } {
 /**
  * Runs `grant`, `revoke` or `grants` against the broker's table (lib/auth/grant-store.ts).
  * Under VEND_AUTHORIZATION=perConnection, token-vend serves a connection only to the principals
- * granted it (a warm token-vend container notices a revoke within a minute).
+ * granted it (a warm token-vend container notices a revoke within a minute). `grant` writes the
+ * CLI's grant; `revoke` takes back the CLI's and grantVend's grants of the connection to the
+ * principal, as the operator means the principal to be served no more; `grants` lists both, a
+ * deployed one with the stack and grantee that wrote it.
  *
  * @returns the exit code: 0 done, 2 a bad principal, 3 revoking a grant that does not exist
  */
@@ -72,13 +80,26 @@ export async function runGrantCommand(
     }
     case GrantCommand.Revoke: {
       const { key } = principalOf(input);
-      if (!(await grants.revoke(id, key))) {
+      const revoked = await grants.revoke(id, key);
+      if (!revoked.granted && revoked.deployed.length === 0) {
         io.err(`connection "${id}" has no grant for ${key}; see: exact-broker grants --id ${id}`);
         return ExitCode.NotFound;
       }
       io.out(
         `revoked ${key}'s grant of connection "${id}" (warm token-vend containers notice within a minute)`,
       );
+      for (const grant of revoked.deployed) {
+        io.out(
+          `  including the one ${deployedBy(grant)}: a later deploy of that stack that changes its ` +
+            "custom resource writes it back; take the connection out of that grantVend to keep it revoked",
+        );
+      }
+      const { allConnections, allConnectionsDeployed } = await grants.list(id);
+      if (allConnections.includes(key) || allConnectionsDeployed.some((grant) => grant.principal === key)) {
+        io.out(
+          `  note: ${key} still gets every connection, "${id}" included, through its all-connections grant`,
+        );
+      }
       return ExitCode.Done;
     }
     case GrantCommand.Grants: {
@@ -89,12 +110,23 @@ export async function runGrantCommand(
   }
 }
 
+const deployedBy = (grant: DeployedGrant): string =>
+  `deployed by stack ${grant.stackName} (grantVend of ${grant.constructPath})`;
+
 function formatGrants(connectionId: string, grants: ConnectionGrants): string {
   const rows = [
     ...grants.principals.map((principal) => [principal, `connection "${connectionId}"`]),
+    ...grants.deployed.map((grant) => [
+      grant.principal,
+      `connection "${connectionId}", ${deployedBy(grant)}`,
+    ]),
     ...grants.allConnections.map((principal) => [
       principal,
       `all connections (${ALL_CONNECTIONS}, from CDK)`,
+    ]),
+    ...grants.allConnectionsDeployed.map((grant) => [
+      grant.principal,
+      `all connections (${ALL_CONNECTIONS}), ${deployedBy(grant)}`,
     ]),
   ];
   if (rows.length === 0) {

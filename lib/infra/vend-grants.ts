@@ -1,4 +1,4 @@
-import { Names, Stack, Validations } from "aws-cdk-lib";
+import { Aws, Names, Stack, Validations } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { Effect, type IGrantable, type IPrincipal, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
@@ -9,7 +9,7 @@ import {
   PhysicalResourceId,
 } from "aws-cdk-lib/custom-resources";
 import { Construct, type IConstruct } from "constructs";
-import { ALL_CONNECTIONS, PRINCIPALS_ATTRIBUTE } from "../auth/grant-store.js";
+import { ALL_CONNECTIONS, DEPLOYED_PRINCIPALS_ATTRIBUTE, deployedGrantElement } from "../auth/grant-store.js";
 import { ChainTable, grantsKey } from "../chain/table-definition.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/connection-id.js";
 import { awsSolutionsRule } from "./nag.js";
@@ -65,10 +65,18 @@ function checkOptions(options: VendGrantOptions): readonly string[] {
 
 /**
  * Writes a grantee's grants into the broker's table at deploy, and removes them when the
- * grantee, a connection or the stack goes: one custom resource per connection, each an
- * UpdateItem that ADDs the grantee's principal key to the connection's `GRANTS#` string set (and
- * DELETEs it on delete). Set operations are atomic, so grants written by other stacks or by the
- * CLI stay; a grant this resource wrote is removed even if the CLI wrote the same one.
+ * grantee, a connection or the stack goes: one custom resource per connection, named after it,
+ * each an UpdateItem that ADDs `<principal key> cdk:<stack name>/<grantee's path>` to the
+ * connection's `deployedPrincipals` string set (and DELETEs it on delete). Every element has one
+ * writer: a connection dropped from the list deletes its own resource only, and two grantees
+ * sharing a role write two elements, so removing one leaves the other's grant. Set operations are
+ * atomic, and the CLI's grants live in `principals`, so neither another stack nor the CLI loses
+ * a grant to this resource.
+ *
+ * Grants written before the holder was stored (resources named `Grant1`, `Grant2`, … adding the
+ * bare principal key to `principals`) are removed by those resources' delete in the cleanup of
+ * the first deploy with this version, after the new resources wrote theirs: the connections stay
+ * granted throughout, but a CLI grant of the same principal and connection goes with them.
  *
  * It lives in the grantee's stack (next to its invoke permission; the broker stack cannot refer
  * to a consumer stack that already refers to it) and may write only `GRANTS#` items: a
@@ -78,7 +86,7 @@ function checkOptions(options: VendGrantOptions): readonly string[] {
  */
 export class VendGrants extends Construct {
   readonly #target: VendGrantTarget;
-  readonly #principal: string;
+  readonly #element: string;
   readonly #written = new Set<string>();
 
   /**
@@ -101,10 +109,14 @@ export class VendGrants extends Construct {
     return existing;
   }
 
-  private constructor(scope: Construct, id: string, target: VendGrantTarget, grantee: IGrantable) {
+  private constructor(scope: Stack, id: string, target: VendGrantTarget, grantee: IGrantable & IConstruct) {
     super(scope, id);
     this.#target = target;
-    this.#principal = vendGrantPrincipal(grantee);
+    // The holder is the grantee's path in its stack, the one thing this construct's ID (and so its
+    // resources' logical IDs) derives from: a grantee moved in the tree gets new resources, which
+    // write new elements before the old resources delete theirs.
+    const constructPath = grantee.node.path.slice(scope.node.path.length + 1);
+    this.#element = deployedGrantElement(vendGrantPrincipal(grantee), Aws.STACK_NAME, constructPath);
   }
 
   /** Adds the grants `options` names (none for empty options). */
@@ -124,15 +136,18 @@ export class VendGrants extends Construct {
       parameters: {
         TableName: table.tableName,
         Key: { [ChainTable.partitionKey]: { S: grantsKey(connectionId) } },
-        UpdateExpression: `${operation} #principals :principal`,
-        ExpressionAttributeNames: { "#principals": PRINCIPALS_ATTRIBUTE },
-        ExpressionAttributeValues: { ":principal": { SS: [this.#principal] } },
+        UpdateExpression: `${operation} #deployed :element`,
+        ExpressionAttributeNames: { "#deployed": DEPLOYED_PRINCIPALS_ATTRIBUTE },
+        ExpressionAttributeValues: { ":element": { SS: [this.#element] } },
       },
-      // A new principal or connection is a new physical ID: CloudFormation then deletes the old grant.
-      physicalResourceId: PhysicalResourceId.of(`${grantsKey(connectionId)}|${this.#principal}`),
+      // A new element (the role renamed) is a new physical ID: CloudFormation then deletes the old one.
+      physicalResourceId: PhysicalResourceId.of(`${grantsKey(connectionId)}|${this.#element}`),
     });
     const stack = Stack.of(this);
-    new AwsCustomResource(this, `Grant${this.#written.size}`, {
+    // Named by connection, never by position: a resource that changed connection would ADD the
+    // new one and then, with its old properties, DELETE the old one from under another resource.
+    const id = connectionId === ALL_CONNECTIONS ? "AllConnections" : `Connection.${connectionId}`;
+    new AwsCustomResource(this, id, {
       resourceType: "Custom::ExactBrokerVendGrant",
       onCreate: call("ADD"),
       onUpdate: call("ADD"),

@@ -5,6 +5,7 @@ import { ExitCode, exitCodeFor } from "../../lib/cli/exit-codes.js";
 import { runCli } from "../../lib/cli/main.js";
 import { AccessDenied } from "../../lib/errors.js";
 import { LOCAL_AWS_ENV, type LocalDynamo, startDynalite } from "../../lib/local/dynalite.js";
+import { writeDeployedGrant } from "../support/deployed-grant.js";
 
 // `exact-broker grant | revoke | grants` against dynalite, through the CLI's own entry point.
 
@@ -80,7 +81,33 @@ describe("exact-broker grant, revoke, grants", () => {
     expect(JSON.parse(json.out)).toEqual({
       connectionId: "acme",
       principals: [ROLE_KEY, USER],
+      deployed: [],
       allConnections: ["arn:aws:iam::123456789012:role/ops"],
+      allConnectionsDeployed: [],
+    });
+  });
+
+  it("lists grants written at deploy with the stack and grantee that hold them", async () => {
+    const reports = { principal: ROLE_KEY, stackName: "Consumer", constructPath: "Reports" };
+    const auditor = { principal: USER, stackName: "Audit", constructPath: "Auditor" };
+    await writeDeployedGrant(dynamo.client, tableName, "deployed", reports);
+    await writeDeployedGrant(dynamo.client, tableName, ALL_CONNECTIONS, auditor);
+    onTestFinished(() => writeDeployedGrant(dynamo.client, tableName, ALL_CONNECTIONS, auditor, "DELETE"));
+
+    const table = await cli("grants", "--id", "deployed");
+    const json = await cli("grants", "--id", "deployed", "--json");
+
+    expect(table.out.split("\n")).toEqual([
+      "PRINCIPAL                                  GRANTED",
+      'arn:aws:iam::123456789012:role/reporting   connection "deployed", deployed by stack Consumer (grantVend of Reports)',
+      "arn:aws:iam::123456789012:user/team/alice  all connections (*), deployed by stack Audit (grantVend of Auditor)",
+    ]);
+    expect(JSON.parse(json.out)).toEqual({
+      connectionId: "deployed",
+      principals: [],
+      deployed: [reports],
+      allConnections: [],
+      allConnectionsDeployed: [auditor],
     });
   });
 
@@ -91,6 +118,42 @@ describe("exact-broker grant, revoke, grants", () => {
     expect(revoked.code).toBe(ExitCode.Done);
     expect(again.code).toBe(ExitCode.NotFound);
     expect(again.err).toContain(`connection "acme" has no grant for ${USER}`);
+  });
+
+  it("revokes the grants written at deploy too, saying a deploy that changes them writes them back", async () => {
+    await cli("grant", "--id", "both", "--principal", ROLE_KEY);
+    await writeDeployedGrant(dynamo.client, tableName, "both", {
+      principal: ROLE_KEY,
+      stackName: "Consumer",
+      constructPath: "Reports",
+    });
+
+    const revoked = await cli("revoke", "--id", "both", "--principal", ROLE_KEY);
+
+    expect(revoked.code).toBe(ExitCode.Done);
+    expect(revoked.out.split("\n")).toEqual([
+      `revoked ${ROLE_KEY}'s grant of connection "both" (warm token-vend containers notice within a minute)`,
+      "  including the one deployed by stack Consumer (grantVend of Reports): a later deploy of that stack " +
+        "that changes its custom resource writes it back; take the connection out of that grantVend to keep it revoked",
+    ]);
+    expect(await new GrantStore({ tableName, client: dynamo.client }).isGranted("both", ROLE_KEY)).toBe(
+      false,
+    );
+  });
+
+  it("says when the revoked principal still gets the connection through an all-connections grant", async () => {
+    const ops = "arn:aws:iam::123456789012:role/ops";
+    const grant = { principal: ops, stackName: "Ops", constructPath: "Ops" };
+    await cli("grant", "--id", "acme", "--principal", ops);
+    await writeDeployedGrant(dynamo.client, tableName, ALL_CONNECTIONS, grant);
+    onTestFinished(() => writeDeployedGrant(dynamo.client, tableName, ALL_CONNECTIONS, grant, "DELETE"));
+
+    const revoked = await cli("revoke", "--id", "acme", "--principal", ops);
+
+    expect(revoked.code).toBe(ExitCode.Done);
+    expect(revoked.out).toContain(
+      `note: ${ops} still gets every connection, "acme" included, through its all-connections grant`,
+    );
   });
 
   it.each([

@@ -76,15 +76,31 @@ describe("grantVend with connections", () => {
     expect(broker.findResources("Custom::ExactBrokerVendGrant")).toEqual({});
   });
 
-  it("adds the role's key (account and role name, no path) on create and removes it on delete", () => {
+  it("names each grant after its connection, never by position", () => {
+    const ids = Object.keys(consumer.findResources("Custom::ExactBrokerVendGrant"));
+
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^ExactBrokerVendGrantsConsumerReporting[0-9A-F]{8}Connectionacme[0-9A-F]{8}$/),
+        expect.stringMatching(/^ExactBrokerVendGrantsConsumerReporting[0-9A-F]{8}Connectionbeta[0-9A-F]{8}$/),
+        expect.stringMatching(/^ExactBrokerVendGrantsConsumerAuditor[0-9A-F]{8}AllConnections[0-9A-F]{8}$/),
+      ]),
+    );
+  });
+
+  it("adds the role's key (account and role name, no path) and its holder on create, and removes it on delete", () => {
     const [grant] = Object.values(consumer.findResources("Custom::ExactBrokerVendGrant") as Resources);
     const create = JSON.stringify(grant?.Properties.Create);
     const remove = JSON.stringify(grant?.Properties.Delete);
 
-    expect(create).toContain("ADD #principals :principal");
-    expect(remove).toContain("DELETE #principals :principal");
-    // The role's name is a reference; the path (/apps/) is not part of the key.
-    expect(create).toMatch(/:iam::123456789012:role\/",\{"Ref":"ReportingRole[0-9A-F]+"\}/);
+    expect(create).toContain("ADD #deployed :element");
+    expect(create).toContain('\\"#deployed\\":\\"deployedPrincipals\\"');
+    expect(remove).toContain("DELETE #deployed :element");
+    // The role's name is a reference; the path (/apps/) is not part of the key. The holder is the
+    // stack's name as deployed and the grantee's path in it.
+    expect(create).toMatch(
+      /:iam::123456789012:role\/",\{"Ref":"ReportingRole[0-9A-F]+"\}," cdk:",\{"Ref":"AWS::StackName"\},"\/Reporting\\"/,
+    );
     expect(create).not.toContain("/apps/");
   });
 

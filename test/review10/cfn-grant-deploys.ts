@@ -1,16 +1,19 @@
 import { readFileSync } from "node:fs";
-import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { type App, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
+import { GrantStore } from "../../lib/auth/grant-store.js";
 import { createBrokerApp } from "../../lib/infra/broker-app.js";
 import type { BrokerStack } from "../../lib/infra/broker-stack.js";
 
 // Review of issue 10: grantVend's custom resources, synthesized as `cdk synth` builds them, and
 // their SDK calls run against dynalite in the order CloudFormation runs them on a stack update.
 // Nothing here is mocked: the calls are the templates' own Create/Update/Delete JSON, with the
-// two tokens they hold (the imported table name, the role's name) resolved.
+// tokens they hold (the imported table name, the role's name, the stack's name) resolved.
 
 export const ENV = { account: "123456789012", region: "eu-west-1" };
+/** The consumer stack's name. */
+export const CONSUMER = "Consumer";
 
 /** One Custom::ExactBrokerVendGrant, its three calls resolved. */
 export interface GrantResource {
@@ -30,6 +33,7 @@ function resolve(value: Json, tableName: string, refs: Readonly<Record<string, s
     return parts.map((part) => resolve(part, tableName, refs)).join(sep);
   }
   if (object["Fn::ImportValue"]) return tableName;
+  if (object.Ref === "AWS::StackName") return CONSUMER;
   if (typeof object.Ref === "string") {
     const name = Object.entries(refs).find(([prefix]) => (object.Ref as string).startsWith(prefix))?.[1];
     if (name === undefined) throw new Error(`unresolved Ref ${object.Ref as string}`);
@@ -53,7 +57,7 @@ export function synthGrants(
     app: { context: { ...context, "aws:cdk:bundling-stacks": [] } },
     stack: { env: ENV },
   });
-  const consumer = new Stack(app as App, "Consumer", { env: ENV });
+  const consumer = new Stack(app as App, CONSUMER, { env: ENV });
   configure(stack, consumer);
   const resources = Template.fromStack(consumer).findResources("Custom::ExactBrokerVendGrant") as Record<
     string,
@@ -108,14 +112,11 @@ export async function deployUpdate(
   for (const call of cleanup) await run(dynamo, call);
 }
 
-/** The principals of a GRANTS# item. */
+/**
+ * The principals a connection's own GRANTS# item grants, as GrantStore resolves them (the CLI's
+ * and the deploy-written ones), deduplicated and sorted.
+ */
 export async function principalsOf(dynamo: DynamoDBClient, tableName: string, connectionId: string) {
-  const out = await dynamo.send(
-    new GetItemCommand({
-      TableName: tableName,
-      Key: { pk: { S: `GRANTS#${connectionId}` } },
-      ConsistentRead: true,
-    }),
-  );
-  return out.Item?.principals?.SS ?? [];
+  const { principals, deployed } = await new GrantStore({ tableName, client: dynamo }).list(connectionId);
+  return [...new Set([...principals, ...deployed.map((grant) => grant.principal)])].sort();
 }

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalDynamo, startDynalite } from "../../lib/local/dynalite.js";
 import { deployFirst, deployUpdate, principalsOf, synthGrants } from "./cfn-grant-deploys.js";
 
-// Finding (high): VendGrants names its custom resources by position (`Grant${n}`), not by
-// connection. Drop an earlier connection from `grantVend(fn, { connections })` and every later
-// one shifts to another logical ID: CloudFormation updates `Grant1` from acme to beta (ADD beta,
-// then deletes the old physical resource: DELETE acme) and deletes `Grant2` (DELETE beta). The
-// consumer loses beta, which its code still grants, until the next deploy that touches it:
-// AccessDenied in production after an ordinary code change.
+// Finding (high), fixed: VendGrants named its custom resources by position (`Grant${n}`), not by
+// connection. Dropping an earlier connection from `grantVend(fn, { connections })` shifted every
+// later one to another logical ID: CloudFormation updated `Grant1` from acme to beta (ADD beta,
+// then deleted the old physical resource: DELETE acme) and deleted `Grant2` (DELETE beta). The
+// consumer lost beta, which its code still granted: AccessDenied after an ordinary code change.
+// The resources are now named after their connection, so dropping acme deletes acme's only.
 
 const PRINCIPAL = "arn:aws:iam::123456789012:role/reporting";
 
@@ -43,7 +43,6 @@ describe("grantVend: a consumer's grants across a deploy that drops one connecti
     await deployUpdate(dynamo.client, v1, v2);
 
     expect(await principalsOf(dynamo.client, tableName, "acme")).toEqual([]);
-    // Fails: the grant of beta, still in the consumer's code, was deleted by the update.
     expect(await principalsOf(dynamo.client, tableName, "beta")).toEqual([PRINCIPAL]);
   }, 120_000);
 });

@@ -4,12 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalDynamo, startDynalite } from "../../lib/local/dynalite.js";
 import { deployFirst, deployUpdate, principalsOf, synthGrants } from "./cfn-grant-deploys.js";
 
-// Finding (medium): grants are set members without an owner count, and VendGrants is one per
+// Finding (medium), fixed: grants were set members without an owner, and VendGrants is one per
 // grantee *construct* (Names.uniqueId(grantee)), while the key written is the grantee's *role*.
-// Two functions that share one role, each granted acme, write the same member twice; removing
-// one of them (or its grantVend) DELETEs the member and the other function, still granted in
-// code, gets AccessDenied. The README ("removes it when the grantee or the connection leaves the
-// code") does not warn about it.
+// Two functions sharing one role, each granted acme, wrote the same member twice; removing one of
+// them DELETEd the member and the other function, still granted in code, got AccessDenied. Each
+// grantee now writes its own element (the role's key and the grantee's path), so the other's stays.
 
 const PRINCIPAL = "arn:aws:iam::123456789012:role/shared";
 
@@ -50,7 +49,16 @@ describe("grantVend: two functions sharing one role", () => {
     await deployFirst(dynamo.client, v1);
     await deployUpdate(dynamo.client, v1, v2);
 
-    // Fails: removing Exports deleted the role's one grant, which Reports still needs.
     expect(await principalsOf(dynamo.client, tableName, "acme")).toEqual([PRINCIPAL]);
+  }, 120_000);
+
+  it("takes acme back once none of the role's functions asks for it", async () => {
+    const v1 = version(["Reports", "Exports"]);
+    const v2 = version([]);
+
+    await deployFirst(dynamo.client, v1);
+    await deployUpdate(dynamo.client, v1, v2);
+
+    expect(await principalsOf(dynamo.client, tableName, "acme")).toEqual([]);
   }, 120_000);
 });

@@ -1,3 +1,4 @@
+import { EnvRateBudget } from "./env-rate-budget.js";
 import type { ExactFetchInit, ExactPagesOptions } from "./exact-fetch.js";
 import {
   type AccessToken,
@@ -8,11 +9,12 @@ import {
 
 /**
  * The process-wide client behind the module functions: module state, so a warm Lambda container
- * keeps its tokens between invocations. Its LambdaClient is created on first use; it calls Exact
- * with the global `fetch` and paces calls with no rate budget (construct a `TokenClient` with
- * `rateBudget` for one).
+ * keeps its tokens (and its rate budget's slots) between invocations. Its LambdaClient is created
+ * on first use; it calls Exact with the global `fetch`, paced by the shared rate budget of env
+ * `RATE_BUDGET_TABLE_NAME` (set by the broker's `grantVend` on a function) and not paced while
+ * that is unset (env-rate-budget.ts).
  */
-const defaultClient = new TokenClient();
+const defaultClient = new TokenClient({ rateBudget: new EnvRateBudget() });
 
 /** `TokenClient.getAccessToken` on the process-wide client. */
 export function getAccessToken(connectionId: string, options?: GetAccessTokenOptions): Promise<AccessToken> {

@@ -15,7 +15,7 @@ import { CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX } from "./names.js";
 export function addBrokerOutputs(scope: Construct, broker: ExactTokenBroker): void {
   const output = (id: string, value: string, description: string) =>
     new CfnOutput(scope, id, { value, description });
-  const { chains, tokenKey, eventBus, functions, onboarding, secrets, observability } = broker;
+  const { chains, tokenKey, eventBus, functions, onboarding, secrets, observability, rateBudget } = broker;
   output("TableName", chains.table.tableName, "TABLE_NAME for exact-broker against this deployment");
   output("KmsKeyArn", tokenKey.key.keyArn, "KMS_KEY_ARN for exact-broker against this deployment");
   output("EventBusName", eventBus.eventBusName, "The broker's events (ChainBroken, ReauthRequired, …)");
@@ -51,6 +51,11 @@ export function addBrokerOutputs(scope: Construct, broker: ExactTokenBroker): vo
     "LinkSigningSecretArn",
     secrets.linkSigningKey.secretArn,
     "LINK_SIGNING_SECRET_ID for exact-broker connect",
+  );
+  output(
+    "RateBudgetTableName",
+    rateBudget.table.tableName,
+    "RATE_BUDGET_TABLE_NAME for consumers sharing Exact's rate limits (grantVend sets it on a function)",
   );
   output("AlertsTopicArn", observability.alertsTopic.topicArn, "Alarms and ReauthRequired events");
   output("DashboardName", observability.dashboard.dashboardName, "CloudWatch dashboard");

@@ -9,6 +9,7 @@ import type { ChainTableConstruct } from "./chain-table.js";
 import { ExactTokenBroker, type ExactTokenBrokerProps } from "./exact-token-broker.js";
 import type { Observability } from "./observability.js";
 import type { OnboardingUrl } from "./onboarding-url.js";
+import type { RateBudgetTableConstruct } from "./rate-budget-table.js";
 import type { TokenKey } from "./token-key.js";
 import type { VendGrantOptions } from "./vend-grants.js";
 
@@ -29,6 +30,8 @@ export class BrokerStack extends Stack {
   readonly functions: BrokerFunctions;
   readonly onboarding: OnboardingUrl;
   readonly observability: Observability;
+  /** The consumers' shared rate budget table (output `RateBudgetTableName`). */
+  readonly rateBudget: RateBudgetTableConstruct;
   /** BROKER_SERVER_ID: what consumers set as TOKEN_VEND_SERVER_ID (output `BrokerServerId`). */
   readonly serverId: string;
 
@@ -52,6 +55,7 @@ export class BrokerStack extends Stack {
     this.functions = this.broker.functions;
     this.onboarding = this.broker.onboarding;
     this.observability = this.broker.observability;
+    this.rateBudget = this.broker.rateBudget;
     this.serverId = this.broker.serverId;
     addBrokerOutputs(this, this.broker);
   }

@@ -10,6 +10,7 @@ import { ChainTableConstruct } from "./chain-table.js";
 import type { EngineSettings } from "./function-settings.js";
 import { Observability } from "./observability.js";
 import { OnboardingUrl } from "./onboarding-url.js";
+import { RATE_BUDGET_TABLE_ENV, RateBudgetTableConstruct } from "./rate-budget-table.js";
 import { TokenKey } from "./token-key.js";
 import { type VendGrantOptions, VendGrants } from "./vend-grants.js";
 
@@ -64,9 +65,10 @@ export interface ExactTokenBrokerProps {
 
 /**
  * The whole broker, for a team's own CDK stack: the chain table and its key, the secrets, the
- * event bus, the four functions, the connect URL, alarms and dashboard, one construct per
- * concern. Consumers get access through {@link ExactTokenBroker.grantVend}. It adds no stack
- * outputs: `addBrokerOutputs` (broker-outputs.ts) adds the ones the bundled app has.
+ * event bus, the four functions, the connect URL, alarms and dashboard, the consumers' shared
+ * rate budget table, one construct per concern. Consumers get access through
+ * {@link ExactTokenBroker.grantVend}. It adds no stack outputs: `addBrokerOutputs`
+ * (broker-outputs.ts) adds the ones the bundled app has.
  *
  *   const broker = new ExactTokenBroker(this, "Broker", { alarmEmail: "ops@example.com" });
  *   broker.grantVend(reportingFn, { connections: ["acme"] });
@@ -79,6 +81,11 @@ export class ExactTokenBroker extends Construct {
   readonly functions: BrokerFunctions;
   readonly onboarding: OnboardingUrl;
   readonly observability: Observability;
+  /**
+   * The consumers' shared rate budget (exact-token-broker/rate-budget), in a table of its own:
+   * the broker's functions never touch it, and grantVend gives consumers nothing else to write.
+   */
+  readonly rateBudget: RateBudgetTableConstruct;
   /** BROKER_SERVER_ID: what consumers set as TOKEN_VEND_SERVER_ID. */
   readonly serverId: string;
 
@@ -91,7 +98,9 @@ export class ExactTokenBroker extends Construct {
     super(scope, id);
     const modes: readonly string[] = Object.values(VendAuthorization);
     if (props.vendAuthorization !== undefined && !modes.includes(props.vendAuthorization)) {
-      throw new Error(`vendAuthorization must be one of ${modes.join(", ")}, got "${props.vendAuthorization}"`);
+      throw new Error(
+        `vendAuthorization must be one of ${modes.join(", ")}, got "${props.vendAuthorization}"`,
+      );
     }
     const stack = Stack.of(this);
     this.serverId =
@@ -124,6 +133,7 @@ export class ExactTokenBroker extends Construct {
       eventBus: this.eventBus,
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
+    this.rateBudget = new RateBudgetTableConstruct(this, "RateBudget");
   }
 
   /**
@@ -135,12 +145,20 @@ export class ExactTokenBroker extends Construct {
    * permission only, and `exact-broker grant` grants connections. Under `stackWide`, whoever may
    * invoke gets every connection; the grants are written all the same, ready for `perConnection`.
    *
-   * @returns the invoke permission's grant
+   * Always, with or without options: the shared rate budget, `dynamodb:GetItem` and
+   * `dynamodb:UpdateItem` on the budget's items in its own table
+   * ({@link RateBudgetTableConstruct.grantConsumer}); and on a Lambda function, env
+   * `RATE_BUDGET_TABLE_NAME`, which makes the client's module functions (`exactFetch`,
+   * `exactPages`) pace their calls with it. Nothing on the chain table.
+   *
+   * @returns the grants of the invoke permission and of the rate budget, combined
    * @throws Error (at synth) for an invalid connection ID, both options at once, or grants for a
    *   grantee that is not a role or user
    */
   grantVend(grantee: IGrantable, options: VendGrantOptions = {}): Grant {
-    const grant = this.functions.grantVend(grantee);
+    const grant = this.functions.grantVend(grantee).combine(this.rateBudget.grantConsumer(grantee));
+    if (isLambdaFunction(grantee))
+      grantee.addEnvironment(RATE_BUDGET_TABLE_ENV, this.rateBudget.table.tableName);
     if ((options.connections?.length ?? 0) > 0 || options.allConnections) {
       if (!Construct.isConstruct(grantee))
         throw new Error("grantVend with connections needs a construct (a function, role or user) as grantee");
@@ -148,6 +166,18 @@ export class ExactTokenBroker extends Construct {
     }
     return grant;
   }
+}
+
+/**
+ * A Lambda function (`lambda.Function`, `NodejsFunction`, …), told by what grantVend calls on it:
+ * an app may load its own copy of aws-cdk-lib, whose classes `instanceof` does not know. An alias
+ * or a version (no `addEnvironment`) gets no environment: set it on its function.
+ */
+function isLambdaFunction(
+  grantee: IGrantable,
+): grantee is IGrantable & { addEnvironment(key: string, value: string): unknown } {
+  const candidate = grantee as Partial<{ addEnvironment: unknown; functionArn: unknown }>;
+  return typeof candidate.addEnvironment === "function" && candidate.functionArn !== undefined;
 }
 
 /**

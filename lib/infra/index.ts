@@ -21,5 +21,6 @@ export { ExactTokenBroker, type ExactTokenBrokerProps } from "./exact-token-brok
 export { EngineSettings } from "./function-settings.js";
 export type { Observability } from "./observability.js";
 export type { OnboardingUrl } from "./onboarding-url.js";
+export type { RateBudgetTableConstruct } from "./rate-budget-table.js";
 export type { TokenKey } from "./token-key.js";
 export type { VendGrantOptions } from "./vend-grants.js";

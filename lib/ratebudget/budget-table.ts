@@ -27,6 +27,8 @@ import { type BudgetState, DAY_MS, type Plan } from "./rate-windows.js";
  */
 export const RateBudgetTable = {
   partitionKey: "pk",
+  /** Every item's key starts with it: what a consumer's `dynamodb:LeadingKeys` condition names. */
+  keyPrefix: "RATE#",
   /** DynamoDB TTL wants epoch seconds. */
   ttlAttribute: "expiresAtEpochSec",
 } as const;
@@ -44,7 +46,7 @@ export function createRateBudgetTableInput(tableName: string): CreateTableComman
 /** The item's key for `day` (epoch days: `floor(ms / 86400000)`). */
 export function budgetItemKey(key: RateKey, day: number): string {
   const date = new Date(day * DAY_MS).toISOString().slice(0, 10);
-  return `RATE#${key.clientId}#${key.division}#${date}`;
+  return `${RateBudgetTable.keyPrefix}${key.clientId}#${key.division}#${date}`;
 }
 
 /** The plans that write: take slots from the item's `next` (advance), or from the grid's floor (restart). */

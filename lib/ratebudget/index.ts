@@ -5,8 +5,10 @@
  *   import { SharedRateBudget } from "exact-token-broker/rate-budget";
  *   const rateBudget = new SharedRateBudget({ tableName: process.env.RATE_BUDGET_TABLE_NAME });
  *
- * Apart from exact-token-broker/client so that consumers who do not share a budget do not bundle
- * the DynamoDB client. Loads @aws-sdk/client-dynamodb and nothing of the broker's engine.
+ * Apart from exact-token-broker/client, whose module functions import it only when env
+ * RATE_BUDGET_TABLE_NAME is set (lib/client/env-rate-budget.ts): consumers who do not share a
+ * budget never load the DynamoDB client. Loads @aws-sdk/client-dynamodb and nothing of the
+ * broker's engine.
  */
 
 export type { RateBudget, RateKey, RateLimitObservation } from "../client/rate-budget.js";

@@ -47,11 +47,33 @@ describe("the client in a consumer's minified bundle", () => {
     const inputs = Object.keys(metafile.inputs);
     expect(inputs.some((path) => path.includes("@aws-sdk/client-lambda"))).toBe(true);
     const heavy = inputs.filter((path) =>
-      /node_modules\/(zod|@aws-crypto|@aws-lambda-powertools|@middy|@aws-sdk\/client-dynamodb)\/|lib\/(chain|crypto|log|exact)\/.*\.ts$/.test(
+      /node_modules\/(zod|@aws-crypto|@aws-lambda-powertools|@middy)\/|lib\/(chain|crypto|log|exact)\/.*\.ts$/.test(
         path,
       ),
     );
     expect(heavy).toEqual([]);
+  });
+
+  it("reaches the shared rate budget and the DynamoDB client only through the one lazy import", () => {
+    // What the bundle evaluates at start: the entry and its static imports, transitively.
+    const loaded = new Set<string>();
+    const visit = (path: string) => {
+      if (loaded.has(path)) return;
+      loaded.add(path);
+      for (const dep of metafile.inputs[path]?.imports ?? [])
+        if (!dep.external && dep.kind !== "dynamic-import") visit(dep.path);
+    };
+    visit("lib/client/index.ts");
+    const lazyImports = Object.entries(metafile.inputs).flatMap(([from, input]) =>
+      input.imports
+        .filter((dep) => dep.kind === "dynamic-import" && dep.path.startsWith("lib/"))
+        .map((dep) => `${from} -> ${dep.path}`),
+    );
+
+    expect([...loaded].filter((path) => /@aws-sdk\/client-dynamodb\/|lib\/ratebudget\//.test(path))).toEqual(
+      [],
+    );
+    expect(lazyImports).toEqual(["lib/client/env-rate-budget.ts -> lib/ratebudget/shared-rate-budget.ts"]);
   });
 
   it.each([

@@ -95,7 +95,8 @@ describe("BrokerStack", () => {
 
   describe("chain table", () => {
     it("is built from the CLI's table definition: on-demand, PITR, CMK, TTL, the sparse index", () => {
-      template.resourceCountIs("AWS::DynamoDB::Table", 1);
+      // The chain table, and the consumers' rate budget table (test/infra/rate-budget-table.test.ts).
+      template.resourceCountIs("AWS::DynamoDB::Table", 2);
       template.hasResourceProperties("AWS::DynamoDB::Table", {
         KeySchema: [{ AttributeName: ChainTable.partitionKey, KeyType: "HASH" }],
         BillingMode: "PAY_PER_REQUEST",

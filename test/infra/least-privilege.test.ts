@@ -96,7 +96,9 @@ describe("least privilege", () => {
   });
 
   describe("grantVend", () => {
-    it("gives a consumer lambda:InvokeFunction on token-vend and nothing more", () => {
+    const onBudgetItems = { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["RATE#*"] } };
+
+    it("gives a consumer lambda:InvokeFunction on token-vend, Get/UpdateItem on rate budget items, nothing more", () => {
       const policies = consumer.findResources("AWS::IAM::Policy");
       expect(Object.keys(policies)).toHaveLength(1);
       const statements = Object.values(policies)[0]?.Properties.PolicyDocument.Statement;
@@ -106,6 +108,12 @@ describe("least privilege", () => {
           Action: "lambda:InvokeFunction",
           Resource: { "Fn::ImportValue": expect.stringMatching(/TokenVend/) },
         },
+        {
+          Effect: "Allow",
+          Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+          Resource: { "Fn::ImportValue": expect.stringMatching(/RateBudgetTable/) },
+          Condition: onBudgetItems,
+        },
       ]);
       expect(grant.success).toBe(true);
       expect(grant.principalStatements.map((s) => stack.resolve(s.toStatementJson()))).toEqual([
@@ -114,7 +122,21 @@ describe("least privilege", () => {
           Action: "lambda:InvokeFunction",
           Resource: arnOf(stack.functions.tokenVend),
         },
+        {
+          Effect: "Allow",
+          Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+          Resource: arnOf(stack.rateBudget.table),
+          Condition: onBudgetItems,
+        },
       ]);
+    });
+
+    it("gives a consumer nothing on the chain table or the token key", () => {
+      const resources = grant.principalStatements.map((s) => JSON.stringify(stack.resolve(s.resources)));
+      for (const forbidden of [stack.chains.table, stack.tokenKey.key]) {
+        expect(resources.filter((r) => r.includes(id(forbidden)))).toEqual([]);
+      }
+      expect(JSON.stringify(consumer.toJSON())).not.toMatch(/Chains|TokenKey|kms:/);
     });
   });
 
@@ -158,6 +180,7 @@ describe("least privilege", () => {
         { path: "ExactTokenBroker/Default/Functions/HealFailures", id: "AwsSolutions::AwsSolutions-SQS3" },
         { path: "ExactTokenBroker/Default/Functions/RefreshRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/Functions/TokenVendRole", id: secretFinding },
+        { path: "ExactTokenBroker/Default/RateBudget/Table", id: "AwsSolutions::AwsSolutions-DDB3" },
         { path: "ExactTokenBroker/Default/Secrets/LinkSigningKey", id: "AwsSolutions::AwsSolutions-SMG4" },
       ]);
       for (const { id: ruleId, reason } of acknowledgments())

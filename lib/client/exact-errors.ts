@@ -72,6 +72,24 @@ export class ExactForbidden extends ExactApiError {
   }
 }
 
+/**
+ * Exact's `Reason` values on a 403 that refuse the user or its licence, not the request: the
+ * broker's list (lib/exact/classify-token-response.ts USER_BLOCK_REASONS, kept equal by
+ * test/client/user-blocked.test.ts), copied so that a consumer's bundle holds none of the broker.
+ */
+export const USER_BLOCK_REASONS = [
+  "BlockedUser",
+  "InactiveUser",
+  "LicenseExpired",
+  "NoDivisionAccess",
+] as const;
+
+/** Whether a 403's `Reason` header (`BlockedUser` or `BlockedUser: prose`) refuses the user. */
+export function refusesUser(reason: string | null | undefined): boolean {
+  const word = reason?.split(":")[0]?.trim();
+  return USER_BLOCK_REASONS.some((blocked) => blocked === word);
+}
+
 /** 404: no such resource or entity. */
 export class ExactNotFound extends ExactApiError {
   constructor(message: string, options: ExactApiErrorOptions) {

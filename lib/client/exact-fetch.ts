@@ -2,7 +2,13 @@ import { ValidationError } from "../errors.js";
 import type { AccessToken } from "./access-token.js";
 import { bounded, callSignal, DEFAULT_DEADLINE_MS, type WaitBounds } from "./deadline.js";
 import { DeadlineExceeded } from "./errors.js";
-import { ExactApiError, errorFromExactAnswer, exactUnreachable, NoDivision } from "./exact-errors.js";
+import {
+  ExactApiError,
+  errorFromExactAnswer,
+  exactUnreachable,
+  NoDivision,
+  refusesUser,
+} from "./exact-errors.js";
 import type { RateBudget, RateKey } from "./rate-budget.js";
 import { parseRateLimitHeaders } from "./rate-limit-headers.js";
 import type { GetAccessTokenOptions, InvalidateOptions } from "./token-client.js";
@@ -142,6 +148,12 @@ async function fetchExact(
     url = exactUrl(token, path);
     response = await callOnce(deps, token, url, request, bounds, what());
   }
+  if (response.status === 403 && refusesUser(response.headers.get("Reason"))) {
+    // Exact refuses the user or its licence, which no new token changes: no retry, but the
+    // generation is reported as refused, so the next vend has the broker check it with
+    // /current/Me, whose 403 makes the chain BLOCKED (one UserBlocked event, no login).
+    deps.tokens.invalidate(connectionId, { generation: token.generation });
+  }
   if (!response.ok) throw await errorFromExactAnswer(response, what(), deps.now());
   return { response, url };
 }
@@ -152,7 +164,9 @@ async function fetchExact(
  * `invalidate` and a new vend. Resolves to the 2xx `Response`; every other answer is a typed
  * error: `Throttled` (429, `retryAfterSeconds` until the spent budget's `X-RateLimit-*` reset),
  * `ExactBadRequest` (400), `ExactUnauthorized` (401 twice), `ExactForbidden` (403, with Exact's
- * `Reason`), `ExactNotFound` (404), `ExactServerError` (5xx, retryable), `ExactApiError` (any other),
+ * `Reason`, never retried; one that refuses the user, as `BlockedUser`, also reports the token's
+ * generation through `invalidate`, so the next vend has the broker check the user),
+ * `ExactNotFound` (404), `ExactServerError` (5xx, retryable), `ExactApiError` (any other),
  * `ExactUnavailable` (no answer); and `DeadlineExceeded`, `NoDivision`, `ValidationError` (a bad
  * path), or token-vend's errors as `getAccessToken` throws them. Each call (the retry too)
  * acquires from the client's `RateBudget` first and feeds it Exact's headers after.

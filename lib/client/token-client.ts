@@ -157,11 +157,12 @@ export class TokenClient {
   }
 
   /**
-   * Forgets the connection's cached token (call it when Exact answered 401), so the next
-   * `getAccessToken` asks token-vend again and reports the refused generation
-   * (`rejectedGeneration`): token-vend then bypasses its caches and serves a newer token, or
-   * checks the refused one with Exact. An invoke already in flight still answers its callers, but
-   * its answer is not cached, unless it already reports this generation or a newer one.
+   * Forgets the connection's cached token (call it when Exact answered 401, or 403 with a
+   * `Reason` that refuses the user, as `exactFetch` does), so the next `getAccessToken` asks
+   * token-vend again and reports the refused generation (`rejectedGeneration`): token-vend then
+   * bypasses its caches and serves a newer token, or checks the refused one with Exact (a blocked
+   * user: `UserBlocked`). An invoke already in flight still answers its callers, but its answer
+   * is not cached, unless it already reports this generation or a newer one.
    *
    * The report is sent until token-vend answers a token, or answers `ValidationError` (a broker
    * older than issue 11 refuses the field; upgrade the broker before its consumers).

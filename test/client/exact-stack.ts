@@ -1,3 +1,4 @@
+import type { BrokerOverrides } from "../../lib/broker.js";
 import { TokenClient, type TokenClientOptions } from "../../lib/client/index.js";
 import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
 import { createLogger } from "../../lib/log/logger.js";
@@ -22,10 +23,14 @@ export interface ExactStack {
   close(): Promise<void>;
 }
 
-export async function startExactStack(apiCallsPerMinute: number): Promise<ExactStack> {
+/** `brokerOverrides`: token-vend's broker's (its events publisher, its heal trigger). */
+export async function startExactStack(
+  apiCallsPerMinute: number,
+  brokerOverrides: BrokerOverrides = {},
+): Promise<ExactStack> {
   const fixture = await startFixture({ sim: { apiCallsPerMinute } });
   const logger = createLogger({ serviceName: "token-vend" });
-  const handler = createTokenVendHandler(fixture.broker({ log: logger }), logger);
+  const handler = createTokenVendHandler(fixture.broker({ log: logger, ...brokerOverrides }), logger);
   const events: Record<string, unknown>[] = [];
   const tokenVend = await startInvokeEndpoint(async (event: Record<string, unknown>, context: never) => {
     events.push(event);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { REJECTION_PROBE_MS } from "../../../lib/chain/app-states.js";
+import { type AppState, AppStates, REJECTION_PROBE_MS } from "../../../lib/chain/app-states.js";
 import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import type { DemoConnection } from "../../../lib/local/local-stack.js";
 import type { ConnectionSecret, LoginCredentials } from "../../../lib/secrets/connection-secret.js";
@@ -60,6 +60,28 @@ class CachedSecrets implements SecretSource {
     if (options.forceFetch) this.forcedFetches += 1;
     return this.#inner.loginCredentials(owner);
   }
+}
+
+/** `/current/Me` refuses the fixture's app as the report has it: a 403 with the REST API's OData error body. */
+function meScopeViolated(fx: Fixture): void {
+  fx.stack.sim.addScript({
+    endpoint: "me",
+    clientId: fx.conn.clientId,
+    count: 1_000,
+    status: 403,
+    json: {
+      error: {
+        code: "",
+        message: { lang: "", value: "Forbidden - Application Scope Violated. Cannot read current user." },
+      },
+    },
+  });
+}
+
+/** What the broker holds for the fixture's app at the simulator (app-states.ts). */
+async function appState(fx: Fixture): Promise<AppState> {
+  const apps = new AppStates({ tableName: fx.stack.tableName, client: fx.stack.dynamo.client });
+  return apps.read(fx.conn.clientId, (await recordOf(fx, fx.conn.connectionId)).baseUrl);
 }
 
 /** Three chains of one app, all inside Exact's refresh window. */
@@ -151,30 +173,16 @@ describe('"Application Scope Violated" for every chain of one app', () => {
   });
 
   /**
-   * Fails: the report is "Application Scope Violated" on every call, and the simulator's README
-   * scripts it on /current/Me (a 403 with the REST API's OData error body). The broker's own Me
-   * calls (the identity check of every chain start) do not recognise it: identity-check.ts passes
-   * a 403 without a blocking Reason to checkFailed, so each chain stays VERIFYING on its own,
-   * spending its own identity-check budget (a counted Exact error per check), and no AppRejected
-   * event is sent. classify-token-response.ts recognises the text only in a flat OAuth
-   * `error`/`error_description` of the token endpoint.
+   * The report is "Application Scope Violated" on every call, and the simulator's README scripts
+   * it on /current/Me (a 403 with the REST API's OData error body). The broker's own Me calls (the
+   * identity check of every chain start) hold the app (outage-pacing.ts apiRefused): one event,
+   * and one chain of the app re-checks for all every REJECTION_PROBE_MS.
    */
   it("on /current/Me at the chain starts of two chains: one AppRejected for the app, no per-chain retries", async () => {
     fx = await startFixture({ seed: false });
     const h = harness(fx);
     const b = await fx.stack.addConnection("app-scope-b", { clientId: fx.conn.clientId });
-    fx.stack.sim.addScript({
-      endpoint: "me",
-      clientId: fx.conn.clientId,
-      count: 1_000,
-      status: 403,
-      json: {
-        error: {
-          code: "",
-          message: { lang: "", value: "Forbidden - Application Scope Violated. Cannot read current user." },
-        },
-      },
-    });
+    meScopeViolated(fx);
 
     for (const conn of [fx.conn, b]) await seed(fx, conn, h.broker()).catch(() => undefined);
     await runMinutes(fx, h, [fx.conn, b], 30);
@@ -191,6 +199,72 @@ describe('"Application Scope Violated" for every chain of one app', () => {
       meCallsInHalfAnHour: expect.toSatisfy((calls: number) => calls <= 3),
       statuses: [ChainStatus.Verifying, ChainStatus.Verifying],
     });
+  });
+
+  it("on /current/Me at two chain starts: once Me answers a user again, the app's next re-check clears the rejection and both chains are served, with no login", async () => {
+    fx = await startFixture({ seed: false });
+    const h = harness(fx);
+    const b = await fx.stack.addConnection("app-scope-b", { clientId: fx.conn.clientId });
+    const chains = [fx.conn, b];
+    meScopeViolated(fx);
+    for (const conn of chains) await seed(fx, conn, h.broker()).catch(() => undefined);
+    expect(eventsOf(h.events)).toEqual([["AppRejected", fx.conn.connectionId, "scope_violated"]]);
+    expect((await appState(fx)).apiRejected).toBeDefined();
+
+    // The app's scopes are fixed in the App Center: Me answers the users again.
+    fx.stack.sim.clearScripts();
+    let minutes = 0;
+    let served: Awaited<ReturnType<typeof vendAll>> = [];
+    while (minutes < 30) {
+      await runMinutes(fx, h, chains, 1);
+      minutes += 1;
+      served = await vendAll(h, chains);
+      if (served.every((outcome) => "served" in outcome)) break;
+    }
+
+    // The app's re-check comes 15 min after the rejection, plus a spread of up to 5 s and the refresher's minute.
+    expect(minutes).toBeLessThanOrEqual(17);
+    expect(served).toEqual(chains.map(() => expect.objectContaining({ served: expect.any(Number) })));
+    expect((await appState(fx)).apiRejected).toBeUndefined();
+    for (const conn of chains) {
+      expect((await recordOf(fx, conn.connectionId)).status).toBe(ChainStatus.Active);
+      await expectLiveChain(fx, conn);
+      expect(successfulLogins(fx, conn)).toBe(0);
+    }
+    expect(eventsOf(h.events)).toEqual([["AppRejected", fx.conn.connectionId, "scope_violated"]]);
+  });
+
+  it("on /current/Me when a consumer reports a token refused: the app is held, and a report after the re-check is due finds Me answering and clears it", async () => {
+    fx = await startFixture();
+    const h = harness(fx);
+    const id = fx.conn.connectionId;
+    meScopeViolated(fx);
+
+    // A consumer got a 401 with generation 1 and reports it; Me refuses the app.
+    const reported = await vendOutcome(h.broker(), id, 30, { rejectedGeneration: 1 });
+
+    expect(reported).toMatchObject({ error: "ExactUnavailable", retryable: true });
+    expect(eventsOf(h.events)).toEqual([["AppRejected", id, "scope_violated"]]);
+    expect((await appState(fx)).apiRejected).toBeDefined();
+    expect(fx.stack.sim.stats().totals.meRequests.scripted).toBe(1);
+
+    // Scopes fixed; the chain refreshes on as usual (no Me call) until the app's re-check is due.
+    fx.stack.sim.clearScripts();
+    await runMinutes(fx, h, [fx.conn], REJECTION_PROBE_MS / 60_000 + 1);
+    const { generation } = await recordOf(fx, id);
+    expect(generation).toBeGreaterThan(1);
+    expect((await appState(fx)).apiRejected).toBeDefined();
+    const meAnsweredBefore = fx.chainStats().meRequests.ok;
+
+    const again = await vendOutcome(h.broker(), id, 30, { rejectedGeneration: generation });
+
+    // Me accepted the token: served again, and the app's rejection is over.
+    expect(again).toMatchObject({ served: generation });
+    expect((await appState(fx)).apiRejected).toBeUndefined();
+    expect(fx.chainStats().meRequests.ok - meAnsweredBefore).toBe(1);
+    expect(successfulLogins(fx)).toBe(0);
+    expect(eventsOf(h.events)).toEqual([["AppRejected", id, "scope_violated"]]);
+    await expectLiveChain(fx);
   });
 });
 

@@ -1,6 +1,7 @@
 import { expect } from "vitest";
 import type { Broker, BrokerOverrides } from "../../../lib/broker.js";
 import type { ChainRecord } from "../../../lib/chain/chain-record.js";
+import type { VendOptions } from "../../../lib/chain/vend-door.js";
 import { BrokerError } from "../../../lib/errors.js";
 import type { BrokerEvent } from "../../../lib/events/broker-events.js";
 import { MemoryPublisher } from "../../../lib/events/event-publishers.js";
@@ -50,12 +51,13 @@ export async function vendOutcome(
   broker: Broker,
   connectionId: string,
   minValiditySeconds: number,
+  options: VendOptions = {},
 ): Promise<
   | { readonly served: number; readonly expiresAtMs: number }
   | { readonly error: string; readonly retryable: boolean; readonly retryAfterSeconds?: number }
 > {
   try {
-    const answer = await broker.vend.vend(connectionId, minValiditySeconds);
+    const answer = await broker.vend.vend(connectionId, minValiditySeconds, options);
     return { served: answer.generation, expiresAtMs: Date.parse(answer.expiresAt) };
   } catch (error) {
     if (!(error instanceof BrokerError)) throw error;

@@ -10,7 +10,15 @@ import { Fault, faultsFor } from "./fault-plan.js";
 import { World } from "./world.js";
 
 /** The campaign's test files (test/campaign/<name>.test.ts); the last one to finish prints the total. */
-export const CAMPAIGN_FILES = ["vend", "refresh", "login", "onboarding", "authorization", "import"] as const;
+export const CAMPAIGN_FILES = [
+  "vend",
+  "refresh",
+  "login",
+  "onboarding",
+  "authorization",
+  "import",
+  "rejected",
+] as const;
 export type CampaignFile = (typeof CAMPAIGN_FILES)[number];
 
 interface Tally {

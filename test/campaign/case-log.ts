@@ -6,12 +6,15 @@ import type { HttpOutcome, HttpRequest } from "../../lib/exact/http.js";
 import { type ExactCall, ExactCallType, type ExactWatch } from "./exact-tap.js";
 import { DYNAMO_WRITES, Fault, type FaultHit, type Tap } from "./fault-plan.js";
 import {
+  type AccessCheckCall,
   type AuthorizedVend,
   type CallStart,
   CHAINLESS_BLOCKED,
   type ConnectRequest,
   type ConnectStep,
   type Interval,
+  type RefreshCall,
+  type ReportedVend,
   type Returned,
   type VendAnswered,
 } from "./invariants.js";
@@ -39,6 +42,15 @@ export interface AuthorizedVendLog {
   decidedAtMs?: number;
   grantStored?: boolean;
   answer?: string;
+}
+
+/** A vend reporting a refused generation as it goes, filled in by the scenario that makes it (rejected-scenarios.ts). */
+export interface ReportedVendLog {
+  readonly tap: Tap;
+  readonly connectionId: string;
+  readonly rejectedGeneration: number;
+  readonly minValiditySeconds: number;
+  answer?: ReportedVend["answer"];
 }
 
 /** A request of the connect flow as it goes, filled in by the scenario that makes it (connect-scenarios.ts). */
@@ -78,6 +90,11 @@ export class CaseLog implements ExactWatch {
   readonly statuses: string[] = [];
   readonly authorizedVends: AuthorizedVendLog[] = [];
   readonly connectRequests: ConnectRequestLog[] = [];
+  readonly reportedVends: ReportedVendLog[] = [];
+  readonly refreshes: RefreshCall[] = [];
+  readonly #accessChecks: AccessCheckCall[] = [];
+  /** Each holder's access check in flight (its index in #accessChecks). */
+  readonly #accessCheckOf = new Map<Tap, number>();
   #watchingStatus = false;
   /** Refresh-token hashes Exact issued, by the holder that received them. */
   readonly #issued = new Map<string, string[]>();
@@ -119,6 +136,10 @@ export class CaseLog implements ExactWatch {
         untilMs: atMs,
       });
     }
+    if (call.type === ExactCallType.Me) {
+      await this.#meStarts(tap, call.request);
+      return;
+    }
     if (call.type !== ExactCallType.Token && !call.credentials) return;
     const items = await this.items();
     this.#sampleAll(items);
@@ -140,7 +161,11 @@ export class CaseLog implements ExactWatch {
       if (span) this.#loginSpans.set(tap.owner, { ...span, connectionId });
       return;
     }
-    if (item?.leasePurpose === LeasePurpose.Probe) this.probes += 1;
+    const probe = item?.leasePurpose === LeasePurpose.Probe;
+    if (probe) this.probes += 1;
+    if (item && sentRefreshHash(call.request) !== undefined) {
+      this.refreshes.push({ owner: tap.owner, connectionId, generation: item.generation, probe });
+    }
     this.#inflightToken.set(connectionId, tap.owner);
     this.#tokenCallOf.set(tap, connectionId);
   }
@@ -159,6 +184,19 @@ export class CaseLog implements ExactWatch {
     if (call.type === ExactCallType.LoginPage) {
       const span = this.#loginSpans.get(tap.owner);
       this.#loginSpans.set(tap.owner, { ...span, ...interval, startMs: span?.startMs ?? result.startMs });
+      return;
+    }
+    if (call.type === ExactCallType.Me) {
+      const at = this.#accessCheckOf.get(tap);
+      const check = at === undefined ? undefined : this.#accessChecks[at];
+      this.#accessCheckOf.delete(tap);
+      if (at === undefined || !check) return;
+      const { actual, delivered } = result;
+      this.#accessChecks[at] = {
+        ...check,
+        ...(actual?.kind === "response" ? { exactStatus: actual.status } : {}),
+        delivered: actual !== undefined && delivered === actual,
+      };
       return;
     }
     if (call.type !== ExactCallType.Token) return;
@@ -254,6 +292,23 @@ export class CaseLog implements ExactWatch {
     });
   }
 
+  /** The `/current/Me` checks of a token reported refused, each with Exact's answer. */
+  get accessChecks(): readonly AccessCheckCall[] {
+    return this.#accessChecks;
+  }
+
+  /** Each vend that reported a refused generation, and whether the campaign's fault hit it. */
+  reportedVendFacts(): ReportedVend[] {
+    return this.reportedVends.map((vend) => ({
+      owner: vend.tap.owner,
+      connectionId: vend.connectionId,
+      rejectedGeneration: vend.rejectedGeneration,
+      minValiditySeconds: vend.minValiditySeconds,
+      faulted: vend.tap.hit !== undefined,
+      answer: vend.answer,
+    }));
+  }
+
   /** Each connect request with the DynamoDB writes its invocation made. */
   connectRequestFacts(): ConnectRequest[] {
     return this.connectRequests.map((request) => ({
@@ -279,6 +334,28 @@ export class CaseLog implements ExactWatch {
     const sent = sentRefreshHash(request);
     const named = sent && connections.find((c) => items.get(c.connectionId)?.refreshHash === sent);
     return (named || only || connections[0])?.connectionId ?? "";
+  }
+
+  /**
+   * A `/current/Me` call is about to go out: if the chain it is for (the one whose lease its
+   * holder holds, else the door's) is ACTIVE or SUSPECT, it is the check of a token reported
+   * refused, of the generation stored now.
+   */
+  async #meStarts(tap: Tap, request: HttpRequest): Promise<void> {
+    const items = await this.items();
+    const { connections } = this.#scope;
+    const held = connections.find((c) => items.get(c.connectionId)?.leaseOwner === tap.owner);
+    const item = items.get((held ?? connections[0])?.connectionId ?? "");
+    if (item?.status !== ChainStatus.Active && item?.status !== ChainStatus.Suspect) return;
+    const token = /^Bearer +(\S+)$/i.exec(request.headers?.authorization ?? "")?.[1] ?? "";
+    this.#accessCheckOf.set(tap, this.#accessChecks.length);
+    this.#accessChecks.push({
+      owner: tap.owner,
+      connectionId: item.connectionId,
+      generation: item.generation,
+      tokenHash: hashToken(token),
+      delivered: false,
+    });
   }
 
   #sampleAll(items: Items): void {

@@ -8,11 +8,14 @@ import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
 import { MAX_HISTORY_LIMIT } from "../../lib/cli/history-command.js";
+import { BrokerError } from "../../lib/errors.js";
 import type { BrokerEvent } from "../../lib/events/broker-events.js";
 import { OneExactIdentityDriver } from "../../lib/exact/login/one-exact-identity-driver.js";
 import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
+import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
+import { VEND_ERROR_TYPES } from "../../lib/handlers/token-vend-handler.js";
 import type { LinkKeySource } from "../../lib/onboarding/link-key-source.js";
-import { CaseLog, type CaseScope, type Items } from "./case-log.js";
+import { CaseLog, type CaseScope, type Items, type ReportedVendLog } from "./case-log.js";
 import { tappedSend } from "./exact-tap.js";
 import {
   type FaultPlan,
@@ -38,7 +41,7 @@ export interface Invocation {
   readonly linkKeys: LinkKeySource;
 }
 
-export type Role = "setup" | "door" | "competitor" | "recovery";
+export type Role = "setup" | "door" | "competitor" | "retry" | "recovery";
 
 type Ending<T> =
   | { readonly kind: "returned"; readonly value: T }
@@ -58,6 +61,11 @@ export interface Door {
   act(run: CaseRun, invocation: Invocation): Promise<unknown>;
   /** The competing fresh invocation a hang lets in: the same door, or a vend. */
   compete(run: CaseRun): Promise<unknown>;
+  /**
+   * What the door's caller does once the door's invocation is over, whatever became of it, before
+   * the recovery: a consumer that asks again (role `retry`).
+   */
+  followUp?(run: CaseRun): Promise<void>;
   /**
    * What an operator (or the person connecting) does in the recovery where the engine leaves a
    * connection to one (its REAUTH_REQUIRED after an operator's heal failed, a seed that never
@@ -151,6 +159,7 @@ export class CaseRun implements CaseScope {
       const before = run.#logins();
       run.log.watchStatus();
       const { tap } = await run.invoke("door", (invocation) => door.act(run, invocation), plan);
+      await door.followUp?.(run);
       await run.#recover();
       const after = run.#logins();
       const loginSuccesses = after.success - before.success;
@@ -261,7 +270,8 @@ export class CaseRun implements CaseScope {
       hooks: this.#hooks,
       sleep: this.world.clock.sleep,
     });
-    const invocation = this.#invocation(tap, role === "door" || role === "competitor" ? VEND_WAIT_MS : 0);
+    const waits = role === "door" || role === "competitor" || role === "retry";
+    const invocation = this.#invocation(tap, waits ? VEND_WAIT_MS : 0);
     const finished = work(invocation).then(
       (value): Ending<T> => ({ kind: "returned", value }),
       (error: unknown): Ending<T> => ({ kind: "threw", error }),
@@ -294,6 +304,48 @@ export class CaseRun implements CaseScope {
     const answer = await invocation.broker.vend.vend(connection.connectionId, minValiditySeconds);
     this.log.vendAnswered(invocation.tap.owner, minValiditySeconds, answer);
     return answer;
+  }
+
+  /**
+   * A vend reporting that Exact refused `rejectedGeneration`'s access token (token-vend's
+   * `rejectedGeneration`), recorded with what its caller gets: the token (also checked for the
+   * validity asked for), or the errorType and retryAfterSeconds token-vend's edge would answer.
+   * @param vend the call itself (a rogue door's, in checker.test.ts); the broker's vend door by default
+   */
+  async vendReporting(
+    invocation: Invocation,
+    minValiditySeconds: number,
+    rejectedGeneration: number,
+    vend: () => Promise<VendAnswer> = () =>
+      invocation.broker.vend.vend(this.connection.connectionId, minValiditySeconds, { rejectedGeneration }),
+  ): Promise<VendAnswer> {
+    const entry: ReportedVendLog = {
+      tap: invocation.tap,
+      connectionId: this.connection.connectionId,
+      rejectedGeneration,
+      minValiditySeconds,
+    };
+    this.log.reportedVends.push(entry);
+    try {
+      const answer = await vend();
+      this.log.vendAnswered(invocation.tap.owner, minValiditySeconds, answer);
+      entry.answer = {
+        kind: "token",
+        generation: answer.generation,
+        tokenHash: hashToken(answer.accessToken),
+        validityMs: Date.parse(answer.expiresAt) - this.world.clock.now(),
+      };
+      return answer;
+    } catch (error) {
+      // As token-vend's edge answers it (error-boundary.ts): a type outside the contract is InternalError.
+      const typed = error instanceof BrokerError && VEND_ERROR_TYPES.has(error.name);
+      entry.answer = {
+        kind: "error",
+        errorType: typed ? error.name : INTERNAL_ERROR,
+        retryAfterSeconds: typed ? error.retryAfterSeconds : 1,
+      };
+      throw error;
+    }
   }
 
   /** Seeds `connection` with a fresh code of the user it is meant to hold, as `connection seed` does. */
@@ -550,6 +602,9 @@ export class CaseRun implements CaseScope {
       finals,
       authorizedVends: this.log.authorizedVendFacts(),
       connectRequests: this.log.connectRequestFacts(),
+      accessChecks: this.log.accessChecks,
+      refreshes: this.log.refreshes,
+      reportedVends: this.log.reportedVendFacts(),
     };
   }
 }

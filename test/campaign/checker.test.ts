@@ -2,9 +2,11 @@ import { DeleteItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../../lib/broker.js";
+import { type AccessCheck, AccessCheckOutcome } from "../../lib/chain/access-check.js";
 import { LeasePurpose } from "../../lib/chain/chain-record.js";
 import { connectionKey, nonceKey } from "../../lib/chain/table-definition.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
+import { Throttled } from "../../lib/errors.js";
 import type { VendEvent } from "../../lib/handlers/events.js";
 import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
 import { NonceMarker, NonceStore } from "../../lib/onboarding/nonce-store.js";
@@ -21,6 +23,13 @@ import { CaseRun, type Door, type Invocation } from "./case-run.js";
 import { connectButton, connectPage, heldLink } from "./connect-scenarios.js";
 import { Fault, faultsFor } from "./fault-plan.js";
 import { type CaseEvidence, checkInvariants } from "./invariants.js";
+import {
+  consumerHoldsCurrent,
+  REVOKED_AFTER_SECONDS,
+  reportedGeneration,
+  vendRejectedAccepted,
+  vendRejectedRevoked,
+} from "./rejected-scenarios.js";
 import { seed, vendRefreshes } from "./scenarios.js";
 import { World } from "./world.js";
 
@@ -53,6 +62,30 @@ async function claimLink(run: CaseRun, invocation: Invocation, marker: NonceMark
     nowMs: run.world.clock.now(),
   });
 }
+
+/** Writes the item's `accessCheck` behind the engine's back (undefined: removes it), through the invocation's I/O. */
+async function forgeAccessCheck(
+  run: CaseRun,
+  invocation: Invocation,
+  check: AccessCheck | undefined,
+): Promise<void> {
+  await invocation.dynamo.send(
+    new UpdateItemCommand({
+      TableName: run.world.tableName,
+      Key: marshall({ pk: connectionKey(run.connection.connectionId) }),
+      ...(check
+        ? {
+            UpdateExpression: "SET accessCheck = :check",
+            ExpressionAttributeValues: marshall({ ":check": check }),
+          }
+        : { UpdateExpression: "REMOVE accessCheck" }),
+    }),
+  );
+}
+
+/** The vend reporting the consumer's generation refused, as the rejected-generation doors make it. */
+const reportRefused = (run: CaseRun, invocation: Invocation, minValiditySeconds: number) =>
+  run.vendReporting(invocation, minValiditySeconds, reportedGeneration(run));
 
 /** Runs a rogue door's clean case, judged as the vend door's cases are: its clean run logs in nowhere. */
 function judge(world: World, door: Door) {
@@ -225,6 +258,119 @@ describe("the campaign's checker", () => {
     ]);
   });
 
+  it("catches a reported token checked twice in one generation (a check whose record is forgotten)", async () => {
+    const result = await run({
+      ...vendRejectedAccepted,
+      name: "rogue checks",
+      async act(r, invocation) {
+        await reportRefused(r, invocation, 30);
+        await forgeAccessCheck(r, invocation, undefined);
+        return reportRefused(r, invocation, 30);
+      },
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(
+        /^connection c\d+'s generation 1 was checked with \/current\/Me 2 times: \S+\/door-\d+, \S+\/door-\d+$/,
+      ),
+    ]);
+  });
+
+  it("catches a reported token served again after /current/Me refused it, or with no check that accepted it", async () => {
+    // Exact revoked the token; its refresh window is still shut, so the refused token stays current.
+    const revokedEarly: Door["setup"] = async (r) => {
+      r.world.sim.setVariants({ accessTokenRevokedAfterSeconds: REVOKED_AFTER_SECONDS });
+      await seed(r);
+      r.world.clock.advanceMs((REVOKED_AFTER_SECONDS + 40) * 1000);
+      await consumerHoldsCurrent(r);
+    };
+    const accepted = (r: CaseRun): AccessCheck => ({
+      generation: reportedGeneration(r),
+      outcome: AccessCheckOutcome.Accepted,
+      checkedAtMs: r.world.clock.now(),
+    });
+
+    const afterRefusal = await run({
+      ...vendRejectedRevoked,
+      name: "rogue serves refused",
+      setup: revokedEarly,
+      async act(r, invocation) {
+        await reportRefused(r, invocation, 30).catch(() => undefined);
+        await forgeAccessCheck(r, invocation, accepted(r));
+        return reportRefused(r, invocation, 30);
+      },
+    });
+    const unchecked = await run({
+      ...vendRejectedRevoked,
+      name: "rogue serves unchecked",
+      setup: revokedEarly,
+      async act(r, invocation) {
+        await forgeAccessCheck(r, invocation, accepted(r));
+        return reportRefused(r, invocation, 30);
+      },
+    });
+
+    expect(afterRefusal.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /door-\d+ reported generation 1 refused and was served its token, which \/current\/Me refused$/,
+        ),
+      ]),
+    );
+    expect(unchecked.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /door-\d+ reported generation 1 refused and was served its token, which no \/current\/Me check accepted$/,
+        ),
+      ]),
+    );
+  });
+
+  it("catches a reported generation refreshed twice (once behind the lease's back)", async () => {
+    const result = await run({
+      ...vendRejectedRevoked,
+      name: "rogue refreshes",
+      async act(r, invocation) {
+        await refreshWithoutLease(r, invocation);
+        return reportRefused(r, invocation, 20);
+      },
+    });
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^connection c\d+'s reported generation 1 was refreshed 2 times: \S+\/door-\d+, \S+\/door-\d+$/,
+        ),
+      ]),
+    );
+  });
+
+  it("catches a reported token answered with an untyped error, or one without retryAfterSeconds", async () => {
+    const answering = (error: Error): Door => ({
+      ...vendRejectedAccepted,
+      name: `rogue ${error.name}`,
+      act: (r, invocation) =>
+        r.vendReporting(invocation, 30, reportedGeneration(r), async () => {
+          await invocation.broker.vend.vend(r.connection.connectionId, 30, {
+            rejectedGeneration: reportedGeneration(r),
+          });
+          throw error;
+        }),
+    });
+
+    const untyped = await run(answering(new TypeError("fetch failed")));
+    const noHint = await run(answering(new Throttled("come back later")));
+
+    expect(untyped.violations).toEqual([
+      expect.stringMatching(/door-\d+ reported generation 1 refused and got InternalError$/),
+    ]);
+    expect(noHint.violations).toEqual([
+      expect.stringMatching(
+        /door-\d+ reported generation 1 refused and got Throttled without retryAfterSeconds$/,
+      ),
+    ]);
+  });
+
   it("loses answers where the other side acts first: Exact's calls and DynamoDB's writes", () => {
     for (const name of [
       "exact:token",
@@ -282,6 +428,9 @@ describe("the campaign's checker", () => {
       ],
       authorizedVends: [],
       connectRequests: [],
+      accessChecks: [],
+      refreshes: [],
+      reportedVends: [],
     };
 
     expect(checkInvariants(evidence, { loginDoor: false, baselineLogins: 0 })).toEqual([

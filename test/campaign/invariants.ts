@@ -53,6 +53,60 @@ export interface VendAnswered {
   readonly validityMs: number;
 }
 
+/**
+ * A `/current/Me` call made while the holder's chain was ACTIVE or SUSPECT: the check of a token a
+ * consumer reported refused (rejected-token-check.ts). An identity check is always of a chain
+ * stored as VERIFYING (or a BLOCKED one's re-check), so it is never one of these.
+ */
+export interface AccessCheckCall {
+  readonly owner: string;
+  readonly connectionId: string;
+  /** The chain's generation when the call started: the generation whose token it checked. */
+  readonly generation: number;
+  /** The hash of the access token it sent. */
+  readonly tokenHash: string;
+  /** Exact's own answer (HTTP status); undefined when the request never reached it (a crash). */
+  readonly exactStatus?: number;
+  /** The holder received Exact's answer (not lost, not timed out). */
+  readonly delivered: boolean;
+}
+
+/** A refresh (grant_type=refresh_token) as it started: the generation whose refresh token it sent. */
+export interface RefreshCall {
+  readonly owner: string;
+  readonly connectionId: string;
+  readonly generation: number;
+  /** Made under a probe's lease: the one call an unknown outcome allows (invariant 5). */
+  readonly probe: boolean;
+}
+
+/** What a vend answered, as token-vend's caller sees it. */
+export type ReportedVendAnswer =
+  | {
+      readonly kind: "token";
+      readonly generation: number;
+      readonly tokenHash: string;
+      readonly validityMs: number;
+    }
+  | {
+      readonly kind: "error";
+      /** The errorType: a BrokerError's name, or InternalError for anything else (toEdgeError). */
+      readonly errorType: string;
+      readonly retryAfterSeconds: number | undefined;
+    };
+
+/** A vend that reported a generation's access token refused by Exact (`rejectedGeneration`). */
+export interface ReportedVend {
+  readonly owner: string;
+  readonly connectionId: string;
+  readonly rejectedGeneration: number;
+  readonly minValiditySeconds: number;
+  /** The campaign's fault hit this invocation. */
+  readonly faulted: boolean;
+  /** Undefined: it never answered (it crashed). */
+  readonly answer: ReportedVendAnswer | undefined;
+}
+
 /** A vend through token-vend under perConnection: its authorization (lib/auth/), then the vend door. */
 export interface AuthorizedVend {
   readonly owner: string;
@@ -126,6 +180,12 @@ export interface CaseEvidence {
   readonly authorizedVends: readonly AuthorizedVend[];
   /** Requests of the connect flow's /start and /callback (the connect doors; none elsewhere). */
   readonly connectRequests: readonly ConnectRequest[];
+  /** `/current/Me` checks of a token reported refused (the rejected-generation doors; none elsewhere). */
+  readonly accessChecks: readonly AccessCheckCall[];
+  /** Every refresh of every connection of the case, from the door's setup on. */
+  readonly refreshes: readonly RefreshCall[];
+  /** Vends that reported a generation refused (the rejected-generation doors; none elsewhere). */
+  readonly reportedVends: readonly ReportedVend[];
 }
 
 /** Where one connection of the case stands after recovery. */
@@ -179,7 +239,104 @@ export function checkInvariants(evidence: CaseEvidence, expected: Expectations):
     ...confirmPageWritesNothing(evidence),
     ...linkSpentOnce(evidence),
     ...clearWayOn(evidence),
+    ...oneAccessCheckPerGeneration(evidence),
+    ...refusedTokenNeverServedAgain(evidence),
+    ...oneRefreshPerReportedGeneration(evidence),
+    ...reportedVendsAnswerTyped(evidence),
   ];
+}
+
+/**
+ * A token reported refused is checked with `/current/Me` at most once per generation, whoever
+ * reports it and however often (rejected-token-check.ts): every check is a call Exact may count
+ * against the app's error limit (10 an hour per endpoint).
+ */
+function oneAccessCheckPerGeneration(evidence: CaseEvidence): string[] {
+  const byGeneration = new Map<string, string[]>();
+  for (const check of evidence.accessChecks) {
+    const key = `${check.connectionId}#${check.generation}`;
+    byGeneration.set(key, [...(byGeneration.get(key) ?? []), check.owner]);
+  }
+  return [...byGeneration]
+    .filter(([, owners]) => owners.length > 1)
+    .map(([key, owners]) => {
+      const [connectionId, generation] = key.split("#");
+      return `connection ${connectionId}'s generation ${generation} was checked with /current/Me ${owners.length} times: ${owners.join(", ")}`;
+    });
+}
+
+/**
+ * A vend that reports a generation refused answers that generation's token again only after
+ * Exact accepted it at `/current/Me` and the checker received the answer, and never a token Exact
+ * refused there (access-check.ts, servesCurrent).
+ */
+function refusedTokenNeverServedAgain(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const vend of evidence.reportedVends) {
+    const answer = vend.answer;
+    if (answer?.kind !== "token" || answer.generation !== vend.rejectedGeneration) continue;
+    const checks = evidence.accessChecks.filter(
+      (check) => check.connectionId === vend.connectionId && check.tokenHash === answer.tokenHash,
+    );
+    if (checks.some((check) => check.exactStatus !== undefined && check.exactStatus !== 200)) {
+      found.push(
+        `${vend.owner} reported generation ${vend.rejectedGeneration} refused and was served its token, which /current/Me refused`,
+      );
+    } else if (!checks.some((check) => check.exactStatus === 200 && check.delivered)) {
+      found.push(
+        `${vend.owner} reported generation ${vend.rejectedGeneration} refused and was served its token, which no /current/Me check accepted`,
+      );
+    }
+  }
+  return found;
+}
+
+/**
+ * A generation a consumer reported refused is refreshed at most once (a probe after an unknown
+ * outcome aside, invariant 5): the report leads to one token call of that generation, however
+ * many consumers report it and whatever failed on the way.
+ */
+function oneRefreshPerReportedGeneration(evidence: CaseEvidence): string[] {
+  const reported = new Set(evidence.reportedVends.map((v) => `${v.connectionId}#${v.rejectedGeneration}`));
+  const byGeneration = new Map<string, string[]>();
+  for (const call of evidence.refreshes) {
+    const key = `${call.connectionId}#${call.generation}`;
+    if (call.probe || !reported.has(key)) continue;
+    byGeneration.set(key, [...(byGeneration.get(key) ?? []), call.owner]);
+  }
+  return [...byGeneration]
+    .filter(([, owners]) => owners.length > 1)
+    .map(([key, owners]) => {
+      const [connectionId, generation] = key.split("#");
+      return `connection ${connectionId}'s reported generation ${generation} was refreshed ${owners.length} times: ${owners.join(", ")}`;
+    });
+}
+
+/** What a vend reporting a refused token of a live chain may answer besides a token: wait and retry. */
+const RETRY_LATER: ReadonlySet<string> = new Set(["ChainBusy", "Throttled", "ExactUnavailable"]);
+
+/**
+ * A vend reporting a refused token of a live chain answers a token, or a retryable error with
+ * `retryAfterSeconds` (invariant 12); InternalError (retry after a second) only when the
+ * campaign's fault hit that very invocation. Its token's validity is judged with every vend's.
+ */
+function reportedVendsAnswerTyped(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const vend of evidence.reportedVends) {
+    const answer = vend.answer;
+    if (answer?.kind !== "error") continue;
+    if (answer.errorType === INTERNAL_ERROR && vend.faulted) continue;
+    if (!RETRY_LATER.has(answer.errorType)) {
+      found.push(
+        `${vend.owner} reported generation ${vend.rejectedGeneration} refused and got ${answer.errorType}`,
+      );
+    } else if ((answer.retryAfterSeconds ?? 0) < 1) {
+      found.push(
+        `${vend.owner} reported generation ${vend.rejectedGeneration} refused and got ${answer.errorType} without retryAfterSeconds`,
+      );
+    }
+  }
+  return found;
 }
 
 /** The calls an authorization makes: STS's GetCallerIdentity and the grant reads. */

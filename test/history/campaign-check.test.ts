@@ -21,6 +21,9 @@ function evidence(finals: readonly FinalState[]): CaseEvidence {
     finals,
     authorizedVends: [],
     connectRequests: [],
+    accessChecks: [],
+    refreshes: [],
+    reportedVends: [],
   };
 }
 

@@ -88,6 +88,50 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
     expect(await stdout).toBe(`${firstLine}\n`);
   });
 
+  it("revokes access tokens --access-token-revoked-after seconds after issuing them", async () => {
+    const configFile = join(mkdtempSync(join(tmpdir(), "sim-cli-")), "config.json");
+    writeFileSync(configFile, JSON.stringify({ apps: [APP], users: [ALICE] }));
+    const child = runCli(["--port", "0", "--config", configFile, "--access-token-revoked-after", "30"]);
+    children.push(child);
+    const lines = createInterface({ input: child.stdout ?? process.stdin });
+    const [firstLine] = (await once(lines, "line")) as [string];
+    const url = LISTENING.exec(firstLine)?.[1];
+    const authorized = await fetch(`${url}/_sim/authorize`, {
+      method: "POST",
+      body: JSON.stringify({
+        clientId: APP.clientId,
+        username: ALICE.username,
+        redirectUri: APP.redirectUris[0],
+      }),
+    });
+    const { code } = (await authorized.json()) as { code: string };
+    const tokens = await fetch(`${url}/api/oauth2/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(codeGrant(code)),
+    });
+    const { access_token: accessToken } = (await tokens.json()) as { access_token: string };
+    const me = async (): Promise<number> => {
+      const response = await fetch(`${url}/api/v1/current/Me`, {
+        headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" },
+      });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    const advance = (advanceSeconds: number) =>
+      fetch(`${url}/_sim/clock`, { method: "POST", body: JSON.stringify({ advanceSeconds }) });
+
+    const variants = (await (await fetch(`${url}/_sim/variants`)).json()) as Record<string, unknown>;
+    const fresh = await me();
+    await advance(29);
+    const justBefore = await me();
+    await advance(2);
+    const after = await me();
+
+    expect(variants.accessTokenRevokedAfterSeconds).toBe(30);
+    expect([fresh, justBefore, after]).toEqual([200, 200, 401]);
+  });
+
   it.each([
     ["an unknown flag", ["--bogus"], /bogus/],
     ["a port that is no number", ["--port", "abc"], /--port must be a number/],
@@ -98,6 +142,21 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
       "a daily token cap that is no number",
       ["--daily-token-cap-per-day", "many"],
       /--daily-token-cap-per-day must be a number/,
+    ],
+    [
+      "a revocation delay that is no number",
+      ["--access-token-revoked-after", "soon"],
+      /--access-token-revoked-after must be a number/,
+    ],
+    [
+      "a negative revocation delay",
+      ["--port", "0", "--access-token-revoked-after=-1"],
+      /"accessTokenRevokedAfterSeconds" must be an integer from 0 to 86400/,
+    ],
+    [
+      "a revocation delay past a day",
+      ["--port", "0", "--access-token-revoked-after", "86401"],
+      /"accessTokenRevokedAfterSeconds" must be an integer from 0 to 86400/,
     ],
   ])("prints a message and exits 2 for %s", async (_case, args, message) => {
     const child = runCli(args);
@@ -142,6 +201,8 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
         "--daily-token-cap",
         "--daily-token-cap-per-day",
         "150",
+        "--access-token-revoked-after",
+        "45",
       ]);
 
       expect(options).toMatchObject({
@@ -155,6 +216,7 @@ describe("npm run sim (lib/sim/cli.ts)", () => {
           oldAccessTokenValidAfterRefresh: false,
           dailyTokenCap: true,
           dailyTokenCapPerDay: 150,
+          accessTokenRevokedAfterSeconds: 45,
         },
       });
     });

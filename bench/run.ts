@@ -6,6 +6,7 @@ import { startLocalStack } from "../lib/local/local-stack.js";
 import { createLogger } from "../lib/log/logger.js";
 import { bundleReport, formatBundleReport } from "./bundles.js";
 import { RACE_SIM, type RaceResult, raceBroker, raceNaive } from "./chain-race.js";
+import { CONTENDED, contendedVendTable, runContendedVend } from "./contended-vend.js";
 import { measureDynamoCosts } from "./dynamo-costs.js";
 import { raceHeal } from "./heal-race.js";
 import { raceMeOutage } from "./me-outage.js";
@@ -223,3 +224,11 @@ say(
 say();
 say(rateBenchTables(await runRateBench()));
 say(RATE_BENCH_NOTES);
+
+say();
+say(
+  `9. Contended vend: ${CONTENDED.processes * CONTENDED.callersPerProcess} callers in ${CONTENDED.processes} separate processes vend at the window\n` +
+    "   (each caller its own broker, as a Lambda container; real clock, dynalite and the simulator over HTTP)",
+);
+say();
+say(contendedVendTable(await runContendedVend()));

@@ -13,6 +13,7 @@ import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
 import { type HistoryContext, HistoryDoor } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
+import { LeaseWaitSchedule } from "./lease-wait.js";
 import { loginBlockedFor } from "./login-budget.js";
 import { TokenCache, type VendAnswer } from "./token-cache.js";
 import { refuseWithoutChain, VendAnswers } from "./vend-answers.js";
@@ -46,9 +47,6 @@ export interface VendOptions {
   readonly rejectedGeneration?: number;
 }
 
-const FIRST_POLL_MS = 25;
-const MAX_POLL_MS = 400;
-
 /**
  * The vend door: an access token with at least the validity asked for, refreshing the chain if
  * it must (design invariant 12). `minValiditySeconds` 0 means any valid token; when no token with
@@ -56,8 +54,8 @@ const MAX_POLL_MS = 400;
  * Throttled) with `retryAfterSeconds`, never a token that expires sooner than asked.
  *
  * Waiters wait for the generation, not the lease: while someone else holds the lease they
- * re-read (strongly consistent, jittered backoff) until a newer generation lands, the lease
- * frees, or the deadline passes. A chain stored as VERIFYING is never served, nor is a token
+ * re-read (strongly consistent; around when the holder's token call should land, lease-wait.ts)
+ * until a newer generation lands, the lease frees, or the deadline passes. A chain stored as VERIFYING is never served, nor is a token
  * `/current/Me` refused after a consumer reported it (access-check.ts). The work under a lease
  * is in vend-steps.ts.
  */
@@ -70,6 +68,7 @@ export class VendDoor {
   readonly #waitMs: number;
   readonly #inflight = new Map<string, Promise<unknown>>();
   readonly #healTrigger: HealTrigger;
+  readonly #waits: LeaseWaitSchedule;
   #leaseWaits = 0;
 
   constructor(deps: EngineDeps, options: VendDoorOptions = {}) {
@@ -80,6 +79,7 @@ export class VendDoor {
     this.#coalesce = options.coalesce ?? true;
     this.#waitMs = options.waitMs ?? deps.config.leaseMs + 5_000;
     this.#healTrigger = options.healTrigger ?? new InProcessHealTrigger(() => new HealDoor(deps), deps.log);
+    this.#waits = new LeaseWaitSchedule(deps.random);
   }
 
   /**
@@ -142,7 +142,7 @@ export class VendDoor {
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       history,
     };
-    let pollMs = FIRST_POLL_MS;
+    const waiter = this.#waits.waiter();
     let healTriggered = false;
     let waited = false;
     /** Waits for someone else's work (a refresh, a heal), or gives up with ChainBusy at the deadline. */
@@ -152,7 +152,7 @@ export class VendDoor {
         this.#leaseWaits += 1;
       }
       const nowMs = now();
-      const pauseMs = Math.round(pollMs * (0.5 + this.#deps.random()));
+      const pauseMs = waiter.pauseMs(record, nowMs);
       if (nowMs + pauseMs >= giveUpAtMs) {
         const untilMs = (record.leaseUntilMs ?? 0) > nowMs ? (record.leaseUntilMs ?? 0) : nowMs + 5_000;
         throw new ChainBusy(`connection "${connectionId}" is being ${what} by another invocation`, {
@@ -160,7 +160,6 @@ export class VendDoor {
         });
       }
       await sleep(pauseMs);
-      pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
     };
 
     for (;;) {
@@ -176,6 +175,7 @@ export class VendDoor {
         );
       }
       refuseWithoutChain(read, now());
+      waiter.observe(read);
       const nowMs = now();
       // A token with the validity asked for is served whatever else is going on (never a
       // VERIFYING one, nor one reported refused and not accepted by /current/Me since).

@@ -22,10 +22,18 @@ import {
 export const BrokerFunction = {
   TokenVend: "token-vend",
   Refresh: "refresh",
+  RefreshWorker: "refresh-worker",
   FallbackLogin: "fallback-login",
   Connect: "connect",
 } as const;
 export type BrokerFunction = (typeof BrokerFunction)[keyof typeof BrokerFunction];
+
+/**
+ * Milliseconds the refresh-worker waits for a window that has not opened when its message
+ * arrives. The dispatcher's delay is rounded up to whole seconds, so a message arrives at or
+ * after the chain's due time; this covers clocks that disagree, and matches Exact's 30 s window.
+ */
+export const WINDOW_WAIT_MS = 30_000;
 
 /**
  * Milliseconds a lease must have left after a call to Exact for the conditional DynamoDB write
@@ -93,8 +101,9 @@ const wholeSeconds = (ms: number): number => Math.ceil(ms / 1000);
  *    the lease its holder may use.
  * 2. loginLease ≥ LOGIN_DRIVER_MIN_MS + 2 × http + headroom + skew: the driver, then the code
  *    exchange and the identity check, fit in the login lease.
- * 3. With the function named: its timeout ≥ lease + FUNCTION_MARGIN_MS for token-vend, refresh
- *    and connect (each takes a lease for its token calls), ≥ loginLease + FUNCTION_MARGIN_MS for
+ * 3. With the function named: its timeout ≥ lease + FUNCTION_MARGIN_MS for token-vend, refresh,
+ *    refresh-worker and connect (each takes a lease for its token calls; refresh only when it
+ *    has no queue to dispatch to), ≥ loginLease + FUNCTION_MARGIN_MS for
  *    fallback-login, so no invocation is killed while it holds a lease.
  */
 export function checkTiming(settings: TimingSettings): void {

@@ -1,16 +1,10 @@
+import { WINDOW_WAIT_MS } from "../config-timing.js";
 import { BrokerError } from "../errors.js";
 import { type ChainRunOutcome, DueChainWork } from "./due-chain-work.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HistoryDoor } from "./history-entry.js";
 import type { DueChainMessage } from "./refresh-dispatch.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
-
-/**
- * How long the worker waits for a window that has not opened when its message arrives. The
- * dispatcher's delay is rounded up to whole seconds, so a message arrives at or after the chain's
- * due time; this covers clocks that disagree, and is short against Exact's 29 s window.
- */
-export const WINDOW_WAIT_MS = 30_000;
 
 export interface RefreshWorkerSummary {
   readonly outcomes: Readonly<Record<ChainRunOutcome, number>>;

@@ -40,7 +40,7 @@ export function addBrokerOutputs(scope: Construct, broker: ExactTokenBroker): vo
   output(
     "ClientSecretPrefix",
     CLIENT_SECRET_PREFIX,
-    "Client secrets: <prefix><connection ID>, readable by every function",
+    "Client secrets: <prefix><connection ID>, readable by every function but the refresh dispatcher",
   );
   output(
     "LoginSecretPrefix",

@@ -21,7 +21,7 @@ export async function buildBundle(name: FunctionName, outDir: string): Promise<B
   return { name, file, bytes: statSync(file).size, metafile: result.metafile };
 }
 
-/** Builds the given bundles (all four by default) concurrently. */
+/** Builds the given bundles (all five by default) concurrently. */
 export async function buildBundles(
   outDir: string,
   names: readonly FunctionName[] = FUNCTION_NAMES,

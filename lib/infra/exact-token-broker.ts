@@ -21,9 +21,10 @@ export interface ExactTokenBrokerProps {
    */
   readonly deletionProtection?: boolean;
   /**
-   * Lets token-vend, refresh and connect read combined secrets (client secret and login
-   * credentials in one, `exact-token-broker/connections/*`) while a deployment made before the
-   * split moves its connections (`exact-broker connection set-secret`; README, "Trust boundary").
+   * Lets token-vend, refresh-worker, fallback-login and connect read combined secrets (client
+   * secret and login credentials in one, `exact-token-broker/connections/*`) while a deployment
+   * made before the split moves its connections (`exact-broker connection set-secret`; README,
+   * "Trust boundary").
    * @default false
    */
   readonly combinedSecrets?: boolean;
@@ -65,8 +66,8 @@ export interface ExactTokenBrokerProps {
 
 /**
  * The whole broker, for a team's own CDK stack: the chain table and its key, the secrets, the
- * event bus, the four functions, the connect URL, alarms and dashboard, the consumers' shared
- * rate budget table, one construct per concern. Consumers get access through
+ * event bus, the five functions and the refresh queue, the connect URL, alarms and dashboard, the
+ * consumers' shared rate budget table, one construct per concern. Consumers get access through
  * {@link ExactTokenBroker.grantVend}. It adds no stack outputs: `addBrokerOutputs`
  * (broker-outputs.ts) adds the ones the bundled app has.
  *

@@ -1,6 +1,6 @@
 import { Duration } from "aws-cdk-lib";
 import { DEFAULT_HISTORY_DAYS, MAX_HISTORY_DAYS } from "../config.js";
-import { checkTiming, FUNCTION_MARGIN_MS } from "../config-timing.js";
+import { checkTiming, FUNCTION_MARGIN_MS, WINDOW_WAIT_MS } from "../config-timing.js";
 import { FunctionName } from "./bundling.js";
 
 /**
@@ -34,8 +34,18 @@ export const EngineSettings: EngineSettings = {
   historyDays: DEFAULT_HISTORY_DAYS,
 };
 
-/** ScheduledRefresh's default horizon: one run refreshes every window opening before the next tick. */
-const REFRESH_HORIZON_SECONDS = 60;
+/**
+ * How long the refresh-worker waits for a window that has not opened when its message arrives
+ * (WINDOW_WAIT_MS, lib/config-timing.ts).
+ */
+const WINDOW_WAIT_SECONDS = WINDOW_WAIT_MS / 1000;
+/**
+ * The dispatcher's run: one Query page per few thousand due chains and a SendMessageBatch plus
+ * ten claims per ten chains, eight batches in flight: about 1,050 chains a minute at 10,000
+ * connections take a few seconds. It queues nothing it cannot claim before its deadline and
+ * leaves the rest to the next tick.
+ */
+const DISPATCH_SECONDS = 60;
 const MARGIN_SECONDS = FUNCTION_MARGIN_MS / 1000;
 
 /**
@@ -50,11 +60,16 @@ export function functionTimeouts(settings: EngineSettings): Readonly<Record<Func
     // holder's generation stops waiting when too little time is left, and answers ChainBusy with
     // a retry time instead of starting a call it could not finish.
     [FunctionName.TokenVend]: Duration.seconds(settings.leaseSeconds + MARGIN_SECONDS),
-    // A run sleeps up to 60 s for refresh windows that open before the next tick, then refreshes
-    // the last chain inside its 20 s lease; + 5 s = 85 s. It starts no refresh it cannot finish
-    // before its deadline. Runs may overlap the next tick: the leases keep them apart.
+    // The schedule's dispatch run (refresh-dispatch.ts): no lease, no token call, no sleep. The
+    // engine still checks the leased rule at start (without a queue the same handler does the
+    // work itself), so a lease above 55 s raises it rather than failing the synth.
     [FunctionName.Refresh]: Duration.seconds(
-      REFRESH_HORIZON_SECONDS + settings.leaseSeconds + MARGIN_SECONDS,
+      Math.max(DISPATCH_SECONDS, settings.leaseSeconds + MARGIN_SECONDS),
+    ),
+    // A batch's chains at once: a window that has not opened yet (up to 30 s), then the refresh
+    // inside its 20 s lease; + 5 s = 55 s. It starts no lease it cannot finish before its deadline.
+    [FunctionName.RefreshWorker]: Duration.seconds(
+      WINDOW_WAIT_SECONDS + settings.leaseSeconds + MARGIN_SECONDS,
     ),
     // A login, its code exchange and /current/Me all run under the 120 s login lease; + 5 s =
     // 125 s. The function outlives the lease, so a slow login ends in the engine's own
@@ -120,8 +135,9 @@ export function timingEnvironment(
  * path: a cap would throttle consumers).
  */
 export const ReservedConcurrency: Readonly<Partial<Record<FunctionName, number>>> = {
-  // A run may last 85 s, so the next minute's tick can start while one still runs; more than
-  // two at once would only be runs piling up behind a slow Exact.
+  // One dispatch run a minute takes seconds; two at once only when one is slow, and a third
+  // would only queue chains the claims already hold. (The refresh-worker is bounded by its
+  // queue's event source instead: MaxConcurrency, broker-functions.ts.)
   [FunctionName.Refresh]: 2,
   // Logins are budgeted against Exact's error limits (a few per hour per user); two at once is
   // plenty, and a duplicate trigger for the same chain finds the lease taken anyway.

@@ -138,16 +138,17 @@ export class Observability extends Construct {
       evaluationPeriods: 1,
       description:
         "A refresh token is older than 27 days: the keep-alive refresh keeps failing and Exact expires " +
-        "it at 30 days. Look at the connection's status and the refresh function's logs.",
+        "it at 30 days. Look at the connection's status and the refresh-worker function's logs.",
     });
 
     const refreshFailures = new MathExpression({
-      expression: "FILL(chains, 0) + FILL(runs, 0)",
+      expression: "FILL(chains, 0) + FILL(dispatches, 0) + FILL(batches, 0)",
       label: "refresh failures",
       period: FIVE_MINUTES,
       usingMetrics: {
-        chains: brokerMetric("RefreshFailures", FunctionName.Refresh),
-        runs: functions.refresh.metricErrors({ period: FIVE_MINUTES }),
+        chains: brokerMetric("RefreshFailures", FunctionName.RefreshWorker),
+        dispatches: functions.refresh.metricErrors({ period: FIVE_MINUTES }),
+        batches: functions.refreshWorker.metricErrors({ period: FIVE_MINUTES }),
       },
     });
     this.refreshFailuresAlarm = this.#alarm("RefreshFailures", {
@@ -157,8 +158,9 @@ export class Observability extends Construct {
       // failures in three periods in a row are not.
       evaluationPeriods: 3,
       description:
-        "Scheduled refreshes failed (a chain's refresh or a whole run) in three 5-minute periods in a row. " +
-        "Tokens still vend while they are valid; see the refresh function's logs for the errorType.",
+        "Scheduled refreshes failed (a chain's refresh, a worker's batch or a dispatch run) in three 5-minute " +
+        "periods in a row. Tokens still vend while they are valid; see the refresh-worker's and the refresh " +
+        "function's logs for the errorType.",
     });
 
     const vendErrors = new MathExpression({
@@ -263,7 +265,7 @@ export class Observability extends Construct {
     dashboard.addWidgets(
       new GraphWidget({
         title: "Refreshes",
-        left: [brokerMetric("Refreshes", FunctionName.Refresh)],
+        left: [brokerMetric("Refreshes", FunctionName.RefreshWorker)],
         right: [refreshFailures],
         width: 8,
       }),

@@ -1,3 +1,4 @@
+import { Stack } from "aws-cdk-lib";
 import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
@@ -29,6 +30,20 @@ export class TokenKey extends Construct {
       grantee,
       actions: ["kms:GenerateDataKey", "kms:Decrypt"],
       resourceArns: [this.key.keyArn],
+    });
+  }
+
+  /**
+   * What a caller of the table needs and no more, for a function that never opens a token (the
+   * refresh dispatcher): `kms:Decrypt`, only through DynamoDB.
+   */
+  grantTableUse(grantee: IGrantable): Grant {
+    const stack = Stack.of(this);
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ["kms:Decrypt"],
+      resourceArns: [this.key.keyArn],
+      conditions: { StringEquals: { "kms:ViaService": `dynamodb.${stack.region}.${stack.urlSuffix}` } },
     });
   }
 }

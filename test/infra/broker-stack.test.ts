@@ -33,6 +33,7 @@ function functionOf(name: FunctionName) {
   return {
     [FunctionName.TokenVend]: fns.tokenVend,
     [FunctionName.Refresh]: fns.refresh,
+    [FunctionName.RefreshWorker]: fns.refreshWorker,
     [FunctionName.FallbackLogin]: fns.fallbackLogin,
     [FunctionName.Connect]: fns.connect,
   }[name];
@@ -171,8 +172,15 @@ describe("BrokerStack", () => {
   });
 
   describe("functions", () => {
-    it("deploys exactly the four functions", () => {
-      template.resourceCountIs("AWS::Lambda::Function", 4);
+    it("deploys exactly the five functions", () => {
+      template.resourceCountIs("AWS::Lambda::Function", 5);
+      expect(FUNCTION_NAMES).toEqual([
+        "token-vend",
+        "refresh",
+        "refresh-worker",
+        "fallback-login",
+        "connect",
+      ]);
     });
 
     it.each(FUNCTION_NAMES)(
@@ -207,11 +215,12 @@ describe("BrokerStack", () => {
       },
     );
 
-    it("gives each function the lease it holds plus 5 s, refresh its 60 s horizon too", () => {
+    it("gives each function the lease it holds plus 5 s, the refresh-worker its 30 s window wait too, the dispatcher 60 s", () => {
       const timeouts = functionTimeouts(EngineSettings);
       expect(Object.fromEntries(FUNCTION_NAMES.map((n) => [n, timeouts[n].toSeconds()]))).toEqual({
         "token-vend": 25,
-        refresh: 85,
+        refresh: 60,
+        "refresh-worker": 55,
         "fallback-login": 125,
         connect: 25,
       });
@@ -245,13 +254,34 @@ describe("BrokerStack", () => {
           "BROKER_SERVER_ID",
         ].sort(),
       );
-      expect(env("refresh")).toEqual([...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort());
+      // The dispatcher: the table (and its key's ARN, which the engine's start requires) and the queue.
+      expect(env("refresh")).toEqual([...common, "REFRESH_QUEUE_URL"].sort());
+      expect(env("refresh-worker")).toEqual(
+        [...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort(),
+      );
       expect(env("fallback-login")).toEqual([...common, "EVENT_BUS_NAME"].sort());
       expect(env("connect")).toEqual([...common, "LINK_SIGNING_SECRET_ID"].sort());
       template.hasResourceProperties("AWS::Lambda::Function", {
         Environment: {
           Variables: Match.objectLike({
             POWERTOOLS_SERVICE_NAME: "token-vend",
+            FALLBACK_LOGIN_FUNCTION_NAME: { Ref: logicalId(stack.functions.fallbackLogin) },
+            EVENT_BUS_NAME: { Ref: logicalId(stack.eventBus) },
+          }),
+        },
+      });
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: "refresh",
+            REFRESH_QUEUE_URL: { Ref: logicalId(stack.functions.refreshQueue) },
+          }),
+        },
+      });
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Environment: {
+          Variables: Match.objectLike({
+            POWERTOOLS_SERVICE_NAME: "refresh-worker",
             FALLBACK_LOGIN_FUNCTION_NAME: { Ref: logicalId(stack.functions.fallbackLogin) },
             EVENT_BUS_NAME: { Ref: logicalId(stack.eventBus) },
           }),
@@ -272,14 +302,17 @@ describe("BrokerStack", () => {
         const props = propertiesOf(logicalId(functionOf(name)));
         expect(props.ReservedConcurrentExecutions, name).toBe(ReservedConcurrency[name]);
       }
+      expect(ReservedConcurrency).toEqual({ refresh: 2, "fallback-login": 2, connect: 2 });
+      // token-vend is the hot path; the refresh-worker is bounded by its event source's MaxConcurrency.
       expect(ReservedConcurrency["token-vend"]).toBeUndefined();
+      expect(ReservedConcurrency["refresh-worker"]).toBeUndefined();
       for (const fn of Object.values(open.findResources("AWS::Lambda::Function"))) {
         expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
       }
     });
 
     it("keeps every function's logs for a month in its own log group", () => {
-      template.resourceCountIs("AWS::Logs::LogGroup", 4);
+      template.resourceCountIs("AWS::Logs::LogGroup", 5);
       template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
     });
 
@@ -308,14 +341,62 @@ describe("BrokerStack", () => {
           OnFailure: { Destination: { "Fn::GetAtt": [logicalId(stack.functions.healFailures), "Arn"] } },
         },
       });
-      template.resourceCountIs("AWS::SQS::Queue", 1);
-      template.hasResourceProperties("AWS::SQS::Queue", { SqsManagedSseEnabled: true });
-      template.hasResourceProperties("AWS::SQS::QueuePolicy", {
-        PolicyDocument: {
-          Statement: [
-            Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
-          ],
+      expect(propertiesOf(logicalId(stack.functions.healFailures))).toEqual({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 24 * 3600,
+      });
+    });
+
+    it("queues the due chains for the refresh-worker: encrypted, an hour's retention, six worker timeouts' visibility, a DLQ after 3 receives", () => {
+      const fns = stack.functions;
+      const workerTimeout = functionTimeouts(EngineSettings)["refresh-worker"].toSeconds();
+      expect(propertiesOf(logicalId(fns.refreshQueue))).toEqual({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 3600,
+        VisibilityTimeout: 6 * workerTimeout,
+        RedrivePolicy: {
+          deadLetterTargetArn: { "Fn::GetAtt": [logicalId(fns.refreshDeadLetters), "Arn"] },
+          maxReceiveCount: 3,
         },
+      });
+      expect(propertiesOf(logicalId(fns.refreshDeadLetters))).toEqual({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 14 * 24 * 3600,
+      });
+    });
+
+    it("has three queues, every one encrypted and refusing requests without TLS", () => {
+      const fns = stack.functions;
+      const queues = [fns.healFailures, fns.refreshQueue, fns.refreshDeadLetters];
+      template.resourceCountIs("AWS::SQS::Queue", queues.length);
+      template.allResourcesProperties("AWS::SQS::Queue", { SqsManagedSseEnabled: true });
+      template.resourceCountIs("AWS::SQS::QueuePolicy", queues.length);
+      for (const queue of queues) {
+        template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+          Queues: [{ Ref: logicalId(queue) }],
+          PolicyDocument: {
+            Statement: [
+              {
+                Effect: "Deny",
+                Principal: { AWS: "*" },
+                Action: "sqs:*",
+                Resource: { "Fn::GetAtt": [logicalId(queue), "Arn"] },
+                Condition: { Bool: { "aws:SecureTransport": "false" } },
+              },
+            ],
+            Version: "2012-10-17",
+          },
+        });
+      }
+    });
+
+    it("feeds the refresh-worker from the refresh queue, 10 messages an invocation, at most 10 invocations at once", () => {
+      template.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
+      template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+        EventSourceArn: { "Fn::GetAtt": [logicalId(stack.functions.refreshQueue), "Arn"] },
+        FunctionName: { Ref: logicalId(stack.functions.refreshWorker) },
+        BatchSize: 10,
+        ScalingConfig: { MaximumConcurrency: 10 },
       });
     });
   });
@@ -336,6 +417,7 @@ describe("BrokerStack", () => {
         readFileSync(join(assetDir(name), "index.mjs"), "utf8").includes(LOGIN_DRIVER_MARKER);
       expect(carries("token-vend")).toBe(false);
       expect(carries("refresh")).toBe(false);
+      expect(carries("refresh-worker")).toBe(false);
       expect(carries("connect")).toBe(false);
       expect(carries("fallback-login")).toBe(true);
     });
@@ -458,27 +540,33 @@ describe("BrokerStack", () => {
       }
     });
 
-    it("alarms on refresh failures: the RefreshFailures metric of service refresh and failed runs", () => {
+    it("alarms on refresh failures: the refresh-worker's RefreshFailures, its failed batches and failed dispatch runs", () => {
+      const sum = (id: string, metric: Record<string, unknown>) => ({
+        Id: id,
+        MetricStat: { Metric: metric, Period: 300, Stat: "Sum" },
+        ReturnData: false,
+      });
+      const errorsOf = (fn: IConstruct) => ({
+        Namespace: "AWS/Lambda",
+        MetricName: "Errors",
+        Dimensions: [{ Name: "FunctionName", Value: { Ref: logicalId(fn) } }],
+      });
       template.hasResourceProperties("AWS::CloudWatch::Alarm", {
         EvaluationPeriods: 3,
-        Metrics: Match.arrayWith([
+        Threshold: 1,
+        Metrics: [
           Match.objectLike({
-            Id: "chains",
-            MetricStat: Match.objectLike({
-              Metric: {
-                Namespace: METRICS_NAMESPACE,
-                MetricName: "RefreshFailures",
-                Dimensions: [{ Name: "service", Value: "refresh" }],
-              },
-            }),
+            Expression: "FILL(chains, 0) + FILL(dispatches, 0) + FILL(batches, 0)",
+            ReturnData: true,
           }),
-          Match.objectLike({
-            Id: "runs",
-            MetricStat: Match.objectLike({
-              Metric: Match.objectLike({ Namespace: "AWS/Lambda", MetricName: "Errors" }),
-            }),
+          sum("chains", {
+            Namespace: METRICS_NAMESPACE,
+            MetricName: "RefreshFailures",
+            Dimensions: [{ Name: "service", Value: "refresh-worker" }],
           }),
-        ]),
+          sum("dispatches", errorsOf(stack.functions.refresh)),
+          sum("batches", errorsOf(stack.functions.refreshWorker)),
+        ],
       });
     });
 
@@ -529,6 +617,9 @@ describe("BrokerStack", () => {
         expect(body).toContain(`\\"${metric}\\"`);
       }
       expect(body).toContain("SEARCH(");
+      // Refreshes are the refresh-worker's: the dispatcher refreshes nothing.
+      expect(body).toContain('[\\"ExactTokenBroker\\",\\"Refreshes\\",\\"service\\",\\"refresh-worker\\",');
+      expect(body).not.toContain('\\"Refreshes\\",\\"service\\",\\"refresh\\"');
     });
   });
 });

@@ -73,7 +73,27 @@ describe("function timing in the stack", () => {
         return [name, timeout];
       }),
     );
-    expect(seen).toEqual({ "token-vend": 35, refresh: 95, "fallback-login": 205, connect: 35 });
+    // refresh: the dispatch run's 60 s (no lease); refresh-worker: 30 s window wait + lease + 5 s.
+    expect(seen).toEqual({
+      "token-vend": 35,
+      refresh: 60,
+      "refresh-worker": 65,
+      "fallback-login": 205,
+      connect: 35,
+    });
+  });
+
+  it("keeps the refresh queue's visibility timeout at six times the refresh-worker's timeout", () => {
+    const overridden = Template.fromStack(synth({ engineSettings: { leaseSeconds: 30 } }));
+    expect(deployed(overridden, "refresh-worker").timeout).toBe(65);
+    overridden.hasResourceProperties("AWS::SQS::Queue", { VisibilityTimeout: 6 * 65 });
+  });
+
+  it("raises the refresh dispatcher's timeout with a lease too long for its 60 s", () => {
+    // The engine checks the leased rule at start for refresh too (without a queue it does the work).
+    const overridden = Template.fromStack(synth({ engineSettings: { leaseSeconds: 58 } }));
+    expect(deployed(overridden, "refresh").timeout).toBe(63);
+    expect(deployed(overridden, "refresh-worker").timeout).toBe(93);
   });
 
   it.each([
@@ -109,6 +129,12 @@ describe("timingEnvironment", () => {
       /FUNCTION_TIMEOUT_SECONDS \(24\) of token-vend .*raise the function's timeout to 25 s/,
     ],
     ["refresh", 24, /FUNCTION_TIMEOUT_SECONDS \(24\) of refresh .*raise the function's timeout to 25 s/],
+    // The worker holds an ordinary lease for each chain's token call: the same rule as token-vend's.
+    [
+      "refresh-worker",
+      24,
+      /FUNCTION_TIMEOUT_SECONDS \(24\) of refresh-worker must be at least LEASE_SECONDS \(20\) .*losing a token call's answer; raise the function's timeout to 25 s/,
+    ],
     ["connect", 24, /FUNCTION_TIMEOUT_SECONDS \(24\) of connect .*raise the function's timeout to 25 s/],
     [
       "fallback-login",

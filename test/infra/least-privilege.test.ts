@@ -63,7 +63,8 @@ describe("least privilege", () => {
     const policies = Object.values(template.toJSON().Resources as Resources).filter(
       (r) => r.Type === "AWS::IAM::Policy",
     );
-    expect(policies).toHaveLength(4);
+    // One per function: token-vend, refresh, refresh-worker, fallback-login, connect.
+    expect(policies).toHaveLength(5);
     for (const policy of policies) {
       for (const statement of (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement) {
         expect(statement.Effect).toBe("Allow");
@@ -86,7 +87,7 @@ describe("least privilege", () => {
 
   it("uses no managed policies: each function's role holds only its own inline policy", () => {
     const roles = template.findResources("AWS::IAM::Role");
-    expect(Object.keys(roles)).toHaveLength(4);
+    expect(Object.keys(roles)).toHaveLength(5);
     for (const role of Object.values(roles)) {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -178,7 +179,8 @@ describe("least privilege", () => {
         { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: finding(LOGIN_SECRET_PREFIX) },
         { path: "ExactTokenBroker/Default/Functions/HealFailures", id: "AwsSolutions::AwsSolutions-SQS3" },
-        { path: "ExactTokenBroker/Default/Functions/RefreshRole", id: secretFinding },
+        // The refresh-worker makes the scheduled token calls; the refresh dispatcher reads no secret.
+        { path: "ExactTokenBroker/Default/Functions/RefreshWorkerRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/Functions/TokenVendRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/RateBudget/Table", id: "AwsSolutions::AwsSolutions-DDB3" },
         { path: "ExactTokenBroker/Default/Secrets/LinkSigningKey", id: "AwsSolutions::AwsSolutions-SMG4" },

@@ -96,7 +96,7 @@ describe("the rate budget table", () => {
 
   it("is none of the broker functions' business: no broker role names it", () => {
     const fns = broker.functions;
-    for (const fn of [fns.tokenVend, fns.refresh, fns.fallbackLogin, fns.connect]) {
+    for (const fn of [fns.tokenVend, fns.refresh, fns.refreshWorker, fns.fallbackLogin, fns.connect]) {
       expect(JSON.stringify(statementsOf(fns.roleOf(fn)))).not.toContain(id(broker.rateBudget.table));
     }
   });

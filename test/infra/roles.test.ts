@@ -80,6 +80,7 @@ class Roles {
       [
         ["token-vend", fns.tokenVend],
         ["refresh", fns.refresh],
+        ["refresh-worker", fns.refreshWorker],
         ["fallback-login", fns.fallbackLogin],
         ["connect", fns.connect],
       ] as const
@@ -149,11 +150,40 @@ describe("each function's role", () => {
       ],
       refresh: [
         logs("Refresh"),
-        ...chainStatements(table),
+        // Which chains are due, on the sparse index only.
         {
           actions: ["dynamodb:Query"],
           resource: { "Fn::Join": ["", [table, `/index/${ChainTable.dueIndex.name}`]] },
         },
+        // The claim: one conditional UpdateItem on each queued chain's own item.
+        { actions: ["dynamodb:UpdateItem"], resource: table, condition: onKinds(ItemKind.Connection) },
+        // SendMessageBatch, authorized as SendMessage; the queue's URL comes from the environment.
+        { actions: ["sqs:SendMessage"], resource: r.arnOf(fns.refreshQueue) },
+        // The table's key as DynamoDB uses it for the caller, and no other way: no token is opened here.
+        {
+          actions: ["kms:Decrypt"],
+          resource: r.arnOf(stack.tokenKey.key),
+          condition: {
+            StringEquals: {
+              "kms:ViaService": { "Fn::Join": ["", ["dynamodb.eu-west-1.", { Ref: "AWS::URLSuffix" }]] },
+            },
+          },
+        },
+      ],
+      refreshWorker: [
+        logs("RefreshWorker"),
+        // What Lambda's SQS poller calls with the function's role (the event source mapping).
+        {
+          actions: [
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ReceiveMessage",
+          ],
+          resource: r.arnOf(fns.refreshQueue),
+        },
+        ...chainStatements(table),
         keyring,
         readClientSecrets,
         events,
@@ -206,10 +236,17 @@ describe("each function's role", () => {
       );
     });
 
-    it("refresh: token-vend's rights plus Query on the sparse index only", () => {
+    it("refresh: Query on the sparse index, the claim on chain items, sending to the queue; no token, no secret", () => {
       const r = which();
       expect(r.statementsOf(r.stack.functions.roleOf(r.stack.functions.refresh))).toEqual(
         expected(r, clientSecrets()).refresh,
+      );
+    });
+
+    it("refresh-worker: its queue's messages and token-vend's rights on chains, keyring, client secrets, events, heals", () => {
+      const r = which();
+      expect(r.statementsOf(r.stack.functions.roleOf(r.stack.functions.refreshWorker))).toEqual(
+        expected(r, clientSecrets()).refreshWorker,
       );
     });
 
@@ -244,7 +281,21 @@ describe("each function's role", () => {
       .allStatements()
       .filter((s) => JSON.stringify(s.resource).includes(COMBINED_SECRET_PREFIX))
       .map((s) => s.role);
-    expect(readers).toEqual(["token-vend", "refresh", "fallback-login", "connect"]);
+    expect(readers).toEqual(["token-vend", "refresh-worker", "fallback-login", "connect"]);
+  });
+
+  it("lets only refresh send to the refresh queue, and only the refresh-worker take from it", () => {
+    const queue = JSON.stringify(roles.arnOf(roles.stack.functions.refreshQueue));
+    const onQueue = roles
+      .allStatements()
+      .filter((s) => JSON.stringify(s.resource) === queue)
+      .map((s) => ({ role: s.role, sends: s.actions.includes("sqs:SendMessage") }));
+    expect(onQueue).toEqual([
+      { role: "refresh", sends: true },
+      { role: "refresh-worker", sends: false },
+    ]);
+    const deadLetters = JSON.stringify(roles.arnOf(roles.stack.functions.refreshDeadLetters));
+    expect(roles.allStatements().filter((s) => JSON.stringify(s.resource) === deadLetters)).toEqual([]);
   });
 
   it("every statement on the table's items names the kinds of items it may touch", () => {

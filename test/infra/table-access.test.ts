@@ -11,6 +11,7 @@ import { createBrokerApp } from "../../lib/infra/broker-app.js";
 import { FunctionName } from "../../lib/infra/bundling.js";
 import { NonceMarker, NonceStore } from "../../lib/onboarding/nonce-store.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
+import { MemoryRefreshQueue } from "../support/memory-refresh-queue.js";
 
 // The roles' table statements (lib/infra/broker-functions.ts) against what the code does: each
 // function's doors run against dynalite and the simulator, every DynamoDB call they make is
@@ -34,7 +35,7 @@ interface TableCall {
 
 /** Seconds from a chain's start until its refresh window is open. */
 const WINDOW = 572;
-/** Heals run in fallback-login: token-vend and refresh only trigger them. */
+/** Heals run in fallback-login: token-vend and the refresh-worker only trigger them. */
 const NO_HEAL: BrokerOverrides = {
   healTrigger: { trigger: () => undefined },
   vendOptions: { waitMs: 1_000 },
@@ -75,6 +76,7 @@ function rolePolicies(): typeof allows {
   const byName = {
     [FunctionName.TokenVend]: fns.tokenVend,
     [FunctionName.Refresh]: fns.refresh,
+    [FunctionName.RefreshWorker]: fns.refreshWorker,
     [FunctionName.FallbackLogin]: fns.fallbackLogin,
     [FunctionName.Connect]: fns.connect,
   };
@@ -190,12 +192,22 @@ beforeAll(async () => {
   fx.clock.advance(10);
   await as(FunctionName.TokenVend, () => fx.broker(NO_HEAL).vend.vend(pending.connectionId, 30));
 
-  // refresh: a run over the due chains, and one finishing another pending consent.
+  // refresh: the schedule's dispatch of the due chains (each queued, then claimed); refresh-worker:
+  // their work when the queue hands them over, one of them finishing another pending consent.
   const later = await fx.stack.addConnection("later");
   fx.stack.sim.addFault({ kind: "status", status: 503, endpoint: "me", clientId: later.clientId, count: 1 });
   await as(FunctionName.Connect, () => connect(later.connectionId, code(later, later.username), "n5"));
   fx.clock.advance(10);
-  await as(FunctionName.Refresh, () => fx.broker(NO_HEAL).refresh.run({ horizonMs: 60_000 }));
+  const queue = new MemoryRefreshQueue();
+  const dispatch = fx.broker({ ...NO_HEAL, refreshQueue: queue }).dispatch;
+  if (!dispatch) throw new Error("a broker with a refresh queue dispatches");
+  await as(FunctionName.Refresh, () => dispatch.run());
+  // SQS holds each message back until its chain is due.
+  fx.clock.advance(Math.max(0, ...queue.sent.map((message) => message.delaySeconds)));
+  const messages = queue.drain();
+  await as(FunctionName.RefreshWorker, () =>
+    fx.broker(NO_HEAL).refreshWorker.run(messages, fx.clock.now() + 55_000),
+  );
 
   // fallback-login: the heal of a chain Exact rotated behind a lost answer.
   fx.stack.sim.addFault({
@@ -240,7 +252,8 @@ describe("the functions' table calls", () => {
     expect(made(FunctionName.Connect, "dynamodb:DeleteItem", "GUARD#")).toBe(true);
     expect(made(FunctionName.TokenVend, "dynamodb:PutItem", "GUARD#")).toBe(true);
     expect(made(FunctionName.Refresh, "dynamodb:Query", `index/${ChainTable.dueIndex.name}`)).toBe(true);
-    expect(made(FunctionName.Refresh, "dynamodb:PutItem", "GUARD#")).toBe(true);
+    expect(made(FunctionName.Refresh, "dynamodb:UpdateItem", "CONN#")).toBe(true);
+    expect(made(FunctionName.RefreshWorker, "dynamodb:PutItem", "GUARD#")).toBe(true);
     expect(made(FunctionName.FallbackLogin, "dynamodb:UpdateItem", "TOTP#")).toBe(true);
     expect(made(FunctionName.FallbackLogin, "dynamodb:PutItem", "GUARD#")).toBe(true);
   });

@@ -66,3 +66,5 @@ for await (const line of createInterface({ input: process.stdin })) {
   const result: RoundResult = { latenciesMs, tokenCallsMs: [...oauth.callsMs], generations, errors };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
+// The brokers' HTTP agents keep sockets open: the rounds are over, so is the process.
+process.exit(0);

@@ -1,4 +1,4 @@
-import { type BrokerError, TokenDecryptError } from "../errors.js";
+import { type BrokerError, ExactUnavailable, TokenDecryptError } from "../errors.js";
 import { type AccessCheck, AccessCheckOutcome, currentCheck } from "./access-check.js";
 import { awaitsProbe, type ChainRecord, ChainSource, ChainStatus, LeasePurpose } from "./chain-record.js";
 import { LeaseRefused } from "./chain-store.js";
@@ -25,6 +25,8 @@ export type CheckOutcome =
   | { readonly kind: "failed"; readonly error: BrokerError };
 
 const AGAIN: CheckOutcome = { kind: "again" };
+/** Seconds a reporter waits after a check that never reached Exact (a refused connection, DNS). */
+const NOT_SENT_RETRY_S = 5;
 
 /**
  * The `/current/Me` check of the current access token after a consumer reported that Exact
@@ -122,11 +124,24 @@ export class RejectedTokenCheck {
       const expiresAtMs = record.accessExpiresAtMs ?? 0;
       return { kind: "accepted", fresh: { accessToken, expiresAtMs, generation: session.generation } };
     }
+    if (answer.kind === "unavailable" && !answer.sent) {
+      // Exact never saw it, so it was no check: the generation stays unchecked, and a report
+      // after a short pause checks it, rather than waiting for Exact's window (up to 9½ minutes).
+      await session.release();
+      return {
+        kind: "failed",
+        error: new ExactUnavailable(
+          `connection "${session.connectionId}": could not reach Exact to check the reported token`,
+          { retryAfterSeconds: NOT_SENT_RETRY_S },
+        ),
+      };
+    }
     if (answer.kind === "unavailable") return this.#recorded(session, AccessCheckOutcome.Unknown, false);
     if (answer.scopeViolated) {
-      const error = await this.#pacing.apiRefused(session);
+      // The check is recorded before the app's state: that is bookkeeping, and its failure must
+      // not leave the generation unchecked on the item (a second Me call, counted by Exact).
       await this.#recorded(session, AccessCheckOutcome.Unknown, true);
-      return { kind: "failed", error };
+      return { kind: "failed", error: await this.#pacing.apiRefused(session) };
     }
     const blockedFor = answer.status === 403 ? blockingReason(answer.reason) : undefined;
     if (blockedFor) {

@@ -26,8 +26,16 @@ export type MeOutcome =
       readonly reason?: string;
       readonly scopeViolated?: true;
     }
-  /** 5xx, no answer, or a 200 without a user. */
-  | { readonly kind: "unavailable"; readonly status?: number; readonly detail: string };
+  /**
+   * 5xx, no answer, or a 200 without a user. `sent` is false when the request never reached
+   * Exact (refused, DNS, TLS: lib/exact/http.ts `not_sent`), so Exact counted nothing.
+   */
+  | {
+      readonly kind: "unavailable";
+      readonly status?: number;
+      readonly detail: string;
+      readonly sent: boolean;
+    };
 
 /** What `GET /api/v1/{division}/system/Divisions?$top=1` answered: can the token's user open the division? */
 export type DivisionOutcome =
@@ -114,7 +122,11 @@ export class ExactOAuthClient {
       timeoutMs,
     });
     if (outcome.kind !== "response") {
-      return { kind: "unavailable", detail: `GET /api/v1/current/Me failed: ${outcome.cause.message}` };
+      return {
+        kind: "unavailable",
+        detail: `GET /api/v1/current/Me failed: ${outcome.cause.message}`,
+        sent: outcome.kind !== "not_sent",
+      };
     }
     const { status } = outcome;
     if (status >= 400 && status < 500) {
@@ -133,6 +145,7 @@ export class ExactOAuthClient {
           kind: "unavailable",
           status,
           detail: `GET /api/v1/current/Me answered HTTP ${status} without a user`,
+          sent: true,
         };
   }
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { AccessCheckOutcome } from "../../lib/chain/access-check.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
-import { BrokerError, Throttled, ValidationError } from "../../lib/errors.js";
+import { BrokerError, ExactUnavailable, Throttled, ValidationError } from "../../lib/errors.js";
 import { countingDynamo, resetCounts } from "../../lib/local/counting-dynamo.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
@@ -84,6 +84,31 @@ describe("VendDoor with rejectedGeneration (a consumer's 401)", () => {
       generation: 1,
       outcome: AccessCheckOutcome.Accepted,
     });
+  });
+
+  it("counts a check that never reached Exact as none: ExactUnavailable for a few seconds, then the next report checks", async () => {
+    fx = await startFixture();
+    const consumer = fx.broker(CONTAINER);
+    const held = await consumer.vend.vend(fx.conn.connectionId, 30);
+    // Exact's port refuses connections (in real time): the Me request is never sent.
+    fx.stack.sim.addFault({ kind: "refuse", durationMs: 1_000 });
+
+    const unreached = await failure(consumer.vend.vend(fx.conn.connectionId, 30, { rejectedGeneration: 1 }));
+
+    expect(unreached).toBeInstanceOf(ExactUnavailable);
+    expect(unreached.retryAfterSeconds).toBe(5);
+    expect((await fx.record()).accessCheck).toBeUndefined();
+    expect(fx.chainStats().meRequests).toMatchObject({ ok: 1, unauthorized: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const answer = await consumer.vend.vend(fx.conn.connectionId, 30, { rejectedGeneration: 1 });
+
+    expect(digest(answer)).toBe(digest(held));
+    expect((await fx.record()).accessCheck).toMatchObject({
+      generation: 1,
+      outcome: AccessCheckOutcome.Accepted,
+    });
+    expect(fx.chainStats().meRequests).toMatchObject({ ok: 2, unauthorized: 0 });
+    expect(fx.chainStats().tokenRequests.refreshed).toBe(0);
   });
 
   it("refreshes once when /current/Me refuses the current token, and serves the new one", async () => {

@@ -9,17 +9,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type BuiltBundle, buildBundles, topInputs } from "../lib/infra/build-bundles.js";
-import { FUNCTION_NODE_OPTIONS } from "../lib/infra/bundling.js";
+import { FUNCTION_NODE_OPTIONS, type FunctionName } from "../lib/infra/bundling.js";
 import { percentile, table } from "./stats.js";
 
 /** Runs per measurement; the median is reported. */
 const RUNS = 7;
-/** The issue's targets for token-vend. */
-export const BUNDLE_TARGET_BYTES = 1_000_000;
-export const IMPORT_TARGET_MS = 300;
+
+/** What a bundle should stay under: its size, and for token-vend its import time over bare Node. */
+export interface BundleTarget {
+  readonly bytes: number;
+  /** Compared with the median import time minus bare Node's, source maps on as deployed. */
+  readonly importNetMs?: number;
+}
+
+/**
+ * Issue 12's targets ("Cold start"). A minified bundle of the DynamoDB client alone imports in
+ * about 125-130 ms over bare Node on this machine kind, so token-vend's other code must fit in
+ * about 50 ms.
+ */
+export const BUNDLE_TARGETS: Readonly<Partial<Record<FunctionName, BundleTarget>>> = {
+  "token-vend": { bytes: 700_000, importNetMs: 180 },
+  refresh: { bytes: 800_000 },
+};
+
+/** A bundle without a target of its own has its largest inputs listed once it passes this size. */
+const LIST_INPUTS_OVER_BYTES = 1_000_000;
 
 export interface BundleReportRow {
-  readonly name: string;
+  readonly name: FunctionName;
   /** Size of index.mjs (the source map beside it is not loaded unless a stack trace needs it). */
   readonly bytes: number;
   /** Median wall time of `node -e "await import(bundle)"`, process start to exit, source maps on as deployed. */
@@ -29,7 +46,7 @@ export interface BundleReportRow {
   /** The same minus a bare `node -e ""`: what importing the bundle adds. */
   readonly importNetMs: number;
   readonly bareNodeMedianMs: number;
-  /** For a bundle over {@link BUNDLE_TARGET_BYTES}: the packages that take the most bytes. */
+  /** For a bundle over its target (or over 1 MB without one): the packages that take the most bytes. */
   readonly dominatedBy: ReadonlyArray<{ readonly input: string; readonly bytes: number }>;
 }
 
@@ -45,6 +62,8 @@ const LAMBDA_LIKE_ENV: Readonly<Record<string, string>> = {
   KMS_KEY_ARN: "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000",
   EVENT_BUS_NAME: "exact-token-broker-bench",
   FALLBACK_LOGIN_FUNCTION_NAME: "exact-token-broker-fallback-login",
+  // token-vend's default, VEND_AUTHORIZATION=perConnection, refuses to start without it (the stack sets it).
+  BROKER_SERVER_ID: "exact-token-broker-bench",
   LINK_SIGNING_SECRET_ID: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link-key-AbCdEf",
   POWERTOOLS_METRICS_NAMESPACE: "ExactTokenBroker",
   // As deployed: source maps on (they cost part of the import).
@@ -74,7 +93,7 @@ async function medianOf(runs: number, measure: () => Promise<number>): Promise<n
   return percentile(times, 50);
 }
 
-/** Builds the four bundles into a temporary directory and measures each. */
+/** Builds every function's bundle into a temporary directory and measures each. */
 export async function bundleReport(): Promise<BundleReportRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "broker-bench-bundles-"));
   try {
@@ -93,7 +112,10 @@ export async function bundleReport(): Promise<BundleReportRow[]> {
         importNoSourceMapsMedianMs: round(noMaps),
         importNetMs: round(importMedianMs - bareNodeMedianMs),
         bareNodeMedianMs: round(bareNodeMedianMs),
-        dominatedBy: bundle.bytes > BUNDLE_TARGET_BYTES ? topInputs(bundle, 5) : [],
+        dominatedBy:
+          bundle.bytes > (BUNDLE_TARGETS[bundle.name]?.bytes ?? LIST_INPUTS_OVER_BYTES)
+            ? topInputs(bundle, 5)
+            : [],
       });
     }
     return rows;
@@ -107,10 +129,37 @@ function importOf(bundle: BuiltBundle): string {
 }
 
 const round = (ms: number): number => Math.round(ms);
-const kb = (bytes: number): string => `${Math.round(bytes / 1024)} KB`;
+/** Thousands of bytes, as the targets are stated. */
+const kb = (bytes: number): string => `${Math.round(bytes / 1000)} KB`;
 
-/** The report as a table, the targets, and what dominates each bundle over 1 MB. */
+/** Each target, met or missed, for the bundles that have one. */
+function targetLines(rows: readonly BundleReportRow[]): string[] {
+  const lines: string[] = [];
+  for (const row of rows) {
+    const target = BUNDLE_TARGETS[row.name];
+    if (!target) continue;
+    const verdict = (met: boolean) => (met ? "met" : "MISSED");
+    const parts = [
+      `${row.bytes} bytes, target under ${kb(target.bytes)}: ${verdict(row.bytes < target.bytes)}`,
+    ];
+    if (target.importNetMs !== undefined) {
+      parts.push(
+        `${row.importNetMs} ms over bare node, target under ${target.importNetMs} ms: ` +
+          verdict(row.importNetMs < target.importNetMs),
+      );
+    }
+    lines.push(`   ${row.name}: ${parts.join("; ")}`);
+  }
+  return lines;
+}
+
+/** The report as a table, the targets, and what dominates each bundle over its target. */
 export function formatBundleReport(rows: readonly BundleReportRow[]): string {
+  const targets = Object.entries(BUNDLE_TARGETS).map(
+    ([name, target]) =>
+      `${name} under ${kb(target.bytes)}` +
+      (target.importNetMs !== undefined ? ` and ${target.importNetMs} ms to import over bare node` : ""),
+  );
   const lines = [
     table(
       [
@@ -130,13 +179,14 @@ export function formatBundleReport(rows: readonly BundleReportRow[]): string {
         r.importNoSourceMapsMedianMs,
       ]),
     ),
-    `   targets (token-vend): under ${BUNDLE_TARGET_BYTES / 1_000_000} MB and ${IMPORT_TARGET_MS} ms to import; ` +
-      `${RUNS} runs each, NODE_OPTIONS=${FUNCTION_NODE_OPTIONS} as deployed`,
+    `   targets: ${targets.join("; ")}; ${RUNS} runs each, NODE_OPTIONS=${FUNCTION_NODE_OPTIONS} as deployed`,
+    ...targetLines(rows),
   ];
   for (const row of rows) {
     if (row.dominatedBy.length === 0) continue;
+    const limit = BUNDLE_TARGETS[row.name]?.bytes ?? LIST_INPUTS_OVER_BYTES;
     lines.push(
-      `   ${row.name} is over ${BUNDLE_TARGET_BYTES / 1_000_000} MB; largest inputs: ` +
+      `   ${row.name} is over ${kb(limit)}; largest inputs: ` +
         row.dominatedBy.map((d) => `${d.input} ${kb(d.bytes)}`).join(", "),
     );
   }

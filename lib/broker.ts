@@ -80,7 +80,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /**
  * Builds the broker from the environment (TABLE_NAME, KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY,
- * LOCAL_SECRETS_FILE, EVENT_BUS_NAME, FALLBACK_LOGIN_FUNCTION_NAME, timing settings). Throws ConfigurationError at start when the
+ * BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID (lib/crypto/token-cipher.ts), LOCAL_SECRETS_FILE, EVENT_BUS_NAME, FALLBACK_LOGIN_FUNCTION_NAME, timing settings). Throws ConfigurationError at start when the
  * environment is inconsistent, so a misconfigured function fails its init, not its first vend.
  */
 export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: BrokerOverrides = {}): Broker {
@@ -94,7 +94,8 @@ export function createBroker(env: NodeJS.ProcessEnv = process.env, overrides: Br
     store:
       overrides.store ?? new ChainStore({ tableName: config.tableName, client: dynamo, now, sleep: sleepFn }),
     apps: overrides.apps ?? new AppStates({ tableName: config.tableName, client: dynamo }),
-    cipher: overrides.cipher ?? createTokenCipher(env),
+    // The branch key store (if set) reads through the broker's client: one client per process.
+    cipher: overrides.cipher ?? createTokenCipher(env, { branchKeyDynamoClient: dynamo }),
     secrets: registering(overrides.secrets ?? createSecretSource(env)),
     oauth: overrides.oauth ?? new ExactOAuthClient({ now }),
     log,

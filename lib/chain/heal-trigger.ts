@@ -6,10 +6,13 @@ import type { HealDoor } from "./heal-door.js";
  * In AWS: invoke fallback-login asynchronously (InvocationType Event), so the vend that found
  * the chain broken does not hold its caller through a login. Duplicate invocations are
  * harmless: the heal door takes the chain's lease.
+ *
+ * Heals are rare, so the Lambda client is built at the first trigger, not when the function
+ * starts: a cold start does not pay for resolving its configuration (issue 12).
  */
 export class LambdaHealTrigger implements HealTrigger {
   readonly #functionName: string;
-  readonly #client: LambdaClient;
+  #client: LambdaClient | undefined;
   readonly #log: EngineLog;
 
   constructor(options: {
@@ -19,21 +22,24 @@ export class LambdaHealTrigger implements HealTrigger {
   }) {
     this.#functionName = options.functionName;
     this.#log = options.log;
-    this.#client = options.client ?? new LambdaClient({});
+    this.#client = options.client;
   }
 
   trigger(connectionId: string): void {
-    this.#client
-      .send(
-        new InvokeCommand({
-          FunctionName: this.#functionName,
-          InvocationType: "Event",
-          Payload: new TextEncoder().encode(JSON.stringify({ connectionId })),
-        }),
-      )
-      .catch((error: unknown) =>
-        this.#log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
-      );
+    this.#invoke(connectionId).catch((error: unknown) =>
+      this.#log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
+    );
+  }
+
+  async #invoke(connectionId: string): Promise<void> {
+    this.#client ??= new LambdaClient({});
+    await this.#client.send(
+      new InvokeCommand({
+        FunctionName: this.#functionName,
+        InvocationType: "Event",
+        Payload: new TextEncoder().encode(JSON.stringify({ connectionId })),
+      }),
+    );
   }
 }
 

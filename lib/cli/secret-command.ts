@@ -32,7 +32,8 @@ export function describeWrites(writes: readonly SecretWrite[]): string[] {
  * vend, refresh or login at any step finds what it needs. Running it again changes nothing.
  *
  * A combined secret is left for the operator to delete: functions keep a secret they read for up
- * to 5 minutes, and one that read the connection just before it moved may still ask for it.
+ * to 15 minutes (DEFAULT_SECRET_MAX_AGE_SECONDS), and one that read the connection just before
+ * it moved may still ask for it.
  *
  * @param readGiven reads the operator's values for the secret ID (readSecretInput), or undefined
  *   to store the current ones again
@@ -71,7 +72,7 @@ export async function setSecret(
   }
   io.out(`connection "${connectionId}" now reads its client secret from ${to} (was ${from})`);
   io.out(
-    "next: in 5 minutes (functions keep a secret they read that long), delete the combined secret: " +
+    "next: in 15 minutes (functions keep a secret they read that long), delete the combined secret: " +
       `aws secretsmanager delete-secret --secret-id ${from}`,
   );
   return ExitCode.Done;

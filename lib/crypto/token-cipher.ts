@@ -1,20 +1,33 @@
 import { randomBytes } from "node:crypto";
+// The Encryption SDK's own packages rather than @aws-crypto/client-node, which re-exports them all
+// as CommonJS: esbuild cannot tree-shake that, so every function bundle carried the RSA and
+// hierarchical keyrings, the branch key store and the ECDSA (asn1.js, bn.js) code our
+// non-signing suite never runs. These ES builds shake down to what is used here.
 import {
-  AlgorithmSuiteIdentifier,
-  buildClient,
-  CommitmentPolicy,
-  type EncryptionContext,
   getLocalCryptographicMaterialsCache,
-  type KeyringNode,
+  NodeCachingMaterialsManager,
+} from "@aws-crypto/caching-materials-manager-node";
+import { buildDecrypt } from "@aws-crypto/decrypt-node";
+import { buildEncrypt } from "@aws-crypto/encrypt-node";
+import {
+  KmsHierarchicalKeyRingNode,
   KmsKeyringNode,
   type KmsNodeClientSupplier,
-  NodeCachingMaterialsManager,
+} from "@aws-crypto/kms-keyring-node";
+import {
+  AlgorithmSuiteIdentifier,
+  CommitmentPolicy,
+  type EncryptionContext,
+  type KeyringNode,
+  MultiKeyringNode,
   type NodeMaterialsManager,
-  RawAesKeyringNode,
-  RawAesWrappingSuiteIdentifier,
-} from "@aws-crypto/client-node";
+} from "@aws-crypto/material-management-node";
+import { RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from "@aws-crypto/raw-aes-keyring-node";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { KMSClient } from "@aws-sdk/client-kms";
 import { ConfigurationError, TokenDecryptError } from "../errors.js";
 import { registerSecret } from "../log/redactor.js";
+import { BRANCH_KEY_CACHE_TTL_SECONDS, BranchKeyStore } from "./branch-key-store.js";
 import { decodeLocalKey } from "./local-key.js";
 
 /** Which of a chain's two tokens a ciphertext holds. */
@@ -47,7 +60,9 @@ export interface ChainBinding {
 export interface TokenCipher {
   /**
    * base64 ciphertext bound to the connection, token kind and incarnation via the encryption
-   * context; in AWS each call asks KMS for a data key (GenerateDataKey), so it fails when KMS does
+   * context. With the KMS keyring each call asks KMS for a data key (GenerateDataKey); with the
+   * hierarchical keyring only a call that finds no cached branch key makes network calls (its
+   * load: one GetItem, one KMS Decrypt). It fails when those do.
    */
   encrypt(plaintext: string, binding: TokenBinding): Promise<string>;
   /**
@@ -57,9 +72,9 @@ export interface TokenCipher {
    */
   decrypt(ciphertext: string, binding: TokenBinding): Promise<string>;
   /**
-   * Fetches the data keys for this chain's tokens now (KMS GenerateDataKey in AWS), so that sealing
-   * the tokens Exact returns needs no network call. Call it before the token call; throws what
-   * encrypt throws.
+   * Fetches the data keys for this chain's tokens now (KMS GenerateDataKey with the KMS keyring;
+   * with the hierarchical keyring, the branch key unless it is cached), so that sealing the tokens
+   * Exact returns needs no network call. Call it before the token call; throws what encrypt throws.
    */
   prepare(chain: ChainBinding): Promise<PreparedSealer>;
 }
@@ -86,21 +101,45 @@ export interface PreparedSealer {
  */
 export const PREPARED_SEALER_TTL_MS = 10 * 60 * 1000;
 
-/** Environment read by {@link createTokenCipher}; exactly one of the two must be set. */
+/**
+ * Environment read by {@link createTokenCipher}: exactly one of `KMS_KEY_ARN` and
+ * `LOCAL_ENCRYPTION_KEY`; with `KMS_KEY_ARN`, optionally both branch key variables.
+ */
 export interface TokenCipherEnv {
-  /** KMS key (ARN) that generates and wraps each data key; used in AWS. */
+  /**
+   * KMS key (ARN) that generates and wraps each data key; used in AWS. With the branch key store
+   * it wraps the branch keys instead, and still decrypts tokens sealed before the store was set.
+   */
   KMS_KEY_ARN?: string;
   /** base64 of a 32-byte AES key for a raw keyring; used locally (`npm start`, tests). */
   LOCAL_ENCRYPTION_KEY?: string;
+  /**
+   * The branch key store's DynamoDB table (lib/crypto/branch-key-store.ts). Set with
+   * `BRANCH_KEY_ID` and `KMS_KEY_ARN`: new tokens are sealed with the hierarchical keyring, which
+   * calls KMS once per branch key load instead of once per token.
+   */
+  BRANCH_KEY_STORE_TABLE_NAME?: string;
+  /** The branch key that seals new tokens; created beforehand by {@link BranchKeyStore.ensure}. */
+  BRANCH_KEY_ID?: string;
 }
 
 /** Injected I/O for {@link createTokenCipher}. */
 export interface TokenCipherDeps {
   /**
-   * Gives the KMS client for a region (the keyring passes the key ARN's region).
+   * Gives the KMS client for a region (the KMS keyring passes the key ARN's region).
    * @default the Encryption SDK's own per-region cached KMS clients
    */
   kmsClientProvider?: KmsNodeClientSupplier;
+  /**
+   * The KMS client that unwraps branch keys.
+   * @default a client in the KMS key's region, created by the Encryption SDK
+   */
+  branchKeyKmsClient?: KMSClient;
+  /**
+   * The client that reads the branch key store (the broker passes its own, one client per process).
+   * @default a client in the KMS key's region
+   */
+  branchKeyDynamoClient?: DynamoDBClient;
 }
 
 /** Marks our ciphertexts, so a message from another application never passes the context check. */
@@ -115,33 +154,41 @@ const LOCAL_KEY_NAME = "local";
  */
 const SUITE_ID = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
 
-// One SDK client per process: it holds no key material, only the policy.
-const sdk = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+// One SDK client per process: it holds no key material, only the policy (client-node's
+// buildClient is exactly these two spread into one object).
+const sdk = {
+  ...buildEncrypt(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT),
+  ...buildDecrypt(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT),
+};
 
 /**
- * Creates a {@link TokenCipher}: a KMS keyring when `KMS_KEY_ARN` is set, a raw AES keyring from
- * `LOCAL_ENCRYPTION_KEY` otherwise. The keyring is built once here, so configuration errors
- * surface at start and warm invocations reuse it.
+ * Creates a {@link TokenCipher}: with `KMS_KEY_ARN`, the KMS keyring, or the hierarchical keyring
+ * when the branch key store is set too (`BRANCH_KEY_STORE_TABLE_NAME`, `BRANCH_KEY_ID`); a raw
+ * AES keyring from `LOCAL_ENCRYPTION_KEY` otherwise. The keyrings are built once here, so
+ * configuration errors surface at start and warm invocations reuse them (and the branch keys the
+ * hierarchical keyring caches).
  *
  * Every plaintext that passes through the cipher is registered with the log redactor: whatever
  * it is, it is a token and must never reach a log line.
  *
- * @throws ConfigurationError when both or neither variable is set, or the local key is not
- *   base64 of exactly 32 bytes, or the KMS key identifier is malformed; the key is never echoed.
+ * @throws ConfigurationError when both or neither of `KMS_KEY_ARN` and `LOCAL_ENCRYPTION_KEY` is
+ *   set, or only one of the branch key variables, or the branch key store without `KMS_KEY_ARN`,
+ *   or the local key is not base64 of exactly 32 bytes, or the KMS key identifier is malformed;
+ *   the key is never echoed.
  */
 export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {}): TokenCipher {
-  const keyring = buildKeyring(env, deps);
+  const keyrings = buildKeyrings(env, deps);
   const preparedCache = getLocalCryptographicMaterialsCache(PREPARED_CACHE_CAPACITY);
 
   return {
     async encrypt(plaintext, binding) {
       registerSecret(plaintext);
-      return encryptWith(keyring, plaintext, binding);
+      return encryptWith(keyrings.encrypt, plaintext, binding);
     },
 
     async prepare({ connectionId, incarnation }) {
       const materials = new NodeCachingMaterialsManager({
-        backingMaterials: keyring,
+        backingMaterials: keyrings.encrypt,
         // One cache per cipher (a process), one random partition (part of every cache key) per
         // prepare(): entries are this sealer's alone. A cache per prepare() would leave one
         // self-rescheduling eviction timer per call for the life of the process
@@ -160,11 +207,18 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       // SHA-512(SHA-512(partition), suite ID, SHA-512(serialized encryption context)), so each
       // kind's entry is found only by a message with exactly that context. The cached materials
       // carry their context into the header, so a looser key would seal with the wrong binding.
-      await Promise.all(
-        TOKEN_KINDS.map((kind) =>
-          encryptWith(materials, WARM_UP_PLAINTEXT, { connectionId, incarnation, kind }),
-        ),
-      );
+      // The cached materials hold the data key already wrapped, so seal() needs neither KMS nor,
+      // with the hierarchical keyring, the branch key (whose own cache may expire in between).
+      const warmUp = (kind: TokenKind) =>
+        encryptWith(materials, WARM_UP_PLAINTEXT, { connectionId, incarnation, kind });
+      if (keyrings.sharesBranchKey) {
+        // One after the other: the hierarchical keyring does not join concurrent loads of a branch
+        // key it has not cached, so two warm-ups at once would load it twice. Each costs
+        // microseconds once it is loaded.
+        for (const kind of TOKEN_KINDS) await warmUp(kind);
+      } else {
+        await Promise.all(TOKEN_KINDS.map(warmUp));
+      }
       return {
         async seal(plaintext, kind) {
           registerSecret(plaintext);
@@ -176,10 +230,13 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
     async decrypt(ciphertext, binding) {
       let plaintext: string;
       try {
-        const { plaintext: bytes, messageHeader } = await sdk.decrypt(
-          keyring,
-          Buffer.from(ciphertext, "base64"),
-        );
+        const message = Buffer.from(ciphertext, "base64");
+        if (!hasOurSuite(message)) {
+          throw new TokenDecryptError(
+            `Stored token of ${describeBinding(binding)} is not sealed with the broker's algorithm suite`,
+          );
+        }
+        const { plaintext: bytes, messageHeader } = await sdk.decrypt(keyrings.decrypt, message);
         // The SDK authenticates whatever context the message carries; it cannot know which one
         // we expect. Without this check a ciphertext copied to another item would decrypt there.
         if (!contextMatches(messageHeader.encryptionContext, binding)) {
@@ -198,6 +255,20 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       return plaintext;
     },
   };
+}
+
+/** The first byte of a message in format version 2, the format of committing suites. */
+const MESSAGE_FORMAT_V2 = 0x02;
+
+/**
+ * Whether a message is in format version 2 and names {@link SUITE_ID} right after the version
+ * byte (AWS Encryption SDK message format, header structure). Only such messages reach the SDK.
+ * A signed message, for instance, is refused here, before its signature is checked: the bundles
+ * leave the ECDSA code out (lib/crypto/asn1-unsupported.ts). The broker has only ever written
+ * this suite.
+ */
+function hasOurSuite(message: Buffer): boolean {
+  return message.length >= 3 && message[0] === MESSAGE_FORMAT_V2 && message.readUInt16BE(1) === SUITE_ID;
 }
 
 /**
@@ -223,34 +294,106 @@ async function encryptWith(
   return result.toString("base64");
 }
 
-function buildKeyring(env: TokenCipherEnv, deps: TokenCipherDeps): KeyringNode {
+/** What seals new tokens and what opens stored ones. */
+interface Keyrings {
+  readonly encrypt: KeyringNode;
+  readonly decrypt: KeyringNode;
+  /** The hierarchical keyring: every message's data key comes from one cached branch key. */
+  readonly sharesBranchKey: boolean;
+}
+
+function buildKeyrings(env: TokenCipherEnv, deps: TokenCipherDeps): Keyrings {
   const kmsKeyArn = nonEmpty(env.KMS_KEY_ARN);
   const localKey = nonEmpty(env.LOCAL_ENCRYPTION_KEY);
+  const branchKeyTable = nonEmpty(env.BRANCH_KEY_STORE_TABLE_NAME);
+  const branchKeyId = nonEmpty(env.BRANCH_KEY_ID);
 
   if (kmsKeyArn !== undefined && localKey !== undefined) {
     throw new ConfigurationError(
       "Both KMS_KEY_ARN and LOCAL_ENCRYPTION_KEY are set; set exactly one (KMS in AWS, the local key only for local runs)",
     );
   }
+  if ((branchKeyTable === undefined) !== (branchKeyId === undefined)) {
+    throw new ConfigurationError(
+      "Set both BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID for the branch key store, or neither",
+    );
+  }
+  if (branchKeyTable !== undefined && kmsKeyArn === undefined) {
+    throw new ConfigurationError(
+      "BRANCH_KEY_STORE_TABLE_NAME needs KMS_KEY_ARN, the KMS key that wraps the branch keys",
+    );
+  }
   if (kmsKeyArn !== undefined) {
+    let kms: KeyringNode;
     try {
-      return new KmsKeyringNode({ generatorKeyId: kmsKeyArn, clientProvider: deps.kmsClientProvider });
+      kms = new KmsKeyringNode({ generatorKeyId: kmsKeyArn, clientProvider: deps.kmsClientProvider });
     } catch (error) {
       throw new ConfigurationError("KMS_KEY_ARN is not a valid KMS key identifier", { cause: error });
     }
+    if (branchKeyTable === undefined || branchKeyId === undefined) {
+      return { encrypt: kms, decrypt: kms, sharesBranchKey: false };
+    }
+    const hierarchical = hierarchicalKeyring(branchKeyTable, branchKeyId, kmsKeyArn, deps);
+    // Migration: tokens sealed before the key store was set name the KMS key in their message
+    // (provider ID aws-kms) and keep opening with it; each keyring skips, without a network call,
+    // a message whose encrypted data key is not its own. New tokens get only the hierarchical
+    // keyring: a KMS keyring beside it on encrypt would call KMS for every message again.
+    return {
+      encrypt: hierarchical,
+      decrypt: new MultiKeyringNode({ children: [hierarchical, kms] }),
+      sharesBranchKey: true,
+    };
   }
   if (localKey !== undefined) {
-    return new RawAesKeyringNode({
+    const local = new RawAesKeyringNode({
       keyNamespace: LOCAL_KEY_NAMESPACE,
       keyName: LOCAL_KEY_NAME,
       unencryptedMasterKey: decodeLocalKey(localKey),
       wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
     });
+    return { encrypt: local, decrypt: local, sharesBranchKey: false };
   }
   throw new ConfigurationError(
     "Neither KMS_KEY_ARN nor LOCAL_ENCRYPTION_KEY is set; tokens cannot be encrypted at rest without one",
   );
 }
+
+/**
+ * The hierarchical keyring over the stack's one branch key (why one: branch-key-store.ts). A
+ * branch key is loaded (GetItem, KMS Decrypt) on a cache miss and kept for
+ * {@link BRANCH_KEY_CACHE_TTL_SECONDS}: the active version for encrypting, and each version a
+ * message names for decrypting, as separate entries.
+ */
+function hierarchicalKeyring(
+  tableName: string,
+  branchKeyId: string,
+  kmsKeyArn: string,
+  deps: TokenCipherDeps,
+): KeyringNode {
+  try {
+    const { keyStore } = new BranchKeyStore({
+      tableName,
+      kmsKeyArn,
+      dynamo: deps.branchKeyDynamoClient,
+      kms: deps.branchKeyKmsClient,
+    });
+    return new KmsHierarchicalKeyRingNode({
+      branchKeyId,
+      keyStore,
+      cacheLimitTtl: BRANCH_KEY_CACHE_TTL_SECONDS,
+      // The active version and a few versions still named by stored tokens after rotations.
+      maxCacheSize: BRANCH_KEY_CACHE_ENTRIES,
+    });
+  } catch (error) {
+    throw new ConfigurationError(
+      "The branch key store cannot use KMS_KEY_ARN: it needs a key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias",
+      { cause: error },
+    );
+  }
+}
+
+/** Branch key cache entries: one active version plus versions stored tokens still name. */
+const BRANCH_KEY_CACHE_ENTRIES = 16;
 
 /** Identifiers only: connection, incarnation, kind; never the token. */
 function describeBinding({ connectionId, kind, incarnation }: TokenBinding): string {

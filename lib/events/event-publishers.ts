@@ -4,10 +4,12 @@ import { type BrokerEvent, EVENT_SOURCE, type EventPublisher } from "./broker-ev
 
 /**
  * Sends events to the broker's bus. A failed PutEvents is logged, not thrown: an event is a
- * signal for people, and must never fail the token work that raised it.
+ * signal for people, and must never fail the token work that raised it. The EventBridge client
+ * is built at the first event, which most vends never raise, not when the function starts
+ * (issue 12).
  */
 export class EventBridgePublisher implements EventPublisher {
-  readonly #client: EventBridgeClient;
+  #client: EventBridgeClient | undefined;
   readonly #busName: string;
   readonly #log: EngineLog;
 
@@ -18,11 +20,12 @@ export class EventBridgePublisher implements EventPublisher {
   }) {
     this.#busName = options.busName;
     this.#log = options.log;
-    this.#client = options.client ?? new EventBridgeClient({});
+    this.#client = options.client;
   }
 
   async publish(event: BrokerEvent): Promise<void> {
     try {
+      this.#client ??= new EventBridgeClient({});
       const out = await this.#client.send(
         new PutEventsCommand({
           Entries: [

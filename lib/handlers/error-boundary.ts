@@ -8,12 +8,24 @@ import { formatErrorMessage } from "./error-message.js";
 /** errorType for failures that are ours, not the caller's or Exact's; retry after a second. */
 export const INTERNAL_ERROR = "InternalError";
 
+/** An issue as a Standard Schema reports it (zod's issues have the same two fields). */
+interface SchemaIssue {
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
+  readonly message: string;
+}
+
+/**
+ * `invalid event: <field>: <what>; …`. The parser puts a Standard Schema's issues on the error's
+ * cause, as an array (lib/handlers/event-schema.ts); a ZodError holds them as `issues`.
+ */
 function describeParseError(error: ParseError): string {
-  const cause = error.cause as { issues?: Array<{ path: PropertyKey[]; message: string }> } | undefined;
-  const issues = cause?.issues?.map(
-    (issue) => `${issue.path.map(String).join(".") || "event"}: ${issue.message}`,
-  );
-  return `invalid event: ${issues?.join("; ") ?? "does not match the schema"}`;
+  const cause = error.cause as SchemaIssue[] | { issues?: SchemaIssue[] } | undefined;
+  const list = Array.isArray(cause) ? cause : cause?.issues;
+  const issues = list?.map((issue) => {
+    const path = (issue.path ?? []).map((part) => String(typeof part === "object" ? part.key : part));
+    return `${path.join(".") || "event"}: ${issue.message}`;
+  });
+  return `invalid event: ${issues?.length ? issues.join("; ") : "does not match the schema"}`;
 }
 
 /**

@@ -49,6 +49,14 @@ export const BUNDLE = {
    * whichever one the Lambda runtime ships this month.
    */
   externalModules: [] as string[],
+  /**
+   * Packages replaced by a stand-in, as paths relative to the project root (absolute paths are
+   * passed to esbuild). asn1.js serves only the Encryption SDK's ECDSA signatures, which the
+   * broker's suite never makes or checks (lib/crypto/asn1-unsupported.ts): 67 KB less per
+   * bundle. (Node's own streams cannot stand in for readable-stream: the SDK calls `pipeline`
+   * without a callback, which readable-stream 3 allows and Node 20 refuses.)
+   */
+  alias: { "asn1.js": "lib/crypto/asn1-unsupported.ts" } as Readonly<Record<string, string>>,
   banner: ESM_REQUIRE_SHIM,
   /** NodejsFunction names the file `index.mjs` for ESM; the local builds use the same name. */
   outFile: "index.mjs",
@@ -83,6 +91,16 @@ export function projectFiles(root = PROJECT_ROOT): { projectRoot?: string; depsL
   return existsSync(lockFile) ? { projectRoot: root, depsLockFilePath: lockFile } : {};
 }
 
+/**
+ * {@link BUNDLE}'s aliases with absolute targets: installed in a team's app, NodejsFunction runs
+ * esbuild from the app's root, not from this package's.
+ */
+function aliases(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(BUNDLE.alias).map(([name, target]) => [name, join(PROJECT_ROOT, target)]),
+  );
+}
+
 /** Absolute path of a function's entry file. */
 export function entryPoint(name: FunctionName): string {
   return join(PROJECT_ROOT, "functions", `${name}.ts`);
@@ -103,6 +121,8 @@ export function cdkBundling(): BundlingOptions {
     mainFields: [...BUNDLE.mainFields],
     externalModules: [...BUNDLE.externalModules],
     banner: BUNDLE.banner,
+    // NodejsFunction has no alias option; esbuild's CLI takes `--alias:name=path`.
+    esbuildArgs: { "--alias": Object.entries(aliases()).map(([name, target]) => `${name}=${target}`) },
     // Warnings and errors only: no size table per asset in every synth.
     logLevel: LogLevel.WARNING,
   };
@@ -126,6 +146,7 @@ export function esbuildOptions(name: FunctionName, outdir: string): BuildOptions
     sourcesContent: BUNDLE.sourcesContent,
     mainFields: [...BUNDLE.mainFields],
     external: [...BUNDLE.externalModules],
+    alias: aliases(),
     banner: { js: BUNDLE.banner },
     logLevel: "warning",
   };

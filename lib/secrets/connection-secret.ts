@@ -1,4 +1,3 @@
-import * as z from "zod";
 import { SecretUnavailable } from "../errors.js";
 import { registerSecret } from "../log/redactor.js";
 
@@ -22,30 +21,26 @@ export interface LoginCredentials {
   readonly totpSecret: string;
 }
 
-const connectionSecretSchema = z.object({
-  clientSecret: z.string().min(1),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  totpSecret: z.string().optional(),
-});
+/** A field's rule, and the message that names it (never its value). */
+interface FieldRule {
+  readonly required: boolean;
+  readonly message: string;
+}
 
-const loginCredentialsSchema = z.object({
-  username: z.string().min(1),
-  password: z.string().min(1),
-  totpSecret: z.string().min(1),
-});
+const NON_EMPTY: FieldRule = { required: true, message: "must be a non-empty string" };
+const OPTIONAL: FieldRule = { required: false, message: "must be a string when present" };
 
-const FIELD_RULES: Record<string, string> = {
-  clientSecret: "must be a non-empty string",
-  username: "must be a string when present",
-  password: "must be a string when present",
-  totpSecret: "must be a string when present",
+const CONNECTION_SECRET_FIELDS: Readonly<Record<keyof ConnectionSecret, FieldRule>> = {
+  clientSecret: NON_EMPTY,
+  username: OPTIONAL,
+  password: OPTIONAL,
+  totpSecret: OPTIONAL,
 };
 
-const LOGIN_FIELD_RULES: Record<string, string> = {
-  username: "must be a non-empty string",
-  password: "must be a non-empty string",
-  totpSecret: "must be a non-empty string",
+const LOGIN_FIELDS: Readonly<Record<keyof LoginCredentials, FieldRule>> = {
+  username: NON_EMPTY,
+  password: NON_EMPTY,
+  totpSecret: NON_EMPTY,
 };
 
 /**
@@ -65,7 +60,7 @@ export function loginCredentialsOf(secret: ConnectionSecret): LoginCredentials |
  * @throws SecretUnavailable naming the secret ID and the offending field, never a value.
  */
 export function toConnectionSecret(value: unknown, secretId: string): ConnectionSecret {
-  const secret: ConnectionSecret = checked(connectionSecretSchema, FIELD_RULES, value, secretId);
+  const secret: ConnectionSecret = checked(CONNECTION_SECRET_FIELDS, value, secretId);
   registerSecret(secret.clientSecret);
   if (secret.password) registerSecret(secret.password);
   if (secret.totpSecret) registerSecret(secret.totpSecret);
@@ -80,7 +75,7 @@ export function toConnectionSecret(value: unknown, secretId: string): Connection
  * @throws SecretUnavailable naming the secret ID and the offending field, never a value.
  */
 export function toLoginCredentials(value: unknown, secretId: string): LoginCredentials {
-  const login = checked(loginCredentialsSchema, LOGIN_FIELD_RULES, value, secretId);
+  const login: LoginCredentials = checked(LOGIN_FIELDS, value, secretId);
   registerSecret(login.password);
   registerSecret(login.totpSecret);
   return login;
@@ -100,20 +95,34 @@ export function parseSecretJson(text: string, secretId: string): unknown {
   }
 }
 
+/**
+ * The secret's known fields, each checked against its rule; other fields are dropped. Messages
+ * are built from field names only, so no part of a value can reach an error.
+ */
 function checked<T>(
-  schema: z.ZodType<T>,
-  rules: Record<string, string>,
+  fields: Readonly<Record<keyof T & string, FieldRule>>,
   value: unknown,
   secretId: string,
 ): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  // Built from paths only: zod's own messages are safe today, but a future `reportInput` or
-  // custom message must not be able to put a password into an error.
-  const problems = parsed.error.issues.map((issue) => {
-    const field = issue.path[0];
-    if (typeof field !== "string") return "the value must be a JSON object";
-    return `${field} ${rules[field] ?? "is invalid"}`;
-  });
-  throw new SecretUnavailable(`Secret ${secretId} does not have the expected shape: ${problems.join("; ")}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new SecretUnavailable(
+      `Secret ${secretId} does not have the expected shape: the value must be a JSON object`,
+    );
+  }
+  const source = value as Readonly<Record<string, unknown>>;
+  const result: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const [field, rule] of Object.entries<FieldRule>(fields)) {
+    const fieldValue = Object.hasOwn(source, field) ? source[field] : undefined;
+    if (fieldValue === undefined && !rule.required) continue;
+    if (typeof fieldValue !== "string" || (rule.required && fieldValue === "")) {
+      problems.push(`${field} ${rule.message}`);
+    } else result[field] = fieldValue;
+  }
+  if (problems.length > 0) {
+    throw new SecretUnavailable(
+      `Secret ${secretId} does not have the expected shape: ${problems.join("; ")}`,
+    );
+  }
+  return result as T;
 }

@@ -46,7 +46,7 @@ export interface SecretSourceEnv {
 export interface SecretSourceDeps {
   /** @default one client created at module scope, shared by warm invocations */
   secretsManagerClient?: SecretsManagerClient;
-  /** How long a fetched secret is reused. @default 300 */
+  /** How long a fetched secret is reused. @default 900 (DEFAULT_SECRET_MAX_AGE_SECONDS) */
   maxAgeSeconds?: number;
 }
 

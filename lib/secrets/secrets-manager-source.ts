@@ -6,10 +6,26 @@ import { createLayoutSource } from "./secret-layout.js";
 import type { SecretSource } from "./secret-source.js";
 
 /**
- * Five minutes: a cold start plus a few warm minutes cost one GetSecretValue, and a rotated
- * client secret or fixed password is picked up soon enough (or at once with `forceFetch`).
+ * Fifteen minutes (it was five). Where Exact answers, a stale client secret costs one call: one
+ * Exact refuses (`invalid_client`) is read again at once, bypassing and refilling the cache,
+ * before the one retry (token-protocol.ts, code-exchange.ts); logins always read their
+ * credentials afresh (login-protocol.ts).
+ *
+ * What bounds the age is an app Exact has rejected: its chains make no call while their cached
+ * secret is the rejected one (outage-pacing.ts, the rejection's hold), so nothing invalidates
+ * that cache, and an operator's fixed secret is seen only once it expires or at the rejection
+ * probe. Fifteen minutes is that probe's interval (REJECTION_PROBE_MS, app-states.ts): a fix
+ * is picked up as soon as the README promises. A longer age needs the hold to re-read the
+ * secret first.
+ *
+ * What it saves (issue 12): connections of one app share its client secret, so a container
+ * reads each app's secret 4 times an hour instead of 12, whatever the number of connections:
+ * cents a month. A longer age would save little more: a per-connection secret is seldom found
+ * again in the container that read it (the queue spreads a chain's refreshes over the workers,
+ * ~10 minutes apart), so it costs about one read per refresh at any age; sharing the app's
+ * secret is what cuts that.
  */
-export const DEFAULT_SECRET_MAX_AGE_SECONDS = 300;
+export const DEFAULT_SECRET_MAX_AGE_SECONDS = 900;
 
 /** Injected I/O for {@link createSecretsManagerSource}. */
 export interface SecretsManagerSourceDeps {
@@ -28,15 +44,28 @@ let sharedProvider: SecretsProvider | undefined;
  * Powertools' JSON transform would put the parser's message, which quotes the secret, into its
  * error. A secret that does not exist is not cached (Powertools caches values only): a legacy
  * connection's login reads ask for a login secret first, but logins are rare and force a fetch.
+ *
+ * The provider and its Secrets Manager client are built at the first read, which only a token
+ * call or a login needs, not when the function starts: a vend served from the table does not pay
+ * for them (issue 12).
  */
 export function createSecretsManagerSource(deps: SecretsManagerSourceDeps = {}): SecretSource {
-  const provider = deps.client ? new SecretsProvider({ awsSdkV3Client: deps.client }) : defaultProvider();
+  const { client } = deps;
+  let ownProvider: SecretsProvider | undefined;
+  const provider = (): SecretsProvider => {
+    if (client) {
+      ownProvider ??= new SecretsProvider({ awsSdkV3Client: client });
+      return ownProvider;
+    }
+    sharedProvider ??= new SecretsProvider();
+    return sharedProvider;
+  };
   const maxAge = deps.maxAgeSeconds ?? DEFAULT_SECRET_MAX_AGE_SECONDS;
 
   return createLayoutSource(async (secretId, options) => {
     let raw: string | Uint8Array | undefined;
     try {
-      raw = await provider.get(secretId, { maxAge, forceFetch: options.forceFetch ?? false });
+      raw = await provider().get(secretId, { maxAge, forceFetch: options.forceFetch ?? false });
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw new SecretUnavailable(`Secret ${secretId} could not be read from Secrets Manager`, {
@@ -49,11 +78,6 @@ export function createSecretsManagerSource(deps: SecretsManagerSourceDeps = {}):
     const text = typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8");
     return parseSecretJson(text, secretId);
   }, "Secrets Manager");
-}
-
-function defaultProvider(): SecretsProvider {
-  sharedProvider ??= new SecretsProvider();
-  return sharedProvider;
 }
 
 /** Powertools wraps the SDK error in a GetParameterError; the SDK's name is on its cause. */

@@ -238,7 +238,7 @@ describe("exact-broker connection set-secret, in AWS: out of a combined secret",
       "created secret exact-token-broker/logins/mig (login credentials)",
       "created secret exact-token-broker/client-secrets/mig (client secret)",
       `connection "mig" now reads its client secret from exact-token-broker/client-secrets/mig (was ${combined})`,
-      `next: in 5 minutes (functions keep a secret they read that long), delete the combined secret: aws secretsmanager delete-secret --secret-id ${combined}`,
+      `next: in 15 minutes (functions keep a secret they read that long), delete the combined secret: aws secretsmanager delete-secret --secret-id ${combined}`,
     ]);
     expect(await secretValue("exact-token-broker/client-secrets/mig")).toEqual({ clientSecret });
     expect(await secretValue("exact-token-broker/logins/mig")).toEqual(login(fx));

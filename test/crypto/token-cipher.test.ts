@@ -1,8 +1,16 @@
+import {
+  AlgorithmSuiteIdentifier,
+  buildClient,
+  CommitmentPolicy,
+  RawAesKeyringNode,
+  RawAesWrappingSuiteIdentifier,
+} from "@aws-crypto/client-node";
 import { describe, expect, it } from "vitest";
-import { generateLocalKey } from "../../lib/crypto/local-key.js";
+import { decodeLocalKey, generateLocalKey } from "../../lib/crypto/local-key.js";
 import {
   type ChainBinding,
   createTokenCipher,
+  ENCRYPTION_CONTEXT_APP,
   type TokenBinding,
   type TokenKind,
 } from "../../lib/crypto/token-cipher.js";
@@ -99,6 +107,30 @@ describe("createTokenCipher", () => {
       await cipher.decrypt(ciphertext, BINDING);
 
       expect(redactString(`token=${plainLookingToken}`)).toBe(`token=${REDACTED}`);
+    });
+
+    it("refuses a message of another algorithm suite (a signed one) before the SDK reads it", async () => {
+      const key = generateLocalKey();
+      const signed = await buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT).encrypt(
+        new RawAesKeyringNode({
+          keyNamespace: "exact-token-broker",
+          keyName: "local",
+          unencryptedMasterKey: decodeLocalKey(key),
+          wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+        }),
+        TOKEN,
+        {
+          suiteId: AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
+          encryptionContext: { app: ENCRYPTION_CONTEXT_APP, connectionId: "conn-1", kind: "refresh" },
+        },
+      );
+
+      const error = await decryptError(
+        createTokenCipher({ LOCAL_ENCRYPTION_KEY: key }).decrypt(signed.result.toString("base64"), BINDING),
+      );
+
+      expect(error).toBeInstanceOf(TokenDecryptError);
+      expect((error as Error).message).toContain("is not sealed with the broker's algorithm suite");
     });
 
     it("refuses a ciphertext made with another key", async () => {

@@ -181,7 +181,8 @@ describeWithMoto("on moto_server", () => {
 
       new LambdaHealTrigger({ functionName: "fallback-login", log, client: lambda }).trigger("acme");
 
-      await vi.waitFor(() => expect(log.lines).toHaveLength(1));
+      // moto sets up its Lambda backend on the first call: over a second on a busy machine.
+      await vi.waitFor(() => expect(log.lines).toHaveLength(1), { timeout: 10_000 });
       lambda.destroy();
       expect(log.lines[0]?.slice(0, 2)).toEqual(["error", "could not invoke fallback-login"]);
       expect(log.lines[0]?.[2]).toMatchObject({ connectionId: "acme" });

@@ -162,7 +162,17 @@ export class TokenProtocol {
     if (outcome.kind === "client_rejected" && !outcome.scope && !outcome.rotated) {
       // The app's secret may have been rotated in Exact's App Center and in ours since we cached
       // it: read it once more, and if it changed, try once more (invalid_client processed nothing).
-      const current = await secrets.clientSecret(record.secretId, { forceFetch: true });
+      // A failed re-read leaves Exact's answer standing: it is recorded below and the lease ends
+      // (thrown, it would leave the lease and its note, and the next holder would probe for nothing).
+      const current = await secrets
+        .clientSecret(record.secretId, { forceFetch: true })
+        .catch((error: unknown) => {
+          log.warn("could not read the client secret again after invalid_client", {
+            connectionId: record.connectionId,
+            error: error as Error,
+          });
+          return clientSecret;
+        });
       if (
         current !== clientSecret &&
         session.remainingMs() >= config.httpTimeoutMs &&

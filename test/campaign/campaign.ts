@@ -18,6 +18,9 @@ export const CAMPAIGN_FILES = [
   "authorization",
   "import",
   "rejected",
+  "bad-days-app",
+  "bad-days-user",
+  "bad-days-division",
 ] as const;
 export type CampaignFile = (typeof CAMPAIGN_FILES)[number];
 

@@ -1,7 +1,13 @@
 import { type ChainRecord, ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
+import { ODD_ANSWERS_BEFORE_SUSPECT } from "../../lib/chain/token-refusals.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
-import { classifyTokenResponse } from "../../lib/exact/classify-token-response.js";
+import {
+  classifyTokenResponse,
+  SCOPE_VIOLATED,
+  type TokenOutcome,
+  UnavailableCause,
+} from "../../lib/exact/classify-token-response.js";
 import type { HttpOutcome, HttpRequest } from "../../lib/exact/http.js";
 import { type ExactCall, ExactCallType, type ExactWatch } from "./exact-tap.js";
 import { DYNAMO_WRITES, Fault, type FaultHit, type Tap } from "./fault-plan.js";
@@ -13,7 +19,9 @@ import {
   type ConnectRequest,
   type ConnectStep,
   type Interval,
+  type LoginStart,
   type RefreshCall,
+  type RejectedSecretCall,
   type ReportedVend,
   type Returned,
   type VendAnswered,
@@ -92,7 +100,18 @@ export class CaseLog implements ExactWatch {
   readonly connectRequests: ConnectRequestLog[] = [];
   readonly reportedVends: ReportedVendLog[] = [];
   readonly refreshes: RefreshCall[] = [];
+  readonly rejectedSecretCalls: RejectedSecretCall[] = [];
+  readonly loginStarts: LoginStart[] = [];
+  readonly pins: Record<string, Array<number | undefined>> = {};
+  /** Divisions an operator pinned, by connection (the set-division door records its own). */
+  readonly operatorPins: Record<string, number[]> = {};
+  /** Each connection's status as last sampled. */
+  readonly #lastStatus = new Map<string, string>();
   readonly #accessChecks: AccessCheckCall[] = [];
+  /** Odd token answers delivered (every holder's). */
+  #oddAnswers = 0;
+  /** Holders whose token call in flight is a probe. */
+  readonly #probing = new Set<Tap>();
   /** Each holder's access check in flight (its index in #accessChecks). */
   readonly #accessCheckOf = new Map<Tap, number>();
   #watchingStatus = false;
@@ -126,9 +145,15 @@ export class CaseLog implements ExactWatch {
     return items;
   }
 
+  /** An operator pinned `division` on `connectionId` (or is about to): the checker allows that pin. */
+  operatorPinned(connectionId: string, division: number): void {
+    this.operatorPins[connectionId] = [...(this.operatorPins[connectionId] ?? []), division];
+  }
+
   async starts(tap: Tap, call: ExactCall, atMs: number): Promise<void> {
     if (call.type === ExactCallType.LoginPage) {
       const span = this.#loginSpans.get(tap.owner);
+      if (!span) await this.#loginStarts(tap);
       this.#loginSpans.set(tap.owner, {
         ...span,
         owner: tap.owner,
@@ -162,12 +187,17 @@ export class CaseLog implements ExactWatch {
       return;
     }
     const probe = item?.leasePurpose === LeasePurpose.Probe;
-    if (probe) this.probes += 1;
+    if (probe) {
+      this.probes += 1;
+      this.#probing.add(tap);
+    }
     if (item && sentRefreshHash(call.request) !== undefined) {
       this.refreshes.push({ owner: tap.owner, connectionId, generation: item.generation, probe });
     }
     this.#inflightToken.set(connectionId, tap.owner);
     this.#tokenCallOf.set(tap, connectionId);
+    // After the call is marked in flight: a concurrent call's start must see it.
+    await this.#rejectedSecretSent(tap, call.request, connectionId, atMs);
   }
 
   ends(
@@ -195,6 +225,7 @@ export class CaseLog implements ExactWatch {
       this.#accessChecks[at] = {
         ...check,
         ...(actual?.kind === "response" ? { exactStatus: actual.status } : {}),
+        appRefused: actual?.kind === "response" && SCOPE_VIOLATED.test(actual.body),
         delivered: actual !== undefined && delivered === actual,
       };
       return;
@@ -205,9 +236,18 @@ export class CaseLog implements ExactWatch {
     if (connectionId !== undefined) this.#inflightToken.delete(connectionId);
     this.tokenCalls.push({ ...interval, ...(connectionId !== undefined ? { connectionId } : {}) });
     // No answer, or one that proves nothing (a 5xx, a 2xx without tokens): the broker's own reading.
-    if (result.delivered && classifyTokenResponse(result.delivered, 0).kind === "outcome_unknown") {
-      this.unknownOutcomes += 1;
+    const read = result.delivered && classifyTokenResponse(result.delivered, 0);
+    if (read && read.kind === "outcome_unknown") this.unknownOutcomes += 1;
+    // Odd answers (a bare 4xx page, an unknown OAuth error) that persist are treated as an unknown
+    // outcome after ODD_ANSWERS_BEFORE_SUSPECT in a row (token-refusals.ts): one probe each run.
+    if (read && read.kind === "unavailable" && ODD_CAUSES.has(read.cause)) {
+      this.#oddAnswers += 1;
+      if (this.#oddAnswers % ODD_ANSWERS_BEFORE_SUSPECT === 0) this.unknownOutcomes += 1;
     }
+    // A probe that Exact did not process (the app rejected, an outage's 503, 429 or bare page) is
+    // not spent: the chain stays SUSPECT and probes again later (issue 9), or resends at once
+    // with a new client secret after `invalid_client`.
+    if (this.#probing.delete(tap) && read && notProcessed(read)) this.probes -= 1;
     const issued = issuedRefreshHash(result.actual);
     if (issued !== undefined && result.delivered === result.actual) {
       this.#issued.set(tap.owner, [...(this.#issued.get(tap.owner) ?? []), issued]);
@@ -358,20 +398,81 @@ export class CaseLog implements ExactWatch {
     });
   }
 
+  /**
+   * A token call is about to go out: if the client secret it sends is one the app's state holds
+   * as rejected, it is recorded with that rejection (the secret only as its hash).
+   */
+  async #rejectedSecretSent(
+    tap: Tap,
+    request: HttpRequest,
+    connectionId: string,
+    atMs: number,
+  ): Promise<void> {
+    const form = new URLSearchParams(request.body ?? "");
+    const secret = form.get("client_secret");
+    const clientId = form.get("client_id");
+    if (!secret || !clientId) return;
+    const secretHash = hashToken(secret);
+    const rejected = (await this.#world.app(clientId)).rejectedSecrets?.[secretHash];
+    if (!rejected) return;
+    this.rejectedSecretCalls.push({
+      owner: tap.owner,
+      connectionId,
+      atMs,
+      rejection: `${secretHash}@${rejected.sinceMs}`,
+      rejectedSinceMs: rejected.sinceMs,
+    });
+  }
+
+  /** A holder's first login page: its connection (the one whose lease it holds) and the status seen before. */
+  async #loginStarts(tap: Tap): Promise<void> {
+    const items = await this.items();
+    const { connections } = this.#scope;
+    const held =
+      connections.find((c) => items.get(c.connectionId)?.leaseOwner === tap.owner) ?? connections[0];
+    if (!held) return;
+    this.loginStarts.push({
+      owner: tap.owner,
+      connectionId: held.connectionId,
+      statusBefore: this.#lastStatus.get(held.connectionId),
+    });
+  }
+
   #sampleAll(items: Items): void {
     for (const item of items.values()) {
       const chainless = item.status === ChainStatus.Blocked && item.refreshCt === undefined;
-      this.#sample(item.connectionId, item.generation, chainless ? CHAINLESS_BLOCKED : item.status);
+      this.#sample(item, chainless ? CHAINLESS_BLOCKED : item.status);
     }
   }
 
-  #sample(connectionId: string, generation: number, status: string): void {
+  #sample(item: ChainRecord, status: string): void {
+    const { connectionId } = item;
     const generations = this.generations[connectionId] ?? [];
-    generations.push(generation);
+    generations.push(item.generation);
     this.generations[connectionId] = generations;
+    const pins = this.pins[connectionId] ?? [];
+    pins.push(item.pinnedDivision);
+    this.pins[connectionId] = pins;
+    this.#lastStatus.set(connectionId, status);
     if (this.#watchingStatus) this.statuses.push(status);
   }
 }
+
+/** Exact's answers that say the request was not processed: the app rejected, an outage (outage-pacing.ts). */
+function notProcessed(outcome: TokenOutcome): boolean {
+  return (
+    outcome.kind === "client_rejected" ||
+    outcome.kind === "rate_limited" ||
+    (outcome.kind === "unavailable" &&
+      (outcome.cause === UnavailableCause.Overloaded || outcome.cause === UnavailableCause.Maintenance))
+  );
+}
+
+/** Causes of an "unavailable" answer that token-refusals.ts counts as odd. */
+const ODD_CAUSES: ReadonlySet<string> = new Set([
+  UnavailableCause.Maintenance,
+  UnavailableCause.Unrecognised,
+]);
 
 /** The holder leaves a write-ahead note that may stand for an Exact call (any lease but a verifier's). */
 function holdsNote(items: Items, tap: Tap): boolean {

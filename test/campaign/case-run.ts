@@ -605,6 +605,11 @@ export class CaseRun implements CaseScope {
       accessChecks: this.log.accessChecks,
       refreshes: this.log.refreshes,
       reportedVends: this.log.reportedVendFacts(),
+      rejectedSecretCalls: this.log.rejectedSecretCalls,
+      loginStarts: this.log.loginStarts,
+      pins: this.log.pins,
+      operatorPins: this.log.operatorPins,
+      dailyCapRefusals: this.world.sim.stats().totals.tokenRequests.daily_cap ?? 0,
     };
   }
 }

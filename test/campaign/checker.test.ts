@@ -3,7 +3,7 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../../lib/broker.js";
 import { type AccessCheck, AccessCheckOutcome } from "../../lib/chain/access-check.js";
-import { LeasePurpose } from "../../lib/chain/chain-record.js";
+import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import { connectionKey, nonceKey } from "../../lib/chain/table-definition.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { Throttled } from "../../lib/errors.js";
@@ -13,6 +13,7 @@ import { NonceMarker, NonceStore } from "../../lib/onboarding/nonce-store.js";
 import { type MotoIdentities, startMotoIdentities } from "../auth/moto-identities.js";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
 import { describeWithMoto } from "../support/tool-gate.js";
+import { vendHeldByRejection } from "./app-rejection-scenarios.js";
 import {
   grantedCallerDoor,
   revokedGrantDoor,
@@ -31,6 +32,8 @@ import {
   vendRejectedRevoked,
 } from "./rejected-scenarios.js";
 import { seed, vendRefreshes } from "./scenarios.js";
+import { blockedRecheck } from "./state-scenarios.js";
+import { healChecksDivision, vendAtDailyCap } from "./user-state-scenarios.js";
 import { World } from "./world.js";
 
 /**
@@ -371,6 +374,81 @@ describe("the campaign's checker", () => {
     ]);
   });
 
+  it("catches a rejected app's secret sent again before the rejection's probe is due (a held chain that calls)", async () => {
+    const result = await run(rogue("rogue rejected", refreshWithoutLease, vendHeldByRejection.setup));
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /door-\d+ sent connection c\d+'s rejected client secret [\d.]+ s after the rejection, not as the app's paced probe$/,
+        ),
+      ]),
+    );
+  });
+
+  it("catches a login for a user BLOCKED with its chain (a heal let in behind the status's back)", async () => {
+    const result = await run(
+      rogue(
+        "rogue blocked login",
+        async (r, invocation) => {
+          await invocation.dynamo.send(
+            new UpdateItemCommand({
+              TableName: world.tableName,
+              Key: marshall({ pk: connectionKey(r.connection.connectionId) }),
+              UpdateExpression: "SET #status = :broken",
+              ExpressionAttributeNames: { "#status": "status" },
+              ExpressionAttributeValues: marshall({ ":broken": ChainStatus.Broken }),
+            }),
+          );
+          return invocation.broker.heal.heal(r.connection.connectionId);
+        },
+        blockedRecheck.setup,
+      ),
+    );
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /door-\d+ logged in for connection c\d+, BLOCKED with its chain \(no login can fix a blocked user\)$/,
+        ),
+      ]),
+    );
+  });
+
+  it("catches a heal that moves the pinned division to the one Exact's Me shows", async () => {
+    const result = await run({
+      ...healChecksDivision,
+      name: "rogue repin",
+      async act(r, invocation) {
+        await healChecksDivision.act(r, invocation);
+        await invocation.dynamo.send(
+          new UpdateItemCommand({
+            TableName: world.tableName,
+            Key: marshall({ pk: connectionKey(r.connection.connectionId) }),
+            UpdateExpression: "SET pinnedDivision = :moved, division = :moved",
+            ExpressionAttributeValues: marshall({ ":moved": 777777 }),
+          }),
+        );
+      },
+    });
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^connection c\d+'s pinned division went from 123456 to 777777, which no operator pinned$/,
+        ),
+      ]),
+    );
+  });
+
+  it("catches a token call past the daily cap (Exact's cap refuses it)", async () => {
+    const result = await run(rogue("rogue past the cap", refreshWithoutLease, vendAtDailyCap.setup));
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining(["Exact's daily token-call cap refused 1 call(s): the broker sent past it"]),
+    );
+  });
+
   it("loses answers where the other side acts first: Exact's calls and DynamoDB's writes", () => {
     for (const name of [
       "exact:token",
@@ -431,6 +509,11 @@ describe("the campaign's checker", () => {
       accessChecks: [],
       refreshes: [],
       reportedVends: [],
+      rejectedSecretCalls: [],
+      loginStarts: [],
+      pins: { c1: [123456, undefined, 123456] },
+      operatorPins: {},
+      dailyCapRefusals: 0,
     };
 
     expect(checkInvariants(evidence, { loginDoor: false, baselineLogins: 0 })).toEqual([
@@ -440,6 +523,7 @@ describe("the campaign's checker", () => {
       "a lease is still live after recovery",
       "v vended a token valid 29999 ms; it asked for 30 s",
       "a's log line carried a token or secret",
+      "connection c1's pinned division went from 123456 to none, which no operator pinned",
     ]);
   });
 });

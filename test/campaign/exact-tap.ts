@@ -7,6 +7,8 @@ export const ExactCallType = {
   /** POST /api/oauth2/token: a refresh or a code exchange. */
   Token: "token",
   Me: "me",
+  /** GET /api/v1/{division}/system/Divisions: whether the chain's user can open a division (division-check.ts). */
+  Divisions: "divisions",
   /** A login page; `credentials` marks the POST to SelfAsserted, where a login is decided. */
   LoginPage: "login",
 } as const;
@@ -41,6 +43,7 @@ export interface ExactWatch {
 }
 
 const B2C_PREFIX = /^\/login\.exact\.com\/[^/]+\/[^/]+\//;
+const DIVISIONS_PATH = /^\/api\/v1\/\d+\/system\/divisions$/i;
 
 function describe(request: HttpRequest): ExactCall {
   const path = new URL(request.url).pathname;
@@ -49,6 +52,9 @@ function describe(request: HttpRequest): ExactCall {
   }
   if (path.toLowerCase() === "/api/v1/current/me") {
     return { name: "exact:me", type: ExactCallType.Me, credentials: false, request };
+  }
+  if (DIVISIONS_PATH.test(path)) {
+    return { name: "exact:divisions", type: ExactCallType.Divisions, credentials: false, request };
   }
   const page = path.replace(B2C_PREFIX, "b2c/");
   return {
@@ -62,7 +68,7 @@ function describe(request: HttpRequest): ExactCall {
 /**
  * The HttpSend every invocation's OAuth client and login driver use: the real one (a fresh
  * connection to the simulator per request) behind the tap. Calls are named by path
- * (`exact:token`, `exact:me`, `login:POST b2c/SelfAsserted`, …).
+ * (`exact:token`, `exact:me`, `exact:divisions`, `login:POST b2c/SelfAsserted`, …).
  */
 export function tappedSend(tap: Tap, clock: CampaignClock, watch: ExactWatch): HttpSend {
   return async (request) => {

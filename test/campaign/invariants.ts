@@ -1,3 +1,4 @@
+import { REJECTION_PROBE_MS } from "../../lib/chain/app-states.js";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
 import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
@@ -69,6 +70,8 @@ export interface AccessCheckCall {
   readonly exactStatus?: number;
   /** The holder received Exact's answer (not lost, not timed out). */
   readonly delivered: boolean;
+  /** Me refused the app, not the token ("Application Scope Violated"): it says nothing of the token. */
+  readonly appRefused?: boolean;
 }
 
 /** A refresh (grant_type=refresh_token) as it started: the generation whose refresh token it sent. */
@@ -186,6 +189,34 @@ export interface CaseEvidence {
   readonly refreshes: readonly RefreshCall[];
   /** Vends that reported a generation refused (the rejected-generation doors; none elsewhere). */
   readonly reportedVends: readonly ReportedVend[];
+  /** Token calls sent with a client secret the app's state held as rejected when they started. */
+  readonly rejectedSecretCalls: readonly RejectedSecretCall[];
+  /** Every login, with where its connection stood before it. */
+  readonly loginStarts: readonly LoginStart[];
+  /** Each connection's pinned division after every invocation (and at each token call or login), in order. */
+  readonly pins: Readonly<Record<string, readonly (number | undefined)[]>>;
+  /** The divisions an operator pinned (`connection set-division`), by connection. */
+  readonly operatorPins: Readonly<Record<string, readonly number[]>>;
+  /** Token calls of the case's app that Exact's daily cap refused (the simulator's `dailyTokenCap` variant). */
+  readonly dailyCapRefusals: number;
+}
+
+/** A token call sent with a client secret Exact had rejected for the app (app-states.ts `rejectedSecrets`). */
+export interface RejectedSecretCall {
+  readonly owner: string;
+  readonly connectionId: string;
+  readonly atMs: number;
+  /** The rejection it was sent under: the secret's hash and when the rejection was recorded. */
+  readonly rejection: string;
+  readonly rejectedSinceMs: number;
+}
+
+/** A login (its first page), and the status its connection was last seen in before it. */
+export interface LoginStart {
+  readonly owner: string;
+  readonly connectionId: string;
+  /** A sampled status (CHAINLESS_BLOCKED for a BLOCKED connection without a chain); undefined if never seen. */
+  readonly statusBefore: string | undefined;
 }
 
 /** Where one connection of the case stands after recovery. */
@@ -243,7 +274,84 @@ export function checkInvariants(evidence: CaseEvidence, expected: Expectations):
     ...refusedTokenNeverServedAgain(evidence),
     ...oneRefreshPerReportedGeneration(evidence),
     ...reportedVendsAnswerTyped(evidence),
+    ...rejectedAppCallsPaced(evidence),
+    ...noLoginForABlockedUser(evidence),
+    ...pinnedDivisionKept(evidence),
+    ...nothingPastTheDailyCap(evidence),
   ];
+}
+
+/**
+ * A client secret Exact rejected for the app (`invalid_client`, or "Application Scope Violated"
+ * at the token endpoint) is sent again only as the app's paced probe (outage-pacing.ts gate):
+ * the first REJECTION_PROBE_MS after the rejection, the next ones as far apart. A probe's call
+ * follows its claim inside the claimant's lease, so two calls may come closer than their claims
+ * by a lease: half the interval leaves room for any lease.
+ */
+function rejectedAppCallsPaced(evidence: CaseEvidence): string[] {
+  const byRejection = new Map<string, RejectedSecretCall[]>();
+  for (const call of evidence.rejectedSecretCalls) {
+    byRejection.set(call.rejection, [...(byRejection.get(call.rejection) ?? []), call]);
+  }
+  const found: string[] = [];
+  for (const calls of byRejection.values()) {
+    const sorted = [...calls].sort((a, b) => a.atMs - b.atMs);
+    sorted.forEach((call, i) => {
+      const previous = sorted[i - 1];
+      const soon = previous
+        ? call.atMs - previous.atMs < REJECTION_PROBE_MS / 2
+        : call.atMs - call.rejectedSinceMs < REJECTION_PROBE_MS;
+      if (!soon) return;
+      const since = previous ? `${previous.owner}'s` : "the rejection";
+      found.push(
+        `${call.owner} sent connection ${call.connectionId}'s rejected client secret ${(call.atMs - (previous?.atMs ?? call.rejectedSinceMs)) / 1000} s after ${since}, not as the app's paced probe`,
+      );
+    });
+  }
+  return found;
+}
+
+/**
+ * No login can fix a blocked user (issue 9): a connection BLOCKED with its chain never logs in.
+ * Only one whose chain Exact ended (CHAINLESS_BLOCKED) re-checks by a login.
+ */
+function noLoginForABlockedUser(evidence: CaseEvidence): string[] {
+  return evidence.loginStarts
+    .filter((login) => login.statusBefore === ChainStatus.Blocked)
+    .map(
+      (login) =>
+        `${login.owner} logged in for connection ${login.connectionId}, BLOCKED with its chain (no login can fix a blocked user)`,
+    );
+}
+
+/**
+ * Once pinned, a connection's division changes only by an operator's `connection set-division`:
+ * a heal or identity check never moves it to the `CurrentDivision` Exact shows (issue 9).
+ */
+function pinnedDivisionKept(evidence: CaseEvidence): string[] {
+  const found: string[] = [];
+  for (const [connectionId, pins] of Object.entries(evidence.pins)) {
+    const allowed = new Set(evidence.operatorPins[connectionId] ?? []);
+    let pinned: number | undefined;
+    for (const pin of pins) {
+      if (pinned === undefined || pin === pinned || (pin !== undefined && allowed.has(pin))) {
+        pinned = pin ?? pinned;
+        continue;
+      }
+      found.push(
+        `connection ${connectionId}'s pinned division went from ${pinned} to ${pin ?? "none"}, which no operator pinned`,
+      );
+      break;
+    }
+  }
+  return found;
+}
+
+/** Nothing is sent past Exact's daily token-call cap: the broker counts and stops at it (token-call-cap.ts). */
+function nothingPastTheDailyCap(evidence: CaseEvidence): string[] {
+  return evidence.dailyCapRefusals > 0
+    ? [`Exact's daily token-call cap refused ${evidence.dailyCapRefusals} call(s): the broker sent past it`]
+    : [];
 }
 
 /**
@@ -276,7 +384,8 @@ function refusedTokenNeverServedAgain(evidence: CaseEvidence): string[] {
     const answer = vend.answer;
     if (answer?.kind !== "token" || answer.generation !== vend.rejectedGeneration) continue;
     const checks = evidence.accessChecks.filter(
-      (check) => check.connectionId === vend.connectionId && check.tokenHash === answer.tokenHash,
+      (check) =>
+        check.connectionId === vend.connectionId && check.tokenHash === answer.tokenHash && !check.appRefused,
     );
     if (checks.some((check) => check.exactStatus !== undefined && check.exactStatus !== 200)) {
       found.push(

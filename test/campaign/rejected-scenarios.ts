@@ -26,7 +26,7 @@ export async function consumerHoldsCurrent(run: CaseRun): Promise<void> {
 }
 
 /** Another consumer (another container) reporting the same generation refused. */
-const reportingConsumer = (minValiditySeconds: number) => (run: CaseRun) =>
+export const reportingConsumer = (minValiditySeconds: number) => (run: CaseRun) =>
   run.invoke("competitor", (invocation) =>
     run.vendReporting(invocation, minValiditySeconds, reportedGeneration(run)),
   );
@@ -36,7 +36,7 @@ const reportingConsumer = (minValiditySeconds: number) => (run: CaseRun) =>
  * again, as the client library does after a 401 (invalidate's rejectedGeneration): at once after a
  * token or no answer at all; after `retryAfterSeconds` when it was told to come back later.
  */
-const reportAgain = (minValiditySeconds: number) => async (run: CaseRun) => {
+export const reportAgain = (minValiditySeconds: number) => async (run: CaseRun) => {
   const door = run.log.reportedVends.find((vend) => /\/door-\d+$/.test(vend.tap.owner));
   const answer = door?.answer;
   if (answer?.kind === "error" && answer.retryAfterSeconds !== undefined) {

@@ -1,5 +1,6 @@
 import { DeleteItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
+import { type AppState, AppStates } from "../../lib/chain/app-states.js";
 import type { ChainRecord } from "../../lib/chain/chain-record.js";
 import { ChainStore } from "../../lib/chain/chain-store.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
@@ -14,7 +15,7 @@ import {
   loginCredentialsOf,
 } from "../../lib/secrets/connection-secret.js";
 import type { SecretOwner } from "../../lib/secrets/secret-layout.js";
-import type { SecretSource } from "../../lib/secrets/secret-source.js";
+import type { SecretGetOptions, SecretSource } from "../../lib/secrets/secret-source.js";
 import type { ChainStats, LoginCounts } from "../../lib/sim/stats.js";
 import { CampaignClock } from "./campaign-clock.js";
 
@@ -34,6 +35,8 @@ export interface CampaignConnection {
  */
 class MemorySecrets implements SecretSource {
   readonly #secrets = new Map<string, ConnectionSecret>();
+  /** Client secrets the containers still hold in their cache (Powertools'), until a forced fetch. */
+  readonly #cachedClientSecrets = new Map<string, string>();
 
   set(secretId: string, secret: ConnectionSecret): void {
     this.#secrets.set(secretId, secret);
@@ -41,13 +44,25 @@ class MemorySecrets implements SecretSource {
 
   delete(secretId: string): void {
     this.#secrets.delete(secretId);
+    this.#cachedClientSecrets.delete(secretId);
   }
 
   peek(secretId: string): ConnectionSecret | undefined {
     return this.#secrets.get(secretId);
   }
 
-  async clientSecret(secretId: string): Promise<string> {
+  /**
+   * Warm containers cached `clientSecret` before the secret was rotated: reads answer it until one
+   * forces a fetch (`forceFetch`, as after `invalid_client`), which refreshes the cache for all.
+   */
+  cacheStaleClientSecret(secretId: string, clientSecret: string): void {
+    this.#cachedClientSecrets.set(secretId, clientSecret);
+  }
+
+  async clientSecret(secretId: string, options: SecretGetOptions = {}): Promise<string> {
+    const cached = this.#cachedClientSecrets.get(secretId);
+    if (cached !== undefined && !options.forceFetch) return cached;
+    this.#cachedClientSecrets.delete(secretId);
     return this.#read(secretId).clientSecret;
   }
 
@@ -83,6 +98,7 @@ export class World {
   /** What a token or secret looks like in a log line or event (test/support/leak-guard.ts). */
   readonly leakPattern: RegExp;
   readonly #store: ChainStore;
+  readonly #apps: AppStates;
   #connections = 0;
 
   private constructor(clock: CampaignClock, stack: LocalStack, leakPattern: RegExp) {
@@ -95,6 +111,7 @@ export class World {
     this.cipher = createTokenCipher(stack.env);
     this.linkKeys = createLinkKeySource(stack.env);
     this.#store = new ChainStore({ tableName: stack.tableName, client: this.dynamo, now: clock.now });
+    this.#apps = new AppStates({ tableName: stack.tableName, client: this.dynamo });
   }
 
   /** @param leakPattern the leak guard's pattern (test/support/leak-guard.ts) */
@@ -111,6 +128,11 @@ export class World {
   /** The unwrapped store on the campaign's clock: what the checker reads with, never faulted. */
   get store(): ChainStore {
     return this.#store;
+  }
+
+  /** What the broker holds for an app at the simulator (outage, rejections), read with the unfaulted client. */
+  app(clientId: string): Promise<AppState> {
+    return this.#apps.read(clientId, this.sim.url);
   }
 
   async item(connectionId: string): Promise<ChainRecord | undefined> {

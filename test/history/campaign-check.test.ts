@@ -24,6 +24,11 @@ function evidence(finals: readonly FinalState[]): CaseEvidence {
     accessChecks: [],
     refreshes: [],
     reportedVends: [],
+    rejectedSecretCalls: [],
+    loginStarts: [],
+    pins: {},
+    operatorPins: {},
+    dailyCapRefusals: 0,
   };
 }
 

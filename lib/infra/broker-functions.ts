@@ -10,6 +10,7 @@ import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { VendAuthorization } from "../auth/authorization-settings.js";
+import type { BranchKeyStoreConstruct } from "./branch-key-store.js";
 import type { BrokerSecrets } from "./broker-secrets.js";
 import { cdkBundling, entryPoint, FUNCTION_NODE_OPTIONS, FunctionName, projectFiles } from "./bundling.js";
 import { type ChainTableConstruct, ItemKind } from "./chain-table.js";
@@ -27,6 +28,8 @@ import type { TokenKey } from "./token-key.js";
 export interface BrokerFunctionsProps {
   readonly chains: ChainTableConstruct;
   readonly tokenKey: TokenKey;
+  /** The branch key store every function that seals or opens tokens loads its branch key from. */
+  readonly branchKeys: BranchKeyStoreConstruct;
   readonly secrets: BrokerSecrets;
   /** Where the broker's events (ChainBroken, ReauthRequired, …) go. */
   readonly eventBus: IEventBus;
@@ -103,10 +106,12 @@ export class BrokerFunctions extends Construct {
       loginLeaseSeconds: overrides.loginLeaseSeconds ?? EngineSettings.loginLeaseSeconds,
       ...(overrides.historyDays !== undefined ? { historyDays: overrides.historyDays } : {}),
     };
-    const { chains, tokenKey, secrets, eventBus } = props;
+    const { chains, tokenKey, branchKeys, secrets, eventBus } = props;
+    // The functions that seal or open tokens: the hierarchical keyring (lib/crypto/token-cipher.ts).
     const brokerEnv = {
       TABLE_NAME: chains.table.tableName,
       KMS_KEY_ARN: tokenKey.key.keyArn,
+      ...branchKeys.environment,
     };
 
     // fallback-login first: token-vend and the refresh-worker invoke it.
@@ -203,7 +208,10 @@ export class BrokerFunctions extends Construct {
 
     for (const fn of all) {
       tokenKey.grantKeyring(fn);
-      // Every function makes token calls (fallback-login: a heal's code exchange).
+      branchKeys.grantLoad(fn);
+      // Created before any function that seals with it is created or updated with its settings.
+      fn.node.addDependency(branchKeys.branchKey);
+      // Every one of them makes token calls (fallback-login: a heal's code exchange).
       secrets.grantReadClientSecrets(this.roleOf(fn));
     }
     // Only fallback-login logs in as the Exact user: no other role can read a password or TOTP secret.

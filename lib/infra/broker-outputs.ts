@@ -15,9 +15,25 @@ import { CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX } from "./names.js";
 export function addBrokerOutputs(scope: Construct, broker: ExactTokenBroker): void {
   const output = (id: string, value: string, description: string) =>
     new CfnOutput(scope, id, { value, description });
-  const { chains, tokenKey, eventBus, functions, onboarding, secrets, observability, rateBudget } = broker;
+  const {
+    chains,
+    tokenKey,
+    branchKeys,
+    eventBus,
+    functions,
+    onboarding,
+    secrets,
+    observability,
+    rateBudget,
+  } = broker;
   output("TableName", chains.table.tableName, "TABLE_NAME for exact-broker against this deployment");
   output("KmsKeyArn", tokenKey.key.keyArn, "KMS_KEY_ARN for exact-broker against this deployment");
+  output(
+    "BranchKeyStoreTableName",
+    branchKeys.table.tableName,
+    "BRANCH_KEY_STORE_TABLE_NAME for exact-broker against this deployment",
+  );
+  output("BranchKeyId", branchKeys.branchKeyId, "BRANCH_KEY_ID for exact-broker against this deployment");
   output("EventBusName", eventBus.eventBusName, "The broker's events (ChainBroken, ReauthRequired, …)");
   output("TokenVendFunctionName", functions.tokenVend.functionName, "What consumers invoke");
   output("TokenVendFunctionArn", functions.tokenVend.functionArn, "What consumers invoke");

@@ -2,6 +2,7 @@ import { Stack, type StackProps } from "aws-cdk-lib";
 import type { EventBus } from "aws-cdk-lib/aws-events";
 import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
+import type { BranchKeyStoreConstruct } from "./branch-key-store.js";
 import type { BrokerFunctions } from "./broker-functions.js";
 import { addBrokerOutputs } from "./broker-outputs.js";
 import type { BrokerSecrets } from "./broker-secrets.js";
@@ -25,6 +26,8 @@ export class BrokerStack extends Stack {
   readonly broker: ExactTokenBroker;
   readonly tokenKey: TokenKey;
   readonly chains: ChainTableConstruct;
+  /** The branch key store (outputs `BranchKeyStoreTableName`, `BranchKeyId`). */
+  readonly branchKeys: BranchKeyStoreConstruct;
   readonly secrets: BrokerSecrets;
   readonly eventBus: EventBus;
   readonly functions: BrokerFunctions;
@@ -50,6 +53,7 @@ export class BrokerStack extends Stack {
     this.broker = new ExactTokenBroker(this, "Default", props);
     this.tokenKey = this.broker.tokenKey;
     this.chains = this.broker.chains;
+    this.branchKeys = this.broker.branchKeys;
     this.secrets = this.broker.secrets;
     this.eventBus = this.broker.eventBus;
     this.functions = this.broker.functions;

@@ -4,6 +4,7 @@ import type { Grant, IGrantable } from "aws-cdk-lib/aws-iam";
 import type { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { VendAuthorization } from "../auth/authorization-settings.js";
+import { BranchKeyStoreConstruct } from "./branch-key-store.js";
 import { BrokerFunctions } from "./broker-functions.js";
 import { BrokerSecrets } from "./broker-secrets.js";
 import { ChainTableConstruct } from "./chain-table.js";
@@ -16,7 +17,8 @@ import { type VendGrantOptions, VendGrants } from "./vend-grants.js";
 
 export interface ExactTokenBrokerProps {
   /**
-   * Protects the chain table (every live refresh-token chain) from deletion.
+   * Protects the chain table (every live refresh-token chain) and the branch key store (without
+   * which no token in it opens) from deletion.
    * @default true
    */
   readonly deletionProtection?: boolean;
@@ -65,9 +67,10 @@ export interface ExactTokenBrokerProps {
 }
 
 /**
- * The whole broker, for a team's own CDK stack: the chain table and its key, the secrets, the
- * event bus, the five functions and the refresh queue, the connect URL, alarms and dashboard, the
- * consumers' shared rate budget table, one construct per concern. Consumers get access through
+ * The whole broker, for a team's own CDK stack: the chain table and its key, the branch key
+ * store (tokens are sealed with the hierarchical keyring), the secrets, the event bus, the five
+ * functions and the refresh queue, the connect URL, alarms and dashboard, the consumers' shared
+ * rate budget table, one construct per concern. Consumers get access through
  * {@link ExactTokenBroker.grantVend}. It adds no stack outputs: `addBrokerOutputs`
  * (broker-outputs.ts) adds the ones the bundled app has.
  *
@@ -77,6 +80,11 @@ export interface ExactTokenBrokerProps {
 export class ExactTokenBroker extends Construct {
   readonly tokenKey: TokenKey;
   readonly chains: ChainTableConstruct;
+  /**
+   * The branch key store and the stack's branch key, created at deploy. Tokens sealed under it
+   * open only with it: its table must never be deleted, nor its branch key ID changed.
+   */
+  readonly branchKeys: BranchKeyStoreConstruct;
   readonly secrets: BrokerSecrets;
   readonly eventBus: EventBus;
   readonly functions: BrokerFunctions;
@@ -111,6 +119,11 @@ export class ExactTokenBroker extends Construct {
       encryptionKey: this.tokenKey.key,
       deletionProtection: props.deletionProtection ?? true,
     });
+    this.branchKeys = new BranchKeyStoreConstruct(this, "BranchKeys", {
+      key: this.tokenKey.key,
+      deletionProtection: props.deletionProtection ?? true,
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+    });
     this.secrets = new BrokerSecrets(this, "Secrets", {
       ...(props.combinedSecrets === undefined ? {} : { combinedSecrets: props.combinedSecrets }),
     });
@@ -118,6 +131,7 @@ export class ExactTokenBroker extends Construct {
     this.functions = new BrokerFunctions(this, "Functions", {
       chains: this.chains,
       tokenKey: this.tokenKey,
+      branchKeys: this.branchKeys,
       secrets: this.secrets,
       eventBus: this.eventBus,
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),

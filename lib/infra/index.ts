@@ -12,6 +12,7 @@
  */
 
 export { VendAuthorization } from "../auth/authorization-settings.js";
+export type { BranchKeyStoreConstruct } from "./branch-key-store.js";
 export type { BrokerFunctions } from "./broker-functions.js";
 export { addBrokerOutputs } from "./broker-outputs.js";
 export type { BrokerSecrets } from "./broker-secrets.js";

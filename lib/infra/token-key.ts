@@ -4,8 +4,10 @@ import { Key } from "aws-cdk-lib/aws-kms";
 import { Construct } from "constructs";
 
 /**
- * The stack's customer-managed key: it encrypts the chain table at rest and, through the
- * Encryption SDK's KMS keyring (lib/crypto/token-cipher.ts), every token in it. Yearly rotation on.
+ * The stack's customer-managed key: it encrypts the chain table at rest and wraps the branch keys
+ * from which the Encryption SDK's hierarchical keyring (lib/crypto/token-cipher.ts) derives every
+ * token's data key; tokens sealed before the branch key existed name the key itself (the KMS
+ * keyring) and still open with it. Yearly rotation on.
  */
 export class TokenKey extends Construct {
   readonly key: Key;
@@ -20,15 +22,16 @@ export class TokenKey extends Construct {
   }
 
   /**
-   * What the keyring uses, nothing else: `kms:GenerateDataKey` (encrypt: the key is the
-   * keyring's generator and there are no other keys, so no `kms:Encrypt`) and `kms:Decrypt`
-   * (decrypt). `kms:Decrypt` is also what DynamoDB needs from a caller of a table encrypted with
-   * this key.
+   * What the keyrings use, nothing else: `kms:Decrypt`, which unwraps a branch key when the
+   * hierarchical keyring loads it and opens the tokens sealed before the branch key store (KMS
+   * keyring); it is also what DynamoDB needs from a caller of a table encrypted with this key. No
+   * `kms:GenerateDataKey`: the hierarchical keyring makes each token's data key itself and wraps it
+   * with a key derived from the branch key, so sealing calls KMS for nothing.
    */
   grantKeyring(grantee: IGrantable): Grant {
     return Grant.addToPrincipal({
       grantee,
-      actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+      actions: ["kms:Decrypt"],
       resourceArns: [this.key.keyArn],
     });
   }

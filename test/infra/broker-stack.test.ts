@@ -7,6 +7,7 @@ import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChainTable } from "../../lib/chain/table-definition.js";
+import { BranchKeyTable, DEFAULT_BRANCH_KEY_ID } from "../../lib/crypto/branch-key-store.js";
 import { BrokerStack } from "../../lib/infra/broker-stack.js";
 import { buildBundle } from "../../lib/infra/build-bundles.js";
 import { BUNDLE, ESM_REQUIRE_SHIM, FUNCTION_NAMES, FunctionName } from "../../lib/infra/bundling.js";
@@ -47,8 +48,9 @@ function propertiesOf(id: string): Record<string, unknown> {
 }
 
 /** The directory of a function's bundled asset in the cloud assembly. */
-function assetDir(name: FunctionName): string {
-  const key = (propertiesOf(logicalId(functionOf(name))).Code as { S3Key: string }).S3Key;
+function assetDir(name: FunctionName | IConstruct): string {
+  const fn = typeof name === "string" ? functionOf(name) : name;
+  const key = (propertiesOf(logicalId(fn)).Code as { S3Key: string }).S3Key;
   return join(app.outdir, `asset.${key.replace(/\.zip$/, "")}`);
 }
 
@@ -96,8 +98,9 @@ describe("BrokerStack", () => {
 
   describe("chain table", () => {
     it("is built from the CLI's table definition: on-demand, PITR, CMK, TTL, the sparse index", () => {
-      // The chain table, and the consumers' rate budget table (test/infra/rate-budget-table.test.ts).
-      template.resourceCountIs("AWS::DynamoDB::Table", 2);
+      // The chain table, the branch key store and the consumers' rate budget table
+      // (test/infra/rate-budget-table.test.ts).
+      template.resourceCountIs("AWS::DynamoDB::Table", 3);
       template.hasResourceProperties("AWS::DynamoDB::Table", {
         KeySchema: [{ AttributeName: ChainTable.partitionKey, KeyType: "HASH" }],
         BillingMode: "PAY_PER_REQUEST",
@@ -129,6 +132,67 @@ describe("BrokerStack", () => {
       });
       open.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Delete" });
       open.hasResourceProperties("AWS::DynamoDB::Table", { DeletionProtectionEnabled: false });
+    });
+  });
+
+  describe("branch key store", () => {
+    it("has the Encryption SDK's key schema: on-demand, PITR, protected, DynamoDB's own encryption", () => {
+      expect(propertiesOf(logicalId(stack.branchKeys.table))).toEqual({
+        KeySchema: [
+          { AttributeName: BranchKeyTable.partitionKey, KeyType: "HASH" },
+          { AttributeName: BranchKeyTable.sortKey, KeyType: "RANGE" },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: BranchKeyTable.partitionKey, AttributeType: "S" },
+          { AttributeName: BranchKeyTable.sortKey, AttributeType: "S" },
+        ],
+        BillingMode: "PAY_PER_REQUEST",
+        DeletionProtectionEnabled: true,
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        // SSE "disabled" is DynamoDB's AWS-owned key (every table is encrypted at rest): the items'
+        // branch keys are wrapped by the token key already.
+        SSESpecification: { SSEEnabled: false },
+      });
+      template.hasResource("AWS::DynamoDB::Table", {
+        Properties: Match.objectLike({
+          KeySchema: Match.arrayWith([Match.objectLike({ KeyType: "RANGE" })]),
+        }),
+        DeletionPolicy: "Retain",
+        UpdateReplacePolicy: "Retain",
+      });
+      open.hasResource("AWS::DynamoDB::Table", {
+        Properties: Match.objectLike({
+          DeletionProtectionEnabled: false,
+          KeySchema: Match.arrayWith([Match.objectLike({ KeyType: "RANGE" })]),
+        }),
+        DeletionPolicy: "Delete",
+      });
+    });
+
+    it("creates the branch key at deploy, before any function that seals or opens tokens", () => {
+      const keys = stack.branchKeys;
+      template.resourceCountIs("Custom::ExactBrokerBranchKey", 1);
+      template.hasResourceProperties("Custom::ExactBrokerBranchKey", {
+        ServiceToken: {
+          "Fn::GetAtt": [Match.stringLikeRegexp("^BranchKeysProviderframeworkonEvent"), "Arn"],
+        },
+        TableName: { Ref: logicalId(keys.table) },
+        KmsKeyArn: { "Fn::GetAtt": [logicalId(stack.tokenKey.key), "Arn"] },
+        BranchKeyId: DEFAULT_BRANCH_KEY_ID,
+      });
+      const dependsOn = (name: FunctionName): unknown =>
+        (template.toJSON().Resources as Record<string, { DependsOn?: string[] }>)[logicalId(functionOf(name))]
+          ?.DependsOn ?? [];
+      for (const name of ["token-vend", "refresh-worker", "fallback-login", "connect"] as const) {
+        expect(dependsOn(name), name).toContain(logicalId(keys.branchKey));
+      }
+      // The dispatcher opens no token.
+      expect(dependsOn("refresh")).not.toContain(logicalId(keys.branchKey));
+    });
+
+    it("outputs the key store's table and the branch key ID for exact-broker", () => {
+      template.hasOutput("BranchKeyStoreTableName", { Value: { Ref: logicalId(stack.branchKeys.table) } });
+      template.hasOutput("BranchKeyId", { Value: DEFAULT_BRANCH_KEY_ID });
     });
   });
 
@@ -172,8 +236,8 @@ describe("BrokerStack", () => {
   });
 
   describe("functions", () => {
-    it("deploys exactly the five functions", () => {
-      template.resourceCountIs("AWS::Lambda::Function", 5);
+    it("deploys exactly the five functions, besides the branch key setup and its Provider framework function", () => {
+      template.resourceCountIs("AWS::Lambda::Function", 7);
       expect(FUNCTION_NAMES).toEqual([
         "token-vend",
         "refresh",
@@ -245,9 +309,11 @@ describe("BrokerStack", () => {
         "POWERTOOLS_SERVICE_NAME",
         "TABLE_NAME",
       ];
+      // Every function that seals or opens tokens: the hierarchical keyring's branch key.
+      const sealing = [...common, "BRANCH_KEY_ID", "BRANCH_KEY_STORE_TABLE_NAME"];
       expect(env("token-vend")).toEqual(
         [
-          ...common,
+          ...sealing,
           "EVENT_BUS_NAME",
           "FALLBACK_LOGIN_FUNCTION_NAME",
           "VEND_AUTHORIZATION",
@@ -257,16 +323,18 @@ describe("BrokerStack", () => {
       // The dispatcher: the table (and its key's ARN, which the engine's start requires) and the queue.
       expect(env("refresh")).toEqual([...common, "REFRESH_QUEUE_URL"].sort());
       expect(env("refresh-worker")).toEqual(
-        [...common, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort(),
+        [...sealing, "EVENT_BUS_NAME", "FALLBACK_LOGIN_FUNCTION_NAME"].sort(),
       );
-      expect(env("fallback-login")).toEqual([...common, "EVENT_BUS_NAME"].sort());
-      expect(env("connect")).toEqual([...common, "LINK_SIGNING_SECRET_ID"].sort());
+      expect(env("fallback-login")).toEqual([...sealing, "EVENT_BUS_NAME"].sort());
+      expect(env("connect")).toEqual([...sealing, "LINK_SIGNING_SECRET_ID"].sort());
       template.hasResourceProperties("AWS::Lambda::Function", {
         Environment: {
           Variables: Match.objectLike({
             POWERTOOLS_SERVICE_NAME: "token-vend",
             FALLBACK_LOGIN_FUNCTION_NAME: { Ref: logicalId(stack.functions.fallbackLogin) },
             EVENT_BUS_NAME: { Ref: logicalId(stack.eventBus) },
+            BRANCH_KEY_STORE_TABLE_NAME: { Ref: logicalId(stack.branchKeys.table) },
+            BRANCH_KEY_ID: DEFAULT_BRANCH_KEY_ID,
           }),
         },
       });
@@ -312,7 +380,8 @@ describe("BrokerStack", () => {
     });
 
     it("keeps every function's logs for a month in its own log group", () => {
-      template.resourceCountIs("AWS::Logs::LogGroup", 5);
+      // The five, the branch key setup's and its Provider framework function's.
+      template.resourceCountIs("AWS::Logs::LogGroup", 7);
       template.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
     });
 
@@ -410,6 +479,15 @@ describe("BrokerStack", () => {
         expect(code.includes("function createBroker("), name).toBe(false);
         expect(code.trimEnd().endsWith("//# sourceMappingURL=index.mjs.map"), name).toBe(true);
       }
+    });
+
+    it("bundle the branch key setup the same way, with the key store and without the login driver", () => {
+      const code = readFileSync(join(assetDir(stack.branchKeys.setupFunction), "index.mjs"), "utf8");
+      expect(code.startsWith(ESM_REQUIRE_SHIM)).toBe(true);
+      expect(code.trimEnd().endsWith("//# sourceMappingURL=index.mjs.map")).toBe(true);
+      // The Encryption SDK's branch key creation (its TransactWriteItems) is in it.
+      expect(code).toContain("TransactWriteItems");
+      expect(code.includes(LOGIN_DRIVER_MARKER)).toBe(false);
     });
 
     it("keep the login driver out of every bundle but fallback-login's", () => {

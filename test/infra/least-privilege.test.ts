@@ -59,18 +59,27 @@ const list = (value: string | string[]): string[] => (Array.isArray(value) ? val
 const prefixArn = (prefix: string) => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${prefix}*`;
 
 describe("least privilege", () => {
-  it("never allows a wildcard action, nor a wildcard resource but the connection-secret prefixes", () => {
+  it("never allows a wildcard action, nor a wildcard resource but the connection-secret prefixes and the setup function's versions", () => {
     const policies = Object.values(template.toJSON().Resources as Resources).filter(
       (r) => r.Type === "AWS::IAM::Policy",
     );
-    // One per function: token-vend, refresh, refresh-worker, fallback-login, connect.
-    expect(policies).toHaveLength(5);
+    // One per function: token-vend, refresh, refresh-worker, fallback-login, connect, and the
+    // branch key setup and its Provider framework function.
+    expect(policies).toHaveLength(7);
+    const setup = arnOf(stack.branchKeys.setupFunction);
     for (const policy of policies) {
       for (const statement of (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement) {
         expect(statement.Effect).toBe("Allow");
         for (const action of list(statement.Action)) expect(action).not.toContain("*");
         const text = JSON.stringify(statement.Resource);
-        if (text.includes("*")) {
+        if (text.includes(":*")) {
+          // The Provider framework's grantInvoke: the setup function and its versions and aliases (none).
+          expect(statement).toEqual({
+            Effect: "Allow",
+            Action: "lambda:InvokeFunction",
+            Resource: [setup, { "Fn::Join": ["", [setup, ":*"]] }],
+          });
+        } else if (text.includes("*")) {
           // The one kind of wildcard: secrets created after deployment, known only by their name prefix.
           expect([CLIENT_SECRET_PREFIX, LOGIN_SECRET_PREFIX].map((prefix) => prefixArn(prefix))).toContain(
             statement.Resource,
@@ -87,7 +96,8 @@ describe("least privilege", () => {
 
   it("uses no managed policies: each function's role holds only its own inline policy", () => {
     const roles = template.findResources("AWS::IAM::Role");
-    expect(Object.keys(roles)).toHaveLength(5);
+    // The five functions', the branch key setup's and its Provider framework function's.
+    expect(Object.keys(roles)).toHaveLength(7);
     for (const role of Object.values(roles)) {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -132,12 +142,12 @@ describe("least privilege", () => {
       ]);
     });
 
-    it("gives a consumer nothing on the chain table or the token key", () => {
+    it("gives a consumer nothing on the chain table, the token key or the branch key store", () => {
       const resources = grant.principalStatements.map((s) => JSON.stringify(stack.resolve(s.resources)));
-      for (const forbidden of [stack.chains.table, stack.tokenKey.key]) {
+      for (const forbidden of [stack.chains.table, stack.tokenKey.key, stack.branchKeys.table]) {
         expect(resources.filter((r) => r.includes(id(forbidden)))).toEqual([]);
       }
-      expect(JSON.stringify(consumer.toJSON())).not.toMatch(/Chains|TokenKey|kms:/);
+      expect(JSON.stringify(consumer.toJSON())).not.toMatch(/Chains|TokenKey|BranchKeys|kms:/);
     });
   });
 
@@ -174,7 +184,9 @@ describe("least privilege", () => {
     it("acknowledges only these findings, each on its own construct and with its reason", () => {
       const finding = (prefix: string) => `AwsSolutions::AwsSolutions-IAM5[Resource::${prefixArn(prefix)}]`;
       const secretFinding = finding(CLIENT_SECRET_PREFIX);
+      const setupVersions = `AwsSolutions::AwsSolutions-IAM5[Resource::<${id(stack.branchKeys.setupFunction)}.Arn>:*]`;
       expect(acknowledgments().map(({ path, id }) => ({ path, id }))).toEqual([
+        { path: "ExactTokenBroker/Default/BranchKeys/ProviderRole", id: setupVersions },
         { path: "ExactTokenBroker/Default/Functions/ConnectRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: secretFinding },
         { path: "ExactTokenBroker/Default/Functions/FallbackLoginRole", id: finding(LOGIN_SECRET_PREFIX) },

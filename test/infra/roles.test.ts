@@ -13,6 +13,7 @@ import {
   nonceKey,
   totpClaimKey,
 } from "../../lib/chain/table-definition.js";
+import { BRANCH_KEY_STORE_LOGICAL_NAME, DEFAULT_BRANCH_KEY_ID } from "../../lib/crypto/branch-key-store.js";
 import { createBrokerApp } from "../../lib/infra/broker-app.js";
 import type { BrokerStack } from "../../lib/infra/broker-stack.js";
 import { ItemKind } from "../../lib/infra/chain-table.js";
@@ -93,6 +94,9 @@ const onKinds = (...kinds: ItemKind[]) => ({
   "ForAllValues:StringLike": { "dynamodb:LeadingKeys": kinds.map((kind) => `${kind}*`) },
 });
 
+/** The stack's branch key's items in the key store, and no other. */
+const onBranchKey = { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [DEFAULT_BRANCH_KEY_ID] } };
+
 /** The statements every function has on the table: its chain, its app, guards, history. */
 function chainStatements(table: unknown): Summary[] {
   return [
@@ -130,10 +134,16 @@ describe("each function's role", () => {
       actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
       resource: r.arnOf(fns.node.findChild(`${name}Logs`)),
     });
-    const keyring = {
-      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
-      resource: r.arnOf(stack.tokenKey.key),
-    };
+    // Unwraps branch keys and opens tokens sealed before them; no GenerateDataKey: the
+    // hierarchical keyring makes each token's data key itself.
+    const keyring = [
+      { actions: ["kms:Decrypt"], resource: r.arnOf(stack.tokenKey.key) },
+      {
+        actions: ["dynamodb:GetItem"],
+        resource: r.arnOf(stack.branchKeys.table),
+        condition: onBranchKey,
+      },
+    ];
     const readClientSecrets = { actions: ["secretsmanager:GetSecretValue"], resource: clientSecrets };
     const events = { actions: ["events:PutEvents"], resource: r.arnOf(stack.eventBus) };
     const startHeal = { actions: ["lambda:InvokeFunction"], resource: r.arnOf(fns.fallbackLogin) };
@@ -143,7 +153,7 @@ describe("each function's role", () => {
         ...chainStatements(table),
         // Who may get which connection (lib/auth/): read only.
         { actions: ["dynamodb:GetItem"], resource: table, condition: onKinds(ItemKind.Grants) },
-        keyring,
+        ...keyring,
         readClientSecrets,
         events,
         startHeal,
@@ -184,7 +194,7 @@ describe("each function's role", () => {
           resource: r.arnOf(fns.refreshQueue),
         },
         ...chainStatements(table),
-        keyring,
+        ...keyring,
         readClientSecrets,
         events,
         startHeal,
@@ -197,7 +207,7 @@ describe("each function's role", () => {
           resource: table,
           condition: onKinds(ItemKind.TotpClaim),
         },
-        keyring,
+        ...keyring,
         readClientSecrets,
         { actions: ["secretsmanager:GetSecretValue"], resource: secretArn(LOGIN_SECRET_PREFIX) },
         events,
@@ -214,7 +224,7 @@ describe("each function's role", () => {
           resource: table,
           condition: onKinds(ItemKind.Nonce),
         },
-        keyring,
+        ...keyring,
         readClientSecrets,
         { actions: ["secretsmanager:GetSecretValue"], resource: { Ref: r.id(stack.secrets.linkSigningKey) } },
       ],
@@ -261,6 +271,62 @@ describe("each function's role", () => {
       const r = which();
       expect(r.statementsOf(r.stack.functions.roleOf(r.stack.functions.connect))).toEqual(
         expected(r, clientSecrets()).connect,
+      );
+    });
+  });
+
+  describe("the branch key setup (custom resource)", () => {
+    it("setup: its logs; Get and Put on the branch key's items; on the key only the KMS calls createKey makes, under its context", () => {
+      const { stack } = roles;
+      const keys = stack.branchKeys;
+      expect(roles.statementsOf(keys.setupRole)).toEqual([
+        {
+          actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          resource: roles.arnOf(keys.node.findChild("SetupLogs")),
+        },
+        // createKey's TransactWriteItems is authorized as one PutItem per Put.
+        {
+          actions: ["dynamodb:GetItem", "dynamodb:PutItem"],
+          resource: roles.arnOf(keys.table),
+          condition: onBranchKey,
+        },
+        {
+          actions: ["kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+          resource: roles.arnOf(stack.tokenKey.key),
+          condition: {
+            StringEquals: {
+              "kms:EncryptionContext:tablename": BRANCH_KEY_STORE_LOGICAL_NAME,
+              "kms:EncryptionContext:branch-key-id": DEFAULT_BRANCH_KEY_ID,
+            },
+          },
+        },
+      ]);
+    });
+
+    it("provider framework: its logs, invoking and describing the setup function; nothing else", () => {
+      const keys = roles.stack.branchKeys;
+      const setup = roles.arnOf(keys.setupFunction);
+      expect(roles.statementsOf(keys.providerRole)).toEqual([
+        {
+          actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          resource: roles.arnOf(keys.node.findChild("ProviderLogs")),
+        },
+        { actions: ["lambda:InvokeFunction"], resource: [setup, { "Fn::Join": ["", [setup, ":*"]] }] },
+        { actions: ["lambda:GetFunction"], resource: setup },
+      ]);
+    });
+
+    it("lets only the setup write to the key store, and the refresh dispatcher not even read it", () => {
+      const store = JSON.stringify(roles.arnOf(roles.stack.branchKeys.table));
+      const onStore = roles
+        .allStatements()
+        .filter((s) => JSON.stringify(s.resource) === store)
+        .map((s) => ({ role: s.role, actions: s.actions }));
+      expect(onStore).toEqual(
+        ["token-vend", "refresh-worker", "fallback-login", "connect"].map((role) => ({
+          role,
+          actions: ["dynamodb:GetItem"],
+        })),
       );
     });
   });

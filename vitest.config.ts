@@ -6,7 +6,9 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     setupFiles: ["test/support/leak-guard.ts"],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Many files synthesize the whole stack in beforeAll (seven functions, some bundled): tens of
+    // seconds when the other worker is busy too.
+    hookTimeout: 120_000,
     // Integration tests start their own dynalite and simulator on 127.0.0.1; forks keep
     // each file's servers and module state apart.
     pool: "forks",

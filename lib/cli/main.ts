@@ -70,7 +70,8 @@ ${IMPORT_USAGE}
 ${GRANT_USAGE}
   exact-broker history --id ID [--json] [--limit N]
 
-Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, LOCAL_SECRETS_FILE
+Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, with KMS_KEY_ARN
+BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID (the stack's outputs of those names), LOCAL_SECRETS_FILE
 (locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite),
 LINK_SIGNING_SECRET_ID and CONNECT_URL (connect), FALLBACK_LOGIN_FUNCTION_NAME (heals a vend
 triggers; \`heal\` itself logs in from this machine).

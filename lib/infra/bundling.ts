@@ -6,7 +6,7 @@ import type { BuildOptions } from "esbuild";
 import { BrokerFunction } from "../config-timing.js";
 
 /**
- * How the four functions are bundled, in ONE place: the stack (NodejsFunction, which runs the
+ * How the broker's functions are bundled, in ONE place: the stack (NodejsFunction, which runs the
  * esbuild CLI), the bundle tests and the benchmark (esbuild's JS API) all derive their options
  * from {@link BUNDLE}, so what is tested and measured is what is deployed. test/infra checks that
  * both paths produce byte-identical bundles.

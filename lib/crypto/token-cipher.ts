@@ -228,9 +228,17 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
     },
 
     async decrypt(ciphertext, binding) {
+      const message = Buffer.from(ciphertext, "base64");
+      if (!keyrings.sharesBranchKey && sealedUnderBranchKey(message)) {
+        // Not a token that fails to decrypt (which would mark the chain broken): this process
+        // lacks the key store settings, and every token sealed since the stack set them is like it.
+        throw new ConfigurationError(
+          `Stored token of ${describeBinding(binding)} is sealed under the stack's branch key: set ` +
+            "BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID (the stack's outputs) beside KMS_KEY_ARN",
+        );
+      }
       let plaintext: string;
       try {
-        const message = Buffer.from(ciphertext, "base64");
         if (!hasOurSuite(message)) {
           throw new TokenDecryptError(
             `Stored token of ${describeBinding(binding)} is not sealed with the broker's algorithm suite`,
@@ -255,6 +263,17 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       return plaintext;
     },
   };
+}
+
+/**
+ * The hierarchical keyring's provider ID, which its encrypted data keys carry in the message
+ * header in plain UTF-8 (AWS Encryption SDK message format; @aws-crypto/kms-keyring-node).
+ */
+const BRANCH_KEY_PROVIDER_ID = Buffer.from("aws-kms-hierarchy", "utf8");
+
+/** Whether a message's header names the hierarchical keyring (its data keys come from a branch key). */
+function sealedUnderBranchKey(message: Buffer): boolean {
+  return message.includes(BRANCH_KEY_PROVIDER_ID);
 }
 
 /** The first byte of a message in format version 2, the format of committing suites. */

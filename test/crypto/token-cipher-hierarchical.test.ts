@@ -371,6 +371,24 @@ describeWithMoto("createTokenCipher with the branch key store (hierarchical keyr
       expect((error as Error).message).toMatch(/encryption context differs/);
     });
 
+    it("refuses, as a configuration error and not a dead token, to open a branch-key token without the key store settings", async () => {
+      const sealed = await hierarchicalCipher().encrypt(REFRESH_TOKEN, REFRESH);
+      calls.length = 0;
+
+      const error = await kmsOnlyCipher()
+        .decrypt(sealed, REFRESH)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+
+      // A TokenDecryptError would mark the chain BROKEN (decrypt_failed); this one stops the process.
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect(error).not.toBeInstanceOf(TokenDecryptError);
+      expect((error as Error).message).toMatch(/BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID/);
+      expect(calls).toEqual([]);
+    });
+
     it("keeps opening tokens sealed under a branch key version after a rotation", async () => {
       await store().ensure("rotate-test");
       const before = hierarchicalCipher("rotate-test");

@@ -118,7 +118,10 @@ export class DueChainWork {
 
     const implicit = record.mode === ConnectionMode.Implicit;
     const lifetimeMs = (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
-    const hot = record.lastVendAtMs !== undefined && record.lastVendAtMs >= nowMs - lifetimeMs;
+    // Judged when its work fell due: work that comes late (a lost message found again by its
+    // claim, a worker that died) still refreshes a chain that was hot then.
+    const judgedAtMs = Math.min(nowMs, record.dueAtMs ?? nowMs);
+    const hot = record.lastVendAtMs !== undefined && record.lastVendAtMs >= judgedAtMs - lifetimeMs;
     const refreshIssuedAtMs = record.refreshIssuedAtMs ?? record.createdAtMs;
     const keepaliveAtMs = keepaliveDueAtMs(refreshIssuedAtMs, config.keepaliveDays);
     const keepalive = !implicit && keepaliveAtMs <= nowMs;

@@ -13,6 +13,7 @@ import { World } from "./world.js";
 export const CAMPAIGN_FILES = [
   "vend",
   "refresh",
+  "refresh-queue",
   "login",
   "onboarding",
   "authorization",

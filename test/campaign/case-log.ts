@@ -22,6 +22,7 @@ import {
   type LoginStart,
   type RefreshCall,
   type RejectedSecretCall,
+  type Renewal,
   type ReportedVend,
   type Returned,
   type VendAnswered,
@@ -100,6 +101,8 @@ export class CaseLog implements ExactWatch {
   readonly connectRequests: ConnectRequestLog[] = [];
   readonly reportedVends: ReportedVendLog[] = [];
   readonly refreshes: RefreshCall[] = [];
+  /** Each time Exact issued a connection's chain a new refresh token, whoever got the answer. */
+  readonly renewals: Renewal[] = [];
   readonly rejectedSecretCalls: RejectedSecretCall[] = [];
   readonly loginStarts: LoginStart[] = [];
   readonly pins: Record<string, Array<number | undefined>> = {};
@@ -249,6 +252,10 @@ export class CaseLog implements ExactWatch {
     // with a new client secret after `invalid_client`.
     if (this.#probing.delete(tap) && read && notProcessed(read)) this.probes -= 1;
     const issued = issuedRefreshHash(result.actual);
+    if (issued !== undefined && connectionId !== undefined) {
+      // Exact processed the request when it went out (the holder's clock may have moved since).
+      this.renewals.push({ owner: tap.owner, connectionId, atMs: result.startMs });
+    }
     if (issued !== undefined && result.delivered === result.actual) {
       this.#issued.set(tap.owner, [...(this.#issued.get(tap.owner) ?? []), issued]);
     }

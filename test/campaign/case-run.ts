@@ -4,6 +4,7 @@ import { accessValidityMs, type ChainRecord, ChainStatus } from "../../lib/chain
 import type { EngineLog } from "../../lib/chain/engine-deps.js";
 import { GENERATION_OUTCOMES } from "../../lib/chain/history-entry.js";
 import { loginBlockedFor } from "../../lib/chain/login-budget.js";
+import type { RefreshQueue } from "../../lib/chain/refresh-dispatch.js";
 import { CLOCK_SKEW_BOUND_MS } from "../../lib/chain/timing.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { hashToken } from "../../lib/chain/token-seal.js";
@@ -15,6 +16,7 @@ import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
 import { VEND_ERROR_TYPES } from "../../lib/handlers/token-vend-handler.js";
 import type { LinkKeySource } from "../../lib/onboarding/link-key-source.js";
+import { CampaignQueue, tappedQueue } from "./campaign-queue.js";
 import { CaseLog, type CaseScope, type Items, type ReportedVendLog } from "./case-log.js";
 import { tappedSend } from "./exact-tap.js";
 import {
@@ -39,6 +41,8 @@ export interface Invocation {
   /** The tapped DynamoDB client, for what a handler builds beside the broker (the connect flow's nonces). */
   readonly dynamo: DynamoDBClient;
   readonly linkKeys: LinkKeySource;
+  /** The case's refresh queue (campaign-queue.ts) through the tap: the broker's `dispatch` sends here. */
+  readonly refreshQueue: RefreshQueue;
 }
 
 export type Role = "setup" | "door" | "competitor" | "retry" | "recovery";
@@ -104,6 +108,10 @@ export class CaseRun implements CaseScope {
   readonly door: Door;
   readonly label: string;
   readonly log: CaseLog;
+  /** The case's refresh queue (SQS): what the dispatchers queued and claimed, the messages on their way. */
+  readonly queue: CampaignQueue;
+  /** The door's invocation's tap, once it is over: its calls, and the fault that hit. */
+  doorTap: Tap | undefined;
   /** The door's connection. */
   readonly connection: CampaignConnection;
   /** Every connection of the case: the door's first, then the peers its setup added (same app, other users). */
@@ -133,6 +141,7 @@ export class CaseRun implements CaseScope {
     this.connection = connection;
     this.connections = [connection];
     this.log = new CaseLog(world, this);
+    this.queue = new CampaignQueue(world.clock);
     this.#hooks = {
       faultHit: (tap, hit) => this.log.faultHit(tap, hit),
       landed: (tap, hit) => this.log.landed(tap, hit),
@@ -159,6 +168,7 @@ export class CaseRun implements CaseScope {
       const before = run.#logins();
       run.log.watchStatus();
       const { tap } = await run.invoke("door", (invocation) => door.act(run, invocation), plan);
+      run.doorTap = tap;
       await door.followUp?.(run);
       await run.#recover();
       const after = run.#logins();
@@ -377,9 +387,13 @@ export class CaseRun implements CaseScope {
     const { world } = this;
     const clock = world.clock;
     const send = tappedSend(tap, clock, this.log);
-    const dynamo = tappedDynamo(world.dynamo, tap);
+    const dynamo = tappedDynamo(world.dynamo, tap, (name, input) =>
+      this.queue.landed(tap.owner, name, input),
+    );
+    const refreshQueue = tappedQueue(this.queue, tap);
     const broker = createBroker(world.stack.env, {
       dynamo,
+      refreshQueue,
       cipher: tappedCipher(world.cipher, tap),
       secrets: tappedSecrets(world.secrets, tap),
       oauth: new ExactOAuthClient({ send, now: clock.now }),
@@ -393,7 +407,7 @@ export class CaseRun implements CaseScope {
       owner: tap.owner,
       vendOptions: { waitMs: vendWaitMs },
     });
-    return { broker, tap, dynamo, linkKeys: tappedLinkKeys(world.linkKeys, tap) };
+    return { broker, tap, dynamo, linkKeys: tappedLinkKeys(world.linkKeys, tap), refreshQueue };
   }
 
   /** The engine's log, kept off the output but checked for tokens and secrets (invariant 8). */
@@ -610,6 +624,8 @@ export class CaseRun implements CaseScope {
       pins: this.log.pins,
       operatorPins: this.log.operatorPins,
       dailyCapRefusals: this.world.sim.stats().totals.tokenRequests.daily_cap ?? 0,
+      renewals: this.log.renewals,
+      queue: this.queue.facts(),
     };
   }
 }

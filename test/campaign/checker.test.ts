@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Broker } from "../../lib/broker.js";
 import { type AccessCheck, AccessCheckOutcome } from "../../lib/chain/access-check.js";
 import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
+import { REDISPATCH_AFTER_MS } from "../../lib/chain/refresh-dispatch.js";
 import { connectionKey, nonceKey } from "../../lib/chain/table-definition.js";
 import type { VendAnswer } from "../../lib/chain/token-cache.js";
 import { Throttled } from "../../lib/errors.js";
@@ -23,7 +24,8 @@ import {
 import { CaseRun, type Door, type Invocation } from "./case-run.js";
 import { connectButton, connectPage, heldLink } from "./connect-scenarios.js";
 import { Fault, faultsFor } from "./fault-plan.js";
-import { type CaseEvidence, checkInvariants } from "./invariants.js";
+import { type CaseEvidence, checkInvariants, type DueChain } from "./invariants.js";
+import { dispatchDoor, workerHot } from "./queue-scenarios.js";
 import {
   consumerHoldsCurrent,
   REVOKED_AFTER_SECONDS,
@@ -449,8 +451,81 @@ describe("the campaign's checker", () => {
     );
   });
 
-  it("loses answers where the other side acts first: Exact's calls and DynamoDB's writes", () => {
+  it("catches a chain claimed without a message on its way (a claim before the send, whose send never came)", async () => {
+    const result = await run({
+      ...dispatchDoor,
+      name: "rogue claim",
+      async act(r, invocation) {
+        const hot = r.queue.dueChains.find(
+          (c) => c.connectionId === r.connections[1]?.connectionId,
+        ) as DueChain;
+        await invocation.broker.deps.store.unleased.claimDue(
+          hot.connectionId,
+          hot.dueAtMs,
+          hot.dueAtMs + REDISPATCH_AFTER_MS,
+        );
+      },
+    });
+
+    // Claimed until its token had expired, the hot chain was cooled, not refreshed: no vend since.
+    expect(result.violations).toEqual([
+      expect.stringMatching(
+        /door-\d+ claimed connection c\d+ \(due moved to \d+\) without a message it had queued$/,
+      ),
+      expect.stringMatching(/^hot connection c\d+, due \d+, was never worked on$/),
+    ]);
+  });
+
+  it("catches a chain queued before it is due, its message delivered early", async () => {
+    const result = await run({
+      ...dispatchDoor,
+      name: "rogue early",
+      async act(r, invocation) {
+        await dispatchDoor.act(r, invocation);
+        const later = r.queue.dueChains.find(
+          (c) => c.connectionId === r.connections[2]?.connectionId,
+        ) as DueChain;
+        const claim = { dueAtMs: later.dueAtMs, redispatchAtMs: later.dueAtMs + REDISPATCH_AFTER_MS };
+        await invocation.refreshQueue.send([{ connectionId: later.connectionId, claim, delaySeconds: 0 }]);
+      },
+    });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/door-\d+ queued connection c\d+ 150 s before it was due$/),
+      expect.stringMatching(/door-\d+'s message for connection c\d+ is delivered 150 s before it is due$/),
+    ]);
+  });
+
+  it("catches a hot chain left past its token's expiry (a worker that drops its message)", async () => {
+    const result = await run({ ...workerHot, name: "rogue drop", act: async () => undefined });
+
+    expect(result.violations).toEqual([
+      expect.stringMatching(/^hot connection c\d+ was worked on \d+ s after it was due, \d+ s too late$/),
+    ]);
+  });
+
+  it("catches a queued generation refreshed twice (a duplicate delivery worked behind the lease's back)", async () => {
+    const result = await run({
+      ...workerHot,
+      name: "rogue duplicate",
+      async act(r, invocation) {
+        await refreshWithoutLease(r, invocation);
+        return workerHot.act(r, invocation);
+      },
+    });
+
+    expect(result.violations).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^queued connection c\d+'s generation 1 was refreshed 2 times: \S+\/door-\d+, \S+\/door-\d+$/,
+        ),
+      ]),
+    );
+  });
+
+  it("loses answers where the other side acts first: Exact's calls, DynamoDB's writes, the queue's send", () => {
     for (const name of [
+      "queue:send",
       "exact:token",
       "login:POST b2c/SelfAsserted",
       "dynamo:UpdateItemCommand",

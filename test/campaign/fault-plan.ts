@@ -40,6 +40,8 @@ export const CallKind = {
   HealTrigger: "trigger",
   /** STS's GetCallerIdentity: token-vend verifying who asks (lib/auth/sts-identity-verifier.ts). */
   Sts: "sts",
+  /** The refresh dispatcher's SendMessageBatch to the refresh queue (SQS; campaign-queue.ts). */
+  Queue: "queue",
 } as const;
 export type CallKind = (typeof CallKind)[keyof typeof CallKind];
 
@@ -50,14 +52,21 @@ export const DYNAMO_WRITES: readonly string[] = [
   "dynamo:DeleteItemCommand",
 ];
 
+/** The refresh dispatcher's send to its queue: SQS may take a batch whose answer never arrives. */
+export const QUEUE_SEND = "queue:send";
+
 /**
  * Every fault applies to every call; a lost answer to the calls whose other side processes the
- * request before it answers: Exact's, and DynamoDB's writes.
+ * request before it answers: Exact's, DynamoDB's writes and the queue's send.
  */
 export function faultsFor(callName: string): Fault[] {
   const always: Fault[] = [Fault.Exception, Fault.Hang, Fault.Crash];
   const kind = kindOf(callName);
-  const processed = kind === CallKind.Exact || kind === CallKind.Login || DYNAMO_WRITES.includes(callName);
+  const processed =
+    kind === CallKind.Exact ||
+    kind === CallKind.Login ||
+    DYNAMO_WRITES.includes(callName) ||
+    callName === QUEUE_SEND;
   return processed ? [...always, Fault.Lost] : always;
 }
 
@@ -240,6 +249,11 @@ export class Tap {
     }
   }
 
+  /** A call that is not HTTP hangs (a queue's send): the clock past the holder's lease, a competitor meanwhile. */
+  hang(): Promise<void> {
+    return this.#hooks.hang(this);
+  }
+
   /** The holder dies here: this call and everything after it never returns. */
   crash(): Promise<never> {
     this.#crashed = true;
@@ -291,16 +305,31 @@ export class Tap {
  * A DynamoDB client whose every command goes through the tap, named by its class
  * (`dynamo:UpdateItemCommand`): the lease, the chain's writes, TOTP claims, guards, nonces, the
  * refresher's query and the hotness marks all pass here.
+ * @param landed told of each command DynamoDB carried out (a write that landed, its answer lost or not)
  */
-export function tappedDynamo(real: DynamoDBClient, tap: Tap): DynamoDBClient {
+export function tappedDynamo(
+  real: DynamoDBClient,
+  tap: Tap,
+  landed?: (callName: string, input: unknown) => void,
+): DynamoDBClient {
   const client = Object.create(real) as DynamoDBClient;
-  const send = (command: { constructor: { name: string }; input?: unknown }, ...rest: unknown[]) =>
-    tap.around(
-      `dynamo:${command.constructor.name}`,
-      () => (real.send as (...args: unknown[]) => Promise<unknown>).call(real, command, ...rest),
+  const send = (command: { constructor: { name: string }; input?: unknown }, ...rest: unknown[]) => {
+    const name = `dynamo:${command.constructor.name}`;
+    return tap.around(
+      name,
+      async () => {
+        const out = await (real.send as (...args: unknown[]) => Promise<unknown>).call(
+          real,
+          command,
+          ...rest,
+        );
+        landed?.(name, command.input);
+        return out;
+      },
       leaseEffect(command.input),
       command.input,
     );
+  };
   Object.defineProperty(client, "send", { value: send });
   return client;
 }

@@ -1,6 +1,7 @@
 import { REJECTION_PROBE_MS } from "../../lib/chain/app-states.js";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
+import { DISPATCH_LEAD_MS, REDISPATCH_AFTER_MS } from "../../lib/chain/refresh-dispatch.js";
 import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
 import { VEND_ERROR_TYPES } from "../../lib/handlers/token-vend-handler.js";
 
@@ -199,6 +200,10 @@ export interface CaseEvidence {
   readonly operatorPins: Readonly<Record<string, readonly number[]>>;
   /** Token calls of the case's app that Exact's daily cap refused (the simulator's `dailyTokenCap` variant). */
   readonly dailyCapRefusals: number;
+  /** Every new refresh token Exact issued a connection of the case, from the door's setup on. */
+  readonly renewals?: readonly Renewal[];
+  /** The refresh queue's doors (refresh-queue.test.ts); absent elsewhere. */
+  readonly queue?: QueueFacts;
 }
 
 /** A token call sent with a client secret Exact had rejected for the app (app-states.ts `rejectedSecrets`). */
@@ -217,6 +222,69 @@ export interface LoginStart {
   readonly connectionId: string;
   /** A sampled status (CHAINLESS_BLOCKED for a BLOCKED connection without a chain); undefined if never seen. */
   readonly statusBefore: string | undefined;
+}
+
+/** Exact issued a connection's chain a new refresh token (a refresh, a probe, a login's code exchange). */
+export interface Renewal {
+  readonly owner: string;
+  readonly connectionId: string;
+  /** When Exact processed the request (fake-clock ms), whether or not its answer reached the holder. */
+  readonly atMs: number;
+}
+
+/** The schedule that drives the refresh dispatcher: EventBridge, once a minute. */
+export const SCHEDULE_TICK_MS = 60_000;
+
+/** One SendMessageBatch that reached the refresh queue (SQS took it). */
+export interface QueueSend {
+  readonly sender: string;
+  readonly atMs: number;
+  readonly messages: ReadonlyArray<{
+    readonly connectionId: string;
+    readonly dueAtMs: number;
+    readonly redispatchAtMs: number;
+    readonly delaySeconds: number;
+  }>;
+  /** The sender got SQS's answer (false: lost on the way, or the sender died at it). */
+  readonly answered: boolean;
+}
+
+/** A dispatcher's claim that DynamoDB carried out: the chain's due time moved to the re-dispatch time. */
+export interface QueueClaim {
+  readonly owner: string;
+  readonly connectionId: string;
+  readonly redispatchAtMs: number;
+  readonly atMs: number;
+}
+
+/** A chain the case's refresh queue must see worked on: due for a refresh in its window, or for its keep-alive. */
+export interface DueChain {
+  readonly connectionId: string;
+  readonly kind: "hot" | "keep-alive";
+  readonly dueAtMs: number;
+  /** Hot: its access token's expiry. Keep-alive: Exact's 30 days on its refresh token. */
+  readonly expiresAtMs: number;
+}
+
+/** What a worker that returned did with a chain (a ChainRunOutcome: `refreshed`, `cooled`, `skipped`, …). */
+export interface WorkOutcome {
+  readonly owner: string;
+  readonly connectionId: string;
+  readonly outcome: string;
+  readonly atMs: number;
+}
+
+/** The scheduled refresh at scale (refresh-dispatch.ts, refresh-worker.ts) as a case saw it. */
+export interface QueueFacts {
+  readonly sends: readonly QueueSend[];
+  readonly claims: readonly QueueClaim[];
+  readonly dueChains: readonly DueChain[];
+  readonly workOutcomes: readonly WorkOutcome[];
+  /** When the door's invocation started, and when it was over (its hang's competitor included). */
+  readonly doorStartedAtMs: number;
+  readonly doorEndedAtMs: number;
+  /** The fault hit the chains' work itself (a worker's invocation), not the dispatcher's. */
+  readonly workFaulted: boolean;
 }
 
 /** Where one connection of the case stands after recovery. */
@@ -278,7 +346,109 @@ export function checkInvariants(evidence: CaseEvidence, expected: Expectations):
     ...noLoginForABlockedUser(evidence),
     ...pinnedDivisionKept(evidence),
     ...nothingPastTheDailyCap(evidence),
+    ...queuedBeforeClaimed(evidence),
+    ...dueChainsWorkedOn(evidence),
+    ...oneRefreshPerQueuedGeneration(evidence),
   ];
+}
+
+/**
+ * The dispatcher queues first and claims second (refresh-dispatch.ts): a claim lands only after
+ * the same dispatcher's send of that chain's message, with that claim, came back accepted, so a
+ * chain is never claimed without a message on its way. A chain is queued only once due within
+ * the dispatcher's lead, and its message is delivered no earlier than it is due.
+ */
+function queuedBeforeClaimed(evidence: CaseEvidence): string[] {
+  const queue = evidence.queue;
+  if (!queue) return [];
+  const found: string[] = [];
+  for (const claim of queue.claims) {
+    const queued = queue.sends.some(
+      (send) =>
+        send.sender === claim.owner &&
+        send.answered &&
+        send.atMs <= claim.atMs &&
+        send.messages.some(
+          (m) => m.connectionId === claim.connectionId && m.redispatchAtMs === claim.redispatchAtMs,
+        ),
+    );
+    if (!queued)
+      found.push(
+        `${claim.owner} claimed connection ${claim.connectionId} (due moved to ${claim.redispatchAtMs}) without a message it had queued`,
+      );
+  }
+  for (const send of queue.sends) {
+    for (const m of send.messages) {
+      if (m.dueAtMs > send.atMs + DISPATCH_LEAD_MS)
+        found.push(
+          `${send.sender} queued connection ${m.connectionId} ${(m.dueAtMs - send.atMs) / 1000} s before it was due`,
+        );
+      if (send.atMs + m.delaySeconds * 1000 < m.dueAtMs)
+        found.push(
+          `${send.sender}'s message for connection ${m.connectionId} is delivered ${(m.dueAtMs - send.atMs) / 1000 - m.delaySeconds} s before it is due`,
+        );
+    }
+  }
+  return found;
+}
+
+/**
+ * Every chain due in the case is worked on (Exact issues it a new refresh token): a hot chain
+ * before its access token expires, an idle one before Exact's 30 days. When the fault hit the
+ * work itself (a worker died, stalled or failed with the chain claimed), the claim's re-dispatch
+ * brings it back: worked on by the next dispatch, REDISPATCH_AFTER_MS after its due time (or
+ * the door's end, if later) and a schedule tick. A hot chain is then still refreshed, its token
+ * expired or not: its hotness is judged when its work fell due (due-chain-work.ts).
+ */
+function dueChainsWorkedOn(evidence: CaseEvidence): string[] {
+  const queue = evidence.queue;
+  if (!queue) return [];
+  const found: string[] = [];
+  for (const chain of queue.dueChains) {
+    const renewed = (evidence.renewals ?? [])
+      .filter((r) => r.connectionId === chain.connectionId && r.atMs >= queue.doorStartedAtMs)
+      .map((r) => r.atMs);
+    const which = `${chain.kind} connection ${chain.connectionId}`;
+    if (renewed.length === 0) {
+      found.push(`${which}, due ${chain.dueAtMs}, was never worked on`);
+      continue;
+    }
+    const atMs = Math.min(...renewed);
+    const redispatchedByMs =
+      Math.max(chain.dueAtMs, queue.doorEndedAtMs) + REDISPATCH_AFTER_MS + SCHEDULE_TICK_MS;
+    const byMs = queue.workFaulted ? Math.max(chain.expiresAtMs, redispatchedByMs) : chain.expiresAtMs;
+    if (atMs > byMs)
+      found.push(
+        `${which} was worked on ${(atMs - chain.dueAtMs) / 1000} s after it was due, ${(atMs - byMs) / 1000} s too late`,
+      );
+  }
+  return found;
+}
+
+/**
+ * A queued chain's generation is refreshed at most once (a probe after an unknown outcome aside,
+ * invariant 5): a duplicate message (a second tick's, SQS's second delivery) meets the lease or
+ * finds the generation moved, and is skipped.
+ */
+function oneRefreshPerQueuedGeneration(evidence: CaseEvidence): string[] {
+  const queue = evidence.queue;
+  if (!queue) return [];
+  const queued = new Set([
+    ...queue.dueChains.map((c) => c.connectionId),
+    ...queue.sends.flatMap((s) => s.messages.map((m) => m.connectionId)),
+  ]);
+  const byGeneration = new Map<string, string[]>();
+  for (const call of evidence.refreshes) {
+    if (call.probe || !queued.has(call.connectionId)) continue;
+    const key = `${call.connectionId}#${call.generation}`;
+    byGeneration.set(key, [...(byGeneration.get(key) ?? []), call.owner]);
+  }
+  return [...byGeneration]
+    .filter(([, owners]) => owners.length > 1)
+    .map(([key, owners]) => {
+      const [connectionId, generation] = key.split("#");
+      return `queued connection ${connectionId}'s generation ${generation} was refreshed ${owners.length} times: ${owners.join(", ")}`;
+    });
 }
 
 /**

@@ -34,6 +34,10 @@ import { createSecretSource, type SecretSource } from "../lib/secrets/secret-sou
 import { mulberry32 } from "../lib/sim/prng.js";
 import type { ScriptSpec } from "../lib/sim/scripts.js";
 import { table } from "./stats.js";
+import { EventClock } from "./support/event-clock.js";
+
+/** Moved to bench/support/event-clock.ts; still importable from here (test/ratebudget/support.ts). */
+export { EventClock };
 
 /**
  * What Exact answers during the outage: a bare 400 (a maintenance page) that Exact's error
@@ -159,84 +163,6 @@ function outageScript(kind: OutageKind, clientId: string): ScriptSpec {
     contentType: "text/html; charset=utf-8",
     counted: kind !== "bare 400",
   };
-}
-
-interface Timer {
-  readonly atMs: number;
-  readonly seq: number;
-  readonly fire: () => void;
-}
-
-/**
- * A discrete-event clock. `sleep` waits for virtual time; `track` marks real I/O in flight. Time
- * moves (to the next timer) only when no tracked call is in flight and every flow has settled,
- * so flows see each other as they would at real speed, only without the waiting.
- */
-export class EventClock {
-  #nowMs: number;
-  #seq = 0;
-  #busy = 0;
-  #activity = 0;
-  readonly #timers: Timer[] = [];
-
-  constructor(startMs: number) {
-    this.#nowMs = startMs;
-  }
-
-  readonly now = (): number => this.#nowMs;
-
-  readonly sleep = (ms: number): Promise<void> =>
-    new Promise((resolve) => this.#at(this.#nowMs + Math.max(0, ms), resolve));
-
-  readonly sleepUntil = (atMs: number): Promise<void> => this.sleep(atMs - this.#nowMs);
-
-  /** Runs `fire` at `atMs` (before flows that wake at the same moment but were scheduled later). */
-  at(atMs: number, fire: () => void): void {
-    this.#at(atMs, fire);
-  }
-
-  readonly track = async <T>(call: () => Promise<T>): Promise<T> => {
-    this.#busy += 1;
-    this.#activity += 1;
-    try {
-      return await call();
-    } finally {
-      this.#busy -= 1;
-      this.#activity += 1;
-    }
-  };
-
-  /** Moves time forward event by event until `untilMs`, or until `stop` holds once everything has settled. */
-  async runUntil(untilMs: number, stop: () => boolean = () => false): Promise<void> {
-    for (;;) {
-      await this.#settle();
-      if (stop()) return;
-      const next = this.#timers[0];
-      if (!next || next.atMs > untilMs) break;
-      this.#timers.shift();
-      if (next.atMs > this.#nowMs) this.#nowMs = next.atMs;
-      next.fire();
-    }
-    if (untilMs > this.#nowMs) this.#nowMs = untilMs;
-    await this.#settle();
-  }
-
-  #at(atMs: number, fire: () => void): void {
-    this.#activity += 1;
-    const timer = { atMs, seq: this.#seq++, fire };
-    const index = this.#timers.findIndex((t) => t.atMs > atMs || (t.atMs === atMs && t.seq > timer.seq));
-    this.#timers.splice(index < 0 ? this.#timers.length : index, 0, timer);
-  }
-
-  /** Until no tracked call is in flight and a full turn of the event loop changed nothing. */
-  async #settle(): Promise<void> {
-    for (;;) {
-      const seen = this.#activity;
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
-      if (this.#busy === 0 && this.#activity === seen) return;
-    }
-  }
 }
 
 /** The broker's OAuth client, noting every refresh call: when, for which connection, what came back. */

@@ -9,7 +9,7 @@ import { generateLocalKey } from "../crypto/local-key.js";
 import { OneExactIdentityDriver } from "../exact/login/one-exact-identity-driver.js";
 import type { ConnectionSecret } from "../secrets/connection-secret.js";
 import { type Simulator, type SimulatorOptions, startSimulator } from "../sim/server.js";
-import { LOCAL_AWS_ENV, type LocalDynamo, startDynalite } from "./dynalite.js";
+import { LOCAL_AWS_ENV, type LocalDynamo, startDynalite, startDynaliteProcess } from "./dynalite.js";
 
 export interface LocalStackOptions {
   readonly sim?: SimulatorOptions;
@@ -19,6 +19,11 @@ export interface LocalStackOptions {
   readonly log?: EngineLog;
   /** The clock dynalite's `Date` headers report (a test's fake clock). @default the real clock */
   readonly dynamoNow?: () => number;
+  /**
+   * dynalite in a child process (startDynaliteProcess), on another core: clients other than the
+   * stack's own then send `dynamoNow` themselves (sendVirtualNow). @default false: in this process
+   */
+  readonly dynamoInChildProcess?: boolean;
   /**
    * Where this stack's token-vend verifies callers (a moto_server); with it, vends are authorized
    * per connection (VEND_AUTHORIZATION=perConnection, BROKER_SERVER_ID "local-broker") unless `env`
@@ -79,7 +84,9 @@ function pick(overrides: BrokerOverrides): { now?: () => number; sleep?: (ms: nu
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  const dynamo = await startDynalite({ now: options.dynamoNow });
+  const dynamo = options.dynamoInChildProcess
+    ? await startDynaliteProcess({ now: options.dynamoNow })
+    : await startDynalite({ now: options.dynamoNow });
   const sim = await startSimulator(options.sim ?? {});
   const tableName = await dynamo.createTable();
   const dir = mkdtempSync(join(tmpdir(), "exact-broker-"));

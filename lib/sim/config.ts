@@ -5,6 +5,7 @@ import {
   optionalNumber,
   optionalString,
   rejectUnknownKeys,
+  requiredNumber,
   requiredString,
 } from "./validate.js";
 
@@ -144,6 +145,31 @@ export function parseUserDivisionsSpec(value: unknown): UserDivisionsSpec {
   return {
     ...(division !== undefined ? { division } : {}),
     ...(divisions !== undefined ? { divisions } : {}),
+  };
+}
+
+/**
+ * `POST /_sim/refresh-token-age`: how old the live refresh token of the pair (client ID, user)
+ * is, in seconds of sim time. Exact expires a refresh token 30 days after it issued it; a bench
+ * that stands for a chain left idle for days (bench/scale.ts) sets the age instead of waiting.
+ */
+export interface RefreshTokenAgeSpec {
+  clientId: string;
+  username: string;
+  ageSeconds: number;
+}
+
+/** Ten years: any age a test may want, an expired token's included. */
+const MAX_REFRESH_TOKEN_AGE_SECONDS = 10 * 365 * 24 * 3600;
+
+export function parseRefreshTokenAgeSpec(value: unknown): RefreshTokenAgeSpec {
+  const what = "refresh token age";
+  const object = asObject(value, what);
+  rejectUnknownKeys(object, ["clientId", "username", "ageSeconds"], what);
+  return {
+    clientId: requiredString(object, "clientId", what),
+    username: requiredString(object, "username", what),
+    ageSeconds: requiredNumber(object, "ageSeconds", { min: 0, max: MAX_REFRESH_TOKEN_AGE_SECONDS }, what),
   };
 }
 

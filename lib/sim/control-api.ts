@@ -18,6 +18,8 @@ const ROUTES = new Map<string, Route>(
     "POST /_sim/apps": (sim, body) => ok(sim.addApp(body()), 201),
     "POST /_sim/users": (sim, body) => ok(sim.addUser(body()), 201),
     "POST /_sim/authorize": (sim, body) => ok({ code: sim.authorize(body()) }),
+    "POST /_sim/refresh-token-age": (sim, body) =>
+      ok({ expiresAt: new Date(sim.setRefreshTokenAge(body())).toISOString() }),
     "GET /_sim/clock": (sim) => ok(nowBody(sim.clock.nowMs())),
     "POST /_sim/clock": (sim, body) => ok(nowBody(sim.advanceClockBy(body()))),
     "GET /_sim/variants": (sim) => ok(sim.variants),

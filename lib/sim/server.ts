@@ -1,6 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { apiRoute, serveApiRequest } from "./api-endpoints.js";
-import type { AppSpec, AuthorizeRequest, SimulatorConfig, UserDivisionsSpec, UserSpec } from "./config.js";
+import type {
+  AppSpec,
+  AuthorizeRequest,
+  RefreshTokenAgeSpec,
+  SimulatorConfig,
+  UserDivisionsSpec,
+  UserSpec,
+} from "./config.js";
 import { handleControlRequest } from "./control-api.js";
 import { type Reply, serveExactRequest } from "./exact-pipeline.js";
 import type { FaultSpec } from "./faults.js";
@@ -23,6 +30,7 @@ export type {
   AuthorizeRequest,
   FaultSpec,
   PublicUser,
+  RefreshTokenAgeSpec,
   ScriptSpec,
   SimulatorConfig,
   SimulatorStats,
@@ -80,6 +88,11 @@ export interface Simulator {
   setUserDivisions(username: string, spec: UserDivisionsSpec): PublicUser;
   /** `POST /_sim/authorize`; returns the authorization code. */
   authorize(request: AuthorizeRequest): string;
+  /**
+   * `POST /_sim/refresh-token-age`: the live refresh token of (client ID, user) as if issued
+   * `ageSeconds` ago (it expires 30 days after that); returns when it expires (epoch ms).
+   */
+  setRefreshTokenAge(spec: RefreshTokenAgeSpec): number;
   /** `POST /_sim/variants`; returns all variants after the change. */
   setVariants(partial: Partial<Variants>): Variants;
   /** `POST /_sim/faults`; returns the fault's id. */
@@ -185,6 +198,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     addUser: (spec) => sim.addUser(spec),
     setUserDivisions: (username, spec) => sim.setUserDivisions(username, spec),
     authorize: (request) => sim.authorize(request),
+    setRefreshTokenAge: (spec) => sim.setRefreshTokenAge(spec),
     setVariants: (partial) => sim.setVariants(partial),
     addFault: (spec) => sim.addFault(spec),
     clearFaults: () => sim.clearFaults(),

@@ -2,7 +2,13 @@ import { createHash } from "node:crypto";
 import { ValidationError } from "../errors.js";
 import { ApiRateLimiter } from "./api-rate-limit.js";
 import { SimClock } from "./clock.js";
-import { parseAppSpec, parseAuthorizeRequest, parseUserDivisionsSpec, parseUserSpec } from "./config.js";
+import {
+  parseAppSpec,
+  parseAuthorizeRequest,
+  parseRefreshTokenAgeSpec,
+  parseUserDivisionsSpec,
+  parseUserSpec,
+} from "./config.js";
 import { ErrorLimiter } from "./error-limit.js";
 import { FaultRegistry, type FaultView, parseFaultSpec } from "./faults.js";
 import { LoginState } from "./login-state.js";
@@ -107,6 +113,27 @@ export class Simulation {
 
   authorize(input: unknown): string {
     return this.state.issueCode(parseAuthorizeRequest(input), this.clock.nowMs());
+  }
+
+  /**
+   * Ages the live refresh token of (client ID, user) (`POST /_sim/refresh-token-age`), as if Exact
+   * had issued it `ageSeconds` ago: it expires 30 days (`refreshTtlDays`) after that.
+   * @returns when it expires now (epoch ms)
+   */
+  setRefreshTokenAge(input: unknown): number {
+    const spec = parseRefreshTokenAgeSpec(input);
+    if (this.state.app(spec.clientId) === undefined) {
+      throw new ValidationError(`refresh token age: unknown clientId "${spec.clientId}"`);
+    }
+    const user = this.state.user(spec.username);
+    if (user === undefined) {
+      throw new ValidationError(`refresh token age: unknown username "${spec.username}"`);
+    }
+    return this.state.setRefreshTokenAge(
+      this.state.pair(spec.clientId, user),
+      spec.ageSeconds * 1000,
+      this.clock.nowMs(),
+    );
   }
 
   /** Moves sim time forward; returns the new sim time in epoch ms. */

@@ -264,6 +264,24 @@ export class SimState {
     return this.issueAccessToken(pair, nowMs);
   }
 
+  /**
+   * Makes the pair's live refresh token `ageMs` old at `nowMs`: it expires when a token issued
+   * then would (`refreshTtlMs` after). Nothing else changes: not the chain, its generation, nor
+   * the too-early rule, which counts from the last access token.
+   * @returns when the token expires now (epoch ms)
+   * @throws ValidationError when the pair has no chain
+   */
+  setRefreshTokenAge(pair: Pair, ageMs: number, nowMs: number): number {
+    const chain = pair.chain;
+    const record = chain && this.refreshTokens.get(chain.refreshToken);
+    if (chain === undefined || record === undefined) {
+      throw new ValidationError(`refresh token age: "${pair.key}" has no chain`);
+    }
+    const expiresAtMs = nowMs - ageMs + this.lifetimes.refreshTtlMs;
+    this.refreshTokens.set(chain.refreshToken, { ...record, expiresAtMs });
+    return expiresAtMs;
+  }
+
   /** Rotates the refresh token alone (the too-early-carries-a-refresh-token variant). */
   rotateRefreshToken(chain: Chain, nowMs: number): string {
     chain.generation += 1;

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { hashToken } from "../../lib/chain/token-seal.js";
+import { BRANCH_KEY_CACHE_TTL_SECONDS } from "../../lib/crypto/branch-key-store.js";
 import type { TokenCipher } from "../../lib/crypto/token-cipher.js";
 import type { TokenOutcome } from "../../lib/exact/classify-token-response.js";
 import { type HttpSend, sendHttp } from "../../lib/exact/http.js";
@@ -11,7 +12,7 @@ import { createLayoutSource } from "../../lib/secrets/secret-layout.js";
 import type { SecretSource } from "../../lib/secrets/secret-source.js";
 import { DEFAULT_SECRET_MAX_AGE_SECONDS } from "../../lib/secrets/secrets-manager-source.js";
 import type { EventClock } from "../support/event-clock.js";
-import { KMS_REQUESTS_PER_CIPHER_CALL, LATENCY_MS } from "./model.js";
+import { BRANCH_KEY_USE, LATENCY_MS } from "./model.js";
 
 /** Who made a call: the three functions the bench runs, and the bench itself (seeding, aging, reading). */
 export const Caller = {
@@ -31,6 +32,8 @@ export interface CallCounts {
   meCalls: number;
   cipherCalls: number;
   kmsRequests: number;
+  /** Branch-key loads' GetItem on the key store (a table of its own: not in `dynamo`). */
+  keyStoreReads: number;
   secretFetches: number;
   sqsSends: number;
   sqsMessages: number;
@@ -43,6 +46,7 @@ export function emptyCounts(): CallCounts {
     meCalls: 0,
     cipherCalls: 0,
     kmsRequests: 0,
+    keyStoreReads: 0,
     secretFetches: 0,
     sqsSends: 0,
     sqsMessages: 0,
@@ -66,6 +70,7 @@ export function diffCounts(later: CallCounts, earlier: CallCounts): CallCounts {
     meCalls: later.meCalls - earlier.meCalls,
     cipherCalls: later.cipherCalls - earlier.cipherCalls,
     kmsRequests: later.kmsRequests - earlier.kmsRequests,
+    keyStoreReads: later.keyStoreReads - earlier.keyStoreReads,
     secretFetches: later.secretFetches - earlier.secretFetches,
     sqsSends: later.sqsSends - earlier.sqsSends,
     sqsMessages: later.sqsMessages - earlier.sqsMessages,
@@ -195,15 +200,28 @@ export class Instruments {
     })({ now: clock.now, send });
   }
 
-  /** The real cipher, each call counted (and its KMS requests, as the KMS keyring would make them) with KMS latency. */
+  /**
+   * One container's cipher: the real one, each call counted, and the branch-key loads the
+   * hierarchical keyring would make in this container (BRANCH_KEY_USE), each a key store read and
+   * a KMS request with their latency.
+   */
   cipher(inner: TokenCipher, caller: Caller): TokenCipher {
-    const { track } = this.#clock;
+    const clock = this.#clock;
     const counts = this.counts[caller];
-    const call = <T>(kind: keyof typeof KMS_REQUESTS_PER_CIPHER_CALL, run: () => Promise<T>): Promise<T> => {
+    const loadedAtMs: Record<"seal" | "open", number> = {
+      seal: Number.NEGATIVE_INFINITY,
+      open: Number.NEGATIVE_INFINITY,
+    };
+    const call = <T>(kind: keyof typeof BRANCH_KEY_USE, run: () => Promise<T>): Promise<T> => {
       counts.cipherCalls += 1;
-      const kms = KMS_REQUESTS_PER_CIPHER_CALL[kind];
-      counts.kmsRequests += kms;
-      return track(run, kms > 0 ? LATENCY_MS.kms : 0);
+      const use = BRANCH_KEY_USE[kind];
+      const loads = use !== undefined && clock.now() - loadedAtMs[use] >= BRANCH_KEY_CACHE_TTL_SECONDS * 1000;
+      if (loads) {
+        loadedAtMs[use] = clock.now();
+        counts.kmsRequests += 1;
+        counts.keyStoreReads += 1;
+      }
+      return clock.track(run, loads ? LATENCY_MS.kms + LATENCY_MS.dynamo : 0);
     };
     return {
       encrypt: (plaintext, binding) => call("encrypt", () => inner.encrypt(plaintext, binding)),

@@ -34,11 +34,13 @@ export const MIN_VALIDITY_S = 20;
 export const MONTH_MS = 30 * 86_400_000;
 
 /**
- * KMS requests per cipher call with the KMS keyring (lib/crypto/token-cipher.ts): encrypt asks
- * for a data key, prepare() for two (one per token kind, the sealer's cache then seals without
- * KMS), decrypt unwraps one.
+ * What a cipher call needs of the hierarchical keyring the stack deploys (lib/crypto/token-cipher.ts,
+ * branch-key-store.ts): sealing (encrypt, prepare) the branch key's active version, opening
+ * (decrypt) the version a token names; sealing with a prepared sealer needs nothing. A container
+ * loads each one (one key store GetItem, one KMS Decrypt) when it has none younger than
+ * BRANCH_KEY_CACHE_TTL_SECONDS.
  */
-export const KMS_REQUESTS_PER_CIPHER_CALL = { encrypt: 1, prepare: 2, seal: 0, decrypt: 1 } as const;
+export const BRANCH_KEY_USE = { encrypt: "seal", prepare: "seal", seal: undefined, decrypt: "open" } as const;
 
 export interface ScaleOptions {
   /** Connections (chains), each its own Exact user of one app. @default 10000 */

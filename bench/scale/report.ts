@@ -1,4 +1,7 @@
+import { BRANCH_KEY_CACHE_TTL_SECONDS } from "../../lib/crypto/branch-key-store.js";
+import { DEFAULT_SECRET_MAX_AGE_SECONDS } from "../../lib/secrets/secrets-manager-source.js";
 import { table } from "../stats.js";
+import { costRows } from "./cost.js";
 import { type BrokerFunctionName, type CallCounts, Caller, dynamoTotal, FUNCTIONS } from "./instruments.js";
 import { LAMBDA_MEMORY_GB, LATENCY_MS, MIN_VALIDITY_S, MONTH_MS } from "./model.js";
 import type { PhaseResult, ScaleResult } from "./run-scale.js";
@@ -16,6 +19,7 @@ function sumCounts(counts: readonly CallCounts[]): CallCounts {
     meCalls: 0,
     cipherCalls: 0,
     kmsRequests: 0,
+    keyStoreReads: 0,
     secretFetches: 0,
     sqsSends: 0,
     sqsMessages: 0,
@@ -27,6 +31,7 @@ function sumCounts(counts: readonly CallCounts[]): CallCounts {
     total.meCalls += c.meCalls;
     total.cipherCalls += c.cipherCalls;
     total.kmsRequests += c.kmsRequests;
+    total.keyStoreReads += c.keyStoreReads;
     total.secretFetches += c.secretFetches;
     total.sqsSends += c.sqsSends;
     total.sqsMessages += c.sqsMessages;
@@ -124,7 +129,8 @@ function countRows(
     ["token calls", side.tokenCalls],
     ["/current/Me calls", side.meCalls],
     ["cipher calls", side.cipherCalls],
-    ["KMS requests", side.kmsRequests],
+    ["KMS requests (branch-key loads)", side.kmsRequests],
+    ["key store reads (branch-key loads)", side.keyStoreReads],
     ["secret reads (GetSecretValue)", side.secretFetches],
     ["SQS SendMessageBatch", side.sqsSends],
     ["SQS messages", side.sqsMessages],
@@ -145,7 +151,7 @@ export function report(result: ScaleResult): string {
   lines.push(
     `scale bench: ${options.connections} connections of one app, each its own Exact user; ${options.hotMinutes} hot minutes, ${options.idleDays} idle days`,
     `  modelled latencies (virtual time): DynamoDB ${LATENCY_MS.dynamo} ms per request, Exact token call ${LATENCY_MS.token} ms, /current/Me ${LATENCY_MS.me} ms,`,
-    `  KMS ${LATENCY_MS.kms} ms per call, Secrets Manager ${LATENCY_MS.secrets} ms per read (cached ${300} s per container), SQS send ${LATENCY_MS.sqsSend} ms, SQS poll ${LATENCY_MS.sqsReceive} ms`,
+    `  KMS ${LATENCY_MS.kms} ms per call, Secrets Manager ${LATENCY_MS.secrets} ms per read (cached ${DEFAULT_SECRET_MAX_AGE_SECONDS} s per container), a branch-key load ${LATENCY_MS.kms + LATENCY_MS.dynamo} ms (cached ${BRANCH_KEY_CACHE_TTL_SECONDS} s per container), SQS send ${LATENCY_MS.sqsSend} ms, SQS poll ${LATENCY_MS.sqsReceive} ms`,
     `  Lambda: refresh every minute (timeout ${result.timeoutsMs.refresh / 1000} s), refresh-worker by an SQS event source of batch size ${options.batchSize} and maximum concurrency ${options.maxConcurrency} (timeout ${result.timeoutsMs["refresh-worker"] / 1000} s), token-vend (timeout ${result.timeoutsMs["token-vend"] / 1000} s); ${LAMBDA_MEMORY_GB * 1024} MB, warm containers; timeouts from lib/infra/function-settings.ts`,
     `  vends: minValiditySeconds ${MIN_VALIDITY_S}; one when seeded, one per generation at a random moment before its window, and for ${fmt(options.burstShare * 100, 1)}% of chains per generation a burst of ${options.burstVends} from 35 s to 5 s before the token expires`,
     `  seed: 1 connection the normal way (connection add + onboarding.seed), ${result.seed.fast} the fast way (code exchange over HTTP, the broker's cipher, the same item; no /current/Me, lease writes or history item), spread over 570 s`,
@@ -251,6 +257,13 @@ export function report(result: ScaleResult): string {
   );
   lines.push(
     "  per connection-month: the phase's count / (connections × its length / 30 days); vends are sampled (about 6 an hour a chain), so token-vend's rates scale with a real consumer's vends.",
+  );
+  lines.push("");
+  lines.push(
+    table(["per-request cost per hot connection-month", "refresh side", "token-vend", "all"], costRows(hot)),
+  );
+  lines.push(
+    "  priced from the counts above (bench/scale/cost.ts: us-east-1 on-demand); fixed costs (secrets at $0.40 each, the KMS key, alarms, the dashboard) are not per request.",
   );
   lines.push("");
   const idleRows: string[][] = [

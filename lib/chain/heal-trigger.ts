@@ -1,45 +1,74 @@
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { defaultProvider } from "@aws-sdk/credential-provider-node";
+import type { AwsCredentialsProvider } from "../client/identity-signer.js";
 import type { EngineLog, HealTrigger } from "./engine-deps.js";
 import type { HealDoor } from "./heal-door.js";
+import { invokeLambdaEvent } from "./lambda-event-invoke.js";
+
+export interface LambdaHealTriggerOptions {
+  /** fallback-login's name or ARN (FALLBACK_LOGIN_FUNCTION_NAME). */
+  readonly functionName: string;
+  readonly log: EngineLog;
+  /** @default AWS_REGION (Lambda sets it), else AWS_DEFAULT_REGION */
+  readonly region?: string;
+  /**
+   * @default the AWS SDK's default provider chain, built at the first trigger (in Lambda: the
+   * function role's credentials from the environment), the chain every SDK client here uses
+   */
+  readonly credentials?: AwsCredentialsProvider;
+  /** Where Lambda is: only tests change it (moto_server). @default https://lambda.<region>.amazonaws.com */
+  readonly endpoint?: string;
+  /** @default 3000 */
+  readonly httpTimeoutMs?: number;
+  /** @default 3, as the SDK's standard retry */
+  readonly maxAttempts?: number;
+  /** @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+}
+
+/** Lambda queues an event in tens of milliseconds; an invoke still unanswered after 3 s is retried. */
+const DEFAULT_HTTP_TIMEOUT_MS = 3_000;
+const DEFAULT_MAX_ATTEMPTS = 3;
 
 /**
  * In AWS: invoke fallback-login asynchronously (InvocationType Event), so the vend that found
  * the chain broken does not hold its caller through a login. Duplicate invocations are
  * harmless: the heal door takes the chain's lease.
  *
- * Heals are rare, so the Lambda client is built at the first trigger, not when the function
- * starts: a cold start does not pay for resolving its configuration (issue 12).
+ * The invoke is one SigV4-signed HTTP call (lambda-event-invoke.ts), not the Lambda client: 73 KB
+ * less in token-vend and refresh-worker (issue 12). Heals are rare, so the credentials are
+ * resolved at the first trigger, not when the function starts. A failed invoke is logged, never
+ * thrown: the vend that triggered it answers as it would have anyway.
  */
 export class LambdaHealTrigger implements HealTrigger {
-  readonly #functionName: string;
-  #client: LambdaClient | undefined;
-  readonly #log: EngineLog;
+  readonly #options: LambdaHealTriggerOptions;
+  #credentials: AwsCredentialsProvider | undefined;
 
-  constructor(options: {
-    readonly functionName: string;
-    readonly log: EngineLog;
-    readonly client?: LambdaClient;
-  }) {
-    this.#functionName = options.functionName;
-    this.#log = options.log;
-    this.#client = options.client;
+  constructor(options: LambdaHealTriggerOptions) {
+    this.#options = options;
+    this.#credentials = options.credentials;
   }
 
   trigger(connectionId: string): void {
     this.#invoke(connectionId).catch((error: unknown) =>
-      this.#log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
+      this.#options.log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
     );
   }
 
   async #invoke(connectionId: string): Promise<void> {
-    this.#client ??= new LambdaClient({});
-    await this.#client.send(
-      new InvokeCommand({
-        FunctionName: this.#functionName,
-        InvocationType: "Event",
-        Payload: new TextEncoder().encode(JSON.stringify({ connectionId })),
-      }),
-    );
+    const { functionName, endpoint, fetch } = this.#options;
+    const region = this.#options.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION);
+    if (!region) throw new Error("no region to invoke fallback-login in: AWS_REGION is not set");
+    this.#credentials ??= defaultProvider();
+    await invokeLambdaEvent({
+      functionName,
+      payload: { connectionId },
+      region,
+      credentials: this.#credentials,
+      httpTimeoutMs: this.#options.httpTimeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+      maxAttempts: this.#options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      ...(endpoint !== undefined ? { endpoint } : {}),
+      ...(fetch !== undefined ? { fetch } : {}),
+    });
   }
 }
 

@@ -53,10 +53,18 @@ export const BUNDLE = {
    * Packages replaced by a stand-in, as paths relative to the project root (absolute paths are
    * passed to esbuild). asn1.js serves only the Encryption SDK's ECDSA signatures, which the
    * broker's suite never makes or checks (lib/crypto/asn1-unsupported.ts): 67 KB less per
-   * bundle. (Node's own streams cannot stand in for readable-stream: the SDK calls `pipeline`
-   * without a callback, which readable-stream 3 allows and Node 20 refuses.)
+   * bundle. bn.js serves the Encryption SDK's 64-bit frame lengths and EC point compression:
+   * Node's BigInt does that in lib/crypto/bn-bigint.ts, 45 KB less per bundle that seals. (Node's
+   * own streams cannot stand in for readable-stream: the SDK calls `pipeline` without a callback,
+   * which readable-stream 3 allows and Node 20 refuses.) The SDK's default credential chain is
+   * the part of it that applies in Lambda (lib/aws/lambda-credential-provider.ts): 116 KB less
+   * per bundle, without the profile, SSO and process providers and their nested clients.
    */
-  alias: { "asn1.js": "lib/crypto/asn1-unsupported.ts" } as Readonly<Record<string, string>>,
+  alias: {
+    "asn1.js": "lib/crypto/asn1-unsupported.ts",
+    "bn.js": "lib/crypto/bn-bigint.ts",
+    "@aws-sdk/credential-provider-node": "lib/aws/lambda-credential-provider.ts",
+  } as Readonly<Record<string, string>>,
   banner: ESM_REQUIRE_SHIM,
   /** NodejsFunction names the file `index.mjs` for ESM; the local builds use the same name. */
   outFile: "index.mjs",

@@ -6,7 +6,8 @@ import {
   PutRuleCommand,
   PutTargetsCommand,
 } from "@aws-sdk/client-eventbridge";
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { CreateFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
@@ -27,8 +28,9 @@ import { describeWithMoto } from "../support/tool-gate.js";
 // EventBridge and Lambda are served by moto_server over real HTTP wherever it can serve: an event
 // travels from the publisher through a rule on the broker's bus to an SQS queue, and is read back
 // from there. moto 5.2 delivers PutEvents to SQS targets synchronously (its docs, "events":
-// put_events supports CloudWatch Log Group, Archive, SQS and EventBus targets). The two mocked
-// tests say why moto cannot serve them.
+// put_events supports CloudWatch Log Group, Archive, SQS and EventBus targets). The mocked test
+// says why moto cannot serve it; test/chain/lambda-heal-trigger.test.ts checks the heal trigger's
+// signature and payload against a local endpoint (moto does not show them).
 
 const REGION = "eu-west-1";
 const CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };
@@ -170,23 +172,83 @@ describeWithMoto("on moto_server", () => {
   });
 
   describe("LambdaHealTrigger", () => {
+    const trigger = (log: EngineLog, functionName = "fallback-login") =>
+      new LambdaHealTrigger({
+        functionName,
+        log,
+        region: REGION,
+        endpoint: moto.endpoint,
+        credentials: async () => CREDENTIALS,
+        maxAttempts: 1,
+        // moto sets up its Lambda backend on the first call: over a second on a busy machine.
+        httpTimeoutMs: 10_000,
+      });
+
     it("logs a failed invoke (no such function) instead of failing the vend that triggered it", async () => {
       const log = capturingLog();
-      const lambda = new LambdaClient({
+
+      trigger(log).trigger("acme");
+
+      await vi.waitFor(() => expect(log.lines).toHaveLength(1), { timeout: 12_000 });
+      expect(log.lines[0]?.slice(0, 2)).toEqual(["error", "could not invoke fallback-login"]);
+      expect(log.lines[0]?.[2]).toMatchObject({ connectionId: "acme" });
+      expect(loggedError(log.lines[0])?.name).toBe("ResourceNotFoundException");
+    });
+
+    it("has an asynchronous invoke of an existing function accepted (202), and logs nothing", async () => {
+      // moto's Lambda without Docker accepts every invoke of a function it knows (its "lambda
+      // simple" backend, chosen through its config API).
+      const config = await fetch(`${moto.endpoint}/moto-api/config`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ lambda: { use_docker: false } }),
+      });
+      expect(config.status).toBe(201);
+      const clientConfig = {
         region: REGION,
         endpoint: moto.endpoint,
         credentials: CREDENTIALS,
         maxAttempts: 1,
-      });
-
-      new LambdaHealTrigger({ functionName: "fallback-login", log, client: lambda }).trigger("acme");
-
-      // moto sets up its Lambda backend on the first call: over a second on a busy machine.
-      await vi.waitFor(() => expect(log.lines).toHaveLength(1), { timeout: 10_000 });
+      };
+      const iam = new IAMClient(clientConfig);
+      const lambda = new LambdaClient(clientConfig);
+      const { Role } = await iam.send(
+        new CreateRoleCommand({ RoleName: "fallback-login-role", AssumeRolePolicyDocument: "{}" }),
+      );
+      await lambda.send(
+        new CreateFunctionCommand({
+          FunctionName: "heal-target",
+          Runtime: "nodejs20.x",
+          Role: Role?.Arn,
+          Handler: "index.handler",
+          Code: { ZipFile: new Uint8Array([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]) },
+        }),
+      );
+      iam.destroy();
       lambda.destroy();
-      expect(log.lines[0]?.slice(0, 2)).toEqual(["error", "could not invoke fallback-login"]);
-      expect(log.lines[0]?.[2]).toMatchObject({ connectionId: "acme" });
-      expect(loggedError(log.lines[0])?.name).toBe("ResourceNotFoundException");
+      const accepted = vi.fn();
+      const log = capturingLog();
+      const fetchSpy: typeof fetch = async (input, init) => {
+        const response = await fetch(input, init);
+        accepted(response.status);
+        return response;
+      };
+
+      new LambdaHealTrigger({
+        functionName: "heal-target",
+        log,
+        region: REGION,
+        endpoint: moto.endpoint,
+        credentials: async () => CREDENTIALS,
+        maxAttempts: 1,
+        httpTimeoutMs: 10_000,
+        fetch: fetchSpy,
+      }).trigger("acme");
+
+      await vi.waitFor(() => expect(accepted).toHaveBeenCalled(), { timeout: 12_000 });
+      expect(accepted).toHaveBeenCalledWith(202);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(log.lines).toEqual([]);
     });
   });
 });
@@ -218,32 +280,6 @@ describe("EventBridgePublisher, an entry refused within an accepted call (mocked
         { eventType: "ChainBroken", ...event.detail, errorCode: "InternalFailure" },
       ],
     ]);
-  });
-});
-
-// moto runs an invoked function in Docker (absent here), or without Docker answers a canned
-// result; either way the payload the broker sent is not observable, so the invoke is intercepted.
-describe("LambdaHealTrigger, the invoke it sends (mocked: moto cannot show the payload)", () => {
-  let lambda: AwsClientStub<LambdaClient>;
-  beforeAll(() => {
-    lambda = mockClient(LambdaClient);
-  });
-  afterAll(() => lambda.restore());
-
-  it("invokes fallback-login asynchronously with the connection ID only", async () => {
-    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    new LambdaHealTrigger({
-      functionName: "fallback-login",
-      log: capturingLog(),
-      client: new LambdaClient({}),
-    }).trigger("acme");
-    await new Promise((resolve) => setImmediate(resolve));
-
-    const input = lambda.commandCalls(InvokeCommand)[0]?.args[0].input;
-    expect(input).toMatchObject({ FunctionName: "fallback-login", InvocationType: "Event" });
-    expect(JSON.parse(new TextDecoder().decode(input?.Payload as Uint8Array))).toEqual({
-      connectionId: "acme",
-    });
   });
 });
 

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import type { Broker } from "../broker.js";
 import { ChainImport } from "../chain/chain-import.js";
 import { ValidationError } from "../errors.js";
@@ -18,11 +18,12 @@ const MAX_TOKEN_INPUT_BYTES = 16 * 1024;
  * The refresh token to import, from `file` or, for `-`, standard input: never from the command
  * line (shell history, `ps`) and never asked for (no prompt; a terminal on standard input is
  * refused). Surrounding white space (a final newline) is dropped; what remains must be one word.
- * @throws ValidationError (exit 2) for an unreadable, empty or oversized input, or one that holds
- *   more than a token; the message names the input, never its content
+ * @throws ValidationError (exit 2) for an unreadable, empty or oversized input, a `FILE` that is no
+ *   regular file, or an input that holds more than a token; the message names the input, never
+ *   its content, nor `FILE` itself (a token typed where the file name goes would be echoed)
  */
 export async function readRefreshToken(file: string, stdin: TokenInput): Promise<string> {
-  const source = file === "-" ? "standard input" : `--refresh-token-file ${file}`;
+  const source = file === "-" ? "standard input" : "--refresh-token-file";
   let text: string;
   if (file === "-") {
     if (stdin.isTTY) {
@@ -32,17 +33,9 @@ export async function readRefreshToken(file: string, stdin: TokenInput): Promise
     }
     text = await readAll(stdin, source);
   } else {
-    try {
-      text = await readFile(file, "utf8");
-    } catch (error) {
-      throw new ValidationError(`${source} cannot be read`, { cause: error });
-    }
+    text = await readTokenFile(file, source);
   }
-  if (Buffer.byteLength(text) > MAX_TOKEN_INPUT_BYTES) {
-    throw new ValidationError(
-      `${source} holds more than ${MAX_TOKEN_INPUT_BYTES} bytes: not a refresh token`,
-    );
-  }
+  if (Buffer.byteLength(text) > MAX_TOKEN_INPUT_BYTES) throw oversized(source);
   const token = text.trim();
   if (token === "") throw new ValidationError(`${source} is empty: it must hold the refresh token`);
   // Exact's tokens are one word of printable characters (letters, digits, ! + / = and the like).
@@ -52,6 +45,43 @@ export async function readRefreshToken(file: string, stdin: TokenInput): Promise
     );
   }
   return token;
+}
+
+/**
+ * The file's text, read only once `stat` shows a regular file of at most MAX_TOKEN_INPUT_BYTES (a
+ * device such as /dev/zero never ends; a FIFO blocks), and never more than one byte past it (the
+ * file may grow in between). The file system's error is not kept as the `cause`: its message
+ * holds the path, which may be the token itself.
+ */
+async function readTokenFile(file: string, source: string): Promise<string> {
+  const unreadable = (error: unknown) => {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    return new ValidationError(`${source} cannot be read${typeof code === "string" ? ` (${code})` : ""}`);
+  };
+  const info = await stat(file).catch((error: unknown) => {
+    throw unreadable(error);
+  });
+  if (!info.isFile())
+    throw new ValidationError(
+      `${source} is not a regular file: name a file holding the token, or - for standard input`,
+    );
+  if (info.size > MAX_TOKEN_INPUT_BYTES) throw oversized(source);
+  try {
+    const handle = await open(file, "r");
+    try {
+      const buffer = Buffer.alloc(MAX_TOKEN_INPUT_BYTES + 1);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      return buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw unreadable(error);
+  }
+}
+
+function oversized(source: string): ValidationError {
+  return new ValidationError(`${source} holds more than ${MAX_TOKEN_INPUT_BYTES} bytes: not a refresh token`);
 }
 
 async function readAll(input: TokenInput, source: string): Promise<string> {
@@ -142,8 +172,9 @@ export async function importConnection(
       io.err(
         `outcome unknown: the refresh was sent and no answer came back, so Exact may have rotated the token. ` +
           `The imported token is stored as connection "${connectionId}"'s chain, SUSPECT (generation ${outcome.generation}): ` +
-          "the next vend or scheduled refresh spends one probe on it; alive, it is checked and served; dead, the connection goes back to where it was " +
-          `and needs a new consent (exact-broker connect --id ${connectionId}). Do not restart the other system. Follow it with: ${status}`,
+          "the next vend or scheduled refresh spends one probe on it; alive, it is checked and served; dead, the connection goes back to the status it had " +
+          `before this import (with --replace, the chain it replaced); without a chain then, it needs a new consent (exact-broker connect --id ${connectionId}). ` +
+          `Do not restart the other system. Follow it with: ${status}`,
       );
       return ExitCode.TryLater;
   }

@@ -129,6 +129,17 @@ function redirectUri(raw: string, allowLoopback: boolean): string {
   return url.toString();
 }
 
+/**
+ * The command as an error may repeat it: command words as they are, any other argument as
+ * `<argument>` (a token typed after the command must not be echoed into a log).
+ */
+function shownCommand(command: string): string {
+  return command
+    .split(" ")
+    .map((word) => (/^[a-z][a-z-]{0,31}$/.test(word) ? word : "<argument>"))
+    .join(" ");
+}
+
 /** Runs one command; returns the exit code. Never prints a refresh token. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
@@ -389,7 +400,7 @@ async function dispatch(command: string, values: Values, io: CliIo): Promise<num
           },
         );
       }
-      throw new ValidationError(`unknown command "${command}"\n\n${USAGE}`);
+      throw new ValidationError(`unknown command "${shownCommand(command)}"\n\n${USAGE}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { ValidationError } from "../errors.js";
+import { BrokerError, Throttled, ValidationError } from "../errors.js";
 import type { AccessToken } from "./access-token.js";
 import { bounded, callSignal, DEFAULT_DEADLINE_MS, type WaitBounds } from "./deadline.js";
 import { DeadlineExceeded } from "./errors.js";
@@ -54,27 +54,51 @@ export interface ExactFetchDeps {
 const DIVISION_IN_PATH = /^\/api\/v\d+\/(\d{1,10})\//;
 
 /**
+ * A `.` or `..` segment in the path part (before `?` or `#`), also percent-encoded (`%2e`): WHATWG
+ * URL resolves those, so a path "relative to the division" could climb out of it (or out of /api/).
+ */
+function hasDotSegment(path: string): boolean {
+  const pathPart = path.split(/[?#]/, 1)[0] ?? "";
+  return pathPart
+    .split(/[/\\]/)
+    .map((segment) => segment.replace(/%2e/gi, "."))
+    .some((segment) => segment === "." || segment === "..");
+}
+
+function invalidPath(path: string, why: string): ValidationError {
+  return new ValidationError(`invalid Exact path ${JSON.stringify(path.slice(0, 100))}: ${why}`);
+}
+
+/**
  * The URL of `path` for this token's connection: `{baseUrl}/api/v1/{division}/{path}` for a path
  * relative to the division, `{baseUrl}{path}` for one that starts with `/api/`.
  * @throws NoDivision for a relative path when the connection has no division yet;
- *   ValidationError for any other path starting with `/` or naming another host
+ *   ValidationError for any other path starting with `/`, naming another host, or with a `.` or
+ *   `..` segment (raw or percent-encoded)
  */
 export function exactUrl(token: AccessToken, path: string): URL {
   const base = new URL(token.baseUrl);
+  if (hasDotSegment(path)) throw invalidPath(path, 'no "." or ".." segments');
   let url: URL;
-  if (path.startsWith("/api/")) url = new URL(`${base.origin}${path}`);
-  else if (path.startsWith("/") || path.startsWith("\\") || /^[a-z][a-z0-9+.-]*:/i.test(path))
-    throw new ValidationError(
-      `invalid Exact path ${JSON.stringify(path.slice(0, 100))}: relative to the division ("crm/Accounts") or starting with "/api/"`,
-    );
+  let within: string;
+  if (path.startsWith("/api/")) {
+    url = new URL(`${base.origin}${path}`);
+    within = "/api/";
+  } else if (path.startsWith("/") || path.startsWith("\\") || /^[a-z][a-z0-9+.-]*:/i.test(path))
+    throw invalidPath(path, 'relative to the division ("crm/Accounts") or starting with "/api/"');
   else if (token.division === null)
     throw new NoDivision(
       "the connection has no division yet (no pinned division): use a path starting with /api/, or pin one with exact-broker connection set-division",
     );
-  else url = new URL(`${base.origin}/api/v1/${token.division}/${path}`);
+  else {
+    within = `/api/v1/${token.division}/`;
+    url = new URL(`${base.origin}${within}${path}`);
+  }
   // The bearer token goes to the connection's Exact host and nowhere else.
   if (url.origin !== base.origin)
     throw new ValidationError("an Exact path must stay on the connection's host");
+  // What the checks above do not foresee (a URL parser's own normalization) still may not leave.
+  if (!url.pathname.startsWith(within)) throw invalidPath(path, `it leaves ${within}`);
   return url;
 }
 
@@ -86,6 +110,22 @@ function rateKey(token: AccessToken, url: URL): RateKey | undefined {
   return token.clientId === undefined || division === null
     ? undefined
     : { clientId: token.clientId, division };
+}
+
+/** When the rate budget itself failed: DynamoDB has already retried a throttled request. */
+const BUDGET_FAILURE_RETRY_SECONDS = 5;
+
+/**
+ * The rate budget failed (DynamoDB throttled it, the role lacks the grant, no network): nothing
+ * went to Exact. Only the error's name goes into the message (an AWS message names ARNs); the
+ * error itself is the `cause`.
+ */
+function budgetFailed(what: string, cause: unknown): Throttled {
+  const name = cause instanceof Error ? cause.name : "Error";
+  return new Throttled(`${what}: the shared rate budget failed (${name}); nothing was sent to Exact`, {
+    cause,
+    retryAfterSeconds: BUDGET_FAILURE_RETRY_SECONDS,
+  });
 }
 
 /** One call with one token: budget, request, budget again. */
@@ -100,7 +140,16 @@ async function callOnce(
   const key = deps.rateBudget ? rateKey(token, url) : undefined;
   if (deps.rateBudget && key) {
     const budget = deps.rateBudget;
-    await bounded(() => budget.acquire(key, bounds.deadlineMs), bounds, deps.now, `${what}: the rate budget`);
+    await bounded(
+      () => budget.acquire(key, bounds.deadlineMs),
+      bounds,
+      deps.now,
+      `${what}: the rate budget`,
+    ).catch((error: unknown) => {
+      if (error instanceof BrokerError || (bounds.signal?.aborted && error === bounds.signal.reason))
+        throw error;
+      throw budgetFailed(what, error);
+    });
   }
   const headers = new Headers(init.headers);
   if (!headers.has("Accept")) headers.set("Accept", "application/json");
@@ -162,7 +211,8 @@ async function fetchExact(
  * Calls Exact's REST API for a connection with a token from token-vend: `Authorization: Bearer`,
  * `Accept: application/json` (unless `init.headers` names another), one retry after a 401 through
  * `invalidate` and a new vend. Resolves to the 2xx `Response`; every other answer is a typed
- * error: `Throttled` (429, `retryAfterSeconds` until the spent budget's `X-RateLimit-*` reset),
+ * error: `Throttled` (429, `retryAfterSeconds` until the spent budget's `X-RateLimit-*` reset;
+ * or the `RateBudget` refused the call, or failed, with its error as the `cause`: nothing sent),
  * `ExactBadRequest` (400), `ExactUnauthorized` (401 twice), `ExactForbidden` (403, with Exact's
  * `Reason`, never retried; one that refuses the user, as `BlockedUser`, also reports the token's
  * generation through `invalidate`, so the next vend has the broker check the user),
@@ -188,7 +238,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * The rows of an OData collection (`d.results`), one array per page, following `__next` until a
  * page has none. Each page is one `exactFetch` (a GET, counted against the rate budget, with its
  * own 401 retry). A `__next` leading off the connection's host is refused (`ExactApiError`): the
- * token goes nowhere else. A page that is no OData collection is an `ExactApiError` too.
+ * token goes nowhere else. A `__next` back to a page already fetched is an `ExactApiError` (it would
+ * loop without end, each turn a call charged to the rate budget), and so is a page that is no
+ * OData collection.
  */
 export async function* exactPages<Row = Record<string, unknown>>(
   deps: ExactFetchDeps,
@@ -197,8 +249,12 @@ export async function* exactPages<Row = Record<string, unknown>>(
   options: ExactPagesOptions = {},
 ): AsyncGenerator<Row[], void, undefined> {
   let next: string | undefined = path;
+  /** Origin, path and query of each page fetched (a fragment never reaches Exact). */
+  const fetched = new Set<string>();
+  const page = (url: URL) => `${url.origin}${url.pathname}${url.search}`;
   while (next !== undefined) {
     const { response, url } = await fetchExact(deps, connectionId, next, { ...options, method: "GET" });
+    fetched.add(page(url));
     const what = `GET ${url.pathname}`;
     const invalid = (why: string) =>
       new ExactApiError(`Exact's answer to ${what} ${why}`, { status: response.status });
@@ -211,6 +267,7 @@ export async function* exactPages<Row = Record<string, unknown>>(
     const nextUrl = typeof d.__next === "string" && URL.canParse(d.__next) ? new URL(d.__next) : undefined;
     if (!nextUrl || nextUrl.origin !== url.origin || !nextUrl.pathname.startsWith("/api/"))
       throw invalid("has a __next off the connection's host");
+    if (fetched.has(page(nextUrl))) throw invalid("has a __next to a page already fetched");
     next = `${nextUrl.pathname}${nextUrl.search}`;
   }
 }

@@ -164,8 +164,11 @@ export class TokenClient {
    * user: `UserBlocked`). An invoke already in flight still answers its callers, but its answer
    * is not cached, unless it already reports this generation or a newer one.
    *
-   * The report is sent until token-vend answers a token, or answers `ValidationError` (a broker
-   * older than issue 11 refuses the field; upgrade the broker before its consumers).
+   * The report is sent until token-vend answers a token, or answers `ValidationError`: then the
+   * same invoke is made once more without the report, and its answer (or error) is the vend's. That
+   * happens when the chain restarted below the reported generation (the connection removed and
+   * added again, a table restore), and with a broker older than issue 11, which refuses the field
+   * (upgrade the broker before its consumers: such a broker cannot check the refused token).
    */
   invalidate(connectionId: string, options: InvalidateOptions = {}): void {
     const byFunction = this.#slots.get(connectionId);
@@ -236,12 +239,21 @@ export class TokenClient {
     const answered = () => {
       if (slot.rejectedGeneration === rejectedGeneration) slot.rejectedGeneration = undefined;
     };
-    const promise = this.#invoker
-      .invoke(functionName, {
-        connectionId,
-        minValiditySeconds,
-        ...(rejectedGeneration !== undefined ? { rejectedGeneration } : {}),
-      })
+    const plain = { connectionId, minValiditySeconds };
+    const invoked =
+      rejectedGeneration === undefined
+        ? this.#invoker.invoke(functionName, plain)
+        : this.#invoker
+            .invoke(functionName, { ...plain, rejectedGeneration })
+            // token-vend refuses the report itself: the chain restarted below the reported
+            // generation (the connection removed and added again, a table restore), or a broker
+            // older than issue 11 knows no such field. Either way the report cannot be made, and
+            // one plain vend serves what the broker has (exactFetch's one retry needs a token).
+            .catch((error: unknown) => {
+              if (!(error instanceof ValidationError)) throw error;
+              return this.#invoker.invoke(functionName, plain);
+            });
+    const promise = invoked
       .then((text) => parseVendAnswer(text, this.#now()))
       .then(
         (entry) => {

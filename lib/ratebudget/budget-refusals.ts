@@ -1,7 +1,7 @@
 import type { RateKey } from "../client/rate-budget.js";
 import { Throttled } from "../errors.js";
 
-/** The day's budget of `key` is spent until `untilMs` (UTC midnight, when Exact resets it). */
+/** The day's budget of `key` is spent until `untilMs` (the reset Exact reported, else UTC midnight). */
 export function daySpent(key: RateKey, callsPerDay: number, nowMs: number, untilMs: number): Throttled {
   return new Throttled(
     `Exact's API budget of ${callsPerDay} calls a day for division ${key.division} (app ${key.clientId}) ` +

@@ -4,6 +4,7 @@ import { daySpent, noSlotBeforeDeadline } from "./budget-refusals.js";
 import { BudgetTable } from "./budget-table.js";
 import {
   type BudgetState,
+  DAY_MS,
   EXACT_RATE_LIMITS,
   MINUTE_MS,
   type RateLimits,
@@ -60,6 +61,11 @@ interface Lane {
   readonly held: Set<Slot>;
   /** Slots of `day` dropped unused: the next claim returns them to the day's count. */
   giveBack: number;
+  /**
+   * Epoch ms until which Exact said the day's budget is spent (`X-RateLimit-Remaining: 0`), at
+   * the reset it reported: Exact's day need not be our UTC day.
+   */
+  daySpentUntilMs: number;
   /** Callers waiting for a slot, by deadline (epoch ms). */
   readonly needs: Set<{ readonly deadlineMs: number }>;
   /** Callers inside `acquire`, and the most of them at once within the last minute. */
@@ -102,8 +108,9 @@ export class SharedRateBudget implements RateBudget {
   /**
    * Resolves at the moment one call of `key` may go to Exact (the slot's grid point), never past
    * `deadlineMs` (epoch ms).
-   * @throws Throttled with `retryAfterSeconds`: the day's budget is spent (until UTC midnight,
-   *   when Exact resets it), or no slot is free before `deadlineMs`. DynamoDB's own errors as they come.
+   * @throws Throttled with `retryAfterSeconds`: the day's budget is spent (until the reset Exact
+   *   reported with `X-RateLimit-Remaining: 0`, else UTC midnight), or no slot is free before
+   *   `deadlineMs`. DynamoDB's own errors as they come.
    */
   async acquire(key: RateKey, deadlineMs: number): Promise<void> {
     const lane = this.lane(key);
@@ -118,6 +125,8 @@ export class SharedRateBudget implements RateBudget {
       for (;;) {
         const now = this.now();
         this.syncDay(lane, now);
+        if (lane.daySpentUntilMs > now)
+          throw daySpent(key, this.windows.limits.callsPerDay, now, lane.daySpentUntilMs);
         const slot = this.takeSlot(lane, now);
         if (slot !== undefined) {
           if (slot.atMs > deadlineMs) {
@@ -171,6 +180,8 @@ export class SharedRateBudget implements RateBudget {
     const { day } = lane;
     const minute = this.windows.minuteOf(now);
     this.trimSlots(lane, observation, now);
+    if (observation.dailyRemaining === 0)
+      lane.daySpentUntilMs = Math.max(lane.daySpentUntilMs, this.dayResetMs(observation, now));
     const excess = this.windows.minuteExcess(observation, now);
     const dayCount = this.windows.exactDayCount(observation, now);
     const dayTarget = (state: BudgetState) => (dayCount ?? 0) + this.windows.pending(state, now);
@@ -206,6 +217,7 @@ export class SharedRateBudget implements RateBudget {
         slots: [],
         held: new Set(),
         giveBack: 0,
+        daySpentUntilMs: Number.NEGATIVE_INFINITY,
         needs: new Set(),
         active: 0,
         peak: 0,
@@ -262,11 +274,12 @@ export class SharedRateBudget implements RateBudget {
    * Holds no slot Exact has no room for: after an answer saying `r` calls remain in its minute
    * window, none past the first `r − 1` grid points to come in it. Grid points are shared, so every
    * process trimming to the same point keeps the slots held by all of them within Exact's room;
-   * another process's slots go at its own next answer. A daily 429 drops every slot.
+   * another process's slots go at its own next answer. A spent day (a daily 429, or
+   * `X-RateLimit-Remaining: 0`) drops every slot.
    */
   private trimSlots(lane: Lane, observation: RateLimitObservation, nowMs: number): void {
     const window = this.windows.exactMinute(observation, nowMs);
-    const dayRefused = observation.rateLimited && observation.dailyRemaining === 0;
+    const dayRefused = observation.dailyRemaining === 0;
     if (window === undefined && !dayRefused) return;
     const fromMs =
       window === undefined || window.remaining <= 1
@@ -279,6 +292,18 @@ export class SharedRateBudget implements RateBudget {
       if (slot.day === lane.day) lane.giveBack += 1;
     }
     lane.slots = lane.slots.filter((slot) => !slot.revoked);
+  }
+
+  /**
+   * When Exact gives a spent day back: the reset it reported (its day need not be the UTC day:
+   * a service may reset at its local midnight), else UTC midnight. A reset past or more than a
+   * day ahead is no reset of this day's budget: UTC midnight then too.
+   */
+  private dayResetMs(observation: RateLimitObservation, nowMs: number): number {
+    const { dailyResetAtMs } = observation;
+    return dailyResetAtMs !== undefined && dailyResetAtMs > nowMs && dailyResetAtMs <= nowMs + DAY_MS
+      ? dailyResetAtMs
+      : this.windows.dayEndMs(nowMs);
   }
 
   private syncDay(lane: Lane, nowMs: number): void {

@@ -75,19 +75,48 @@ describe("TokenClient.invalidate: the refused generation", () => {
     ]);
   });
 
-  it("drops the report when token-vend refuses the event (an older broker, or a generation it no longer has)", async () => {
+  it.each([
+    ["an older broker", "invalid event: unrecognized key rejectedGeneration"],
+    [
+      "a chain restarted below it",
+      'connection "acme": rejectedGeneration 3 is above its current generation 1',
+    ],
+  ])("vends once more without the report when token-vend refuses it (%s)", async (_what, message) => {
+    lambdaMock
+      .on(InvokeCommand)
+      .resolvesOnce(answer(3, 600))
+      .resolvesOnce(brokerFailure(new ValidationError(message)))
+      .resolves(answer(1, 600));
+    await client.getAccessToken("acme");
+    client.invalidate("acme");
+
+    const served = await client.getAccessToken("acme");
+    await client.getAccessToken("acme", { minValiditySeconds: 600 });
+
+    expect(served.generation).toBe(1);
+    expect(events().slice(1)).toStrictEqual([
+      { connectionId: "acme", minValiditySeconds: 30, rejectedGeneration: 3 },
+      { connectionId: "acme", minValiditySeconds: 30 },
+      { connectionId: "acme", minValiditySeconds: 600 },
+    ]);
+  });
+
+  it("throws the plain vend's ValidationError when that one is refused too, and reports no more", async () => {
+    const tooMuch = new ValidationError("invalid event: minValiditySeconds: too big");
     lambdaMock
       .on(InvokeCommand)
       .resolvesOnce(answer(3, 600))
       .resolvesOnce(brokerFailure(new ValidationError("invalid event: unrecognized key rejectedGeneration")))
+      .resolvesOnce(brokerFailure(tooMuch))
       .resolves(answer(3, 600));
     await client.getAccessToken("acme");
     client.invalidate("acme");
 
-    await expect(client.getAccessToken("acme")).rejects.toBeInstanceOf(ValidationError);
+    await expect(client.getAccessToken("acme")).rejects.toThrow(tooMuch.message);
     await client.getAccessToken("acme");
 
-    expect(events()[2]).toStrictEqual({ connectionId: "acme", minValiditySeconds: 30 });
+    expect(events()).toHaveLength(4);
+    expect(events()[3]).toStrictEqual({ connectionId: "acme", minValiditySeconds: 30 });
   });
 
   it("keeps a newer cached token when told an older generation was refused", async () => {

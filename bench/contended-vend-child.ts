@@ -12,6 +12,7 @@ import { createBroker } from "../lib/broker.js";
 import { BrokerError } from "../lib/errors.js";
 import type { TokenOutcome } from "../lib/exact/classify-token-response.js";
 import { type ClientCredentials, ExactOAuthClient } from "../lib/exact/oauth-client.js";
+import { countingDynamo } from "../lib/local/counting-dynamo.js";
 import { createLogger } from "../lib/log/logger.js";
 import { READY_MARKER, type RoundResult } from "./contended-vend-protocol.js";
 
@@ -37,9 +38,15 @@ class TimedOAuthClient extends ExactOAuthClient {
 const [connectionId = "", callers = "1", minValidity = "0"] = process.argv.slice(2);
 const log = createLogger({ serviceName: "bench", level: "ERROR" });
 const oauth = new TimedOAuthClient();
-const brokers = Array.from({ length: Number(callers) }, () =>
-  createBroker(process.env, { log, oauth, vendOptions: { coalesce: false } }),
+// One DynamoDB client per caller (a container's own), all counted.
+const counted = Array.from({ length: Number(callers) }, () =>
+  countingDynamo(process.env.AWS_ENDPOINT_URL_DYNAMODB ?? ""),
 );
+const brokers = counted.map(({ client }) =>
+  createBroker(process.env, { log, oauth, dynamo: client, vendOptions: { coalesce: false } }),
+);
+const dynamoRequests = (): number =>
+  counted.reduce((sum, { counts }) => sum + Object.values(counts).reduce((a, b) => a + b, 0), 0);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 process.stderr.write(`${READY_MARKER}\n`);
@@ -47,6 +54,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() === "end") break;
   await sleep(Number(line) - Date.now());
   oauth.callsMs.length = 0;
+  const requestsBefore = dynamoRequests();
   const latenciesMs: number[] = [];
   const generations: number[] = [];
   const errors: string[] = [];
@@ -63,7 +71,13 @@ for await (const line of createInterface({ input: process.stdin })) {
       }
     }),
   );
-  const result: RoundResult = { latenciesMs, tokenCallsMs: [...oauth.callsMs], generations, errors };
+  const result: RoundResult = {
+    latenciesMs,
+    tokenCallsMs: [...oauth.callsMs],
+    generations,
+    errors,
+    dynamoRequests: dynamoRequests() - requestsBefore,
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 // The brokers' HTTP agents keep sockets open: the rounds are over, so is the process.

@@ -9,6 +9,8 @@ export interface RoundResult {
   /** Wall time of each refresh call to Exact's token endpoint made in the process this round. */
   readonly tokenCallsMs: number[];
   readonly generations: number[];
+  /** DynamoDB requests the process's callers made this round. */
+  readonly dynamoRequests: number;
   /** errorType of each vend that failed. */
   readonly errors: string[];
 }

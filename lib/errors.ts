@@ -92,6 +92,14 @@ export class TokenDecryptError extends BrokerError {
 }
 
 /**
+ * KMS (or the branch key store) did not answer a decrypt: the token is not at fault, and its
+ * chain is left as it is. token-vend answers it as InternalError (an AWS failure).
+ */
+export class EncryptionUnavailable extends BrokerError {
+  override name = "EncryptionUnavailable";
+}
+
+/**
  * token-vend refuses the caller (VEND_AUTHORIZATION=perConnection, lib/auth/): no verified AWS
  * identity, or one that was not granted this connection. Decided before any chain work. The
  * message names the verified principal and the grant it lacks; never a signature or credential.

@@ -25,7 +25,7 @@ import {
 import { RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from "@aws-crypto/raw-aes-keyring-node";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { ConfigurationError, TokenDecryptError } from "../errors.js";
+import { ConfigurationError, EncryptionUnavailable, TokenDecryptError } from "../errors.js";
 import { registerSecret } from "../log/redactor.js";
 import { BRANCH_KEY_CACHE_TTL_SECONDS, BranchKeyStore } from "./branch-key-store.js";
 import { decodeLocalKey } from "./local-key.js";
@@ -255,6 +255,12 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
         plaintext = bytes.toString("utf8");
       } catch (error) {
         if (error instanceof TokenDecryptError) throw error;
+        if (keyServiceFailed(error)) {
+          throw new EncryptionUnavailable(
+            `KMS did not open the data key of ${describeBinding(binding)}'s token; the token is not at fault`,
+            { cause: error },
+          );
+        }
         throw new TokenDecryptError(`Stored token of ${describeBinding(binding)} did not decrypt`, {
           cause: error,
         });
@@ -263,6 +269,22 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       return plaintext;
     },
   };
+}
+
+/**
+ * Whether the SDK's error is KMS failing rather than the message being bad. The KMS keyring
+ * flattens its KMS errors into one message (kms_keyring.js: "… one or more KMS CMKs had an
+ * error", each error's stack after it); only InvalidCiphertextException and IncorrectKeyException
+ * say the data key itself is wrong. Anything else (throttling, no answer, access denied) leaves the
+ * token untouched: a warm container's branch key cannot stand in for a probe of the KMS keyring
+ * that opens tokens sealed before the branch key.
+ */
+function keyServiceFailed(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : "";
+  return (
+    message.includes("one or more KMS CMKs had an error") &&
+    !/InvalidCiphertextException|IncorrectKeyException/.test(message)
+  );
 }
 
 /**

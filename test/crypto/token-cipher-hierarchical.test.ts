@@ -18,7 +18,7 @@ import {
   type TokenBinding,
   type TokenCipher,
 } from "../../lib/crypto/token-cipher.js";
-import { ConfigurationError, TokenDecryptError } from "../../lib/errors.js";
+import { ConfigurationError, EncryptionUnavailable, TokenDecryptError } from "../../lib/errors.js";
 import { createBranchKeySetupHandler } from "../../lib/handlers/branch-key-setup-handler.js";
 import { type MotoServer, startMotoServer } from "../support/moto-server.js";
 import { describeWithMoto } from "../support/tool-gate.js";
@@ -369,6 +369,24 @@ describeWithMoto("createTokenCipher with the branch key store (hierarchical keyr
       );
 
       expect((error as Error).message).toMatch(/encryption context differs/);
+    });
+
+    it("reports KMS down, not a dead token, for a token sealed before the branch key, however warm the branch key is", async () => {
+      const sealedBefore = await kmsOnlyCipher().encrypt(REFRESH_TOKEN, REFRESH);
+      const cipher = hierarchicalCipher();
+      // A warm container: the branch key is loaded, so a seal-and-open probe needs no KMS at all.
+      await cipher.decrypt(await cipher.encrypt(ACCESS_TOKEN, ACCESS), ACCESS);
+      kmsUp = false;
+
+      const error = await failure(cipher.decrypt(sealedBefore, REFRESH));
+      const probe = await cipher.decrypt(await cipher.encrypt("probe", ACCESS), ACCESS);
+
+      // A TokenDecryptError with a working probe would mark the chain BROKEN (decrypt_failed).
+      expect(error).toBeInstanceOf(EncryptionUnavailable);
+      expect(error).not.toBeInstanceOf(TokenDecryptError);
+      expect(probe).toBe("probe");
+      kmsUp = true;
+      expect(await cipher.decrypt(sealedBefore, REFRESH)).toBe(REFRESH_TOKEN);
     });
 
     it("refuses, as a configuration error and not a dead token, to open a branch-key token without the key store settings", async () => {

@@ -8,7 +8,7 @@ import {
   type TokenBinding,
   type TokenCipher,
 } from "../../lib/crypto/token-cipher.js";
-import { TokenDecryptError } from "../../lib/errors.js";
+import { EncryptionUnavailable, TokenDecryptError } from "../../lib/errors.js";
 import { type MotoServer, startMotoServer } from "../support/moto-server.js";
 import { describeWithMoto } from "../support/tool-gate.js";
 
@@ -197,14 +197,15 @@ describeWithMoto("createTokenCipher with a KMS key", () => {
       expect(String((error as Error).cause)).toMatch(/InvalidCiphertextException/);
     });
 
-    it("turns a KMS outage into TokenDecryptError", async () => {
+    it("reports a KMS outage as EncryptionUnavailable, never as a token that does not decrypt", async () => {
       const cipher = kmsCipher();
       const ciphertext = await cipher.encrypt(REFRESH_TOKEN, REFRESH);
       kmsUp = false;
 
       const error = await failure(cipher.decrypt(ciphertext, REFRESH));
 
-      expect(error).toBeInstanceOf(TokenDecryptError);
+      expect(error).toBeInstanceOf(EncryptionUnavailable);
+      expect(error).not.toBeInstanceOf(TokenDecryptError);
       expect((error as Error).message).not.toContain(REFRESH_TOKEN);
       expect(String((error as Error).cause)).toMatch(/ECONNREFUSED/);
     });

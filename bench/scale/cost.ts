@@ -1,4 +1,4 @@
-import { type CallCounts, dynamoTotal } from "./instruments.js";
+import type { CallCounts } from "./instruments.js";
 import type { PhaseRates } from "./report.js";
 
 /**
@@ -20,15 +20,12 @@ export const PRICES = {
   sqsRequest: 0.4 / 1e6,
 } as const;
 
-const READ_COMMANDS = new Set(["GetItem", "Query", "BatchGetItem"]);
-
-/** Dollars for one side's counts; the key store's reads are eventually consistent (half a unit). */
+/** Dollars for one side's counts, by the request units DynamoDB bills; the key store's reads are eventually consistent (half a unit). */
 function dollars(counts: CallCounts): { dynamo: number; kms: number; secrets: number; sqs: number } {
-  let reads = 0;
-  for (const [command, n] of Object.entries(counts.dynamo)) if (READ_COMMANDS.has(command)) reads += n;
-  const writes = dynamoTotal(counts) - reads;
   return {
-    dynamo: writes * PRICES.dynamoWrite + (reads + counts.keyStoreReads / 2) * PRICES.dynamoRead,
+    dynamo:
+      counts.writeUnits * PRICES.dynamoWrite +
+      (counts.readUnits + counts.keyStoreReads / 2) * PRICES.dynamoRead,
     kms: counts.kmsRequests * PRICES.kms,
     secrets: counts.secretFetches * PRICES.secretRead,
     // Each message is sent in a batch, received by the event source and deleted: a batch's three requests.

@@ -34,10 +34,29 @@ export interface CallCounts {
   kmsRequests: number;
   /** Branch-key loads' GetItem on the key store (a table of its own: not in `dynamo`). */
   keyStoreReads: number;
+  /**
+   * Request units DynamoDB bills for `dynamo`'s requests: the table's (by item size, as dynalite
+   * reports them with ReturnConsumedCapacity) and the due index's (see {@link INDEX_WRITE_UNITS}).
+   */
+  readUnits: number;
+  writeUnits: number;
   secretFetches: number;
   sqsSends: number;
   sqsMessages: number;
 }
+
+/**
+ * Write units a due-index change costs beside the table's: a write that moves `dueAtMs` (the
+ * index's sort key; keys-only, under 1 KB) deletes the old index entry and puts the new one.
+ */
+export const INDEX_WRITE_UNITS = 2;
+
+const WRITE_COMMANDS = new Set([
+  "PutItemCommand",
+  "UpdateItemCommand",
+  "DeleteItemCommand",
+  "BatchWriteItemCommand",
+]);
 
 export function emptyCounts(): CallCounts {
   return {
@@ -47,6 +66,8 @@ export function emptyCounts(): CallCounts {
     cipherCalls: 0,
     kmsRequests: 0,
     keyStoreReads: 0,
+    readUnits: 0,
+    writeUnits: 0,
     secretFetches: 0,
     sqsSends: 0,
     sqsMessages: 0,
@@ -71,6 +92,8 @@ export function diffCounts(later: CallCounts, earlier: CallCounts): CallCounts {
     cipherCalls: later.cipherCalls - earlier.cipherCalls,
     kmsRequests: later.kmsRequests - earlier.kmsRequests,
     keyStoreReads: later.keyStoreReads - earlier.keyStoreReads,
+    readUnits: later.readUnits - earlier.readUnits,
+    writeUnits: later.writeUnits - earlier.writeUnits,
     secretFetches: later.secretFetches - earlier.secretFetches,
     sqsSends: later.sqsSends - earlier.sqsSends,
     sqsMessages: later.sqsMessages - earlier.sqsMessages,
@@ -140,6 +163,27 @@ export class Instruments {
       this.counts[caller].dynamo = counting.counts;
       // dynalite in a child process reports the virtual clock only if told it (lib/local/dynalite.ts).
       sendVirtualNow(client, this.#clock.now);
+      const counts = this.counts[caller];
+      client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const input = args.input as Record<string, unknown>;
+          const command = String(context.commandName ?? "");
+          const write = WRITE_COMMANDS.has(command);
+          if (command !== "QueryCommand") input.ReturnConsumedCapacity = "TOTAL";
+          const out = await next(args);
+          const consumed = (out.output as { ConsumedCapacity?: { CapacityUnits?: number } }).ConsumedCapacity;
+          // dynalite reports no capacity for a Query: a keys-only index page, eventually consistent.
+          const units = consumed?.CapacityUnits ?? 0.5;
+          if (write) {
+            const movesDue = JSON.stringify(input.ExpressionAttributeNames ?? {}).includes("dueAtMs");
+            counts.writeUnits += units + (movesDue ? INDEX_WRITE_UNITS : 0);
+          } else {
+            counts.readUnits += units;
+          }
+          return out;
+        },
+        { step: "initialize", name: "consumedCapacity" },
+      );
       const latencyMs = caller === Caller.Bench ? 0 : LATENCY_MS.dynamo;
       client.middlewareStack.add((next) => (args) => this.#clock.track(() => next(args), latencyMs), {
         step: "initialize",

@@ -20,6 +20,8 @@ function sumCounts(counts: readonly CallCounts[]): CallCounts {
     cipherCalls: 0,
     kmsRequests: 0,
     keyStoreReads: 0,
+    readUnits: 0,
+    writeUnits: 0,
     secretFetches: 0,
     sqsSends: 0,
     sqsMessages: 0,
@@ -32,6 +34,8 @@ function sumCounts(counts: readonly CallCounts[]): CallCounts {
     total.cipherCalls += c.cipherCalls;
     total.kmsRequests += c.kmsRequests;
     total.keyStoreReads += c.keyStoreReads;
+    total.readUnits += c.readUnits;
+    total.writeUnits += c.writeUnits;
     total.secretFetches += c.secretFetches;
     total.sqsSends += c.sqsSends;
     total.sqsMessages += c.sqsMessages;
@@ -129,6 +133,8 @@ function countRows(
     ["token calls", side.tokenCalls],
     ["/current/Me calls", side.meCalls],
     ["cipher calls", side.cipherCalls],
+    ["DynamoDB write units (item size, due index)", side.writeUnits],
+    ["DynamoDB read units", side.readUnits],
     ["KMS requests (branch-key loads)", side.kmsRequests],
     ["key store reads (branch-key loads)", side.keyStoreReads],
     ["secret reads (GetSecretValue)", side.secretFetches],

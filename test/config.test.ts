@@ -91,10 +91,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TABLE_NAME: "chains", ...env })).toThrow(reason);
   });
 
-  it("refuses a BROKER_FUNCTION the broker does not have, naming the four it has", () => {
+  it("refuses a BROKER_FUNCTION the broker does not have, naming the five it has", () => {
     expect(() =>
       loadConfig({ TABLE_NAME: "chains", FUNCTION_TIMEOUT_SECONDS: "25", BROKER_FUNCTION: "vend" }),
-    ).toThrow(/BROKER_FUNCTION must be one of token-vend, refresh, fallback-login, connect .*got "vend"/);
+    ).toThrow(
+      /BROKER_FUNCTION must be one of token-vend, refresh, refresh-worker, fallback-login, connect .*got "vend"/,
+    );
   });
 
   it.each([

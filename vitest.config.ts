@@ -13,9 +13,9 @@ export default defineConfig({
     // each file's servers and module state apart.
     pool: "forks",
     // Vitest's default in a run is one worker fewer than the CPUs: a single worker on a 2-CPU CI
-    // machine. Files wait on loopback HTTP (dynalite, the simulator, moto) much of the time, so one
-    // worker more than the CPUs keeps them busy (2 workers used about 1.5 of 2 CPUs).
-    maxWorkers: Math.max(2, availableParallelism() + 1),
+    // machine. Most files wait on loopback HTTP (dynalite, the simulator, moto), so one worker per
+    // CPU keeps both busy.
+    maxWorkers: Math.max(2, availableParallelism()),
     env: { NODE_NO_WARNINGS: "1" },
     // The second one prints, once per run, how many tests were skipped for a missing
     // moto_server or cfn-lint (test/support/tool-gate.ts) and how to install it.

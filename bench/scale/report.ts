@@ -2,7 +2,14 @@ import { BRANCH_KEY_CACHE_TTL_SECONDS } from "../../lib/crypto/branch-key-store.
 import { DEFAULT_SECRET_MAX_AGE_SECONDS } from "../../lib/secrets/secrets-manager-source.js";
 import { table } from "../stats.js";
 import { costRows } from "./cost.js";
-import { type BrokerFunctionName, type CallCounts, Caller, dynamoTotal, FUNCTIONS } from "./instruments.js";
+import {
+  type BrokerFunctionName,
+  type CallCounts,
+  Caller,
+  dynamoTotal,
+  emptyCounts,
+  FUNCTIONS,
+} from "./instruments.js";
 import { LAMBDA_MEMORY_GB, LATENCY_MS, MIN_VALIDITY_S, MONTH_MS } from "./model.js";
 import type { PhaseResult, ScaleResult } from "./run-scale.js";
 
@@ -13,19 +20,7 @@ export const FINAL_LINE =
 const REFRESH_SIDE: readonly BrokerFunctionName[] = [Caller.Refresh, Caller.RefreshWorker];
 
 function sumCounts(counts: readonly CallCounts[]): CallCounts {
-  const total: CallCounts = {
-    dynamo: {},
-    tokenCalls: 0,
-    meCalls: 0,
-    cipherCalls: 0,
-    kmsRequests: 0,
-    keyStoreReads: 0,
-    readUnits: 0,
-    writeUnits: 0,
-    secretFetches: 0,
-    sqsSends: 0,
-    sqsMessages: 0,
-  };
+  const total = emptyCounts();
   for (const c of counts) {
     for (const [command, n] of Object.entries(c.dynamo))
       total.dynamo[command] = (total.dynamo[command] ?? 0) + n;

@@ -30,6 +30,20 @@ export type ChainRunOutcome =
   | "skipped"
   | "failed";
 
+/** Every outcome at 0: a run's tally. */
+export function noOutcomes(): Record<ChainRunOutcome, number> {
+  return {
+    refreshed: 0,
+    keepalive: 0,
+    verified: 0,
+    cooled: 0,
+    heal_triggered: 0,
+    deferred: 0,
+    skipped: 0,
+    failed: 0,
+  };
+}
+
 /** Epoch ms (the engine's clock) that bound one chain's work. */
 export interface DueChainWindow {
   /** A refresh window opening later than this is left for later work (no sleep that long). */

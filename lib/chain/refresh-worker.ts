@@ -1,6 +1,6 @@
 import { WINDOW_WAIT_MS } from "../config-timing.js";
 import { BrokerError } from "../errors.js";
-import { type ChainRunOutcome, DueChainWork } from "./due-chain-work.js";
+import { type ChainRunOutcome, DueChainWork, noOutcomes } from "./due-chain-work.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HistoryDoor } from "./history-entry.js";
 import type { DueChainMessage } from "./refresh-dispatch.js";
@@ -35,16 +35,7 @@ export class RefreshWorker {
    */
   async run(messages: readonly DueChainMessage[], deadlineMs: number): Promise<RefreshWorkerSummary> {
     const { now, log, config } = this.#deps;
-    const outcomes: Record<ChainRunOutcome, number> = {
-      refreshed: 0,
-      keepalive: 0,
-      verified: 0,
-      cooled: 0,
-      heal_triggered: 0,
-      deferred: 0,
-      skipped: 0,
-      failed: 0,
-    };
+    const outcomes = noOutcomes();
     const failures: Array<{ connectionId: string; errorType: string }> = [];
     const lastStartMs = deadlineMs - config.leaseMs - CLOCK_SKEW_BOUND_MS;
     await Promise.all(

@@ -1,5 +1,5 @@
 import { BrokerError } from "../errors.js";
-import { type ChainRunOutcome, DueChainWork } from "./due-chain-work.js";
+import { type ChainRunOutcome, DueChainWork, noOutcomes } from "./due-chain-work.js";
 import type { EngineDeps, HealTrigger } from "./engine-deps.js";
 import { HealDoor } from "./heal-door.js";
 import { InProcessHealTrigger } from "./heal-trigger.js";
@@ -54,16 +54,7 @@ export class ScheduledRefresh {
     const deadlineMs = options.deadlineMs ?? Number.POSITIVE_INFINITY;
     const horizonEndMs = Math.min(startMs + (options.horizonMs ?? 60_000), deadlineMs);
     const ids = await store.queryDue(horizonEndMs);
-    const outcomes: Record<ChainRunOutcome, number> = {
-      refreshed: 0,
-      keepalive: 0,
-      verified: 0,
-      cooled: 0,
-      heal_triggered: 0,
-      deferred: 0,
-      skipped: 0,
-      failed: 0,
-    };
+    const outcomes = noOutcomes();
     const failures: Array<{ connectionId: string; errorType: string }> = [];
     // A chain's work is one lease: it may start only if a whole lease's work can end before the deadline.
     const lastStartMs = deadlineMs - config.leaseMs - CLOCK_SKEW_BOUND_MS;

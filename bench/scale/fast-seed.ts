@@ -7,6 +7,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Broker } from "../../lib/broker.js";
+import { toItem } from "../../lib/chain/chain-item.js";
 import {
   type ChainRecord,
   ChainStatus,
@@ -188,10 +189,7 @@ export class FastSeed {
       dueShard: "due",
       dueAtMs: dueAtAfter(base, sealed, nowMs, false, this.#config),
     };
-    const item = marshall(
-      { pk: connectionKey(target.connectionId), ...record },
-      { removeUndefinedValues: true },
-    );
+    const item = toItem(record);
     await this.#writer.put([
       item,
       marshall({
@@ -219,7 +217,7 @@ export class FastSeed {
   }
 }
 
-/** The attributes the two seed paths wrote differ: the fast path no longer writes the normal path's item. */
+/** The attributes the two seed paths wrote differ (names or types): the fast path no longer writes the normal path's item. */
 export function checkSameAttributes(
   normal: Record<string, AttributeValue>,
   fast: Record<string, AttributeValue>,
@@ -231,6 +229,14 @@ export function checkSameAttributes(
   if (onlyNormal.length + onlyFast.length > 0) {
     throw new Error(
       `bench:scale's fast seed no longer writes the item the normal seed path writes: only normal [${onlyNormal.join(", ")}], only fast [${onlyFast.join(", ")}] (bench/scale/fast-seed.ts)`,
+    );
+  }
+  // The type too: the item's size, which DynamoDB bills, depends on it (binary ciphertexts).
+  const typeOf = (value: AttributeValue | undefined) => Object.keys(value ?? {})[0];
+  const retyped = a.filter((key) => typeOf(normal[key]) !== typeOf(fast[key]));
+  if (retyped.length > 0) {
+    throw new Error(
+      `bench:scale's fast seed writes other attribute types than the normal seed path: [${retyped.map((key) => `${key} ${typeOf(normal[key])}/${typeOf(fast[key])}`).join(", ")}] (bench/scale/fast-seed.ts)`,
     );
   }
 }

@@ -106,7 +106,10 @@ export interface ErrorBudget {
   readonly errorAtMs: readonly number[];
 }
 
-/** The token attributes of a chain, encrypted; also what a chain start keeps of the chain it replaced. */
+/**
+ * The token attributes of a chain, encrypted; also what a chain start keeps of the chain it
+ * replaced. The ciphertexts are base64 here and binary in the item (chain-item.ts).
+ */
 export interface ChainTokens {
   readonly accessCt?: string;
   readonly accessIssuedAtMs?: number;

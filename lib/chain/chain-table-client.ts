@@ -5,7 +5,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { toRecord } from "./chain-item.js";
+import { toRecord, toStoredAttributes } from "./chain-item.js";
 import type { ChainRecord } from "./chain-record.js";
 import { ClockSkewMonitor } from "./clock-skew.js";
 import { connectionKey } from "./table-definition.js";
@@ -87,7 +87,11 @@ export class ChainTableClient {
     parts: UpdateParts,
     returnValues: "ALL_OLD" | "ALL_NEW" | "NONE" = "NONE",
   ): Promise<ChainRecord | undefined> {
-    const update: BuiltUpdate = buildUpdate(parts);
+    // Condition values are left as given: none compares a ciphertext, and one that did would
+    // need the stored form (bytes, or base64 in an item not rewritten since).
+    const update: BuiltUpdate = buildUpdate(
+      parts.set === undefined ? parts : { ...parts, set: toStoredAttributes(parts.set) },
+    );
     try {
       const out = await this.client.send(
         this.watch(

@@ -6,7 +6,8 @@
  *
  * Flags: --connections N (10000), --hot-minutes N (20), --idle-days N (3), --batch-size N (10),
  * --max-concurrency N (10), --burst-share X (0.02), --burst-vends N (5), --seed N (1), --quiet,
- * --dynamo-child-process (dynalite in a process of its own; slower here under load).
+ * --token-style short|long (long: Exact's token sizes), --dynamo-child-process (dynalite in a
+ * process of its own; slower here under load).
  * Progress goes to stderr; the tables and, last, the `scale:` line to stdout.
  */
 import { parseScaleArgs } from "./scale/model.js";

@@ -1,3 +1,4 @@
+import { TokenStyle } from "../../lib/sim/tokens.js";
 /**
  * What the scale bench (bench/scale.ts) models rather than runs: the latencies of AWS and Exact,
  * the Lambda settings, the consumers' vends. Every number here is printed with the results.
@@ -67,6 +68,12 @@ export interface ScaleOptions {
    * scheduled); in this process the bench is CPU-bound on one core instead. @default false
    */
   readonly dynamoInChildProcess: boolean;
+  /**
+   * The simulator's token sizes (`--token-style short|long`). `long` is Exact's today (access
+   * tokens about 1,500 characters, refresh tokens about 900: ../shared/exact-online.md); they
+   * make the chain item about 5 KB, and DynamoDB bills its writes by size. @default long
+   */
+  readonly tokenStyle: TokenStyle;
 }
 
 export const DEFAULT_SCALE_OPTIONS: ScaleOptions = {
@@ -80,6 +87,7 @@ export const DEFAULT_SCALE_OPTIONS: ScaleOptions = {
   seed: 1,
   progress: true,
   dynamoInChildProcess: false,
+  tokenStyle: TokenStyle.Long,
 };
 
 const FLAGS: Readonly<Record<string, keyof ScaleOptions>> = {
@@ -93,9 +101,9 @@ const FLAGS: Readonly<Record<string, keyof ScaleOptions>> = {
   "--seed": "seed",
 };
 
-/** `--connections 50 --hot-minutes 20 …`, `--quiet` for no progress; throws on anything else. */
+/** `--connections 50 --hot-minutes 20 --token-style short …`, `--quiet` for no progress; throws on anything else. */
 export function parseScaleArgs(argv: readonly string[]): ScaleOptions {
-  const options: Record<string, number | boolean> = { ...DEFAULT_SCALE_OPTIONS };
+  const options: Record<string, number | boolean | string> = { ...DEFAULT_SCALE_OPTIONS };
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i] ?? "";
     if (flag === "--quiet") {
@@ -106,11 +114,20 @@ export function parseScaleArgs(argv: readonly string[]): ScaleOptions {
       options.dynamoInChildProcess = true;
       continue;
     }
+    if (flag === "--token-style") {
+      const style = argv[i + 1];
+      if (style !== TokenStyle.Short && style !== TokenStyle.Long) {
+        throw new Error('bench:scale: --token-style must be "short" or "long"');
+      }
+      options.tokenStyle = style;
+      i += 1;
+      continue;
+    }
     const key = FLAGS[flag];
     const value = Number(argv[i + 1]);
     if (!key || !Number.isFinite(value) || value < 0) {
       throw new Error(
-        `bench:scale: unknown flag or bad value at "${flag}" (flags: ${Object.keys(FLAGS).join(", ")}, --quiet, --dynamo-child-process)`,
+        `bench:scale: unknown flag or bad value at "${flag}" (flags: ${Object.keys(FLAGS).join(", ")}, --token-style short|long, --quiet, --dynamo-child-process)`,
       );
     }
     options[key] = value;

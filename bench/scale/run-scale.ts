@@ -1,6 +1,7 @@
 import { type AttributeValue, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { Broker, BrokerOverrides } from "../../lib/broker.js";
+import { toRecord } from "../../lib/chain/chain-item.js";
 import { type ChainRecord, ChainStatus } from "../../lib/chain/chain-record.js";
 import type { EngineLog, HealTrigger } from "../../lib/chain/engine-deps.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
@@ -130,7 +131,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     if (options.progress) process.stderr.write(`[scale] ${line} (${simAt()}, ${wallSince()})\n`);
   };
   const stack = await startLocalStack({
-    sim: { now: clock.now },
+    sim: { now: clock.now, tokenStyle: options.tokenStyle },
     dynamoNow: clock.now,
     dynamoInChildProcess: options.dynamoInChildProcess,
   });
@@ -344,7 +345,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
           if (i === 0) {
             // The normal path, once: the template the fast path's items are checked against.
             template = await fastSeed.seedNormally(target, broker(Caller.Bench));
-            const record = unmarshall(template) as ChainRecord;
+            const record = toRecord(template);
             if (!record.refreshHash || record.accessIssuedAtMs === undefined)
               throw new Error("seed: no tokens");
             instruments.followHash(target.connectionId, record.refreshHash);
@@ -409,8 +410,9 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
 
     /**
      * Gives every chain's refresh token an age spread evenly over 0–30 days, in the item (a
-     * bench-only conditional write: refreshIssuedAtMs and the keep-alive due time it implies) and
-     * at the simulator (POST /_sim/refresh-token-age), at one virtual moment.
+     * bench-only conditional write: refreshIssuedAtMs, the keep-alive due time it implies, and no
+     * vend on record, as for a chain idle that long) and at the simulator (POST
+     * /_sim/refresh-token-age), at one virtual moment.
      */
     async function ageRefreshTokens(): Promise<{ wouldHaveExpired: number }> {
       const dynamo = instruments.dynamo(Caller.Bench);
@@ -432,11 +434,12 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
             new UpdateItemCommand({
               TableName: stack.tableName,
               Key: marshall({ pk: connectionKey(target.connectionId) }),
-              UpdateExpression: "SET #issued = :issued, #due = :due",
+              UpdateExpression: "SET #issued = :issued, #due = :due REMOVE #vended",
               ConditionExpression: "attribute_not_exists(#owner) AND #status = :active",
               ExpressionAttributeNames: {
                 "#issued": "refreshIssuedAtMs",
                 "#due": "dueAtMs",
+                "#vended": "lastVendAtMs",
                 "#owner": "leaseOwner",
                 "#status": "status",
               },
@@ -590,7 +593,7 @@ async function scanChains(instruments: Instruments, tableName: string): Promise<
         ExclusiveStartKey,
       }),
     );
-    for (const item of page.Items ?? []) records.push(unmarshall(item) as ChainRecord);
+    for (const item of page.Items ?? []) records.push(toRecord(item));
     ExclusiveStartKey = page.LastEvaluatedKey;
   } while (ExclusiveStartKey);
   return records;

@@ -101,7 +101,7 @@ export class VirtualRefreshQueue implements RefreshQueue {
       const nowMs = this.#clock.now();
       for (const message of batch) {
         this.stats.delivered += 1;
-        this.stats.maxLateMs = Math.max(this.stats.maxLateMs, nowMs - message.claim.dueAtMs);
+        this.stats.maxLateMs = Math.max(this.stats.maxLateMs, nowMs - message.dueAtMs);
       }
       this.#running += 1;
       void work(batch).finally(() => {

@@ -204,11 +204,12 @@ export class ChainStore extends ConnectionRegistry {
   }
 
   /**
-   * Chains whose proactive work is due at or before `untilMs`, earliest first, with the due time
-   * the index holds (it is eventually consistent: a claim conditions on it). One Query per page
-   * of the keys-only index (about 1 MB, thousands of keys): reads proportional to the chains due.
+   * Chains whose proactive work is due at or before `untilMs` (and after `afterMs`, if given),
+   * earliest first, with the due time the index holds (it is eventually consistent: a claim
+   * conditions on it). One Query per page of the keys-only index (about 1 MB, thousands of
+   * keys): reads proportional to the chains due.
    */
-  async queryDueChains(untilMs: number, limit?: number): Promise<DueChain[]> {
+  async queryDueChains(untilMs: number, limit?: number, afterMs?: number): Promise<DueChain[]> {
     const due: DueChain[] = [];
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
     do {
@@ -217,12 +218,20 @@ export class ChainStore extends ConnectionRegistry {
           new QueryCommand({
             TableName: this.tableName,
             IndexName: ChainTable.dueIndex.name,
-            KeyConditionExpression: "#shard = :shard AND #due <= :until",
+            // A sort key condition has one comparison or BETWEEN (inclusive): after `afterMs` is from afterMs + 1.
+            KeyConditionExpression:
+              afterMs === undefined
+                ? "#shard = :shard AND #due <= :until"
+                : "#shard = :shard AND #due BETWEEN :from AND :until",
             ExpressionAttributeNames: {
               "#shard": ChainTable.dueIndex.partitionKey,
               "#due": ChainTable.dueIndex.sortKey,
             },
-            ExpressionAttributeValues: marshall({ ":shard": ChainTable.dueShardValue, ":until": untilMs }),
+            ExpressionAttributeValues: marshall({
+              ":shard": ChainTable.dueShardValue,
+              ":until": untilMs,
+              ...(afterMs === undefined ? {} : { ":from": afterMs + 1 }),
+            }),
             ExclusiveStartKey,
             ...(limit !== undefined ? { Limit: limit - due.length } : {}),
           }),

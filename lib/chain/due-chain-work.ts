@@ -13,7 +13,7 @@ import { announce, type EngineDeps, type HealTrigger } from "./engine-deps.js";
 import type { HistoryContext } from "./history-entry.js";
 import { withIncarnation } from "./incarnation.js";
 import { loginBlockedFor } from "./login-budget.js";
-import { keepaliveDueAtMs } from "./timing.js";
+import { hotAt, keepaliveDueAtMs } from "./timing.js";
 import { TokenProtocol } from "./token-protocol.js";
 import { PendingVerification } from "./verification.js";
 
@@ -53,21 +53,24 @@ export interface DueChainWindow {
   /** The Lambda's deadline (or the run's). */
   readonly deadlineMs: number;
   /**
-   * The dispatcher's claim this work was queued under (refresh-dispatch.ts): its due time stands
-   * in for the item's while the item still carries the claim's re-dispatch time.
+   * How the dispatcher queued this work (refresh-dispatch.ts): if it claimed the chain, the due
+   * time it found stands in for the item's while the item still carries the claim's re-dispatch time.
    */
   readonly dispatched?: DispatchClaim;
 }
 
-/** A dispatcher's claim on a due chain: found due at `dueAtMs`, moved to `redispatchAtMs`. */
+/**
+ * How the dispatcher found a due chain: due at `dueAtMs`; if it was overdue, claimed too, moved
+ * to `redispatchAtMs`.
+ */
 export interface DispatchClaim {
   readonly dueAtMs: number;
-  readonly redispatchAtMs: number;
+  readonly redispatchAtMs?: number;
 }
 
 /** The record as the work decides on it: a claim's re-dispatch time is not the chain's own due time. */
 function withDispatchedDueAt(record: ChainRecord, claim: DispatchClaim | undefined): ChainRecord {
-  if (!claim || record.dueAtMs !== claim.redispatchAtMs) return record;
+  if (claim?.redispatchAtMs === undefined || record.dueAtMs !== claim.redispatchAtMs) return record;
   return { ...record, dueAtMs: claim.dueAtMs };
 }
 
@@ -132,10 +135,11 @@ export class DueChainWork {
 
     const implicit = record.mode === ConnectionMode.Implicit;
     const lifetimeMs = (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
-    // Judged when its work fell due: work that comes late (a lost message found again by its
-    // claim, a worker that died) still refreshes a chain that was hot then.
-    const judgedAtMs = Math.min(nowMs, record.dueAtMs ?? nowMs);
-    const hot = record.lastVendAtMs !== undefined && record.lastVendAtMs >= judgedAtMs - lifetimeMs;
+    // Judged when its work fell due, at its window at the latest: work that comes late (a lost
+    // message found again, a worker that died, a claim's re-dispatch time queued in its turn)
+    // still refreshes a chain that was hot then.
+    const judgedAtMs = Math.min(nowMs, record.dueAtMs ?? nowMs, record.windowOpensAtMs ?? nowMs);
+    const hot = hotAt(record.lastVendAtMs, judgedAtMs, lifetimeMs);
     const refreshIssuedAtMs = record.refreshIssuedAtMs ?? record.createdAtMs;
     const keepaliveAtMs = keepaliveDueAtMs(refreshIssuedAtMs, config.keepaliveDays);
     const keepalive = !implicit && keepaliveAtMs <= nowMs;

@@ -39,7 +39,7 @@ export class RefreshWorker {
     const failures: Array<{ connectionId: string; errorType: string }> = [];
     const lastStartMs = deadlineMs - config.leaseMs - CLOCK_SKEW_BOUND_MS;
     await Promise.all(
-      messages.map(async ({ connectionId, claim }) => {
+      messages.map(async ({ connectionId, dueAtMs, redispatchAtMs }) => {
         const nowMs = now();
         if (nowMs > lastStartMs) {
           outcomes.deferred += 1;
@@ -48,7 +48,12 @@ export class RefreshWorker {
         const horizonEndMs = nowMs + WINDOW_WAIT_MS;
         try {
           outcomes[
-            await this.#work.run(connectionId, { horizonEndMs, lastStartMs, deadlineMs, dispatched: claim })
+            await this.#work.run(connectionId, {
+              horizonEndMs,
+              lastStartMs,
+              deadlineMs,
+              dispatched: { dueAtMs, ...(redispatchAtMs !== undefined ? { redispatchAtMs } : {}) },
+            })
           ] += 1;
         } catch (error) {
           outcomes.failed += 1;

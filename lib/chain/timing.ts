@@ -15,6 +15,30 @@ export function windowOpensAtMs(
 
 const DAY_MS = 86_400_000;
 
+/**
+ * A chain is hot (refreshed in its windows) while its last recorded vend is at most this many
+ * access-token lifetimes old. Two, not one: a vend then records itself only when the recorded
+ * one is over a lifetime old ({@link needsHotMark}), so a steadily used chain writes its mark every
+ * other generation instead of every one (each mark is a write of the whole, ~4 KB item: DynamoDB
+ * bills by item size). The price: a chain nobody vends any more is refreshed once more before it
+ * cools.
+ */
+export const HOT_LIFETIMES = 2;
+
+/** Whether a vend recorded at `lastVendAtMs` keeps a chain hot at `atMs` (token lifetime `lifetimeMs`). */
+export function hotAt(lastVendAtMs: number | undefined, atMs: number, lifetimeMs: number): boolean {
+  return lastVendAtMs !== undefined && lastVendAtMs >= atMs - HOT_LIFETIMES * lifetimeMs;
+}
+
+/**
+ * Whether a vend at `nowMs` must record itself: the recorded vend is over a lifetime old. Then
+ * at any window, a vend within the lifetime before it has a recorded vend at most two lifetimes
+ * before it: every chain vended during a token's life is hot at its window, as with a mark per vend.
+ */
+export function needsHotMark(lastVendAtMs: number | undefined, nowMs: number, lifetimeMs: number): boolean {
+  return lastVendAtMs === undefined || lastVendAtMs < nowMs - lifetimeMs;
+}
+
 /** When an idle chain's refresh token must be used again so it never reaches Exact's 30 days. */
 export function keepaliveDueAtMs(refreshIssuedAtMs: number, keepaliveDays: number): number {
   return refreshIssuedAtMs + keepaliveDays * DAY_MS;

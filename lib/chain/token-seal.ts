@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { BrokerConfig } from "../config.js";
 import type { PreparedSealer, TokenCipher } from "../crypto/token-cipher.js";
 import { type ChainRecord, ConnectionMode } from "./chain-record.js";
-import { keepaliveDueAtMs, windowOpensAtMs } from "./timing.js";
+import { hotAt, keepaliveDueAtMs, windowOpensAtMs } from "./timing.js";
 
 /** Tokens Exact handed out, in plaintext, as the OAuth client and the login driver return them. */
 export interface IssuedPair {
@@ -88,7 +88,7 @@ export async function sealTokens(
 
 /**
  * Where a chain sits in the refresher's sparse index once it holds `sealed`: a hot chain (vended
- * within its token's lifetime) at its window, so vends never wait; an idle one at its keep-alive
+ * within HOT_LIFETIMES token lifetimes, timing.ts) at its window, so vends never wait; an idle one at its keep-alive
  * date, so its refresh token never reaches Exact's 30 days.
  */
 export function dueAtAfter(
@@ -112,7 +112,7 @@ export function dueAtAfter(
     ? access.accessExpiresAtMs - access.accessIssuedAtMs
     : (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
   const lastVendAtMs = vended ? nowMs : record.lastVendAtMs;
-  const hot = windowAtMs !== undefined && lastVendAtMs !== undefined && lastVendAtMs >= nowMs - lifetimeMs;
+  const hot = windowAtMs !== undefined && hotAt(lastVendAtMs, nowMs, lifetimeMs);
   const refreshIssuedAtMs =
     sealed.refresh?.refreshIssuedAtMs ?? record.refreshIssuedAtMs ?? record.createdAtMs;
   return hot ? windowAtMs : keepaliveDueAtMs(refreshIssuedAtMs, config.keepaliveDays);

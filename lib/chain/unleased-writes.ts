@@ -36,7 +36,7 @@ export class UnleasedWrites {
     this.#now = now;
   }
 
-  /** A vend served this generation: the chain is hot, due at its window. One write per generation. */
+  /** A vend served the chain: it is hot, due at its window if `dueAtMs` (vend-answers.ts decides when). */
   async markHot(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
     return this.#atGeneration(record, {
       lastVendAtMs: this.#now(),

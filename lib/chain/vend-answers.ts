@@ -2,6 +2,7 @@ import { ReauthRequired, TokenDecryptError, UserBlocked } from "../errors.js";
 import { blockedReason, type ChainRecord, ChainStatus, ConnectionMode } from "./chain-record.js";
 import type { EngineDeps } from "./engine-deps.js";
 import { reauthMessage } from "./refusal-errors.js";
+import { needsHotMark } from "./timing.js";
 import { answeredAt, type TokenCache, type VendAnswer } from "./token-cache.js";
 import type { FreshAccess } from "./token-protocol.js";
 
@@ -18,7 +19,8 @@ export class VendAnswers {
   /**
    * Decrypts and returns the item's current token if, once decrypted, it still has `needMs` of
    * validity (a slow KMS call must not shorten an answer below the ask), and records that the
-   * chain is hot: at most one write per generation (later vends see hotGeneration and write nothing).
+   * chain is hot: at most one write per token lifetime (later vends see a recent lastVendAtMs and
+   * write nothing), and one that puts an idle chain back at its window.
    */
   async current(record: ChainRecord, needMs: number): Promise<VendAnswer | undefined> {
     let accessToken: string;
@@ -35,9 +37,13 @@ export class VendAnswers {
       this.#deps.log.warn("stored access token does not decrypt", { connectionId: record.connectionId });
       return undefined;
     }
-    if (record.hotGeneration !== record.generation) {
-      const due = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
-      await this.#deps.store.unleased.markHot(record, due);
+    // Due at its window unless it is already (an unchanged index key is not written again), and
+    // the vend recorded unless a recent one keeps the chain hot (timing.ts needsHotMark).
+    const window = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
+    const alreadyDue = window === undefined || (record.dueShard !== undefined && record.dueAtMs === window);
+    const lifetimeMs = (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
+    if (!alreadyDue || needsHotMark(record.lastVendAtMs, this.#deps.now(), lifetimeMs)) {
+      await this.#deps.store.unleased.markHot(record, alreadyDue ? undefined : window);
     }
     const expiresAtMs = record.accessExpiresAtMs ?? 0;
     const nowMs = this.#deps.now();

@@ -29,6 +29,7 @@ import { ConfigurationError, EncryptionUnavailable, TokenDecryptError } from "..
 import { registerSecret } from "../log/redactor.js";
 import { BRANCH_KEY_CACHE_TTL_SECONDS, BranchKeyStore } from "./branch-key-store.js";
 import { decodeLocalKey } from "./local-key.js";
+import { packToken, unpackToken } from "./token-packing.js";
 
 /** Which of a chain's two tokens a ciphertext holds. */
 export type TokenKind = "access" | "refresh";
@@ -252,7 +253,7 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
             `Token does not belong to ${describeBinding(binding)}: encryption context differs`,
           );
         }
-        plaintext = bytes.toString("utf8");
+        plaintext = unpackToken(bytes);
       } catch (error) {
         if (error instanceof TokenDecryptError) throw error;
         if (keyServiceFailed(error)) {
@@ -328,7 +329,7 @@ async function encryptWith(
   plaintext: string,
   binding: TokenBinding,
 ): Promise<string> {
-  const { result } = await sdk.encrypt(materials, plaintext, {
+  const { result } = await sdk.encrypt(materials, packToken(plaintext), {
     suiteId: SUITE_ID,
     encryptionContext: contextFor(binding),
   });

@@ -257,9 +257,11 @@ export class BrokerFunctions extends Construct {
     });
 
     this.refresh.configureAsyncInvoke({
-      // A failed or late run is superseded by the next minute's tick; retrying would only overlap it.
-      retryAttempts: 0,
-      maxEventAge: Duration.minutes(1),
+      // Each tick queues its own slice of due times (refresh-dispatch.ts), which the next tick
+      // does not: a failed run is retried with its event (Lambda: a minute later, then two), and
+      // the retry queues the slice its tick missed. Older than that, the overdue sweep has it.
+      retryAttempts: 2,
+      maxEventAge: Duration.minutes(4),
     });
     this.schedule = new Rule(this, "RefreshSchedule", {
       description: "exact-token-broker: starts a refresh run every minute",

@@ -24,7 +24,8 @@ export class MalformedRefreshMessage extends Error {
 interface DueChainBody {
   readonly connectionId: string;
   readonly dueAtMs: number;
-  readonly redispatchAtMs: number;
+  /** Only on an overdue chain's message: the dispatcher's claim. */
+  readonly redispatchAtMs?: number;
 }
 
 /**
@@ -56,8 +57,8 @@ export class SqsRefreshQueue implements RefreshQueue {
           DelaySeconds: message.delaySeconds,
           MessageBody: JSON.stringify({
             connectionId: message.connectionId,
-            dueAtMs: message.claim.dueAtMs,
-            redispatchAtMs: message.claim.redispatchAtMs,
+            dueAtMs: message.dueAtMs,
+            ...(message.redispatchAtMs !== undefined ? { redispatchAtMs: message.redispatchAtMs } : {}),
           } satisfies DueChainBody),
         })),
       }),
@@ -84,12 +85,18 @@ export function parseDueChainMessage(body: string): DueChainMessage {
   if (typeof connectionId !== "string" || !CONNECTION_ID_PATTERN.test(connectionId)) {
     throw new MalformedRefreshMessage("a refresh message has no valid connectionId");
   }
-  if (!Number.isSafeInteger(dueAtMs) || !Number.isSafeInteger(redispatchAtMs)) {
-    throw new MalformedRefreshMessage("a refresh message has no valid dueAtMs and redispatchAtMs (epoch ms)");
+  if (
+    !Number.isSafeInteger(dueAtMs) ||
+    (redispatchAtMs !== undefined && !Number.isSafeInteger(redispatchAtMs))
+  ) {
+    throw new MalformedRefreshMessage(
+      "a refresh message has no valid dueAtMs, or an invalid redispatchAtMs (epoch ms)",
+    );
   }
   return {
     connectionId,
-    claim: { dueAtMs: dueAtMs as number, redispatchAtMs: redispatchAtMs as number },
+    dueAtMs: dueAtMs as number,
+    ...(redispatchAtMs !== undefined ? { redispatchAtMs: redispatchAtMs as number } : {}),
     delaySeconds: 0,
   };
 }

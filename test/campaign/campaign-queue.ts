@@ -38,6 +38,9 @@ export class CampaignQueue {
   workFaulted = false;
   /** When the schedule last ran the dispatcher; the next tick is a minute later. */
   lastTickAtMs: number | undefined;
+  /** The dispatcher door's tick, and whether its invocation returned (else Lambda retries the tick). */
+  doorTickAtMs: number | undefined;
+  doorDispatched = false;
 
   constructor(clock: CampaignClock) {
     this.#clock = clock;
@@ -52,8 +55,8 @@ export class CampaignQueue {
       answered,
       messages: messages.map((m) => ({
         connectionId: m.connectionId,
-        dueAtMs: m.claim.dueAtMs,
-        redispatchAtMs: m.claim.redispatchAtMs,
+        dueAtMs: m.dueAtMs,
+        ...(m.redispatchAtMs !== undefined ? { redispatchAtMs: m.redispatchAtMs } : {}),
         delaySeconds: m.delaySeconds,
       })),
     });

@@ -242,7 +242,8 @@ export interface QueueSend {
   readonly messages: ReadonlyArray<{
     readonly connectionId: string;
     readonly dueAtMs: number;
-    readonly redispatchAtMs: number;
+    /** Only on an overdue chain's message: the claim that follows the send. */
+    readonly redispatchAtMs?: number;
     readonly delaySeconds: number;
   }>;
   /** The sender got SQS's answer (false: lost on the way, or the sender died at it). */

@@ -1,5 +1,10 @@
 import { ChainStatus } from "../../lib/chain/chain-record.js";
-import { type DueChainMessage, REDISPATCH_AFTER_MS } from "../../lib/chain/refresh-dispatch.js";
+import {
+  DISPATCH_LEAD_MS,
+  type DueChainMessage,
+  OVERDUE_AFTER_MS,
+  REDISPATCH_AFTER_MS,
+} from "../../lib/chain/refresh-dispatch.js";
 import type { CaseRun, Door, Invocation, Role } from "./case-run.js";
 import { type DueChain, SCHEDULE_TICK_MS } from "./invariants.js";
 import { seed, verifyingChain } from "./scenarios.js";
@@ -23,11 +28,14 @@ const TICK_BEFORE_WINDOW_MS = 40_000;
 /** Ticks and deliveries the queue may take after the door before the case counts as not settling. */
 const MAX_QUEUE_STEPS = 40;
 
-/** The schedule's tick: the dispatcher, as the refresh function runs it. */
-function dispatch(invocation: Invocation) {
+/** The schedule's tick (`tickAtMs`: now, or a retried invocation's): the dispatcher, as the refresh function runs it. */
+function dispatch(invocation: Invocation, tickAtMs?: number) {
   const { dispatch: dispatcher, deps } = invocation.broker;
   if (!dispatcher) throw new Error("the campaign's broker has no refresh queue");
-  return dispatcher.run({ deadlineMs: deps.now() + DISPATCH_TIMEOUT_MS });
+  return dispatcher.run({
+    deadlineMs: deps.now() + DISPATCH_TIMEOUT_MS,
+    ...(tickAtMs !== undefined ? { tickAtMs } : {}),
+  });
 }
 
 /** The refresh-worker on one message SQS delivered; what it did with the chain is recorded. */
@@ -94,8 +102,17 @@ function doorMessage(run: CaseRun): DueChainMessage {
   return message;
 }
 
-/** The schedule's tick queues the door's chain; the clock moves to the message's delivery. */
+/**
+ * The schedule's tick queues the door's chain; the clock moves to the message's delivery. A
+ * chain due within a tick's lead is queued as it falls due (no claim); one due already (an
+ * identity check, a keep-alive) sits where a tick's slice has passed, so the tick that finds it
+ * overdue queues it with a claim (refresh-dispatch.ts).
+ */
 async function deliveredToDoor(run: CaseRun): Promise<void> {
+  const { clock } = run.world;
+  const dueAtMs = (await run.item()).dueAtMs ?? clock.now();
+  if (dueAtMs <= clock.now() + DISPATCH_LEAD_MS - SCHEDULE_TICK_MS)
+    clock.advanceTo(dueAtMs + OVERDUE_AFTER_MS);
   await tick(run, "setup");
   const { message, deliverAtMs } = run.queue.take(run.connection.connectionId);
   doorMessages.set(run, message);
@@ -127,6 +144,12 @@ export const queueRunsOn =
       if (nextDeliveryMs <= nextTickMs) {
         for (const { message } of queue.takeDue()) await deliverTwice(run, message);
       } else {
+        const retriedTickMs = queue.doorTickAtMs;
+        if (retriedTickMs !== undefined && !queue.doorDispatched) {
+          // The door's invocation failed or died: Lambda invokes it again with its event.
+          queue.doorDispatched = true;
+          await run.invoke("recovery", (invocation) => dispatch(invocation, retriedTickMs));
+        }
         await tick(run, "recovery");
       }
     }
@@ -146,11 +169,13 @@ async function queueSettled(run: CaseRun): Promise<boolean> {
 }
 
 /**
- * Q1. The schedule's dispatch: an idle chain whose keep-alive is overdue (the door's
+ * Q1. The schedule's dispatch: an idle chain whose keep-alive is 71 s overdue (the door's
  * connection), a hot chain whose window opens in 40 s, and a hot chain whose window opens in
- * 150 s, past the dispatcher's 90 s lead: the door queues the first two (one SendMessageBatch)
- * and claims each; the third waits for the next tick. A hang lets another dispatch run meanwhile
- * (a late or repeated schedule).
+ * 150 s, past the dispatcher's 90 s lead: the door queues the first two (one SendMessageBatch),
+ * the hot one as it falls due and the overdue one with a claim; the third waits for the next
+ * tick's slice. A hang lets another dispatch run meanwhile (a late or repeated schedule). A door
+ * that fails is retried with its tick a minute later, as Lambda retries the schedule's
+ * asynchronous invocation (lib/infra/broker-functions.ts): the slice no later tick queues.
  */
 export const dispatchDoor: Door = {
   name: "refresh dispatch (hot, keep-alive, later)",
@@ -159,8 +184,9 @@ export const dispatchDoor: Door = {
     const { clock } = run.world;
     await seed(run);
     const idle = await run.item();
-    // The hot chain's window opens 571 s after its seed: the idle chain's keep-alive is then overdue.
-    clock.advanceTo((idle.dueAtMs ?? clock.now()) - 500_000);
+    // The hot chain's window opens 571 s after its seed: 40 s before it, the idle chain's
+    // keep-alive is overdue by more than OVERDUE_AFTER_MS.
+    clock.advanceTo((idle.dueAtMs ?? clock.now()) - 460_000);
     const hot = await run.addPeer();
     await hotChain(run, hot);
     clock.advanceMs(110_000);
@@ -174,7 +200,12 @@ export const dispatchDoor: Door = {
     run.queue.doorStartedAtMs = clock.now();
     run.queue.lastTickAtMs = clock.now();
   },
-  act: (_run, invocation) => dispatch(invocation),
+  async act(run, invocation) {
+    run.queue.doorTickAtMs = invocation.broker.deps.now();
+    const summary = await dispatch(invocation, run.queue.doorTickAtMs);
+    run.queue.doorDispatched = true;
+    return summary;
+  },
   compete: (run) => tick(run, "competitor"),
   followUp: queueRunsOn({ workerDoor: false }),
 };

@@ -39,7 +39,7 @@ describe("ScheduledRefresh", () => {
     expect(counts.Query).toBe(1);
   });
 
-  it("leaves a chain nobody vends alone, and cools it after one idle generation", async () => {
+  it("leaves a chain nobody vends alone, and cools it two token lifetimes after its last vend", async () => {
     fx = await startFixture();
     const idle = await fx.broker().refresh.run();
     expect(idle.due).toBe(0);
@@ -47,11 +47,29 @@ describe("ScheduledRefresh", () => {
     await fx.broker().vend.vend(fx.conn.connectionId, 30);
     fx.clock.advance(540);
     expect((await fx.broker().refresh.run()).outcomes.refreshed).toBe(1);
+    // Still hot at the next window: its vend is 1,140 s old, within two lifetimes (timing.ts HOT_LIFETIMES).
+    fx.clock.advance(600);
+    expect((await fx.broker().refresh.run()).outcomes.refreshed).toBe(1);
     fx.clock.advance(600);
     const cooled = await fx.broker().refresh.run();
 
     expect(cooled.outcomes).toMatchObject({ refreshed: 0, cooled: 1 });
-    expect(fx.chainStats().tokenRequests.refreshed).toBe(1);
+    expect(fx.chainStats().tokenRequests.refreshed).toBe(2);
+  });
+
+  it("marks a chain hot once per token lifetime, not on every generation's first vend", async () => {
+    fx = await startFixture();
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    const marked = (await fx.record()).lastVendAtMs;
+    fx.clock.advance(540);
+    await fx.broker().refresh.run();
+    // The new generation's first vend, 570 s after the recorded one: no write.
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    expect((await fx.record()).lastVendAtMs).toBe(marked);
+    // Past a lifetime: the next vend records itself.
+    fx.clock.advance(60);
+    await fx.broker().vend.vend(fx.conn.connectionId, 30);
+    expect((await fx.record()).lastVendAtMs).toBeGreaterThan((marked ?? 0) + 600_000);
   });
 
   it("keeps an idle chain alive before its refresh token reaches 30 days", async () => {

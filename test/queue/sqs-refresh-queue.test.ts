@@ -18,7 +18,8 @@ const CREDENTIALS = { accessKeyId: "test", secretAccessKey: "test" };
 
 const message = (connectionId: string, delaySeconds: number): DueChainMessage => ({
   connectionId,
-  claim: { dueAtMs: 1_767_600_000_000, redispatchAtMs: 1_767_600_120_000 },
+  dueAtMs: 1_767_600_000_000,
+  redispatchAtMs: 1_767_600_120_000,
   delaySeconds,
 });
 

@@ -46,9 +46,9 @@ export class UnleasedWrites {
   }
 
   /**
-   * The refresh dispatcher queued this chain's work (refresh-dispatch.ts): it is due again at
-   * `redispatchAtMs`, so a lost message or a worker that dies is found again, unless the work
-   * moves it first. Conditional on the due time the chain was found with, so of two dispatchers
+   * The refresh dispatcher found this chain overdue and queued its work again (refresh-dispatch.ts):
+   * it is due again at `redispatchAtMs`, so a lost message or a worker that dies is found again,
+   * unless the work moves it first. Conditional on the due time the chain was found with, so of two dispatchers
    * only one claims it, and a chain whose due time moved meanwhile is not claimed.
    * @returns false when the condition failed (claimed elsewhere, moved, or gone)
    */

@@ -139,7 +139,7 @@ export class BrokerFunctions extends Construct {
       // Lambda's advice for an SQS event source: six times the function's timeout, so a message
       // is not handed to a second invocation while the first still works on it.
       visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
-      // A message older than the claim's re-dispatch is stale: the dispatcher has queued the chain again.
+      // A message an hour old is stale: its chain was found overdue and queued again long since.
       retentionPeriod: Duration.minutes(60),
       deadLetterQueue: { queue: this.refreshDeadLetters, maxReceiveCount: 3 },
     });

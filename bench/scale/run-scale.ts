@@ -1,5 +1,5 @@
 import { type AttributeValue, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Broker, BrokerOverrides } from "../../lib/broker.js";
 import { toRecord } from "../../lib/chain/chain-item.js";
 import { type ChainRecord, ChainStatus } from "../../lib/chain/chain-record.js";

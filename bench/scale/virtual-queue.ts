@@ -51,7 +51,7 @@ export class VirtualRefreshQueue implements RefreshQueue {
     this.#work = work;
   }
 
-  async send(messages: readonly DueChainMessage[]): Promise<void> {
+  async send(messages: readonly DueChainMessage[]): Promise<readonly DueChainMessage[]> {
     const acceptedAtMs = this.#clock.now();
     await this.#clock.track(async () => {
       this.#counts.sqsSends += 1;
@@ -64,6 +64,7 @@ export class VirtualRefreshQueue implements RefreshQueue {
         });
       }
     }, LATENCY_MS.sqsSend);
+    return [];
   }
 
   /** The stats since the last call. */

@@ -196,9 +196,8 @@ export interface ChainRecord extends ConnectionConfig, ChainTokens {
   readonly leasePurpose?: LeasePurpose;
   readonly inflight?: InflightNote;
 
+  /** The last vend recorded (at most once per token lifetime: timing.ts needsHotMark). */
   readonly lastVendAtMs?: number;
-  /** The generation in which lastVendAtMs was last written: one hotness write per generation. */
-  readonly hotGeneration?: number;
   readonly dueShard?: string;
   readonly dueAtMs?: number;
 

@@ -3,6 +3,7 @@ import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { ChainRecord, InflightNote, LeasePurpose } from "./chain-record.js";
 import type { LeaseWriter } from "./chain-table-client.js";
 import { ConnectionRegistry } from "./connection-registry.js";
+import { DispatchCursor } from "./dispatch-cursor.js";
 import type { HistoryContext } from "./history-entry.js";
 import { SessionHistory } from "./history-log.js";
 import { HistoryStore } from "./history-store.js";
@@ -200,16 +201,26 @@ export class ChainStore extends ConnectionRegistry {
 
   /** Connection IDs whose proactive work is due at or before `untilMs` (sparse index, no scan). */
   async queryDue(untilMs: number, limit?: number): Promise<string[]> {
-    return (await this.queryDueChains(untilMs, limit)).map((due) => due.connectionId);
+    const [due, catchUp] = await Promise.all([
+      this.queryDueChains(untilMs, limit),
+      this.queryDueChains(untilMs, limit, undefined, ChainTable.catchUpShardValue),
+    ]);
+    const earliestFirst = [...due, ...catchUp].sort((a, b) => a.dueAtMs - b.dueAtMs);
+    return earliestFirst.slice(0, limit).map((chain) => chain.connectionId);
   }
 
   /**
-   * Chains whose proactive work is due at or before `untilMs` (and after `afterMs`, if given),
-   * earliest first, with the due time the index holds (it is eventually consistent: a claim
+   * Chains of one partition of the due index (`shard`, by default the main one) whose proactive
+   * work is due at or before `untilMs` (and after `afterMs`, if given), earliest first, with the due time the index holds (it is eventually consistent: a claim
    * conditions on it). One Query per page of the keys-only index (about 1 MB, thousands of
    * keys): reads proportional to the chains due.
    */
-  async queryDueChains(untilMs: number, limit?: number, afterMs?: number): Promise<DueChain[]> {
+  async queryDueChains(
+    untilMs: number,
+    limit?: number,
+    afterMs?: number,
+    shard: string = ChainTable.dueShardValue,
+  ): Promise<DueChain[]> {
     const due: DueChain[] = [];
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
     do {
@@ -228,7 +239,7 @@ export class ChainStore extends ConnectionRegistry {
               "#due": ChainTable.dueIndex.sortKey,
             },
             ExpressionAttributeValues: marshall({
-              ":shard": ChainTable.dueShardValue,
+              ":shard": shard,
               ":until": untilMs,
               ...(afterMs === undefined ? {} : { ":from": afterMs + 1 }),
             }),
@@ -249,6 +260,11 @@ export class ChainStore extends ConnectionRegistry {
   /** Writes outside a lease that no token call depends on (hotness, cooling, an operator's reset, upgrades). */
   get unleased(): UnleasedWrites {
     return new UnleasedWrites(this.#writer, this.now);
+  }
+
+  /** How far the refresh dispatcher has queued the due index (dispatch-cursor.ts). */
+  get dispatchCursor(): DispatchCursor {
+    return new DispatchCursor(this.client, this.tableName);
   }
 
   /** The connections' history items (history-store.ts): written after a lease that advanced a chain. */

@@ -26,7 +26,7 @@ export function verified(
   return transition({
     set: {
       ...identity,
-      ...dueAt(dueAtMs),
+      ...dueAt(dueAtMs, nowMs),
       status: ChainStatus.Active,
       statusChangedAtMs: nowMs,
       failureStreak: 0,

@@ -160,7 +160,7 @@ export class LeaseSession {
    */
   async commitRefresh(args: RefreshedChain): Promise<CommitResult> {
     const generation = this.#generation + 1;
-    const change = refreshed(args, generation, this.#now());
+    const change = refreshed(args, this.#now());
     const set = { ...change.set, ...this.#calls.attributes() };
     const { remove } = change;
     const computed = ["#generation = #generation + :one"];

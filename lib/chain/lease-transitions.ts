@@ -13,7 +13,7 @@ import {
   type VerificationNote,
 } from "./chain-record.js";
 import { type HistoryNote, HistoryOutcome } from "./history-entry.js";
-import { ChainTable } from "./table-definition.js";
+import { dueIndexFields } from "./refresh-dispatch.js";
 import type { SealedTokens } from "./token-seal.js";
 import type { UpdateParts } from "./update-expression.js";
 
@@ -77,9 +77,9 @@ export function tokenAttributes(tokens: SealedTokens): Partial<ChainAttributes> 
   return { ...tokens.refresh, ...tokens.access };
 }
 
-/** The chain's place in the refresher's sparse index. */
-export function dueAt(dueAtMs: number | undefined): Partial<ChainAttributes> {
-  return dueAtMs === undefined ? {} : { dueShard: ChainTable.dueShardValue, dueAtMs };
+/** The chain's place in the refresher's sparse index, set at `nowMs` (refresh-dispatch.ts dueIndexFields). */
+export function dueAt(dueAtMs: number | undefined, nowMs: number): Partial<ChainAttributes> {
+  return dueAtMs === undefined ? {} : dueIndexFields(dueAtMs, nowMs);
 }
 
 /**
@@ -161,7 +161,7 @@ export function handedOver(
       ...(args.lastLoginFailure ? { lastLoginFailure: args.lastLoginFailure } : {}),
       ...(args.diedGeneration !== undefined ? { diedGeneration: args.diedGeneration } : {}),
       ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
-      ...dueAt(dueAtMs),
+      ...dueAt(dueAtMs, nowMs),
     },
     remove: [
       "verification",
@@ -210,7 +210,7 @@ export function broken(
   return transition({
     set: {
       ...budgets,
-      ...dueAt(nowMs),
+      ...dueAt(nowMs, nowMs),
       status: ChainStatus.Broken,
       statusReason: reason,
       statusChangedAtMs: nowMs,
@@ -238,7 +238,7 @@ export function blocked(
   return transition({
     set: {
       ...extra,
-      ...dueAt(recheckAtMs),
+      ...dueAt(recheckAtMs, nowMs),
       status: ChainStatus.Blocked,
       statusReason: reason,
       statusChangedAtMs: nowMs,
@@ -281,7 +281,12 @@ export function backedOff(
 ): Transition {
   const { dueAtMs, status, ...rest } = chain;
   return transition({
-    set: { ...backoff, ...rest, ...dueAt(dueAtMs), ...(status ? { status, statusChangedAtMs: nowMs } : {}) },
+    set: {
+      ...backoff,
+      ...rest,
+      ...dueAt(dueAtMs, nowMs),
+      ...(status ? { status, statusChangedAtMs: nowMs } : {}),
+    },
     remove: [
       ...(status === ChainStatus.Active ? (["statusReason"] as const) : []),
       ...(status ? (["unknownOutcomeAtMs"] as const) : []),

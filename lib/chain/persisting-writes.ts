@@ -37,13 +37,13 @@ export interface RefreshedChain {
 
 type Change = { readonly set: Partial<ChainAttributes>; readonly remove: ChainAttributeName[] };
 
-/** The tokens of a refresh at `generation` (the session adds the generation bump and the lease's end). */
-export function refreshed(args: RefreshedChain, generation: number, nowMs: number): Change {
+/** The tokens of a refresh (the session adds the generation bump and the lease's end). */
+export function refreshed(args: RefreshedChain, nowMs: number): Change {
   return {
     set: {
       ...tokenAttributes(args.tokens),
-      ...dueAt(args.dueAtMs),
-      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs, hotGeneration: generation } : {}),
+      ...dueAt(args.dueAtMs, nowMs),
+      ...(args.vendedAtMs !== undefined ? { lastVendAtMs: args.vendedAtMs } : {}),
       ...args.refusal,
       ...args.withoutAccess,
       status: args.status,
@@ -86,7 +86,7 @@ export function startedChain(args: StartedChainArgs, nowMs: number, lease: Parti
     set: {
       ...tokenAttributes(args.tokens),
       ...lease,
-      ...dueAt(nowMs),
+      ...dueAt(nowMs, nowMs),
       ...(args.loginFailures ? { loginFailures: args.loginFailures } : {}),
       ...(args.tokenErrors ? { tokenErrors: args.tokenErrors } : {}),
       ...(args.unknownOutcome

@@ -1,11 +1,13 @@
+import type { ChainAttributes } from "./chain-record.js";
 import type { DueChain } from "./chain-store.js";
 import type { DispatchClaim } from "./due-chain-work.js";
 import type { EngineDeps } from "./engine-deps.js";
+import { ChainTable } from "./table-definition.js";
 
 /**
  * One chain's work, queued: the worker (refresh-worker.ts) does it when the message arrives.
- * A message for an overdue chain carries the dispatcher's claim (its `redispatchAtMs`), so the
- * worker can tell the claim's re-dispatch time from the chain's own due time.
+ * A message for a claimed chain (overdue, or from the catch-up partition) carries the claim's
+ * `redispatchAtMs`, so the worker can tell the claim's re-dispatch time from the chain's own due time.
  */
 export interface DueChainMessage extends DispatchClaim {
   readonly connectionId: string;
@@ -17,9 +19,10 @@ export interface DueChainMessage extends DispatchClaim {
 export interface RefreshQueue {
   /**
    * Queues the messages (at most {@link SEND_BATCH_SIZE}, one SendMessageBatch).
-   * @throws Error when any message could not be queued (the caller leaves those chains unclaimed)
+   * @returns the messages the queue refused (SendMessageBatch's `Failed` entries); empty when all were queued
+   * @throws Error when the request itself failed: none of the messages may have been queued
    */
-  send(messages: readonly DueChainMessage[]): Promise<void>;
+  send(messages: readonly DueChainMessage[]): Promise<readonly DueChainMessage[]>;
 }
 
 /** SQS's longest DelaySeconds (15 minutes). */
@@ -30,22 +33,16 @@ export const SEND_BATCH_SIZE = 10;
 export interface DispatchOptions {
   /** Epoch ms (the engine's clock) by which the run must end: the Lambda's deadline. */
   readonly deadlineMs?: number;
-  /**
-   * Epoch ms of the schedule's tick this run is for (the EventBridge event's `time`): the slice
-   * of due times it queues counts from it, so a late start or a retry of the same tick queues
-   * the same slice. @default the engine's clock now
-   */
-  readonly tickAtMs?: number;
 }
 
 export interface DispatchSummary {
-  /** Chains the index showed in this tick's slice, or overdue. */
+  /** Chains the index showed: in this tick's stretch of due times, overdue, or in catch-up. */
   readonly due: number;
-  /** Queued by this run (overdue ones also claimed). */
+  /** Queued by this run (overdue and catch-up ones also claimed). */
   readonly dispatched: number;
-  /** Overdue, queued, but the claim found the chain claimed or moved by someone else (its message is a harmless duplicate). */
+  /** Queued, but the claim found the chain claimed or moved by someone else (its message is a harmless duplicate). */
   readonly claimedElsewhere: number;
-  /** Left for a later run: the deadline came, or queueing failed. */
+  /** Left for a later run: the deadline came before the queue took them. */
   readonly deferred: number;
 }
 
@@ -68,6 +65,12 @@ export const OVERDUE_AFTER_MS = 60_000;
  * message or a worker that died is found again; the work itself moves the due time first.
  */
 export const REDISPATCH_AFTER_MS = 120_000;
+/**
+ * A due time set closer than this to its write goes to the catch-up partition: the dispatcher's
+ * cursor may already be past it (the lead), or pass it before the index shows the write (the
+ * index is eventually consistent: a tick of margin).
+ */
+const CATCH_UP_WITHIN_MS = DISPATCH_LEAD_MS + SCHEDULE_TICK_MS;
 /** The first pause before a failed send is tried again, and the longest (ms). */
 const SEND_RETRY_FIRST_MS = 1_000;
 const SEND_RETRY_MAX_MS = 8_000;
@@ -76,10 +79,27 @@ const DISPATCH_CONCURRENCY = 8;
 /** Time kept back at the deadline for the batch in flight. */
 const DEADLINE_MARGIN_MS = 2_000;
 
-interface Found extends DueChain {
-  /** Overdue: queued with a claim (a conditional write moving its due time to the re-dispatch time). */
-  readonly overdue: boolean;
+/**
+ * The due index's attributes for a chain due at `dueAtMs`, set at `nowMs`: in the catch-up
+ * partition when the dispatcher's cursor may already be past that time, so the next tick queues
+ * it rather than the overdue sweep a minute or two later (a chain made hot just before its
+ * window would miss it). Every write that sets a due time goes through here.
+ */
+export function dueIndexFields(
+  dueAtMs: number,
+  nowMs: number,
+): Pick<ChainAttributes, "dueShard" | "dueAtMs"> {
+  const shard =
+    dueAtMs <= nowMs + CATCH_UP_WITHIN_MS ? ChainTable.catchUpShardValue : ChainTable.dueShardValue;
+  return { dueShard: shard, dueAtMs };
 }
+
+interface Found extends DueChain {
+  /** Queued with a claim (a conditional write moving its due time to the re-dispatch time). */
+  readonly claim: boolean;
+}
+
+type Counts = { dispatched: number; claimedElsewhere: number; deferred: number };
 
 /**
  * The refresh door at scale, driven by the schedule (EventBridge, every minute): finds the chains
@@ -87,18 +107,22 @@ interface Found extends DueChain {
  * queues each one's work with a delivery delay until it is due; the worker does the work when the
  * message arrives, so no function sleeps for a window.
  *
- * Each tick queues one slice of due times, the minute that entered its lead:
+ * A cursor (dispatch-cursor.ts) says how far the main partition is queued. Each tick queues the
+ * due times after it, up to {@link DISPATCH_LEAD_MS} ahead, then moves it there:
  *
- *   tick T:  …──overdue──┤ T − 60 s │── in flight ──┤ T + 30 s │── this tick's slice ──┤ T + 90 s
+ *   tick at T:  …── overdue ──┤ T − 60 s ├── queued by earlier ticks ──┤ cursor ├── this tick ──┤ T + 90 s
  *
- * The slices of ticks a minute apart meet end to end, so a chain that falls due the normal way
- * (a refresh sets the next window 571 s ahead) is queued exactly once and nothing is written for
- * it: the work's own write moves its due time. What the slices miss (a tick that never ran, a
- * due time moved into a slice already queued, a lost message, work that left the due time where
- * it was) is overdue a minute later: queued again first and claimed second (a conditional write
- * moving its due time {@link REDISPATCH_AFTER_MS} on). A failure between the two leaves the chain
- * unclaimed: the next tick queues it again, and the worker treats the second message as the
- * duplicate it is. Queueing first means a chain is never claimed without a message on its way.
+ * So a chain that falls due the normal way (a refresh sets the next window 571 s ahead) is
+ * queued once, by whichever tick reaches its due time, however late or early ticks run, and
+ * nothing is written for it: the work's own write moves its due time. A tick whose queueing
+ * fails leaves the cursor where it was, for the next. A due time set within reach of the cursor
+ * goes to the small catch-up partition ({@link dueIndexFields}), read whole each tick. What is
+ * left (a lost message or worker, work that failed or had nothing to do yet) is overdue a minute
+ * later. Catch-up and overdue chains are queued first and claimed second (a conditional write
+ * moving the due time {@link REDISPATCH_AFTER_MS} on, into the main partition). A failure between
+ * the two leaves the chain unclaimed: the next tick queues it again, and the worker treats the
+ * second message as the duplicate it is. Queueing first means a chain is never claimed without a
+ * message on its way.
  */
 export class RefreshDispatch {
   readonly #deps: EngineDeps;
@@ -111,24 +135,45 @@ export class RefreshDispatch {
 
   async run(options: DispatchOptions = {}): Promise<DispatchSummary> {
     const { now, store, log } = this.#deps;
-    const tickMs = options.tickAtMs ?? now();
+    const nowMs = now();
     const stopAtMs = (options.deadlineMs ?? Number.POSITIVE_INFINITY) - DEADLINE_MARGIN_MS;
-    const sliceEndMs = tickMs + DISPATCH_LEAD_MS;
-    const [slice, overdue] = await Promise.all([
-      store.queryDueChains(sliceEndMs, undefined, sliceEndMs - SCHEDULE_TICK_MS),
-      store.queryDueChains(tickMs - OVERDUE_AFTER_MS),
+    const cursor = store.dispatchCursor;
+    const queuedThroughMs = await cursor.read();
+    const throughMs = nowMs + DISPATCH_LEAD_MS;
+    // From the cursor, or from where the overdue sweep stops (the first tick, or one after a long
+    // pause): older due times are the sweep's.
+    const fromMs = Math.max(queuedThroughMs ?? Number.NEGATIVE_INFINITY, nowMs - OVERDUE_AFTER_MS);
+    const [stretch, overdue, catchUp] = await Promise.all([
+      fromMs < throughMs ? store.queryDueChains(throughMs, undefined, fromMs) : Promise.resolve([]),
+      store.queryDueChains(nowMs - OVERDUE_AFTER_MS),
+      store.queryDueChains(throughMs, undefined, undefined, ChainTable.catchUpShardValue),
     ]);
-    const found: Found[] = [
-      ...overdue.map((chain) => ({ ...chain, overdue: true })),
-      ...slice.map((chain) => ({ ...chain, overdue: false })),
-    ];
+    const claimed = [...overdue, ...catchUp].map((chain): Found => ({ ...chain, claim: true }));
+    const fresh = stretch.map((chain): Found => ({ ...chain, claim: false }));
+    const counts: Counts = { dispatched: 0, claimedElsewhere: 0, deferred: 0 };
+    await this.#dispatchAll([...claimed, ...fresh], stopAtMs, counts);
+    const summary = { due: claimed.length + fresh.length, ...counts };
+    // Only once every chain up to `throughMs` is queued: otherwise the next tick queues it again.
+    if (counts.deferred === 0 && throughMs > (queuedThroughMs ?? Number.NEGATIVE_INFINITY)) {
+      try {
+        await cursor.advance(queuedThroughMs, throughMs);
+      } catch (error) {
+        log.warn("refresh dispatch could not move its cursor; the next tick queues this one's chains again", {
+          errorType: error instanceof Error ? error.name : "Error",
+        });
+      }
+    }
+    log.info("refresh dispatch finished", { ...summary, overdue: overdue.length, catchUp: catchUp.length });
+    return summary;
+  }
+
+  async #dispatchAll(found: readonly Found[], stopAtMs: number, counts: Counts): Promise<void> {
     const batches: Found[][] = [];
     for (let i = 0; i < found.length; i += SEND_BATCH_SIZE) batches.push(found.slice(i, i + SEND_BATCH_SIZE));
-    const counts = { dispatched: 0, claimedElsewhere: 0, deferred: 0 };
     const next = (): Found[] | undefined => batches.shift();
     const worker = async (): Promise<void> => {
       for (let batch = next(); batch !== undefined; batch = next()) {
-        if (now() >= stopAtMs) {
+        if (this.#deps.now() >= stopAtMs) {
           counts.deferred += batch.length;
           continue;
         }
@@ -136,57 +181,60 @@ export class RefreshDispatch {
       }
     };
     await Promise.all(Array.from({ length: DISPATCH_CONCURRENCY }, worker));
-    const summary = { due: found.length, ...counts };
-    log.info("refresh dispatch finished", { ...summary, overdue: overdue.length });
-    return summary;
+  }
+
+  /** Each chain's message, built now: its delay counts to the due time from the moment it is sent. */
+  #messages(chains: readonly Found[]): DueChainMessage[] {
+    const nowMs = this.#deps.now();
+    return chains.map((chain) => ({
+      connectionId: chain.connectionId,
+      dueAtMs: chain.dueAtMs,
+      ...(chain.claim ? { redispatchAtMs: Math.max(chain.dueAtMs, nowMs) + REDISPATCH_AFTER_MS } : {}),
+      delaySeconds: Math.min(MAX_DELAY_S, Math.max(0, Math.ceil((chain.dueAtMs - nowMs) / 1000))),
+    }));
   }
 
   /**
-   * Sends one batch, again after a failure while the run has time (1 s, 2 s, 4 s, … apart): a
-   * slice not queued by its tick is found again only once overdue, after its windows.
-   * @returns false when the deadline came first (the batch is then left for the overdue sweep)
+   * Sends one batch; what the queue refused, or all of it when the request failed, is sent
+   * again while the run has time (1 s, 2 s, 4 s, … apart), each time with delays counted anew.
+   * @returns the messages queued (the rest is deferred to the next tick: the cursor stays)
    */
-  async #send(messages: readonly DueChainMessage[], stopAtMs: number): Promise<boolean> {
+  async #send(batch: readonly Found[], stopAtMs: number): Promise<DueChainMessage[]> {
     const { now, sleep, log } = this.#deps;
+    const queued: DueChainMessage[] = [];
+    let pending = batch;
     for (let pauseMs = SEND_RETRY_FIRST_MS; ; pauseMs = Math.min(2 * pauseMs, SEND_RETRY_MAX_MS)) {
+      const messages = this.#messages(pending);
+      let refused: readonly DueChainMessage[];
+      let errorType: string | undefined;
       try {
-        await this.#queue.send(messages);
-        return true;
+        refused = await this.#queue.send(messages);
       } catch (error) {
-        const again = now() + pauseMs < stopAtMs;
-        log.warn(
-          again
-            ? "refresh dispatch could not queue a batch; sending it again"
-            : "refresh dispatch could not queue a batch before its deadline; it is found again once overdue",
-          { chains: messages.length, errorType: error instanceof Error ? error.name : "Error" },
-        );
-        if (!again) return false;
-        await sleep(pauseMs);
+        refused = messages;
+        errorType = error instanceof Error ? error.name : "Error";
       }
+      const refusedIds = new Set(refused.map((m) => m.connectionId));
+      queued.push(...messages.filter((m) => !refusedIds.has(m.connectionId)));
+      pending = pending.filter((chain) => refusedIds.has(chain.connectionId));
+      if (pending.length === 0) return queued;
+      const again = now() + pauseMs < stopAtMs;
+      log.warn(
+        again
+          ? "refresh dispatch could not queue some chains; sending them again"
+          : "refresh dispatch could not queue some chains before its deadline; the next tick queues them",
+        { chains: pending.length, ...(errorType ? { errorType } : {}) },
+      );
+      if (!again) return queued;
+      await sleep(pauseMs);
     }
   }
 
-  async #dispatch(
-    batch: readonly Found[],
-    stopAtMs: number,
-    counts: { dispatched: number; claimedElsewhere: number; deferred: number },
-  ): Promise<void> {
-    const { now, store, log } = this.#deps;
-    const nowMs = now();
-    const messages = batch.map(
-      (chain): DueChainMessage => ({
-        connectionId: chain.connectionId,
-        dueAtMs: chain.dueAtMs,
-        ...(chain.overdue ? { redispatchAtMs: Math.max(chain.dueAtMs, nowMs) + REDISPATCH_AFTER_MS } : {}),
-        delaySeconds: Math.min(MAX_DELAY_S, Math.max(0, Math.ceil((chain.dueAtMs - nowMs) / 1000))),
-      }),
-    );
-    if (!(await this.#send(messages, stopAtMs))) {
-      counts.deferred += batch.length;
-      return;
-    }
+  async #dispatch(batch: readonly Found[], stopAtMs: number, counts: Counts): Promise<void> {
+    const { store, log } = this.#deps;
+    const queued = await this.#send(batch, stopAtMs);
+    counts.deferred += batch.length - queued.length;
     await Promise.all(
-      messages.map(async ({ connectionId, dueAtMs, redispatchAtMs }) => {
+      queued.map(async ({ connectionId, dueAtMs, redispatchAtMs }) => {
         if (redispatchAtMs === undefined) {
           counts.dispatched += 1;
           return;

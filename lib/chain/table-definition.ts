@@ -30,13 +30,22 @@ export const ChainTable = {
     partitionKey: "dueShard",
     sortKey: "dueAtMs",
   },
-  /** The single value of `dueShard`; one partition holds every due chain (read once a minute). */
+  /** The `dueShard` of a chain due later than the dispatcher's lead: each tick reads its own slice of it. */
   dueShardValue: "due",
+  /**
+   * The `dueShard` of a chain whose due time was set within the dispatcher's lead, where a tick's
+   * slice may already have passed (refresh-dispatch.ts dueIndexFields): each tick reads all of it
+   * that is due, so nothing set there waits to be found overdue. Small: exceptional states (a
+   * chain made hot just before its window, a check due now, a short backoff).
+   */
+  catchUpShardValue: "catch-up",
   /** DynamoDB TTL wants epoch seconds. */
   ttlAttribute: "expiresAtEpochSec",
 } as const;
 
 export const connectionKey = (connectionId: string): string => `CONN#${connectionId}`;
+/** The refresh dispatcher's cursor (dispatch-cursor.ts): one item for the table. */
+export const dispatchCursorKey = "DISPATCH#refresh";
 export const guardKey = (clientId: string, exactUserId: string): string => `GUARD#${clientId}#${exactUserId}`;
 /** One item per (app, Exact instance): outage pacing and app-level failures (app-states.ts). */
 export const appKey = (clientId: string, baseUrl: string): string => `APP#${clientId}#${baseUrl}`;

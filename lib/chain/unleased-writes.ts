@@ -9,6 +9,7 @@ import {
 import type { LeaseWriter } from "./chain-table-client.js";
 import type { HistoryEntry } from "./history-entry.js";
 import { withEntry } from "./history-log.js";
+import { dueIndexFields } from "./refresh-dispatch.js";
 import { ChainTable } from "./table-definition.js";
 import { CLOCK_SKEW_BOUND_MS } from "./timing.js";
 import type { SealedTokens } from "./token-seal.js";
@@ -40,8 +41,7 @@ export class UnleasedWrites {
   async markHot(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
     return this.#atGeneration(record, {
       lastVendAtMs: this.#now(),
-      hotGeneration: record.generation,
-      ...(dueAtMs !== undefined ? { dueShard: ChainTable.dueShardValue, dueAtMs } : {}),
+      ...(dueAtMs !== undefined ? dueIndexFields(dueAtMs, this.#now()) : {}),
     });
   }
 
@@ -54,7 +54,8 @@ export class UnleasedWrites {
    */
   async claimDue(connectionId: string, foundDueAtMs: number, redispatchAtMs: number): Promise<boolean> {
     const written = await this.#writer(connectionId, {
-      set: { dueAtMs: redispatchAtMs },
+      // Into the main partition (from catch-up too): a tick's slice or the overdue sweep finds it again.
+      set: { dueShard: ChainTable.dueShardValue, dueAtMs: redispatchAtMs },
       condition: "attribute_exists(pk) AND #dueAtMs = :found",
       names: ["dueAtMs"],
       values: { found: foundDueAtMs },
@@ -66,7 +67,7 @@ export class UnleasedWrites {
   async cool(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
     return dueAtMs === undefined
       ? this.#atGeneration(record, {}, ["dueShard", "dueAtMs"])
-      : this.#atGeneration(record, { dueAtMs });
+      : this.#atGeneration(record, dueIndexFields(dueAtMs, this.#now()));
   }
 
   /** `exact-broker heal`: the operator fixed the cause; forget the failures that stopped the chain. */
@@ -105,8 +106,7 @@ export class UnleasedWrites {
           ? {
               status: ChainStatus.Verifying,
               statusChangedAtMs: nowMs,
-              dueShard: ChainTable.dueShardValue,
-              dueAtMs: nowMs,
+              ...dueIndexFields(nowMs, nowMs),
             }
           : {}),
       },
@@ -193,8 +193,7 @@ export class UnleasedWrites {
         adoptedHash: hash,
         status: ChainStatus.Active,
         statusChangedAtMs: nowMs,
-        dueShard: ChainTable.dueShardValue,
-        dueAtMs,
+        ...dueIndexFields(dueAtMs, nowMs),
         failureStreak: 0,
       },
       remove: ["statusReason", "backoffUntilMs", "backoffReason", "inflight"],

@@ -7,6 +7,23 @@ import { answeredAt, type TokenCache, type VendAnswer } from "./token-cache.js";
 import type { FreshAccess } from "./token-protocol.js";
 
 /** What a vend answers, from the item or from a token just obtained; each answer also fills the warm cache. */
+/** A due time this far past the window is a keep-alive date (days), not a claim's or a retry's (minutes). */
+const PARKED_AFTER_WINDOW_MS = 60 * 60_000;
+
+/**
+ * Whether the chain waits for its keep-alive (or is out of the index) rather than its window: a
+ * vend then moves it back to the window. Not a chain due at its window already (nothing to
+ * write), nor one whose due time is a dispatcher's claim or a backoff: those say when its work
+ * may run again, and a vend must not undo them.
+ */
+function parkedPastWindow(record: ChainRecord, windowAtMs: number, nowMs: number): boolean {
+  if ((record.backoffUntilMs ?? 0) > nowMs) return false;
+  return (
+    record.dueShard === undefined ||
+    (record.dueAtMs ?? Number.POSITIVE_INFINITY) > windowAtMs + PARKED_AFTER_WINDOW_MS
+  );
+}
+
 export class VendAnswers {
   readonly #deps: EngineDeps;
   readonly #cache: TokenCache;
@@ -37,13 +54,14 @@ export class VendAnswers {
       this.#deps.log.warn("stored access token does not decrypt", { connectionId: record.connectionId });
       return undefined;
     }
-    // Due at its window unless it is already (an unchanged index key is not written again), and
-    // the vend recorded unless a recent one keeps the chain hot (timing.ts needsHotMark).
+    // The vend is recorded unless a recent one keeps the chain hot (timing.ts needsHotMark), and
+    // an idle chain is put back at its window.
+    const markAtMs = this.#deps.now();
     const window = record.status === ChainStatus.Active ? record.windowOpensAtMs : undefined;
-    const alreadyDue = window === undefined || (record.dueShard !== undefined && record.dueAtMs === window);
+    const idle = window !== undefined && parkedPastWindow(record, window, markAtMs);
     const lifetimeMs = (record.accessExpiresAtMs ?? 0) - (record.accessIssuedAtMs ?? 0);
-    if (!alreadyDue || needsHotMark(record.lastVendAtMs, this.#deps.now(), lifetimeMs)) {
-      await this.#deps.store.unleased.markHot(record, alreadyDue ? undefined : window);
+    if (idle || needsHotMark(record.lastVendAtMs, markAtMs, lifetimeMs)) {
+      await this.#deps.store.unleased.markHot(record, idle ? window : undefined);
     }
     const expiresAtMs = record.accessExpiresAtMs ?? 0;
     const nowMs = this.#deps.now();

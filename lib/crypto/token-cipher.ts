@@ -122,6 +122,13 @@ export interface TokenCipherEnv {
   BRANCH_KEY_STORE_TABLE_NAME?: string;
   /** The branch key that seals new tokens; created beforehand by {@link BranchKeyStore.ensure}. */
   BRANCH_KEY_ID?: string;
+  /**
+   * `off` seals tokens unpacked (token-packing.ts), as releases before packing did, which read no
+   * packed token: the first deploy of an upgrade from such a release sets it, so no function
+   * still running the old code meets a packed token; the next deploy drops it. Packed or not,
+   * every token opens. @default on
+   */
+  TOKEN_PACKING?: string;
 }
 
 /** Injected I/O for {@link createTokenCipher}. */
@@ -179,12 +186,13 @@ const sdk = {
  */
 export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {}): TokenCipher {
   const keyrings = buildKeyrings(env, deps);
+  const pack = packingFrom(env.TOKEN_PACKING);
   const preparedCache = getLocalCryptographicMaterialsCache(PREPARED_CACHE_CAPACITY);
 
   return {
     async encrypt(plaintext, binding) {
       registerSecret(plaintext);
-      return encryptWith(keyrings.encrypt, plaintext, binding);
+      return encryptWith(keyrings.encrypt, plaintext, binding, pack);
     },
 
     async prepare({ connectionId, incarnation }) {
@@ -211,7 +219,7 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       // The cached materials hold the data key already wrapped, so seal() needs neither KMS nor,
       // with the hierarchical keyring, the branch key (whose own cache may expire in between).
       const warmUp = (kind: TokenKind) =>
-        encryptWith(materials, WARM_UP_PLAINTEXT, { connectionId, incarnation, kind });
+        encryptWith(materials, WARM_UP_PLAINTEXT, { connectionId, incarnation, kind }, pack);
       if (keyrings.sharesBranchKey) {
         // One after the other: the hierarchical keyring does not join concurrent loads of a branch
         // key it has not cached, so two warm-ups at once would load it twice. Each costs
@@ -223,7 +231,7 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
       return {
         async seal(plaintext, kind) {
           registerSecret(plaintext);
-          return encryptWith(materials, plaintext, { connectionId, incarnation, kind });
+          return encryptWith(materials, plaintext, { connectionId, incarnation, kind }, pack);
         },
       };
     },
@@ -324,15 +332,30 @@ const PREPARED_CACHE_CAPACITY = 10_000;
 /** Sealing it caches a data key for its context: no token, and zero bytes off the key's budget. */
 const WARM_UP_PLAINTEXT = "";
 
+/**
+ * `TOKEN_PACKING`: on unless `off`.
+ * @throws ConfigurationError for any other value
+ */
+function packingFrom(value: string | undefined): boolean {
+  if (value === undefined || value === "on") return true;
+  if (value === "off") return false;
+  throw new ConfigurationError(`TOKEN_PACKING must be "on" or "off", got "${value}"`);
+}
+
 async function encryptWith(
   materials: KeyringNode | NodeMaterialsManager,
   plaintext: string,
   binding: TokenBinding,
+  pack: boolean,
 ): Promise<string> {
-  const { result } = await sdk.encrypt(materials, packToken(plaintext), {
-    suiteId: SUITE_ID,
-    encryptionContext: contextFor(binding),
-  });
+  const { result } = await sdk.encrypt(
+    materials,
+    pack ? packToken(plaintext) : Buffer.from(plaintext, "utf8"),
+    {
+      suiteId: SUITE_ID,
+      encryptionContext: contextFor(binding),
+    },
+  );
   return result.toString("base64");
 }
 

@@ -10,20 +10,6 @@ import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { scheduledEventSchema } from "./events.js";
 
-/** How far back a tick may lie and still be dispatched for (a retried invocation): older ones dispatch for now. */
-const TICK_RETRY_MS = 15 * 60_000;
-
-/**
- * The tick an event was scheduled for (epoch ms), if its `time` is one the dispatcher can use:
- * not ahead of the engine's clock (a second's skew aside) and at most {@link TICK_RETRY_MS} behind
- * it. A retry of an invocation keeps its event, so it queues the slice its tick missed.
- */
-export function scheduledTickMs(time: unknown, nowMs: number): number | undefined {
-  const tickMs = typeof time === "string" ? Date.parse(time) : Number.NaN;
-  if (!Number.isFinite(tickMs) || tickMs > nowMs + 1_000 || tickMs < nowMs - TICK_RETRY_MS) return undefined;
-  return tickMs;
-}
-
 /**
  * The scheduled refresh Lambda (EventBridge, every minute). With a queue (the stack's
  * REFRESH_QUEUE_URL) it dispatches the due chains to the refresh-worker; without one it does
@@ -35,15 +21,11 @@ export function createRefreshHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
     .use(parser({ schema: scheduledEventSchema }))
-    .handler(async (event, context) => {
+    .handler(async (_event, context) => {
       const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
       const options = deadlineMs !== undefined ? { deadlineMs } : {};
       if (broker.dispatch) {
-        const tickAtMs = scheduledTickMs(event.time, broker.deps.now());
-        const summary = await broker.dispatch.run({
-          ...options,
-          ...(tickAtMs !== undefined ? { tickAtMs } : {}),
-        });
+        const summary = await broker.dispatch.run(options);
         metrics.addMetric("RefreshesDispatched", MetricUnit.Count, summary.dispatched);
         metrics.addMetric("RefreshesDeferred", MetricUnit.Count, summary.deferred);
         return summary;

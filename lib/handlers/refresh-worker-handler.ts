@@ -12,8 +12,8 @@ import { errorBoundary } from "./error-boundary.js";
 
 /**
  * The refresh-worker Lambda (SQS, the dispatcher's queue): does each queued chain's work. It
- * hands no message back to the queue: a failure is recorded on the chain, whose claim makes the
- * dispatcher queue it again (refresh-dispatch.ts); a malformed message is logged and dropped.
+ * hands no message back to the queue: a failure is recorded on the chain, which the dispatcher
+ * finds overdue and queues again (refresh-dispatch.ts); a malformed message is logged and dropped.
  */
 export function createRefreshWorkerHandler(broker: Broker, logger: Logger) {
   const metrics = new Metrics({ namespace: "ExactTokenBroker", serviceName: "refresh-worker" });

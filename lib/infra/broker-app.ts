@@ -22,12 +22,15 @@ export function createBrokerApp(
   const combinedSecrets = contextFlag(app, "combinedSecrets");
   // `-c vendAuthorization=stackWide` keeps a deployment made before issue 10 serving every caller while it moves.
   const vendAuthorization = contextChoice(app, "vendAuthorization", Object.values(VendAuthorization));
+  // `-c tokenPacking=false` for the first deploy of an upgrade from a release that reads no packed token.
+  const tokenPacking = contextFlag(app, "tokenPacking");
   const stack = new BrokerStack(app, BROKER_STACK_ID, {
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
     ...(alarmEmail ? { alarmEmail } : {}),
     ...(reserveConcurrency === undefined ? {} : { reserveConcurrency }),
     ...(combinedSecrets === undefined ? {} : { combinedSecrets }),
     ...(vendAuthorization ? { vendAuthorization } : {}),
+    ...(tokenPacking === undefined ? {} : { tokenPacking }),
     ...options.stack,
   });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -54,6 +54,8 @@ export interface BrokerFunctionsProps {
   readonly vendAuthorization?: VendAuthorization;
   /** The value consumers sign into X-Exact-Broker-Server-ID (BROKER_SERVER_ID). */
   readonly serverId: string;
+  /** false: tokens are sealed unpacked (TOKEN_PACKING=off, lib/crypto/token-cipher.ts). @default true */
+  readonly tokenPacking?: boolean;
 }
 
 /**
@@ -112,6 +114,7 @@ export class BrokerFunctions extends Construct {
       TABLE_NAME: chains.table.tableName,
       KMS_KEY_ARN: tokenKey.key.keyArn,
       ...branchKeys.environment,
+      ...(props.tokenPacking === false ? { TOKEN_PACKING: "off" } : {}),
     };
 
     // fallback-login first: token-vend and the refresh-worker invoke it.
@@ -191,6 +194,7 @@ export class BrokerFunctions extends Construct {
     // refresh: "which chains are due" on the sparse index, the claim on each (UpdateItem), the queue.
     chains.grantDueQuery(this.refresh);
     chains.grantItems(this.refresh, [Connection], update);
+    chains.grantItems(this.refresh, [ItemKind.Dispatch], get, update);
     // SendMessageBatch needs sqs:SendMessage alone; the queue URL comes from the environment, so
     // not grantSendMessages' GetQueueUrl and GetQueueAttributes.
     Grant.addToPrincipal({
@@ -257,11 +261,10 @@ export class BrokerFunctions extends Construct {
     });
 
     this.refresh.configureAsyncInvoke({
-      // Each tick queues its own slice of due times (refresh-dispatch.ts), which the next tick
-      // does not: a failed run is retried with its event (Lambda: a minute later, then two), and
-      // the retry queues the slice its tick missed. Older than that, the overdue sweep has it.
-      retryAttempts: 2,
-      maxEventAge: Duration.minutes(4),
+      // A failed or late run is superseded by the next minute's tick, which queues from where the
+      // last successful one stopped (refresh-dispatch.ts's cursor); retrying would only overlap it.
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(1),
     });
     this.schedule = new Rule(this, "RefreshSchedule", {
       description: "exact-token-broker: starts a refresh run every minute",

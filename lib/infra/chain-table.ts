@@ -36,6 +36,8 @@ export const ItemKind = {
   History: "HIST#",
   /** Who token-vend serves which connection to (lib/auth/grant-store.ts). */
   Grants: "GRANTS#",
+  /** The refresh dispatcher's cursor (lib/chain/dispatch-cursor.ts). */
+  Dispatch: "DISPATCH#",
 } as const;
 export type ItemKind = (typeof ItemKind)[keyof typeof ItemKind];
 

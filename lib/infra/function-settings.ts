@@ -136,7 +136,7 @@ export function timingEnvironment(
  */
 export const ReservedConcurrency: Readonly<Partial<Record<FunctionName, number>>> = {
   // One dispatch run a minute takes seconds; two at once only when one is slow, and a third
-  // would only queue chains the claims already hold. (The refresh-worker is bounded by its
+  // would only queue again what the cursor says is queued. (The refresh-worker is bounded by its
   // queue's event source instead: MaxConcurrency, broker-functions.ts.)
   [FunctionName.Refresh]: 2,
   // Logins are budgeted against Exact's error limits (a few per hour per user); two at once is

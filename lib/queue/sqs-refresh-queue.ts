@@ -3,18 +3,6 @@ import type { DueChainMessage, RefreshQueue } from "../chain/refresh-dispatch.js
 import { SEND_BATCH_SIZE } from "../chain/refresh-dispatch.js";
 import { CONNECTION_ID_PATTERN } from "../handlers/connection-id.js";
 
-/** A batch the queue did not take whole; names no message body (they hold nothing secret, but stay short). */
-export class RefreshQueueSendFailed extends Error {
-  override readonly name = "RefreshQueueSendFailed";
-  /** SQS's error codes of the entries it refused, e.g. `["InternalError"]`. */
-  readonly codes: readonly string[];
-
-  constructor(codes: readonly string[]) {
-    super(`SQS refused ${codes.length} of a SendMessageBatch: ${[...new Set(codes)].join(", ")}`);
-    this.codes = codes;
-  }
-}
-
 /** A queued body that is not a due-chain message (not from this broker's dispatcher). */
 export class MalformedRefreshMessage extends Error {
   override readonly name = "MalformedRefreshMessage";
@@ -24,14 +12,18 @@ export class MalformedRefreshMessage extends Error {
 interface DueChainBody {
   readonly connectionId: string;
   readonly dueAtMs: number;
-  /** Only on an overdue chain's message: the dispatcher's claim. */
-  readonly redispatchAtMs?: number;
+  /**
+   * The claim's re-dispatch time; `dueAtMs` itself when the chain was not claimed, which reads
+   * the same (due-chain-work.ts withDispatchedDueAt) and keeps the body readable by workers of
+   * releases that required the field (a deploy runs both for a moment).
+   */
+  readonly redispatchAtMs: number;
 }
 
 /**
  * The dispatcher's queue in AWS: one SendMessageBatch per call, each entry with its own
- * DelaySeconds (the chain's due time). An entry SQS refuses fails the whole call, so the
- * dispatcher claims none of the batch and the next tick queues it again.
+ * DelaySeconds (the chain's due time). The entries SQS refuses come back to the dispatcher,
+ * which sends those again.
  */
 export class SqsRefreshQueue implements RefreshQueue {
   readonly #queueUrl: string;
@@ -42,8 +34,8 @@ export class SqsRefreshQueue implements RefreshQueue {
     this.#client = options.client ?? new SQSClient({});
   }
 
-  async send(messages: readonly DueChainMessage[]): Promise<void> {
-    if (messages.length === 0) return;
+  async send(messages: readonly DueChainMessage[]): Promise<readonly DueChainMessage[]> {
+    if (messages.length === 0) return [];
     if (messages.length > SEND_BATCH_SIZE) {
       throw new RangeError(
         `a SendMessageBatch holds at most ${SEND_BATCH_SIZE} messages, got ${messages.length}`,
@@ -58,13 +50,15 @@ export class SqsRefreshQueue implements RefreshQueue {
           MessageBody: JSON.stringify({
             connectionId: message.connectionId,
             dueAtMs: message.dueAtMs,
-            ...(message.redispatchAtMs !== undefined ? { redispatchAtMs: message.redispatchAtMs } : {}),
+            redispatchAtMs: message.redispatchAtMs ?? message.dueAtMs,
           } satisfies DueChainBody),
         })),
       }),
     );
-    const failed = out.Failed ?? [];
-    if (failed.length > 0) throw new RefreshQueueSendFailed(failed.map((entry) => entry.Code ?? "Unknown"));
+    return (out.Failed ?? []).flatMap((entry) => {
+      const refused = messages[Number(entry.Id)];
+      return refused ? [refused] : [];
+    });
   }
 }
 
@@ -93,10 +87,11 @@ export function parseDueChainMessage(body: string): DueChainMessage {
       "a refresh message has no valid dueAtMs, or an invalid redispatchAtMs (epoch ms)",
     );
   }
+  const claimed = redispatchAtMs !== undefined && redispatchAtMs !== dueAtMs;
   return {
     connectionId,
     dueAtMs: dueAtMs as number,
-    ...(redispatchAtMs !== undefined ? { redispatchAtMs: redispatchAtMs as number } : {}),
+    ...(claimed ? { redispatchAtMs: redispatchAtMs as number } : {}),
     delaySeconds: 0,
   };
 }

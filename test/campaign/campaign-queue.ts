@@ -38,9 +38,6 @@ export class CampaignQueue {
   workFaulted = false;
   /** When the schedule last ran the dispatcher; the next tick is a minute later. */
   lastTickAtMs: number | undefined;
-  /** The dispatcher door's tick, and whether its invocation returned (else Lambda retries the tick). */
-  doorTickAtMs: number | undefined;
-  doorDispatched = false;
 
   constructor(clock: CampaignClock) {
     this.#clock = clock;
@@ -122,13 +119,14 @@ export function tappedQueue(queue: CampaignQueue, tap: Tap): RefreshQueue {
       queue.took(tap.owner, messages, fault === undefined || fault === Fault.Hang);
       if (fault === Fault.Crash) return tap.crash();
       if (fault === Fault.Lost) throw new InjectedLostSend();
+      return [];
     },
   };
 }
 
 /**
- * A claim's UpdateItem (UnleasedWrites.claimDue): it sets `dueAtMs` alone, conditioned on the
- * due time the chain was found with.
+ * A claim's UpdateItem (UnleasedWrites.claimDue): it sets `dueAtMs` (and `dueShard`, to the main
+ * partition) and nothing else, conditioned on the due time the chain was found with.
  */
 function claimOf(input: unknown): { connectionId: string; redispatchAtMs: number } | undefined {
   const update = input as
@@ -141,13 +139,15 @@ function claimOf(input: unknown): { connectionId: string; redispatchAtMs: number
       }
     | undefined;
   const names = Object.entries(update?.ExpressionAttributeNames ?? {});
-  const due = names.find(([, attr]) => attr === "dueAtMs")?.[0];
+  const nameOf = (attr: string) => names.find(([, name]) => name === attr)?.[0];
+  const due = nameOf("dueAtMs");
+  const shard = nameOf("dueShard");
   const [setPart = "", removed] = (update?.UpdateExpression ?? "").split(" REMOVE ");
   const assignments = setPart.replace(/^SET /, "").split(/,\s*/);
-  const [assignment] = assignments;
-  if (!due || removed !== undefined || assignments.length !== 1 || !assignment?.startsWith(`${due} = `)) {
-    return undefined;
-  }
+  const assignment = assignments.find((a) => due !== undefined && a.startsWith(`${due} = `));
+  const others = assignments.filter((a) => a !== assignment);
+  const onlyShard = others.every((a) => shard !== undefined && a.startsWith(`${shard} = `));
+  if (!due || !assignment || removed !== undefined || others.length > 1 || !onlyShard) return undefined;
   if (!update?.ConditionExpression?.includes(`${due} = :found`) || !update.Key) return undefined;
   const placeholder = assignment.slice(`${due} = `.length);
   const values = unmarshall(update.ExpressionAttributeValues ?? {}) as Record<string, unknown>;

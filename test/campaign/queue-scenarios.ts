@@ -1,3 +1,5 @@
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import {
   DISPATCH_LEAD_MS,
@@ -5,6 +7,7 @@ import {
   OVERDUE_AFTER_MS,
   REDISPATCH_AFTER_MS,
 } from "../../lib/chain/refresh-dispatch.js";
+import { dispatchCursorKey } from "../../lib/chain/table-definition.js";
 import type { CaseRun, Door, Invocation, Role } from "./case-run.js";
 import { type DueChain, SCHEDULE_TICK_MS } from "./invariants.js";
 import { seed, verifyingChain } from "./scenarios.js";
@@ -28,14 +31,22 @@ const TICK_BEFORE_WINDOW_MS = 40_000;
 /** Ticks and deliveries the queue may take after the door before the case counts as not settling. */
 const MAX_QUEUE_STEPS = 40;
 
-/** The schedule's tick (`tickAtMs`: now, or a retried invocation's): the dispatcher, as the refresh function runs it. */
-function dispatch(invocation: Invocation, tickAtMs?: number) {
+/** The schedule's tick: the dispatcher, as the refresh function runs it. */
+function dispatch(invocation: Invocation) {
   const { dispatch: dispatcher, deps } = invocation.broker;
   if (!dispatcher) throw new Error("the campaign's broker has no refresh queue");
-  return dispatcher.run({
-    deadlineMs: deps.now() + DISPATCH_TIMEOUT_MS,
-    ...(tickAtMs !== undefined ? { tickAtMs } : {}),
-  });
+  return dispatcher.run({ deadlineMs: deps.now() + DISPATCH_TIMEOUT_MS });
+}
+
+/**
+ * The cases of a file share one table, and so the dispatcher's cursor (dispatch-cursor.ts): an
+ * earlier case's may stand ahead of this case's clock. Each queue case starts as a deployment's
+ * first tick does, without one.
+ */
+async function withoutCursor(run: CaseRun): Promise<void> {
+  await run.world.dynamo.send(
+    new DeleteItemCommand({ TableName: run.world.tableName, Key: marshall({ pk: dispatchCursorKey }) }),
+  );
 }
 
 /** The refresh-worker on one message SQS delivered; what it did with the chain is recorded. */
@@ -105,8 +116,8 @@ function doorMessage(run: CaseRun): DueChainMessage {
 /**
  * The schedule's tick queues the door's chain; the clock moves to the message's delivery. A
  * chain due within a tick's lead is queued as it falls due (no claim); one due already (an
- * identity check, a keep-alive) sits where a tick's slice has passed, so the tick that finds it
- * overdue queues it with a claim (refresh-dispatch.ts).
+ * identity check, a keep-alive) is let wait until a tick finds it overdue and queues it with a
+ * claim (refresh-dispatch.ts): the worker doors see both kinds of message.
  */
 async function deliveredToDoor(run: CaseRun): Promise<void> {
   const { clock } = run.world;
@@ -144,12 +155,6 @@ export const queueRunsOn =
       if (nextDeliveryMs <= nextTickMs) {
         for (const { message } of queue.takeDue()) await deliverTwice(run, message);
       } else {
-        const retriedTickMs = queue.doorTickAtMs;
-        if (retriedTickMs !== undefined && !queue.doorDispatched) {
-          // The door's invocation failed or died: Lambda invokes it again with its event.
-          queue.doorDispatched = true;
-          await run.invoke("recovery", (invocation) => dispatch(invocation, retriedTickMs));
-        }
         await tick(run, "recovery");
       }
     }
@@ -173,15 +178,16 @@ async function queueSettled(run: CaseRun): Promise<boolean> {
  * connection), a hot chain whose window opens in 40 s, and a hot chain whose window opens in
  * 150 s, past the dispatcher's 90 s lead: the door queues the first two (one SendMessageBatch),
  * the hot one as it falls due and the overdue one with a claim; the third waits for the next
- * tick's slice. A hang lets another dispatch run meanwhile (a late or repeated schedule). A door
- * that fails is retried with its tick a minute later, as Lambda retries the schedule's
- * asynchronous invocation (lib/infra/broker-functions.ts): the slice no later tick queues.
+ * tick (the dispatcher's cursor stops at the lead). A hang lets another dispatch run meanwhile
+ * (a late or repeated schedule); a door that fails leaves the cursor, and the next tick queues
+ * what it did not.
  */
 export const dispatchDoor: Door = {
   name: "refresh dispatch (hot, keep-alive, later)",
   mode: "code",
   async setup(run) {
     const { clock } = run.world;
+    await withoutCursor(run);
     await seed(run);
     const idle = await run.item();
     // The hot chain's window opens 571 s after its seed: 40 s before it, the idle chain's
@@ -200,12 +206,7 @@ export const dispatchDoor: Door = {
     run.queue.doorStartedAtMs = clock.now();
     run.queue.lastTickAtMs = clock.now();
   },
-  async act(run, invocation) {
-    run.queue.doorTickAtMs = invocation.broker.deps.now();
-    const summary = await dispatch(invocation, run.queue.doorTickAtMs);
-    run.queue.doorDispatched = true;
-    return summary;
-  },
+  act: (_run, invocation) => dispatch(invocation),
   compete: (run) => tick(run, "competitor"),
   followUp: queueRunsOn({ workerDoor: false }),
 };
@@ -215,7 +216,10 @@ function workerDoor(name: string, setup: Door["setup"]): Door {
   return {
     name,
     mode: "code",
-    setup,
+    async setup(run) {
+      await withoutCursor(run);
+      await setup(run);
+    },
     act: (run, invocation) => work(run, invocation, doorMessage(run)),
     compete: (run) => run.invoke("competitor", (invocation) => work(run, invocation, doorMessage(run))),
     followUp: queueRunsOn({ workerDoor: true }),

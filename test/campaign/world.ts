@@ -18,6 +18,7 @@ import type { SecretOwner } from "../../lib/secrets/secret-layout.js";
 import type { SecretGetOptions, SecretSource } from "../../lib/secrets/secret-source.js";
 import type { ChainStats, LoginCounts } from "../../lib/sim/stats.js";
 import { CampaignClock } from "./campaign-clock.js";
+import { type InProcessDynamo, startInProcessDynalite } from "./in-process-dynalite.js";
 
 /** A connection of one case: its own Exact user and secret at the simulator, its own app or a peer's. */
 export interface CampaignConnection {
@@ -82,8 +83,10 @@ class MemorySecrets implements SecretSource {
  * one fake clock, shared by every case of the file. Cases stay independent through fresh
  * connections (new connection ID, app and user) and a simulator reset per case.
  *
- * The local stack (lib/local) provides them all: dynalite and the simulator over HTTP on
- * 127.0.0.1 (the simulator's faults reset and refuse sockets), the configuration and the keys.
+ * The local stack (lib/local) provides them all: the simulator over HTTP on 127.0.0.1 (its
+ * faults reset and refuse sockets), the configuration and the keys. DynamoDB is dynalite as the
+ * stack starts it, with the stack's table, but reached in process (in-process-dynalite.ts): the
+ * SDK's and dynalite's own code on each call, without the loopback socket between them.
  */
 export class World {
   readonly clock: CampaignClock;
@@ -99,12 +102,19 @@ export class World {
   readonly leakPattern: RegExp;
   readonly #store: ChainStore;
   readonly #apps: AppStates;
+  readonly #dynalite: InProcessDynamo;
   #connections = 0;
 
-  private constructor(clock: CampaignClock, stack: LocalStack, leakPattern: RegExp) {
+  private constructor(
+    clock: CampaignClock,
+    stack: LocalStack,
+    dynalite: InProcessDynamo,
+    leakPattern: RegExp,
+  ) {
     this.clock = clock;
     this.stack = stack;
-    this.dynamo = stack.dynamo.client;
+    this.#dynalite = dynalite;
+    this.dynamo = dynalite.client;
     this.tableName = stack.tableName;
     this.leakPattern = leakPattern;
     this.config = loadConfig(stack.env);
@@ -118,7 +128,8 @@ export class World {
   static async start(leakPattern: RegExp): Promise<World> {
     const clock = new CampaignClock();
     const stack = await startLocalStack({ dynamoNow: clock.now, sim: { now: clock.now } });
-    return new World(clock, stack, leakPattern);
+    const dynalite = await startInProcessDynalite({ now: clock.now, tableName: stack.tableName });
+    return new World(clock, stack, dynalite, leakPattern);
   }
 
   get sim() {
@@ -215,7 +226,8 @@ export class World {
     return this.sim.stats().logins[username];
   }
 
-  close(): Promise<void> {
-    return this.stack.close();
+  async close(): Promise<void> {
+    await this.#dynalite.close();
+    await this.stack.close();
   }
 }

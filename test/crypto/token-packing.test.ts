@@ -47,6 +47,23 @@ describe("the cipher with packing", () => {
     expect(await cipher.decrypt(sealed.toString("base64"), binding)).toBe(token);
   });
 
+  it("seals unpacked with TOKEN_PACKING=off (the first deploy of an upgrade), and opens both kinds", async () => {
+    const unpacking = createTokenCipher({ LOCAL_ENCRYPTION_KEY: LOCAL_KEY, TOKEN_PACKING: "off" });
+    const token = newAccessToken(TokenStyle.Long);
+    const sealed = Buffer.from(await unpacking.encrypt(token, binding), "base64");
+    const empty = Buffer.from(await unpacking.encrypt("", binding), "base64");
+
+    expect(sealed.length - empty.length).toBe(Buffer.byteLength(token));
+    expect(await cipher.decrypt(sealed.toString("base64"), binding)).toBe(token);
+    expect(await unpacking.decrypt(await cipher.encrypt(token, binding), binding)).toBe(token);
+  });
+
+  it("refuses a TOKEN_PACKING other than on or off, at start", () => {
+    expect(() => createTokenCipher({ LOCAL_ENCRYPTION_KEY: LOCAL_KEY, TOKEN_PACKING: "yes" })).toThrow(
+      'TOKEN_PACKING must be "on" or "off", got "yes"',
+    );
+  });
+
   it("still opens a token sealed before packing (its plaintext the token's UTF-8)", async () => {
     const token = newRefreshToken(TokenStyle.Long);
     // As the cipher sealed tokens before: the same keyring and context, the token's UTF-8 bytes.

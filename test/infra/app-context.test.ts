@@ -50,7 +50,24 @@ describe("the bundled app's -c settings", () => {
     );
   }, 120_000);
 
+  it("seals unpacked tokens in every function that seals them with -c tokenPacking=false, and packed by default", () => {
+    const sealing = (template: Template) =>
+      Object.values(
+        template.findResources("AWS::Lambda::Function") as Record<
+          string,
+          { Properties: { Environment?: { Variables?: Record<string, unknown> } } }
+        >,
+      )
+        .map((fn) => fn.Properties.Environment?.Variables ?? {})
+        .filter((vars) => "BRANCH_KEY_ID" in vars);
+    const off = sealing(synthWith({ tokenPacking: false }));
+    expect(off.length).toBeGreaterThanOrEqual(4);
+    for (const vars of off) expect(vars.TOKEN_PACKING).toBe("off");
+    for (const vars of sealing(synthWith({}))) expect(vars.TOKEN_PACKING).toBeUndefined();
+  }, 120_000);
+
   it.each([
+    ["tokenPacking", "no"],
     ["combinedSecrets", "ture"],
     ["reserveConcurrency", "flase"],
     ["combinedSecrets", 1],

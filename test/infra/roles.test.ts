@@ -167,6 +167,12 @@ describe("each function's role", () => {
         },
         // The claim: one conditional UpdateItem on each queued chain's own item.
         { actions: ["dynamodb:UpdateItem"], resource: table, condition: onKinds(ItemKind.Connection) },
+        // Its cursor: how far the due index is queued.
+        {
+          actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+          resource: table,
+          condition: onKinds(ItemKind.Dispatch),
+        },
         // SendMessageBatch, authorized as SendMessage; the queue's URL comes from the environment.
         { actions: ["sqs:SendMessage"], resource: r.arnOf(fns.refreshQueue) },
         // The table's key as DynamoDB uses it for the caller, and no other way: no token is opened here.

@@ -5,12 +5,17 @@ export class MemoryRefreshQueue implements RefreshQueue {
   readonly sent: DueChainMessage[] = [];
   failNext = 0;
 
-  async send(messages: readonly DueChainMessage[]): Promise<void> {
+  /** Connection IDs whose next message the queue refuses (a `Failed` entry), once each. */
+  readonly refuseNext = new Set<string>();
+
+  async send(messages: readonly DueChainMessage[]): Promise<readonly DueChainMessage[]> {
     if (this.failNext > 0) {
       this.failNext -= 1;
       throw new Error("queue unavailable");
     }
-    this.sent.push(...messages);
+    const refused = messages.filter((m) => this.refuseNext.delete(m.connectionId));
+    this.sent.push(...messages.filter((m) => !refused.includes(m)));
+    return refused;
   }
 
   /** Takes every message sent so far (as SQS hands them to the worker: the delay spent). */

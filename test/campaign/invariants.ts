@@ -1,7 +1,7 @@
 import { REJECTION_PROBE_MS } from "../../lib/chain/app-states.js";
 import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
-import { DISPATCH_LEAD_MS, REDISPATCH_AFTER_MS } from "../../lib/chain/refresh-dispatch.js";
+import { DISPATCH_LEAD_MS, REDISPATCH_AFTER_MS, SCHEDULE_TICK_MS } from "../../lib/chain/refresh-dispatch.js";
 import { INTERNAL_ERROR } from "../../lib/handlers/error-boundary.js";
 import { VEND_ERROR_TYPES } from "../../lib/handlers/token-vend-handler.js";
 
@@ -233,7 +233,7 @@ export interface Renewal {
 }
 
 /** The schedule that drives the refresh dispatcher: EventBridge, once a minute. */
-export const SCHEDULE_TICK_MS = 60_000;
+export { SCHEDULE_TICK_MS };
 
 /** One SendMessageBatch that reached the refresh queue (SQS took it). */
 export interface QueueSend {

@@ -266,7 +266,10 @@ export async function runOutage(scenario: OutageScenario): Promise<OutageResult>
     const log = keptLog(logged);
     const events = new MemoryPublisher();
     const heals: string[] = [];
-    const healTrigger: HealTrigger = { trigger: (connectionId) => void heals.push(connectionId) };
+    const healTrigger: HealTrigger = {
+      trigger: (connectionId) => void heals.push(connectionId),
+      handedOff: async () => undefined,
+    };
     const { client: dynamo, counts } = countingDynamo(stack.dynamo.endpoint);
     dynamo.middlewareStack.add((next) => (args) => clock.track(() => next(args)), {
       step: "initialize",

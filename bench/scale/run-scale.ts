@@ -155,6 +155,7 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
       trigger: () => {
         heals += 1;
       },
+      handedOff: async () => undefined,
     };
     const random = mulberry32(options.seed);
     const cipher = createTokenCipher(stack.env);

@@ -18,6 +18,16 @@ export interface EngineLog {
 /** Starts a heal without waiting for it: a Lambda invoke in AWS, a background promise locally. */
 export interface HealTrigger {
   trigger(connectionId: string): void;
+  /**
+   * Resolves once every heal triggered so far has left this process (Lambda accepted the invoke,
+   * or it failed and was logged), or after `timeoutMs`, whichever comes first; never rejects.
+   * A Lambda handler awaits it before it answers (lib/handlers/heal-handoff.ts): the runtime
+   * freezes a container once its handler has returned, and an invoke still in flight may then
+   * never be sent (AWS Lambda docs, "Lambda execution environment lifecycle").
+   * @param timeoutMs the longest wait, in ms; undefined: until the invokes end (each is bounded
+   *   by its own HTTP timeout and attempts)
+   */
+  handedOff(timeoutMs?: number): Promise<void>;
 }
 
 /** Everything the doors need, injected so tests run real code against dynalite and the simulator. */

@@ -42,6 +42,8 @@ const DEFAULT_MAX_ATTEMPTS = 3;
 export class LambdaHealTrigger implements HealTrigger {
   readonly #options: LambdaHealTriggerOptions;
   #credentials: AwsCredentialsProvider | undefined;
+  /** Invokes not yet answered, each settling (never rejecting) when Lambda answers or the invoke fails. */
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(options: LambdaHealTriggerOptions) {
     this.#options = options;
@@ -49,9 +51,32 @@ export class LambdaHealTrigger implements HealTrigger {
   }
 
   trigger(connectionId: string): void {
-    this.#invoke(connectionId).catch((error: unknown) =>
-      this.#options.log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
-    );
+    const invoke = this.#invoke(connectionId)
+      .catch((error: unknown) =>
+        this.#options.log.error("could not invoke fallback-login", { connectionId, error: error as Error }),
+      )
+      .finally(() => this.#inFlight.delete(invoke));
+    this.#inFlight.add(invoke);
+  }
+
+  async handedOff(timeoutMs?: number): Promise<void> {
+    if (this.#inFlight.size === 0) return;
+    const all = Promise.all([...this.#inFlight]).then(() => undefined);
+    if (timeoutMs === undefined) return all;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, timeoutMs));
+    });
+    try {
+      await Promise.race([all, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#inFlight.size > 0) {
+      this.#options.log.warn("fallback-login invokes still unanswered at the deadline", {
+        invokes: this.#inFlight.size,
+      });
+    }
   }
 
   async #invoke(connectionId: string): Promise<void> {
@@ -94,6 +119,9 @@ export class InProcessHealTrigger implements HealTrigger {
       .finally(() => this.#running.delete(connectionId));
     this.#running.set(connectionId, run);
   }
+
+  /** The heal runs in this process: there is nothing to hand off. */
+  async handedOff(): Promise<void> {}
 
   /** Resolves when every heal this trigger started has finished (tests, `npm start`). */
   async settled(): Promise<void> {

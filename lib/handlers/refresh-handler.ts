@@ -9,6 +9,7 @@ import type { RefreshRunSummary } from "../chain/scheduled-refresh.js";
 import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { scheduledEventSchema } from "./events.js";
+import { healHandoff } from "./heal-handoff.js";
 
 /**
  * The scheduled refresh Lambda (EventBridge, every minute). With a queue (the stack's
@@ -21,6 +22,7 @@ export function createRefreshHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
     .use(parser({ schema: scheduledEventSchema }))
+    .use(healHandoff(broker.healTrigger))
     .handler(async (_event, context) => {
       const deadlineMs = invocationDeadlineMs(context, broker.deps.now);
       const options = deadlineMs !== undefined ? { deadlineMs } : {};

@@ -9,6 +9,7 @@ import type { RefreshWorkerSummary } from "../chain/refresh-worker.js";
 import { MalformedRefreshMessage, parseDueChainMessage } from "../queue/sqs-refresh-queue.js";
 import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
+import { healHandoff } from "./heal-handoff.js";
 
 /**
  * The refresh-worker Lambda (SQS, the dispatcher's queue): does each queued chain's work. It
@@ -20,6 +21,7 @@ export function createRefreshWorkerHandler(broker: Broker, logger: Logger) {
   return middy<SQSEvent, RefreshWorkerSummary>()
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics }))
+    .use(healHandoff(broker.healTrigger))
     .handler(async (event, context) => {
       const messages: DueChainMessage[] = [];
       for (const record of event.Records ?? []) {

@@ -8,6 +8,7 @@ import type { VendAnswer } from "../chain/token-cache.js";
 import { invocationDeadlineMs } from "./deadline.js";
 import { errorBoundary } from "./error-boundary.js";
 import { type VendEvent, vendEventSchema } from "./events.js";
+import { healHandoff } from "./heal-handoff.js";
 
 /** What a token-vend caller may get as errorType (README, "token-vend"); anything else is InternalError. */
 export const VEND_ERROR_TYPES: ReadonlySet<string> = new Set([
@@ -36,6 +37,7 @@ export function createTokenVendHandler(broker: Broker, logger: Logger) {
     .use(logMetrics(metrics))
     .use(errorBoundary({ logger, metrics, contract: VEND_ERROR_TYPES }))
     .use(parser({ schema: vendEventSchema(window) }))
+    .use(healHandoff(broker.healTrigger))
     .handler(async (event, context) => {
       const startMs = Date.now();
       const waitsBefore = broker.vend.leaseWaits;

@@ -449,5 +449,7 @@ export function tappedHealTrigger(tap: Tap, delivered: string[], hang: () => Pro
         default:
       }
     },
+    // The campaign's handlers are the doors, not the Lambda handlers that wait for this.
+    handedOff: async () => undefined,
   };
 }

@@ -9,7 +9,10 @@ import type { LoginDriver } from "../../lib/exact/login/login-driver.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 
 /** Heals run explicitly in these tests. */
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /** Marks the chain BROKEN the way a probe would, without spending Exact calls. */
 async function markBroken(fx: Fixture, connectionId = fx.conn.connectionId): Promise<void> {

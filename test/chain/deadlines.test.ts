@@ -8,7 +8,7 @@ import { type Fixture, startFixture } from "../support/fixture.js";
 
 /** Seconds from seeding until the fixture's refresh window is open. */
 const WINDOW = 572;
-const NO_HEAL = { healTrigger: { trigger: () => undefined } };
+const NO_HEAL = { healTrigger: { trigger: () => undefined, handedOff: async () => undefined } };
 
 describe("every door knows its deadline", () => {
   let fx: Fixture;

@@ -12,7 +12,10 @@ import { storedSecret } from "../support/stored-secret.js";
 /** Seconds from a chain's start until its refresh window is open. */
 const WINDOW = 572;
 /** Vends that stop at BROKEN: the heal is run explicitly by the test. */
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * Kills the chain the way it dies in real life: Exact rotates it and the answer is lost. The vend

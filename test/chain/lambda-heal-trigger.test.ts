@@ -244,4 +244,60 @@ describe("LambdaHealTrigger", () => {
       expect(endpoint.received).toEqual([]);
     });
   });
+
+  describe("handedOff", () => {
+    it("resolves at once when nothing was triggered", async () => {
+      endpoint = await startLambdaEndpoint([]);
+      await expect(triggerAt(endpoint.endpoint, capturingLog()).handedOff(0)).resolves.toBeUndefined();
+    });
+
+    it("resolves only once Lambda has answered every invoke triggered", async () => {
+      endpoint = await startLambdaEndpoint([{ status: 202 }, { status: 202 }]);
+      const log = capturingLog();
+      const trigger = triggerAt(endpoint.endpoint, log);
+
+      trigger.trigger("acme");
+      trigger.trigger("globex");
+      await trigger.handedOff(5_000);
+
+      // Both requests reached Lambda before the handler could answer.
+      expect(endpoint.received.map((request) => JSON.parse(request.body).connectionId).sort()).toEqual([
+        "acme",
+        "globex",
+      ]);
+      expect(log.lines).toEqual([]);
+    });
+
+    it("waits for a failing invoke's retries and its log line, not for a success", async () => {
+      endpoint = await startLambdaEndpoint([
+        { status: 503, body: "busy" },
+        { status: 503, body: "busy" },
+      ]);
+      const log = capturingLog();
+      const trigger = triggerAt(endpoint.endpoint, log, { maxAttempts: 2 });
+
+      trigger.trigger("acme");
+      await trigger.handedOff(5_000);
+
+      expect(endpoint.received).toHaveLength(2);
+      expect(log.lines.map(([level, message]) => [level, message])).toEqual([
+        ["error", "could not invoke fallback-login"],
+      ]);
+    });
+
+    it("stops waiting at its timeout, and says how many invokes were still unanswered", async () => {
+      endpoint = await startLambdaEndpoint(["hang"]);
+      const log = capturingLog();
+      const trigger = triggerAt(endpoint.endpoint, log, { httpTimeoutMs: 10_000, maxAttempts: 1 });
+
+      trigger.trigger("acme");
+      const startMs = performance.now();
+      await trigger.handedOff(150);
+
+      expect(performance.now() - startMs).toBeLessThan(5_000);
+      expect(log.lines).toEqual([
+        ["warn", "fallback-login invokes still unanswered at the deadline", { invokes: 1 }],
+      ]);
+    });
+  });
 });

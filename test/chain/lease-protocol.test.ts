@@ -20,7 +20,10 @@ const WINDOW = 572;
 /** Past a lease taken now, as every process judges it (the lease's end plus the skew bound). */
 const PAST_LEASE = (LEASE_MS + CLOCK_SKEW_BOUND_MS) / 1000 + 1;
 /** These tests stop at BROKEN; healing has tests of its own (test/chain/heal-door.test.ts). */
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 async function takeLease(
   fx: Fixture,

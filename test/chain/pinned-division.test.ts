@@ -14,7 +14,10 @@ import { LEAK_PATTERN } from "../support/leak-guard.js";
 const FIRST = 123456;
 const OTHER = 777777;
 /** Heals run explicitly in these tests. */
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /** `system/Divisions` calls the simulator answered, by outcome, for one division of the fixture's app. */
 function divisionChecks(fx: Fixture, division: number) {

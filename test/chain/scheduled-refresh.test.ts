@@ -101,7 +101,7 @@ describe("ScheduledRefresh", () => {
   it("triggers the heal of a broken chain it finds in its index", async () => {
     fx = await startFixture({ realShortSleeps: true });
     fx.stack.sim.addFault({ kind: "rotate_then_drop", endpoint: "token", count: 1 });
-    const noHeal = { healTrigger: { trigger: () => undefined } };
+    const noHeal = { healTrigger: { trigger: () => undefined, handedOff: async () => undefined } };
     await fx.broker(noHeal).vend.vend(fx.conn.connectionId, 30);
     fx.clock.advance(572);
     await fx.broker(noHeal).refresh.run();

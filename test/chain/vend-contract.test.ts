@@ -6,7 +6,10 @@ import { type Fixture, startFixture } from "../support/fixture.js";
 
 /** Seconds from seeding until the fixture's refresh window is open: 28 s of validity left. */
 const WINDOW = 572;
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 function validityMs(fx: Fixture, answer: VendAnswer): number {
   return Date.parse(answer.expiresAt) - fx.clock.now();

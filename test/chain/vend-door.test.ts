@@ -168,7 +168,10 @@ describe("VendDoor", () => {
       expect((await fx.broker().vend.vend(fx.conn.connectionId, 0)).generation).toBe(1);
 
       fx.clock.advance(3);
-      const noHeal = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+      const noHeal = {
+        healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+        vendOptions: { waitMs: 1_000 },
+      };
       await expect(fx.broker(noHeal).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
       const record = await fx.record();
       expect(record).toMatchObject({ status: ChainStatus.Broken, statusReason: "lost_answer" });

@@ -28,7 +28,7 @@ async function start(): Promise<void> {
   healsAsked = [];
   stack = await startExactStack(60, {
     events,
-    healTrigger: { trigger: (id: string) => void healsAsked.push(id) },
+    healTrigger: { trigger: (id: string) => void healsAsked.push(id), handedOff: async () => undefined },
   });
 }
 

@@ -1,5 +1,6 @@
 import type { Context, SQSEvent, SQSRecord } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
+import { DEADLINE_MARGIN_MS } from "../../lib/handlers/deadline.js";
 import { createRefreshHandler } from "../../lib/handlers/refresh-handler.js";
 import { createRefreshWorkerHandler } from "../../lib/handlers/refresh-worker-handler.js";
 import { createLogger } from "../../lib/log/logger.js";
@@ -47,6 +48,23 @@ describe("the refresh function with a queue, and the refresh-worker function", (
 
     expect(summary.outcomes.refreshed).toBe(1);
     expect((await fx.record()).generation).toBe(2);
+  });
+
+  it("waits, in both functions, for the heals a run triggered to reach fallback-login", async () => {
+    fx = await startFixture();
+    const waits: Array<number | undefined> = [];
+    const healTrigger = { trigger: () => undefined, handedOff: async (ms?: number) => void waits.push(ms) };
+    const logger = createLogger({ serviceName: "refresh" });
+    const refresh = createRefreshHandler(
+      fx.broker({ refreshQueue: new MemoryRefreshQueue(), log: logger, healTrigger }),
+      logger,
+    );
+    const worker = createRefreshWorkerHandler(fx.broker({ log: logger, healTrigger }), logger);
+
+    await refresh(scheduled as never, context);
+    await worker(sqsEvent([]), context);
+
+    expect(waits).toEqual([55_000 - DEADLINE_MARGIN_MS, 55_000 - DEADLINE_MARGIN_MS]);
   });
 
   it("drops a malformed message and still does the batch's good ones", async () => {

@@ -1,6 +1,7 @@
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBroker } from "../../lib/broker.js";
+import { DEADLINE_MARGIN_MS } from "../../lib/handlers/deadline.js";
 import { createRefreshHandler } from "../../lib/handlers/refresh-handler.js";
 import { createTokenVendHandler } from "../../lib/handlers/token-vend-handler.js";
 import { createLogger } from "../../lib/log/logger.js";
@@ -122,6 +123,24 @@ describe("token-vend handler", () => {
     // The simulator accepts the token on /current/Me, so the broker serves it again.
     expect(answer.generation).toBe(1);
     expect(fx.chainStats().meRequests.ok).toBe(2);
+  });
+
+  it("waits, before it answers, for the heals it triggered to reach fallback-login (within its time)", async () => {
+    const waits: Array<number | undefined> = [];
+    const logger = createLogger({ serviceName: "token-vend" });
+    const recording = createTokenVendHandler(
+      fx.broker({
+        log: logger,
+        healTrigger: { trigger: () => undefined, handedOff: async (ms) => void waits.push(ms) },
+      }),
+      logger,
+    );
+
+    await recording({ connectionId: fx.conn.connectionId }, context);
+    await expect(recording({ connectionId: "missing" }, context)).rejects.toThrow();
+
+    // Once after the answer and once after the error, each with the remaining time less the margin.
+    expect(waits).toEqual([30_000 - DEADLINE_MARGIN_MS, 30_000 - DEADLINE_MARGIN_MS]);
   });
 
   it("answers ConnectionNotFound with a stable errorType", async () => {

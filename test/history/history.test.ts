@@ -7,7 +7,10 @@ import { historyItem, historyWrites, outcomes, recordingDynamo } from "./history
 
 /** Seconds after a token's arrival when Exact's refresh window is open (600 − 30 + margin). */
 const WINDOW = 572;
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 const CALLER = "arn:aws:sts::123456789012:assumed-role/consumer/session-1";
 const DAY_SECONDS = 86_400;
 

@@ -37,7 +37,7 @@ interface TableCall {
 const WINDOW = 572;
 /** Heals run in fallback-login: token-vend and the refresh-worker only trigger them. */
 const NO_HEAL: BrokerOverrides = {
-  healTrigger: { trigger: () => undefined },
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
   vendOptions: { waitMs: 1_000 },
 };
 

@@ -5,7 +5,10 @@ import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { connectionKey } from "../../../lib/chain/table-definition.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * IdentityCheck.run hands a seeded chain over in two writes: adoptChain on the guard owner B

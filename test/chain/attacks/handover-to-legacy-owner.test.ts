@@ -5,7 +5,10 @@ import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { connectionKey } from "../../../lib/chain/table-definition.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /** As incarnation.test.ts: the item as the broker wrote it before incarnations. */
 async function writeTheOldWay(fx: Fixture, connectionId: string): Promise<void> {

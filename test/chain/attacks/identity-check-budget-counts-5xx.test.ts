@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * The identity-check budget (identityChecks, TOKEN_ERRORS_PER_HOUR = 8) exists because "Exact counts

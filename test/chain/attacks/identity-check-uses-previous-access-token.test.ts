@@ -3,7 +3,10 @@ import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { ExactOAuthClient } from "../../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * Exact answers a code exchange with HTTP 200 and a refresh token but no `expires_in` (reported in

@@ -4,7 +4,10 @@ import { ExactUnavailable } from "../../../lib/errors.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
 /** Heals run explicitly here. */
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * REVIEW DEFECT: a seed whose identity check is delayed (Me down) hands its chain to the guard

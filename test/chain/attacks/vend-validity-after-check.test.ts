@@ -4,7 +4,10 @@ import type { TokenCipher } from "../../../lib/crypto/token-cipher.js";
 import { ExactUnavailable } from "../../../lib/errors.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /** Validity (ms) of an answer at the moment it is returned. */
 function validityMs(fx: Fixture, answer: { expiresAt: string }): number {

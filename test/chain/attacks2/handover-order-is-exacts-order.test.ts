@@ -6,7 +6,10 @@ import { connectionKey } from "../../../lib/chain/table-definition.js";
 import { ExactOAuthClient } from "../../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * The first pass ordered two chains of one Exact user by `chainStartedAtMs`, which every door sets

@@ -33,7 +33,7 @@ describe("an identity check Exact refuses for a reason no login fixes", () => {
     const overrides = {
       oauth,
       events: { publish: async (event: BrokerEvent) => void events.push(event) },
-      healTrigger: { trigger: () => undefined },
+      healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
       vendOptions: { waitMs: 1_000 },
     };
     const code = fx.stack.sim.authorize({

@@ -3,7 +3,10 @@ import { ChainStatus } from "../../../lib/chain/chain-record.js";
 import { ExactUnavailable } from "../../../lib/errors.js";
 import { type Fixture, startFixture } from "../../support/fixture.js";
 
-const NO_HEAL = { healTrigger: { trigger: () => undefined }, vendOptions: { waitMs: 1_000 } };
+const NO_HEAL = {
+  healTrigger: { trigger: () => undefined, handedOff: async () => undefined },
+  vendOptions: { waitMs: 1_000 },
+};
 
 /**
  * A re-seed keeps the connection's live chain beside the new one (chain-start.ts retiredChain) and

@@ -32,7 +32,7 @@ export function harness(fx: Fixture): Harness {
     broker: (overrides = {}) =>
       fx.broker({
         events,
-        healTrigger: { trigger: (id: string) => void healsAsked.push(id) },
+        healTrigger: { trigger: (id: string) => void healsAsked.push(id), handedOff: async () => undefined },
         vendOptions: { waitMs: 1_000 },
         ...overrides,
       }),

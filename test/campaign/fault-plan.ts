@@ -449,7 +449,7 @@ export function tappedHealTrigger(tap: Tap, delivered: string[], hang: () => Pro
         default:
       }
     },
-    // The campaign's handlers are the doors, not the Lambda handlers that wait for this.
+    // A trigger is delivered (or lost) synchronously here: nothing is left in flight to hand off.
     handedOff: async () => undefined,
   };
 }

@@ -20,9 +20,11 @@ import {
   type EncryptionContext,
   type KeyringNode,
   MultiKeyringNode,
+  NodeAlgorithmSuite,
   type NodeMaterialsManager,
 } from "@aws-crypto/material-management-node";
 import { RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from "@aws-crypto/raw-aes-keyring-node";
+import { deserializeFactory } from "@aws-crypto/serialize";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { ConfigurationError, EncryptionUnavailable, TokenDecryptError } from "../errors.js";
@@ -298,13 +300,32 @@ function keyServiceFailed(error: unknown): boolean {
 
 /**
  * The hierarchical keyring's provider ID, which its encrypted data keys carry in the message
- * header in plain UTF-8 (AWS Encryption SDK message format; @aws-crypto/kms-keyring-node).
+ * header (AWS Encryption SDK message format; @aws-crypto/kms-keyring-node).
  */
-const BRANCH_KEY_PROVIDER_ID = Buffer.from("aws-kms-hierarchy", "utf8");
+const BRANCH_KEY_PROVIDER_ID = "aws-kms-hierarchy";
 
-/** Whether a message's header names the hierarchical keyring (its data keys come from a branch key). */
+/** The Encryption SDK's own header parser, as its decrypt uses it (@aws-crypto/decrypt-node). */
+const { deserializeMessageHeader } = deserializeFactory(
+  (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"),
+  NodeAlgorithmSuite,
+);
+
+/**
+ * Whether a message's header holds a data key of the hierarchical keyring (one that comes from a
+ * branch key). Only the encrypted data keys' provider IDs count: a connection ID or any other
+ * context value that happens to spell the provider ID does not. A header that does not parse is
+ * not one: decrypt then refuses it as the token it is.
+ */
 function sealedUnderBranchKey(message: Buffer): boolean {
-  return message.includes(BRANCH_KEY_PROVIDER_ID);
+  try {
+    const header = deserializeMessageHeader(message);
+    return (
+      header !== false &&
+      header.messageHeader.encryptedDataKeys.some((key) => key.providerId === BRANCH_KEY_PROVIDER_ID)
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** The first byte of a message in format version 2, the format of committing suites. */

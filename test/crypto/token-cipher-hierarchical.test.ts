@@ -407,6 +407,14 @@ describeWithMoto("createTokenCipher with the branch key store (hierarchical keyr
       expect(calls).toEqual([]);
     });
 
+    it("opens a KMS-keyring token whose connection ID spells the branch-key provider's ID", async () => {
+      // The check reads the header's data keys, not the message's bytes: the context is in the header too.
+      const binding: TokenBinding = { ...REFRESH, connectionId: "aws-kms-hierarchy" };
+      const sealed = await kmsOnlyCipher().encrypt(REFRESH_TOKEN, binding);
+
+      expect(await kmsOnlyCipher().decrypt(sealed, binding)).toBe(REFRESH_TOKEN);
+    });
+
     it("keeps opening tokens sealed under a branch key version after a rotation", async () => {
       await store().ensure("rotate-test");
       const before = hierarchicalCipher("rotate-test");

@@ -28,8 +28,9 @@ function dollars(counts: CallCounts): { dynamo: number; kms: number; secrets: nu
       (counts.readUnits + counts.keyStoreReads / 2) * PRICES.dynamoRead,
     kms: counts.kmsRequests * PRICES.kms,
     secrets: counts.secretFetches * PRICES.secretRead,
-    // Each message is sent in a batch, received by the event source and deleted: a batch's three requests.
-    sqs: counts.sqsSends * 3 * PRICES.sqsRequest,
+    // SendMessageBatch by the dispatcher; ReceiveMessage and DeleteMessageBatch per batch the
+    // event source hands the worker. Pollers' empty long polls are a fixed cost (README).
+    sqs: (counts.sqsSends + 2 * counts.sqsReceives) * PRICES.sqsRequest,
   };
 }
 

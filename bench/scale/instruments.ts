@@ -43,6 +43,8 @@ export interface CallCounts {
   secretFetches: number;
   sqsSends: number;
   sqsMessages: number;
+  /** Batches the worker's event source took: each a ReceiveMessage and a DeleteMessageBatch. */
+  sqsReceives: number;
 }
 
 /**
@@ -71,6 +73,7 @@ export function emptyCounts(): CallCounts {
     secretFetches: 0,
     sqsSends: 0,
     sqsMessages: 0,
+    sqsReceives: 0,
   };
 }
 
@@ -97,6 +100,7 @@ export function diffCounts(later: CallCounts, earlier: CallCounts): CallCounts {
     secretFetches: later.secretFetches - earlier.secretFetches,
     sqsSends: later.sqsSends - earlier.sqsSends,
     sqsMessages: later.sqsMessages - earlier.sqsMessages,
+    sqsReceives: later.sqsReceives - earlier.sqsReceives,
   };
 }
 

@@ -1,3 +1,4 @@
+import { RefreshWorkerEventSource } from "../../lib/infra/function-settings.js";
 import { TokenStyle } from "../../lib/sim/tokens.js";
 /**
  * What the scale bench (bench/scale.ts) models rather than runs: the latencies of AWS and Exact,
@@ -50,10 +51,14 @@ export interface ScaleOptions {
   readonly hotMinutes: number;
   /** Simulated days of the idle phase (no vends; refresh tokens aged 0–30 days). @default 3 */
   readonly idleDays: number;
-  /** The worker's SQS event source: messages per invocation. @default 10 */
+  /** The worker's SQS event source: messages per invocation. @default the stack's (lib/infra/function-settings.ts) */
   readonly batchSize: number;
-  /** The worker's SQS event source: invocations at once. @default 10 */
+  /** The worker's SQS event source: invocations at once. @default the stack's */
   readonly maxConcurrency: number;
+  /** The worker's SQS event source: MaximumBatchingWindowInSeconds. @default the stack's */
+  readonly batchingWindowSeconds: number;
+  /** Pollers gathering batches at once: Lambda's five (virtual-queue.ts). @default 5 */
+  readonly pollers: number;
   /** Share of chains that also vend in a burst around each window. @default 0.02 */
   readonly burstShare: number;
   /** Vends per burst. @default 5 */
@@ -71,7 +76,7 @@ export interface ScaleOptions {
   /**
    * The simulator's token sizes (`--token-style short|long`). `long` is Exact's today (access
    * tokens about 1,500 characters, refresh tokens about 900: ../shared/exact-online.md); they
-   * make the chain item about 5 KB, and DynamoDB bills its writes by size. @default long
+   * make the chain item about 3.5 KB, and DynamoDB bills its writes by size. @default long
    */
   readonly tokenStyle: TokenStyle;
 }
@@ -80,8 +85,10 @@ export const DEFAULT_SCALE_OPTIONS: ScaleOptions = {
   connections: 10_000,
   hotMinutes: 20,
   idleDays: 3,
-  batchSize: 10,
-  maxConcurrency: 10,
+  batchSize: RefreshWorkerEventSource.batchSize,
+  maxConcurrency: RefreshWorkerEventSource.maxConcurrency,
+  batchingWindowSeconds: RefreshWorkerEventSource.maxBatchingWindowSeconds,
+  pollers: 5,
   burstShare: 0.02,
   burstVends: 5,
   seed: 1,
@@ -96,6 +103,8 @@ const FLAGS: Readonly<Record<string, keyof ScaleOptions>> = {
   "--idle-days": "idleDays",
   "--batch-size": "batchSize",
   "--max-concurrency": "maxConcurrency",
+  "--batching-window": "batchingWindowSeconds",
+  "--pollers": "pollers",
   "--burst-share": "burstShare",
   "--burst-vends": "burstVends",
   "--seed": "seed",
@@ -134,7 +143,7 @@ export function parseScaleArgs(argv: readonly string[]): ScaleOptions {
     i += 1;
   }
   const parsed = options as unknown as ScaleOptions;
-  for (const key of ["connections", "batchSize", "maxConcurrency"] as const) {
+  for (const key of ["connections", "batchSize", "maxConcurrency", "pollers"] as const) {
     if (!Number.isInteger(parsed[key]) || parsed[key] < 1) {
       throw new Error(`bench:scale: ${key} must be a whole number ≥ 1`);
     }

@@ -34,6 +34,7 @@ function sumCounts(counts: readonly CallCounts[]): CallCounts {
     total.secretFetches += c.secretFetches;
     total.sqsSends += c.sqsSends;
     total.sqsMessages += c.sqsMessages;
+    total.sqsReceives += c.sqsReceives;
   }
   return total;
 }
@@ -135,6 +136,7 @@ function countRows(
     ["secret reads (GetSecretValue)", side.secretFetches],
     ["SQS SendMessageBatch", side.sqsSends],
     ["SQS messages", side.sqsMessages],
+    ["SQS worker batches (receive + delete)", side.sqsReceives],
   ] as const) {
     rows.push([`${label} ${name}`, String(n), perUnit(n), perMonth(n)]);
   }
@@ -153,7 +155,7 @@ export function report(result: ScaleResult): string {
     `scale bench: ${options.connections} connections of one app, each its own Exact user; ${options.hotMinutes} hot minutes, ${options.idleDays} idle days`,
     `  modelled latencies (virtual time): DynamoDB ${LATENCY_MS.dynamo} ms per request, Exact token call ${LATENCY_MS.token} ms, /current/Me ${LATENCY_MS.me} ms,`,
     `  KMS ${LATENCY_MS.kms} ms per call, Secrets Manager ${LATENCY_MS.secrets} ms per read (cached ${DEFAULT_SECRET_MAX_AGE_SECONDS} s per container), a branch-key load ${LATENCY_MS.kms + LATENCY_MS.dynamo} ms (cached ${BRANCH_KEY_CACHE_TTL_SECONDS} s per container), SQS send ${LATENCY_MS.sqsSend} ms, SQS poll ${LATENCY_MS.sqsReceive} ms`,
-    `  Lambda: refresh every minute (timeout ${result.timeoutsMs.refresh / 1000} s), refresh-worker by an SQS event source of batch size ${options.batchSize} and maximum concurrency ${options.maxConcurrency} (timeout ${result.timeoutsMs["refresh-worker"] / 1000} s), token-vend (timeout ${result.timeoutsMs["token-vend"] / 1000} s); ${LAMBDA_MEMORY_GB * 1024} MB, warm containers; timeouts from lib/infra/function-settings.ts`,
+    `  Lambda: refresh every minute (timeout ${result.timeoutsMs.refresh / 1000} s), refresh-worker by an SQS event source of batch size ${options.batchSize}, batching window ${options.batchingWindowSeconds} s over ${options.pollers} pollers and maximum concurrency ${options.maxConcurrency} (timeout ${result.timeoutsMs["refresh-worker"] / 1000} s), token-vend (timeout ${result.timeoutsMs["token-vend"] / 1000} s); ${LAMBDA_MEMORY_GB * 1024} MB, warm containers; timeouts from lib/infra/function-settings.ts`,
     `  vends: minValiditySeconds ${MIN_VALIDITY_S}; one when seeded, one per generation at a random moment before its window, and for ${fmt(options.burstShare * 100, 1)}% of chains per generation a burst of ${options.burstVends} from 35 s to 5 s before the token expires`,
     `  seed: 1 connection the normal way (connection add + onboarding.seed), ${result.seed.fast} the fast way (code exchange over HTTP, the broker's cipher, the same item; no /current/Me, lease writes or history item), spread over 570 s`,
     "",
@@ -197,6 +199,12 @@ export function report(result: ScaleResult): string {
     [
       "queue (hot): most waiting at once / latest delivery after due (s)",
       `${result.hot.queue.maxBacklog} / ${fmt(result.hot.queue.maxLateMs / 1000)}`,
+      "",
+      "",
+    ],
+    [
+      "queue (hot): worker batches / messages a batch",
+      `${result.hot.queue.batches} / ${result.hot.queue.batches > 0 ? fmt(result.hot.queue.delivered / result.hot.queue.batches, 2) : "-"}`,
       "",
       "",
     ],

@@ -178,6 +178,8 @@ export async function runScale(options: ScaleOptions): Promise<ScaleResult> {
     const queue = new VirtualRefreshQueue(clock, instruments.counts[Caller.Refresh], {
       batchSize: options.batchSize,
       maxConcurrency: options.maxConcurrency,
+      batchingWindowMs: options.batchingWindowSeconds * 1000,
+      pollers: options.pollers,
     });
     const fns: Record<BrokerFunctionName, LambdaModel> = {
       [Caller.Refresh]: new LambdaModel(Caller.Refresh, timeoutsMs[Caller.Refresh], clock, () =>

@@ -18,6 +18,7 @@ import {
   EngineSettings,
   FUNCTION_MEMORY_MB,
   functionTimeouts,
+  RefreshWorkerEventSource,
   ReservedConcurrency,
   timingEnvironment,
 } from "./function-settings.js";
@@ -57,16 +58,6 @@ export interface BrokerFunctionsProps {
   /** false: tokens are sealed unpacked (TOKEN_PACKING=off, lib/crypto/token-cipher.ts). @default true */
   readonly tokenPacking?: boolean;
 }
-
-/**
- * Queued chains' work at once, across refresh-worker invocations: 10 invocations of up to 10
- * chains each, worked at once, refresh about 17,000 a minute at 350 ms each (a token call and its
- * writes), against the 1,050 a minute that fall due at 10,000 hot connections; the lowest
- * MaxConcurrency SQS allows is 2.
- */
-export const REFRESH_WORKER_CONCURRENCY = 10;
-/** Messages per refresh-worker invocation (one SendMessageBatch's worth). */
-export const REFRESH_WORKER_BATCH_SIZE = 10;
 
 /**
  * The five functions (token-vend, refresh, refresh-worker, fallback-login, connect), each with
@@ -158,8 +149,9 @@ export class BrokerFunctions extends Construct {
     });
     this.refreshWorker.addEventSource(
       new SqsEventSource(this.refreshQueue, {
-        batchSize: REFRESH_WORKER_BATCH_SIZE,
-        maxConcurrency: REFRESH_WORKER_CONCURRENCY,
+        batchSize: RefreshWorkerEventSource.batchSize,
+        maxConcurrency: RefreshWorkerEventSource.maxConcurrency,
+        maxBatchingWindow: Duration.seconds(RefreshWorkerEventSource.maxBatchingWindowSeconds),
       }),
     );
     // No EVENT_BUS_NAME: onboarding raises no events. No FALLBACK_LOGIN_FUNCTION_NAME: it never heals.

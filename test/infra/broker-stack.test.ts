@@ -459,12 +459,13 @@ describe("BrokerStack", () => {
       }
     });
 
-    it("feeds the refresh-worker from the refresh queue, 10 messages an invocation, at most 10 invocations at once", () => {
+    it("feeds the refresh-worker from the refresh queue, 10 messages an invocation gathered for up to 3 s, at most 10 invocations at once", () => {
       template.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
       template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
         EventSourceArn: { "Fn::GetAtt": [logicalId(stack.functions.refreshQueue), "Arn"] },
         FunctionName: { Ref: logicalId(stack.functions.refreshWorker) },
         BatchSize: 10,
+        MaximumBatchingWindowInSeconds: 3,
         ScalingConfig: { MaximumConcurrency: 10 },
       });
     });

@@ -265,7 +265,8 @@ export function createTokenCipher(env: TokenCipherEnv, deps: TokenCipherDeps = {
         }
         plaintext = unpackToken(bytes);
       } catch (error) {
-        if (error instanceof TokenDecryptError) throw error;
+        // ConfigurationError: a token packed by a newer release (unpackToken), not a bad token.
+        if (error instanceof TokenDecryptError || error instanceof ConfigurationError) throw error;
         if (keyServiceFailed(error)) {
           throw new EncryptionUnavailable(
             `KMS did not open the data key of ${describeBinding(binding)}'s token; the token is not at fault`,

@@ -101,6 +101,8 @@ interface Found extends DueChain {
 
 type Counts = { dispatched: number; claimedElsewhere: number; deferred: number };
 
+const earliestFirst = (a: Found, b: Found): number => a.dueAtMs - b.dueAtMs;
+
 /**
  * The refresh door at scale, driven by the schedule (EventBridge, every minute): finds the chains
  * falling due through the sparse index (reads proportional to the chains due, never a scan) and
@@ -119,7 +121,9 @@ type Counts = { dispatched: number; claimedElsewhere: number; deferred: number }
  * goes to the small catch-up partition ({@link dueIndexFields}), read whole each tick. What is
  * left (a lost message or worker, work that failed or had nothing to do yet) is overdue a minute
  * later. Catch-up and overdue chains are queued first and claimed second (a conditional write
- * moving the due time {@link REDISPATCH_AFTER_MS} on, into the main partition). A failure between
+ * moving the due time {@link REDISPATCH_AFTER_MS} on, into the main partition). Chains still on
+ * time (the stretch, catch-up) are queued before the overdue sweep's, so a backlog of late ones
+ * cut short by the deadline never defers a window still ahead. A failure between
  * the two leaves the chain unclaimed: the next tick queues it again, and the worker treats the
  * second message as the duplicate it is. Queueing first means a chain is never claimed without a
  * message on its way.
@@ -148,11 +152,17 @@ export class RefreshDispatch {
       store.queryDueChains(nowMs - OVERDUE_AFTER_MS),
       store.queryDueChains(throughMs, undefined, undefined, ChainTable.catchUpShardValue),
     ]);
-    const claimed = [...overdue, ...catchUp].map((chain): Found => ({ ...chain, claim: true }));
-    const fresh = stretch.map((chain): Found => ({ ...chain, claim: false }));
+    // Chains still on time (this tick's stretch, catch-up) before the overdue sweep, each earliest
+    // first: when the deadline cuts a backlog short, what it defers is late already, not a window
+    // still ahead.
+    const onTime = [
+      ...stretch.map((chain): Found => ({ ...chain, claim: false })),
+      ...catchUp.map((chain): Found => ({ ...chain, claim: true })),
+    ].sort(earliestFirst);
+    const late = overdue.map((chain): Found => ({ ...chain, claim: true })).sort(earliestFirst);
     const counts: Counts = { dispatched: 0, claimedElsewhere: 0, deferred: 0 };
-    await this.#dispatchAll([...claimed, ...fresh], stopAtMs, counts);
-    const summary = { due: claimed.length + fresh.length, ...counts };
+    await this.#dispatchAll([...onTime, ...late], stopAtMs, counts);
+    const summary = { due: onTime.length + late.length, ...counts };
     // Only once every chain up to `throughMs` is queued: otherwise the next tick queues it again.
     if (counts.deferred === 0 && throughMs > (queuedThroughMs ?? Number.NEGATIVE_INFINITY)) {
       try {

@@ -26,7 +26,9 @@ export interface ChainIdentity {
  * The few writes made without the chain's lease. None follows a token call of this invocation
  * except {@link adoptChain}, the accepted exception; each is conditional on the generation (or
  * the refresh hash) it was decided on and on the connection's incarnation, so it never lands on
- * a newer chain or on a re-added connection.
+ * a newer chain or on a re-added connection. One that moves a due time it decided on a read
+ * ({@link markHot}, {@link cool}) is also conditional on what a lease holder may have decided
+ * since without a new generation (a status, a due time), so it never undoes that decision.
  */
 export class UnleasedWrites {
   readonly #writer: LeaseWriter;
@@ -37,12 +39,24 @@ export class UnleasedWrites {
     this.#now = now;
   }
 
-  /** A vend served the chain: it is hot, due at its window if `dueAtMs` (vend-answers.ts decides when). */
+  /**
+   * A vend served the chain: it is hot, due at its window if `dueAtMs` (vend-answers.ts decides when).
+   * Moving the due time is also conditional on the status and due time the vend read: a lease
+   * holder that decided otherwise meanwhile at the same generation (BROKEN, due now, by a vend that
+   * met "Old refresh token used"; a backoff) keeps its decision, and this vend's mark is dropped
+   * (the next vend makes it). No condition on the lease: a holder's later write decides anyway, and
+   * a vend served during a refresh must still record itself.
+   * @returns false when a condition failed (the chain moved meanwhile)
+   */
   async markHot(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
-    return this.#atGeneration(record, {
-      lastVendAtMs: this.#now(),
-      ...(dueAtMs !== undefined ? dueIndexFields(dueAtMs, this.#now()) : {}),
-    });
+    const nowMs = this.#now();
+    if (dueAtMs === undefined) return this.#atGeneration(record, { lastVendAtMs: nowMs });
+    return this.#atGeneration(
+      record,
+      { lastVendAtMs: nowMs, ...dueIndexFields(dueAtMs, nowMs) },
+      [],
+      unchangedSince(record, ["status", "dueAtMs"]),
+    );
   }
 
   /**
@@ -63,11 +77,32 @@ export class UnleasedWrites {
     return written !== undefined;
   }
 
-  /** An idle chain: due again at `dueAtMs`, or out of the index (an idle implicit chain). */
+  /**
+   * An idle chain: due again at `dueAtMs`, or out of the index (an idle implicit chain). Decided on
+   * `record` without a lease, so it lands only if nothing else decided about the chain since: the
+   * generation, the status (and when it was set), the last vend (a vend's {@link markHot}) and the
+   * lease fence (any lease taken since, whatever its holder wrote: BROKEN due now after "Old refresh
+   * token used" leaves the generation alone) are as read, and no lease is live. Not the due time
+   * itself: for a claimed chain the worker's record carries the claim's found due time, not the
+   * stored re-dispatch time (due-chain-work.ts withDispatchedDueAt); every writer that moves a due
+   * time at the same generation is caught by the fence, the status or the last vend, except a
+   * dispatcher's claim, which cooling may overwrite.
+   * @returns false when a condition failed: someone else moved the chain, which is theirs to look after
+   */
   async cool(record: ChainRecord, dueAtMs: number | undefined): Promise<boolean> {
+    const nowMs = this.#now();
+    const guard = joinGuards(
+      unchangedSince(record, ["status", "statusChangedAtMs", "lastVendAtMs", "leaseFence"]),
+      {
+        // No live lease (as ChainStore.acquire judges one free).
+        condition: "(attribute_not_exists(#leaseUntilMs) OR #leaseUntilMs < :expiredBefore)",
+        names: ["leaseUntilMs"],
+        values: { expiredBefore: nowMs - CLOCK_SKEW_BOUND_MS },
+      },
+    );
     return dueAtMs === undefined
-      ? this.#atGeneration(record, {}, ["dueShard", "dueAtMs"])
-      : this.#atGeneration(record, dueIndexFields(dueAtMs, this.#now()));
+      ? this.#atGeneration(record, {}, ["dueShard", "dueAtMs"], guard)
+      : this.#atGeneration(record, dueIndexFields(dueAtMs, nowMs), [], guard);
   }
 
   /** `exact-broker heal`: the operator fixed the cause; forget the failures that stopped the chain. */
@@ -234,15 +269,59 @@ export class UnleasedWrites {
     record: ChainRecord,
     set: Partial<ChainAttributes>,
     remove: ReadonlyArray<keyof ChainRecord> = [],
+    guard?: Guard,
   ): Promise<boolean> {
     const legacy = record.incarnation === undefined;
     const written = await this.#writer(record.connectionId, {
       set,
       remove,
-      condition: `#generation = :gen AND ${legacy ? "attribute_not_exists(#incarnation)" : "#incarnation = :inc"}`,
-      names: ["generation", "incarnation"],
-      values: { gen: record.generation, ...(legacy ? {} : { inc: record.incarnation }) },
+      condition:
+        `#generation = :gen AND ${legacy ? "attribute_not_exists(#incarnation)" : "#incarnation = :inc"}` +
+        (guard ? ` AND ${guard.condition}` : ""),
+      names: ["generation", "incarnation", ...(guard?.names ?? [])],
+      values: { gen: record.generation, ...(legacy ? {} : { inc: record.incarnation }), ...guard?.values },
     });
     return written !== undefined;
   }
+}
+
+/** A condition clause with its placeholders (UpdateParts' condition, names, values). */
+interface Guard {
+  readonly condition: string;
+  readonly names: readonly string[];
+  readonly values: Readonly<Record<string, unknown>>;
+}
+
+/** The attributes an unleased write can require to be as its caller read them. */
+type SeenAttribute = "status" | "statusChangedAtMs" | "dueAtMs" | "lastVendAtMs" | "leaseFence";
+
+/**
+ * Each of `attrs` still as `record` had it: equal, or still absent when the read had none. A
+ * fence of 0 is also an item that never had a lease (chain-item.ts reads a missing fence as 0).
+ */
+function unchangedSince(record: ChainRecord, attrs: readonly SeenAttribute[]): Guard {
+  const clauses: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const attr of attrs) {
+    const seen = record[attr];
+    if (seen === undefined) {
+      clauses.push(`attribute_not_exists(#${attr})`);
+      continue;
+    }
+    values[`seen_${attr}`] = seen;
+    clauses.push(
+      attr === "leaseFence" && seen === 0
+        ? `(attribute_not_exists(#${attr}) OR #${attr} = :seen_${attr})`
+        : `#${attr} = :seen_${attr}`,
+    );
+  }
+  return { condition: clauses.join(" AND "), names: attrs, values };
+}
+
+function joinGuards(a: Guard, b: Guard): Guard {
+  return {
+    condition: `${a.condition} AND ${b.condition}`,
+    names: [...a.names, ...b.names],
+    values: { ...a.values, ...b.values },
+  };
 }

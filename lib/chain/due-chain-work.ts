@@ -17,6 +17,17 @@ import { hotAt, keepaliveDueAtMs } from "./timing.js";
 import { TokenProtocol } from "./token-protocol.js";
 import { PendingVerification } from "./verification.js";
 
+/**
+ * Token calls one chain's work makes at most in one run: the first, and retries after a refusal
+ * that only asks to wait (too early, throttled, unavailable) while the window is open.
+ */
+const IN_RUN_ATTEMPTS = 3;
+
+/** A refused refresh to try again in this run, at this epoch ms (the engine's clock). */
+interface RetryInRun {
+  readonly retryAtMs: number;
+}
+
 /** A refresh token this old means the keep-alive (at KEEPALIVE_DAYS) is failing; Exact expires it at 30 days. */
 const EXPIRING_AFTER_MS = 27 * 86_400_000;
 
@@ -104,6 +115,21 @@ export class DueChainWork {
    *   failure is already recorded on the chain)
    */
   async run(connectionId: string, window: DueChainWindow): Promise<ChainRunOutcome> {
+    const { now, sleep } = this.#deps;
+    for (let attempt = 1; ; attempt += 1) {
+      const step = await this.#runOnce(connectionId, window);
+      if (typeof step === "string") return step;
+      // Refused for now inside its window (too early by Exact's clock, throttled, a short
+      // outage): the next tick is a minute away and the window 29 s long, so try again here
+      // while the run's horizon and the lease's last start allow.
+      if (attempt >= IN_RUN_ATTEMPTS || step.retryAtMs > Math.min(window.horizonEndMs, window.lastStartMs)) {
+        return "skipped";
+      }
+      await sleep(step.retryAtMs - now());
+    }
+  }
+
+  async #runOnce(connectionId: string, window: DueChainWindow): Promise<ChainRunOutcome | RetryInRun> {
     const { horizonEndMs, lastStartMs, deadlineMs } = window;
     const { store, now, sleep, config } = this.#deps;
     const read = await store.get(connectionId);
@@ -149,8 +175,8 @@ export class DueChainWork {
     if (!hot && !keepalive) {
       // Vended once, idle since: leave it alone until its keep-alive date. An idle implicit
       // chain has no refresh token to keep alive: its next vend logs in.
-      await store.unleased.cool(record, implicit ? undefined : keepaliveAtMs);
-      return "cooled";
+      // Refused when a lease or a vend moved the chain since it was read: that one decides.
+      return (await store.unleased.cool(record, implicit ? undefined : keepaliveAtMs)) ? "cooled" : "skipped";
     }
     const windowAtMs = record.windowOpensAtMs ?? 0;
     // Sleep for a window only if its work can still end before the deadline.
@@ -178,7 +204,9 @@ export class DueChainWork {
     if (result === LeaseRefused || result.kind === "superseded") return "skipped";
     if (result.kind === "failed") {
       // A chain whose token is still valid keeps serving it; the failure is already recorded.
-      if (accessValidityMs(record, now()) > 0 && result.error.retryable) return "skipped";
+      if (accessValidityMs(record, now()) > 0 && result.error.retryable) {
+        return hot ? this.#retryTime(record) : "skipped";
+      }
       throw result.error;
     }
     if (result.kind === "broken") {
@@ -186,6 +214,20 @@ export class DueChainWork {
       return "heal_triggered";
     }
     return hot ? "refreshed" : "keepalive";
+  }
+
+  /**
+   * When a hot chain whose refresh was just refused may be tried again: once its backoff ends and
+   * its (possibly moved) window opens, if nobody advanced it meanwhile and its token is still
+   * valid then. "skipped" otherwise.
+   */
+  async #retryTime(before: ChainRecord): Promise<RetryInRun | "skipped"> {
+    const after = await this.#deps.store.get(before.connectionId);
+    if (!after || after.generation !== before.generation || after.incarnation !== before.incarnation) {
+      return "skipped";
+    }
+    const retryAtMs = Math.max(after.backoffUntilMs ?? 0, after.windowOpensAtMs ?? 0, this.#deps.now());
+    return accessValidityMs(after, retryAtMs) > 0 ? { retryAtMs } : "skipped";
   }
 
   async #verify(record: ChainRecord, deadlineMs: number): Promise<ChainRunOutcome> {

@@ -14,9 +14,11 @@ export interface RefreshWorkerSummary {
 
 /**
  * The queue's worker (SQS → Lambda, bounded concurrency): does each queued chain's work
- * (due-chain-work.ts), all of a batch at once. A failure is recorded on the chain and the claim's
- * re-dispatch finds the chain again, so no message is handed back to the queue for a retry; work
- * that would start too close to the deadline is `deferred` the same way.
+ * (due-chain-work.ts), all of a batch at once. A refusal that only asks to wait is retried in the
+ * run while the window is open (due-chain-work.ts); a failure is recorded on the chain, whose
+ * due time stays where it was, so the dispatcher's overdue sweep queues it again and no message
+ * is handed back to the queue for a retry. Work that would start too close to the deadline is
+ * `deferred` the same way.
  */
 export class RefreshWorker {
   readonly #deps: EngineDeps;

@@ -80,7 +80,7 @@ export class BrokerFunctions extends Construct {
   readonly healFailures: Queue;
   /** Due chains, each held back until it is due; the refresh-worker's event source. */
   readonly refreshQueue: Queue;
-  /** Refresh messages whose worker invocation failed three times (the claim re-dispatches the chain anyway). */
+  /** Refresh messages whose worker invocation failed three times (the overdue sweep queues the chain again anyway). */
   readonly refreshDeadLetters: Queue;
 
   /** The engine settings the functions are deployed with (the defaults, overridden by the props). */
@@ -171,7 +171,7 @@ export class BrokerFunctions extends Construct {
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
     ] as const;
-    // Every function but refresh, which only finds due chains, claims them and queues them.
+    // Every function but refresh, which only finds due chains and queues them (claiming the late ones).
     const all = [this.tokenVend, this.refreshWorker, this.fallbackLogin, this.connect];
     for (const fn of all) {
       // Every door reads and leases its chain (UpdateItem: acquire, renew, commit, release; a
@@ -183,7 +183,7 @@ export class BrokerFunctions extends Construct {
       // The history item of each generation a lease reached: one idempotent UpdateItem.
       chains.grantItems(fn, [History], update);
     }
-    // refresh: "which chains are due" on the sparse index, the claim on each (UpdateItem), the queue.
+    // refresh: "which chains are due" on the sparse index, its cursor, the claim of each late one (UpdateItem), the queue.
     chains.grantDueQuery(this.refresh);
     chains.grantItems(this.refresh, [Connection], update);
     chains.grantItems(this.refresh, [ItemKind.Dispatch], get, update);

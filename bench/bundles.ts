@@ -43,8 +43,9 @@ export interface BundleReportRow {
   readonly importMedianMs: number;
   /** The same without `--enable-source-maps`: what the source maps cost at start. */
   readonly importNoSourceMapsMedianMs: number;
-  /** The same minus a bare `node -e ""`: what importing the bundle adds. */
+  /** What importing the bundle adds: the median, over runs, of each import's time minus a bare `node -e ""` run just before it. */
   readonly importNetMs: number;
+  /** Median wall time of a bare `node -e ""`, over every bundle's runs. */
   readonly bareNodeMedianMs: number;
   /** For a bundle over its target (or over 1 MB without one): the packages that take the most bytes. */
   readonly dominatedBy: ReadonlyArray<{ readonly input: string; readonly bytes: number }>;
@@ -100,25 +101,36 @@ export async function bundleReport(): Promise<BundleReportRow[]> {
     const bundles = await buildBundles(dir);
     // Warm the file cache, so the first measured run does not pay for reading from disk.
     for (const bundle of bundles) await timeNode(importOf(bundle));
-    const bareNodeMedianMs = await medianOf(RUNS, () => timeNode(""));
+    const bareRuns: number[] = [];
     const rows: BundleReportRow[] = [];
     for (const bundle of bundles) {
-      const importMedianMs = await medianOf(RUNS, () => timeNode(importOf(bundle)));
+      // Bare node and the import in pairs, back to back: the median of each pair's difference
+      // holds while other work on the machine comes and goes, where one bare median would not.
+      const imports: number[] = [];
+      const overBare: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const bare = await timeNode("");
+        const imported = await timeNode(importOf(bundle));
+        bareRuns.push(bare);
+        imports.push(imported);
+        overBare.push(imported - bare);
+      }
       const noMaps = await medianOf(RUNS, () => timeNode(importOf(bundle), { NODE_OPTIONS: "" }));
       rows.push({
         name: bundle.name,
         bytes: bundle.bytes,
-        importMedianMs: round(importMedianMs),
+        importMedianMs: round(percentile(imports, 50)),
         importNoSourceMapsMedianMs: round(noMaps),
-        importNetMs: round(importMedianMs - bareNodeMedianMs),
-        bareNodeMedianMs: round(bareNodeMedianMs),
+        importNetMs: round(percentile(overBare, 50)),
+        bareNodeMedianMs: 0,
         dominatedBy:
           bundle.bytes > (BUNDLE_TARGETS[bundle.name]?.bytes ?? LIST_INPUTS_OVER_BYTES)
             ? topInputs(bundle, 5)
             : [],
       });
     }
-    return rows;
+    const bareNodeMedianMs = round(percentile(bareRuns, 50));
+    return rows.map((row) => ({ ...row, bareNodeMedianMs }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -11,10 +11,23 @@
  * process of its own; slower here under load).
  * Progress goes to stderr; the tables and, last, the `scale:` line to stdout.
  */
+import { execFileSync } from "node:child_process";
 import { parseScaleArgs } from "./scale/model.js";
 import { report } from "./scale/report.js";
 import { runScale } from "./scale/run-scale.js";
 
+/** The commit measured, so a table copied into the README says what it measured. */
+function measuredCommit(): string {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8" }).trim();
+    const dirty = git("status", "--porcelain", "--untracked-files=no") !== "";
+    return `${git("rev-parse", "--short", "HEAD")}${dirty ? " with uncommitted changes" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
 const options = parseScaleArgs(process.argv.slice(2));
+const commit = measuredCommit();
 const result = await runScale(options);
-process.stdout.write(`${report(result)}\n`);
+process.stdout.write(`commit: ${commit}\n${report(result)}\n`);

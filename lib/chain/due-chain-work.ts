@@ -18,10 +18,11 @@ import { TokenProtocol } from "./token-protocol.js";
 import { PendingVerification } from "./verification.js";
 
 /**
- * Token calls one chain's work makes at most in one run: the first, and retries after a refusal
- * that only asks to wait (too early, throttled, unavailable) while the window is open.
+ * Token calls one chain's work makes at most in one run: the first, and one retry after an answer
+ * that only asked to wait (too early, throttled, not processed) while the window is open. One:
+ * each too-early answer counts toward Exact's error limit (../shared/exact-online.md).
  */
-const IN_RUN_ATTEMPTS = 3;
+const IN_RUN_ATTEMPTS = 2;
 
 /** A refused refresh to try again in this run, at this epoch ms (the engine's clock). */
 interface RetryInRun {
@@ -119,9 +120,10 @@ export class DueChainWork {
     for (let attempt = 1; ; attempt += 1) {
       const step = await this.#runOnce(connectionId, window);
       if (typeof step === "string") return step;
-      // Refused for now inside its window (too early by Exact's clock, throttled, a short
-      // outage): the next tick is a minute away and the window 29 s long, so try again here
-      // while the run's horizon and the lease's last start allow.
+      // Exact only asked to wait (too early by its clock, throttled, not processed): the next
+      // tick is a minute away and the window 29 s long, so try again here while the run's
+      // horizon and the lease's last start allow. The retry re-reads the chain and takes a new
+      // lease: whatever happened meanwhile decides.
       if (attempt >= IN_RUN_ATTEMPTS || step.retryAtMs > Math.min(window.horizonEndMs, window.lastStartMs)) {
         return "skipped";
       }
@@ -205,7 +207,9 @@ export class DueChainWork {
     if (result.kind === "failed") {
       // A chain whose token is still valid keeps serving it; the failure is already recorded.
       if (accessValidityMs(record, now()) > 0 && result.error.retryable) {
-        return hot ? this.#retryTime(record) : "skipped";
+        const { retryAtMs } = result;
+        const worthIt = hot && retryAtMs !== undefined && accessValidityMs(record, retryAtMs) > 0;
+        return worthIt ? { retryAtMs } : "skipped";
       }
       throw result.error;
     }
@@ -214,20 +218,6 @@ export class DueChainWork {
       return "heal_triggered";
     }
     return hot ? "refreshed" : "keepalive";
-  }
-
-  /**
-   * When a hot chain whose refresh was just refused may be tried again: once its backoff ends and
-   * its (possibly moved) window opens, if nobody advanced it meanwhile and its token is still
-   * valid then. "skipped" otherwise.
-   */
-  async #retryTime(before: ChainRecord): Promise<RetryInRun | "skipped"> {
-    const after = await this.#deps.store.get(before.connectionId);
-    if (!after || after.generation !== before.generation || after.incarnation !== before.incarnation) {
-      return "skipped";
-    }
-    const retryAtMs = Math.max(after.backoffUntilMs ?? 0, after.windowOpensAtMs ?? 0, this.#deps.now());
-    return accessValidityMs(after, retryAtMs) > 0 ? { retryAtMs } : "skipped";
   }
 
   async #verify(record: ChainRecord, deadlineMs: number): Promise<ChainRunOutcome> {

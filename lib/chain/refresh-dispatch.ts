@@ -94,12 +94,24 @@ export function dueIndexFields(
   return { dueShard: shard, dueAtMs };
 }
 
+/** Counts chains left for a later tick. */
+function defer(chains: readonly Found[], counts: Counts): void {
+  counts.deferred += chains.length;
+  counts.deferredBehindCursor += chains.filter((chain) => !chain.claim).length;
+}
+
 interface Found extends DueChain {
   /** Queued with a claim (a conditional write moving its due time to the re-dispatch time). */
   readonly claim: boolean;
 }
 
-type Counts = { dispatched: number; claimedElsewhere: number; deferred: number };
+type Counts = {
+  dispatched: number;
+  claimedElsewhere: number;
+  deferred: number;
+  /** Of the deferred, those of this tick's stretch: only they hold the cursor back (the others' index entries bring them back). */
+  deferredBehindCursor: number;
+};
 
 const earliestFirst = (a: Found, b: Found): number => a.dueAtMs - b.dueAtMs;
 
@@ -160,11 +172,14 @@ export class RefreshDispatch {
       ...catchUp.map((chain): Found => ({ ...chain, claim: true })),
     ].sort(earliestFirst);
     const late = overdue.map((chain): Found => ({ ...chain, claim: true })).sort(earliestFirst);
-    const counts: Counts = { dispatched: 0, claimedElsewhere: 0, deferred: 0 };
+    const counts: Counts = { dispatched: 0, claimedElsewhere: 0, deferred: 0, deferredBehindCursor: 0 };
     await this.#dispatchAll([...onTime, ...late], stopAtMs, counts);
-    const summary = { due: onTime.length + late.length, ...counts };
-    // Only once every chain up to `throughMs` is queued: otherwise the next tick queues it again.
-    if (counts.deferred === 0 && throughMs > (queuedThroughMs ?? Number.NEGATIVE_INFINITY)) {
+    const { deferredBehindCursor, ...summaryCounts } = counts;
+    const summary = { due: onTime.length + late.length, ...summaryCounts };
+    // Only once every chain of the stretch up to `throughMs` is queued: otherwise the next tick
+    // queues it again. A deferred overdue or catch-up chain needs no cursor: the overdue sweep
+    // and the catch-up partition are read whole every tick.
+    if (deferredBehindCursor === 0 && throughMs > (queuedThroughMs ?? Number.NEGATIVE_INFINITY)) {
       try {
         await cursor.advance(queuedThroughMs, throughMs);
       } catch (error) {
@@ -184,7 +199,7 @@ export class RefreshDispatch {
     const worker = async (): Promise<void> => {
       for (let batch = next(); batch !== undefined; batch = next()) {
         if (this.#deps.now() >= stopAtMs) {
-          counts.deferred += batch.length;
+          defer(batch, counts);
           continue;
         }
         await this.#dispatch(batch, stopAtMs, counts);
@@ -242,7 +257,11 @@ export class RefreshDispatch {
   async #dispatch(batch: readonly Found[], stopAtMs: number, counts: Counts): Promise<void> {
     const { store, log } = this.#deps;
     const queued = await this.#send(batch, stopAtMs);
-    counts.deferred += batch.length - queued.length;
+    const queuedIds = new Set(queued.map((message) => message.connectionId));
+    defer(
+      batch.filter((chain) => !queuedIds.has(chain.connectionId)),
+      counts,
+    );
     await Promise.all(
       queued.map(async ({ connectionId, dueAtMs, redispatchAtMs }) => {
         if (redispatchAtMs === undefined) {

@@ -33,12 +33,23 @@ export type ProtocolResult =
   | { readonly kind: "superseded" }
   /** Exact no longer accepts the chain; it is BROKEN now and due for a heal. */
   | { readonly kind: "broken" }
-  | { readonly kind: "failed"; readonly error: BrokerError };
+  | {
+      readonly kind: "failed";
+      readonly error: BrokerError;
+      /**
+       * Epoch ms (the engine's clock) from which the same refresh may be tried again: set only
+       * when Exact's answer asked nothing but a wait (too early; throttled or not processed, to
+       * anything but a probe), so its holder may retry within the window (due-chain-work.ts), at
+       * the chain's backoff or the app's outage pacing. Absent for an unknown outcome, a block,
+       * a spent budget, ….
+       */
+      readonly retryAtMs?: number;
+    };
 
 const SUPERSEDED: ProtocolResult = { kind: "superseded" };
 
-function failed(error: BrokerError): ProtocolResult {
-  return { kind: "failed", error };
+function failed(error: BrokerError, retryAtMs?: number): ProtocolResult {
+  return retryAtMs === undefined ? { kind: "failed", error } : { kind: "failed", error, retryAtMs };
 }
 
 /** Exact's error limit counts 4xx answers (too-early included): such an answer spends the chain's budget. */
@@ -73,7 +84,7 @@ export async function settleRefusal(
           windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
         }),
       );
-      return written ? failed(refusalError(outcome, record.connectionId)) : SUPERSEDED;
+      return written ? failed(refusalError(outcome, record.connectionId), arrivalMs + 5_000) : SUPERSEDED;
     case "chain_dead":
       // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
       return markBroken(
@@ -124,7 +135,10 @@ export async function settleRefusal(
           { dueAtMs: arrivalMs + waitMs, ...(odd ? { oddAnswers: odd } : {}) },
         ),
       );
-      return written ? failed(refusalError(outcome, record.connectionId, waitMs)) : SUPERSEDED;
+      // Not after a probe's answer: that is for the next holder to weigh, on the chain's own pace.
+      // An outage's wait is the app's pacing (just after its next probe, spread per chain).
+      const mayRetryAtMs = !probing && !awaitsProbe(record) ? arrivalMs + waitMs : undefined;
+      return written ? failed(refusalError(outcome, record.connectionId, waitMs), mayRetryAtMs) : SUPERSEDED;
     }
     case "user_blocked": {
       const error = await blockUser(

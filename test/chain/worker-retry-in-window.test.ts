@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { ChainStatus } from "../../lib/chain/chain-record.js";
 import type { ScriptSpec } from "../../lib/sim/scripts.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { MemoryRefreshQueue } from "../support/memory-refresh-queue.js";
@@ -63,7 +64,7 @@ describe("refresh-worker: a refusal at the window is retried inside the window",
     expect((await fx.record()).accessIssuedAtMs ?? 0).toBeLessThan(expiresAtMs);
   });
 
-  it("makes at most three token calls in one run, then leaves the chain to the next tick", async () => {
+  it("retries once: two too-early answers (each counted by Exact) and the chain waits for the next tick", async () => {
     const { messages } = await queuedAtWindow();
     fx.stack.sim.addScript(tooEarly(fx.conn.clientId, 5));
 
@@ -72,7 +73,42 @@ describe("refresh-worker: a refusal at the window is retried inside the window",
     expect(summary.outcomes).toMatchObject({ refreshed: 0, skipped: 1 });
     expect((await fx.record()).generation).toBe(1);
     // Scripted answers are the refusals (the simulator counts them apart from what it processes).
-    expect(fx.chainStats().tokenRequests.scripted).toBe(3);
+    expect(fx.chainStats().tokenRequests.scripted).toBe(2);
+  });
+
+  it("does not retry an unknown outcome: the chain stays SUSPECT for the next holder's one probe", async () => {
+    const { messages } = await queuedAtWindow();
+    // The connection drops after the request was sent: Exact may have rotated the chain.
+    fx.stack.sim.addFault({ kind: "reset", endpoint: "token", clientId: fx.conn.clientId, count: 2 });
+    const startMs = fx.clock.now();
+
+    const summary = await fx.broker().refreshWorker.run(messages, startMs + WORKER_TIMEOUT_MS);
+
+    expect(summary.outcomes).toMatchObject({ refreshed: 0, skipped: 1 });
+    const after = await fx.record();
+    expect(after.status).toBe(ChainStatus.Suspect);
+    expect(after.generation).toBe(1);
+    // One call, no probe in the same run: a blip does not become a broken chain and a login.
+    expect(fx.chainStats().tokenRequests.fault_reset).toBe(1);
+  });
+
+  it("does not retry a blocked user: the block's own re-check, 30 minutes on, stands", async () => {
+    const { messages } = await queuedAtWindow();
+    const blocked = {
+      clientId: fx.conn.clientId,
+      count: 10,
+      status: 403,
+      headers: { Reason: "BlockedUser" },
+    };
+    fx.stack.sim.addScript({ ...blocked, endpoint: "token", json: { error: "forbidden" } });
+    fx.stack.sim.addScript({ ...blocked, endpoint: "me", json: { error: "forbidden" } });
+    const meBefore = fx.chainStats().meRequests.scripted ?? 0;
+
+    await fx.broker().refreshWorker.run(messages, fx.clock.now() + WORKER_TIMEOUT_MS);
+
+    expect((await fx.record()).status).toBe(ChainStatus.Blocked);
+    expect(fx.chainStats().tokenRequests.scripted).toBe(1);
+    expect(fx.chainStats().meRequests.scripted ?? 0).toBe(meBefore);
   });
 
   it("does not retry past its deadline: with too little time left, one call and no sleep", async () => {

@@ -127,7 +127,8 @@ export class DueChainWork {
       if (attempt >= IN_RUN_ATTEMPTS || step.retryAtMs > Math.min(window.horizonEndMs, window.lastStartMs)) {
         return "skipped";
       }
-      await sleep(step.retryAtMs - now());
+      // A timer may wake a little early, and the chain's backoff ends at retryAtMs exactly.
+      while (now() < step.retryAtMs) await sleep(step.retryAtMs - now() + 1);
     }
   }
 

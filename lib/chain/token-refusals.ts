@@ -84,7 +84,14 @@ export async function settleRefusal(
           windowOpensAtMs: Math.max(record.windowOpensAtMs ?? 0, arrivalMs + 5_000),
         }),
       );
-      return written ? failed(refusalError(outcome, record.connectionId), arrivalMs + 5_000) : SUPERSEDED;
+      // Not after a probe: "too early" is taken to prove the chain intact, but Exact might apply
+      // its 570 s rule before it checks the token; a retry would then resend a rotated one.
+      return written
+        ? failed(
+            refusalError(outcome, record.connectionId),
+            probing || awaitsProbe(record) ? undefined : arrivalMs + 5_000,
+          )
+        : SUPERSEDED;
     case "chain_dead":
       // An old-token answer to a probe means the lost call did rotate the chain: its answer is what was lost.
       return markBroken(

@@ -92,6 +92,38 @@ describe("refresh-worker: a refusal at the window is retried inside the window",
     expect(fx.chainStats().tokenRequests.fault_reset).toBe(1);
   });
 
+  it("still retries when its timer wakes a little early (the backoff ends at the retry time exactly)", async () => {
+    const { messages } = await queuedAtWindow();
+    fx.stack.sim.addScript({ endpoint: "token", clientId: fx.conn.clientId, status: 503, body: "busy" });
+    const early = (ms: number) => fx.clock.sleep(ms > 5 ? ms - 5 : ms);
+
+    const summary = await fx
+      .broker({ sleep: early })
+      .refreshWorker.run(messages, fx.clock.now() + WORKER_TIMEOUT_MS);
+
+    expect(summary.outcomes).toMatchObject({ refreshed: 1 });
+  });
+
+  it("does not retry after a probe's too-early answer: Exact may have said so before it looked at the token", async () => {
+    const { messages } = await queuedAtWindow();
+    // Exact rotates the chain and the answer is lost: SUSPECT, the next holder probes once.
+    fx.stack.sim.addFault({
+      kind: "rotate_then_drop",
+      endpoint: "token",
+      clientId: fx.conn.clientId,
+      count: 1,
+    });
+    await fx.broker().refreshWorker.run(messages, fx.clock.now() + WORKER_TIMEOUT_MS);
+    expect((await fx.record()).status).toBe(ChainStatus.Suspect);
+    fx.clock.advance(3);
+    fx.stack.sim.addScript(tooEarly(fx.conn.clientId));
+
+    await fx.broker().refreshWorker.run(messages, fx.clock.now() + WORKER_TIMEOUT_MS);
+
+    // The probe, and no second call with the refresh token the lost call rotated.
+    expect(fx.chainStats().tokenRequests).toMatchObject({ scripted: 1, old_token: 0 });
+  });
+
   it("does not retry a blocked user: the block's own re-check, 30 minutes on, stands", async () => {
     const { messages } = await queuedAtWindow();
     const blocked = {

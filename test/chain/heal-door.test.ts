@@ -3,7 +3,6 @@ import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { LOGIN_FAILURES_PER_HOUR } from "../../lib/chain/login-budget.js";
 import { ChainBusy, ExactUnavailable, ReauthRequired } from "../../lib/errors.js";
 import { MemoryPublisher } from "../../lib/events/event-publishers.js";
-import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { forceStatus } from "../support/force-status.js";
 import { LEAK_PATTERN } from "../support/leak-guard.js";
@@ -83,20 +82,7 @@ describe("HealDoor", () => {
 
   it("heals a chain superseded by another authorization", async () => {
     fx = await startFixture();
-    const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
-    const code = fx.stack.sim.authorize({
-      clientId: fx.conn.clientId,
-      username: fx.conn.username,
-      redirectUri: fx.conn.redirectUri,
-    });
-    const elsewhere = await new ExactOAuthClient().exchangeCode(
-      fx.stack.sim.url,
-      { clientId: fx.conn.clientId, clientSecret },
-      code,
-      fx.conn.redirectUri,
-      5_000,
-    );
-    expect(elsewhere.kind).toBe("tokens");
+    await fx.chainStartedElsewhere();
     fx.clock.advance(WINDOW);
     await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
     expect((await fx.record()).statusReason).toBe("old_token");

@@ -5,7 +5,6 @@ import { ChainStatus, LeasePurpose } from "../../lib/chain/chain-record.js";
 import { connectionKey } from "../../lib/chain/table-definition.js";
 import { keepaliveDueAtMs } from "../../lib/chain/timing.js";
 import { ChainBusy } from "../../lib/errors.js";
-import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { localDynamoClient } from "../../lib/local/dynalite.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { MemoryRefreshQueue } from "../support/memory-refresh-queue.js";
@@ -44,27 +43,6 @@ function interleaved(fx: Fixture, meanwhile: () => Promise<void>): DynamoDBClien
   return client;
 }
 
-/**
- * Starts a new chain of the fixture's user elsewhere (another system's code exchange): Exact ends
- * the chain the broker holds, so its next refresh meets "Old refresh token used".
- */
-async function chainStartedElsewhere(fx: Fixture): Promise<void> {
-  const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
-  const code = fx.stack.sim.authorize({
-    clientId: fx.conn.clientId,
-    username: fx.conn.username,
-    redirectUri: fx.conn.redirectUri,
-  });
-  const outcome = await new ExactOAuthClient({ now: fx.clock.now }).exchangeCode(
-    fx.stack.sim.url,
-    { clientId: fx.conn.clientId, clientSecret },
-    code,
-    fx.conn.redirectUri,
-    5_000,
-  );
-  expect(outcome.kind).toBe("tokens");
-}
-
 /** A vend that needs a refresh, meets "Old refresh token used" under its lease and writes BROKEN, due now. */
 async function vendThatBreaksTheChain(fx: Fixture): Promise<void> {
   await expect(fx.broker(NO_HEAL).vend.vend(fx.conn.connectionId, 30)).rejects.toThrow(ChainBusy);
@@ -87,7 +65,7 @@ describe("unleased due-time writes never undo what a lease holder decided at the
 
   it("the worker's cool of an idle chain leaves a BROKEN written meanwhile, and its due time, alone", async () => {
     fx = await startFixture();
-    await chainStartedElsewhere(fx);
+    await fx.chainStartedElsewhere();
     fx.clock.advance(WINDOW_S);
     const before = await fx.record();
     // Never vended: idle, so the worker cools it.
@@ -188,7 +166,7 @@ describe("unleased due-time writes never undo what a lease holder decided at the
 
   it("a vend's markHot leaves a BROKEN written meanwhile, and its due time, alone", async () => {
     fx = await startFixture();
-    await chainStartedElsewhere(fx);
+    await fx.chainStartedElsewhere();
     fx.clock.advance(WINDOW_S);
     // What a vend read and would mark: an idle chain, parked at its keep-alive date.
     const read = await fx.record();

@@ -7,7 +7,6 @@ import { ChainStatus } from "../../lib/chain/chain-record.js";
 import { ExitCode } from "../../lib/cli/exit-codes.js";
 import type { TokenInput } from "../../lib/cli/import-command.js";
 import { type CliIo, runCli } from "../../lib/cli/main.js";
-import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import { type Fixture, startFixture } from "../support/fixture.js";
 import { findLeaks } from "../support/leak-guard.js";
 
@@ -30,25 +29,6 @@ async function cli(fx: Fixture, argv: string[], stdin?: TokenInput): Promise<Cap
   };
   const code = await runCli(argv, io);
   return { code, out: out.join("\n"), err: err.join("\n") };
-}
-
-/** The other system's live refresh token for the fixture's user, from its own consent. */
-async function otherSystemToken(fx: Fixture): Promise<string> {
-  const clientSecret = await fx.broker().deps.secrets.clientSecret(fx.conn.secretId);
-  const code = fx.stack.sim.authorize({
-    clientId: fx.conn.clientId,
-    username: fx.conn.username,
-    redirectUri: fx.conn.redirectUri,
-  });
-  const started = await new ExactOAuthClient({ now: fx.clock.now }).exchangeCode(
-    fx.stack.sim.url,
-    { clientId: fx.conn.clientId, clientSecret },
-    code,
-    fx.conn.redirectUri,
-    5_000,
-  );
-  if (started.kind !== "tokens") throw new Error(`the other system's consent got ${started.kind}`);
-  return started.rotated.refreshToken;
 }
 
 function tokenFile(content: string): string {
@@ -80,7 +60,7 @@ describe("exact-broker connection import", () => {
 
   it("imports from a file: says to stop the other system before acting, exits 0, never prints the token", async () => {
     fx = await startFixture({ seed: false });
-    const token = await otherSystemToken(fx);
+    const token = await fx.chainStartedElsewhere();
     fx.clock.advance(571);
 
     const result = await cli(fx, importArgs(fx, tokenFile(`${token}\n`)));
@@ -95,7 +75,7 @@ describe("exact-broker connection import", () => {
 
   it("reads the token from standard input with -", async () => {
     fx = await startFixture({ seed: false });
-    const token = await otherSystemToken(fx);
+    const token = await fx.chainStartedElsewhere();
     fx.clock.advance(571);
 
     const result = await cli(fx, importArgs(fx, "-"), Readable.from([`  ${token}\r\n`]));
@@ -106,7 +86,7 @@ describe("exact-broker connection import", () => {
 
   it("exits 3 for a connection that does not exist, 4 for one connected before (0 with --replace)", async () => {
     fx = await startFixture();
-    const token = await otherSystemToken(fx);
+    const token = await fx.chainStartedElsewhere();
     fx.clock.advance(571);
     const file = tokenFile(token);
 
@@ -133,7 +113,7 @@ describe("exact-broker connection import", () => {
 
   it("exits 5 when too early, saying when to run it again", async () => {
     fx = await startFixture({ seed: false });
-    const token = await otherSystemToken(fx);
+    const token = await fx.chainStartedElsewhere();
     fx.clock.advance(60);
 
     const result = await cli(fx, importArgs(fx, tokenFile(token)));
@@ -145,7 +125,7 @@ describe("exact-broker connection import", () => {
 
   it("exits 5 when the refresh got no answer: the token is stored SUSPECT, and it says so", async () => {
     fx = await startFixture({ seed: false });
-    const token = await otherSystemToken(fx);
+    const token = await fx.chainStartedElsewhere();
     fx.clock.advance(571);
     fx.stack.sim.addFault({ kind: "reset", endpoint: "token", clientId: fx.conn.clientId, count: 1 });
 

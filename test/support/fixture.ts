@@ -1,6 +1,7 @@
 import type { Broker, BrokerOverrides } from "../../lib/broker.js";
 import type { ChainRecord } from "../../lib/chain/chain-record.js";
 import type { ChainStore } from "../../lib/chain/chain-store.js";
+import { ExactOAuthClient } from "../../lib/exact/oauth-client.js";
 import {
   type DemoConnection,
   type LocalStack,
@@ -45,6 +46,12 @@ export interface Fixture {
   /** The store on the fixture's clock (leases are judged on it). */
   store(): ChainStore;
   chainStats(): ChainStats;
+  /**
+   * Another system's consent for the fixture's user (its own code exchange): Exact starts a new
+   * chain and ends the one the broker holds, whose next refresh meets "Old refresh token used".
+   * @returns the new chain's refresh token (the other system's; the broker never saw it)
+   */
+  chainStartedElsewhere(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -99,6 +106,20 @@ export async function startFixture(
       const stats = stack.sim.stats().chains[`${conn.clientId}/${conn.username}`];
       if (!stats) throw new Error("the simulator has no chain for the fixture's connection");
       return stats;
+    },
+    async chainStartedElsewhere() {
+      const clientSecret = await broker().deps.secrets.clientSecret(conn.secretId);
+      const { clientId, username, redirectUri } = conn;
+      const code = stack.sim.authorize({ clientId, username, redirectUri });
+      const started = await new ExactOAuthClient({ now: clock.now }).exchangeCode(
+        stack.sim.url,
+        { clientId, clientSecret },
+        code,
+        redirectUri,
+        5_000,
+      );
+      if (started.kind !== "tokens") throw new Error(`the other system's consent got ${started.kind}`);
+      return started.rotated.refreshToken;
     },
     close: () => stack.close(),
   };

@@ -74,7 +74,8 @@ Environment: TABLE_NAME (required), KMS_KEY_ARN or LOCAL_ENCRYPTION_KEY, with KM
 BRANCH_KEY_STORE_TABLE_NAME and BRANCH_KEY_ID (the stack's outputs of those names), LOCAL_SECRETS_FILE
 (locally), EXACT_ALLOW_LOOPBACK=1 (simulator), AWS_ENDPOINT_URL_DYNAMODB (dynalite),
 LINK_SIGNING_SECRET_ID and CONNECT_URL (connect), FALLBACK_LOGIN_FUNCTION_NAME (heals a vend
-triggers; \`heal\` itself logs in from this machine).
+triggers; \`heal\` itself logs in from this machine), TOKEN_PACKING=off (while the stack runs with
+-c tokenPacking=false: an upgrade from, or a rollback to, a release before token packing).
 Exit codes: 0 done, 2 bad input or usage, 3 not found, 4 refused, 5 try again later.`;
 
 const OPTIONS = {

@@ -133,12 +133,12 @@ const earliestFirst = (a: Found, b: Found): number => a.dueAtMs - b.dueAtMs;
  * goes to the small catch-up partition ({@link dueIndexFields}), read whole each tick. What is
  * left (a lost message or worker, work that failed or had nothing to do yet) is overdue a minute
  * later. Catch-up and overdue chains are queued first and claimed second (a conditional write
- * moving the due time {@link REDISPATCH_AFTER_MS} on, into the main partition). Chains still on
- * time (the stretch, catch-up) are queued before the overdue sweep's, so a backlog of late ones
- * cut short by the deadline never defers a window still ahead. A failure between
+ * moving the due time {@link REDISPATCH_AFTER_MS} on, into the main partition). A failure between
  * the two leaves the chain unclaimed: the next tick queues it again, and the worker treats the
  * second message as the duplicate it is. Queueing first means a chain is never claimed without a
- * message on its way.
+ * message on its way. Chains still on time (the stretch, catch-up) are queued before the overdue
+ * sweep's, so a backlog of late ones cut short by the deadline never defers a window still ahead;
+ * only a deferred chain of the stretch holds the cursor back.
  */
 export class RefreshDispatch {
   readonly #deps: EngineDeps;

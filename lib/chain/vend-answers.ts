@@ -6,7 +6,6 @@ import { needsHotMark } from "./timing.js";
 import { answeredAt, type TokenCache, type VendAnswer } from "./token-cache.js";
 import type { FreshAccess } from "./token-protocol.js";
 
-/** What a vend answers, from the item or from a token just obtained; each answer also fills the warm cache. */
 /** A due time this far past the window is a keep-alive date (days), not a claim's or a retry's (minutes). */
 const PARKED_AFTER_WINDOW_MS = 60 * 60_000;
 
@@ -24,6 +23,7 @@ function parkedPastWindow(record: ChainRecord, windowAtMs: number, nowMs: number
   );
 }
 
+/** What a vend answers, from the item or from a token just obtained; each answer also fills the warm cache. */
 export class VendAnswers {
   readonly #deps: EngineDeps;
   readonly #cache: TokenCache;

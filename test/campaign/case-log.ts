@@ -124,6 +124,8 @@ export class CaseLog implements ExactWatch {
   readonly #inflightToken = new Map<string, string>();
   /** The connection each holder's token call in flight was attributed to. */
   readonly #tokenCallOf = new Map<Tap, string>();
+  /** Where each token call in flight sits in `refreshes` (its answer may mark it refused). */
+  readonly #refreshOf = new Map<Tap, number>();
 
   constructor(world: World, scope: CaseScope) {
     this.#world = world;
@@ -195,7 +197,14 @@ export class CaseLog implements ExactWatch {
       this.#probing.add(tap);
     }
     if (item && sentRefreshHash(call.request) !== undefined) {
-      this.refreshes.push({ owner: tap.owner, connectionId, generation: item.generation, probe });
+      this.#refreshOf.set(tap, this.refreshes.length);
+      this.refreshes.push({
+        owner: tap.owner,
+        connectionId,
+        generation: item.generation,
+        probe,
+        refused: false,
+      });
     }
     this.#inflightToken.set(connectionId, tap.owner);
     this.#tokenCallOf.set(tap, connectionId);
@@ -251,6 +260,13 @@ export class CaseLog implements ExactWatch {
     // not spent: the chain stays SUSPECT and probes again later (issue 9), or resends at once
     // with a new client secret after `invalid_client`.
     if (this.#probing.delete(tap) && read && notProcessed(read)) this.probes -= 1;
+    const refresh = this.#refreshOf.get(tap);
+    this.#refreshOf.delete(tap);
+    const answer = result.actual && classifyTokenResponse(result.actual, 0);
+    if (refresh !== undefined && answer && (answer.kind === "too_early" || notProcessed(answer))) {
+      const call = this.refreshes[refresh];
+      if (call) this.refreshes[refresh] = { ...call, refused: true };
+    }
     const issued = issuedRefreshHash(result.actual);
     if (issued !== undefined && connectionId !== undefined) {
       // Exact processed the request when it went out (the holder's clock may have moved since).

@@ -82,6 +82,12 @@ export interface RefreshCall {
   readonly generation: number;
   /** Made under a probe's lease: the one call an unknown outcome allows (invariant 5). */
   readonly probe: boolean;
+  /**
+   * Exact's actual answer (whatever reached the broker) refused it without processing it: too
+   * early, throttled, an outage. The chain did not move, so a holder may ask again (the worker's
+   * in-window retry, due-chain-work.ts): such a call is no refresh of its generation.
+   */
+  readonly refused: boolean;
 }
 
 /** What a vend answered, as token-vend's caller sees it. */
@@ -440,7 +446,7 @@ function oneRefreshPerQueuedGeneration(evidence: CaseEvidence): string[] {
   ]);
   const byGeneration = new Map<string, string[]>();
   for (const call of evidence.refreshes) {
-    if (call.probe || !queued.has(call.connectionId)) continue;
+    if (call.probe || call.refused || !queued.has(call.connectionId)) continue;
     const key = `${call.connectionId}#${call.generation}`;
     byGeneration.set(key, [...(byGeneration.get(key) ?? []), call.owner]);
   }
@@ -581,7 +587,7 @@ function oneRefreshPerReportedGeneration(evidence: CaseEvidence): string[] {
   const byGeneration = new Map<string, string[]>();
   for (const call of evidence.refreshes) {
     const key = `${call.connectionId}#${call.generation}`;
-    if (call.probe || !reported.has(key)) continue;
+    if (call.probe || call.refused || !reported.has(key)) continue;
     byGeneration.set(key, [...(byGeneration.get(key) ?? []), call.owner]);
   }
   return [...byGeneration]

@@ -235,6 +235,33 @@ export const workerHot = workerDoor("refresh worker (hot)", async (run) => {
   await deliveredToDoor(run);
 });
 
+/** Exact's answer to a refresh before the access token's last 30 s (../shared/exact-online.md). */
+const TOO_EARLY = {
+  endpoint: "token",
+  status: 400,
+  headers: { Reason: "TooEarlyToRefreshTokens: Rate limit exceeded: access_token not expired" },
+  json: { error: "access_denied", error_description: "Rate limit exceeded: access_token not expired" },
+} as const;
+
+/**
+ * Q2b. As Q2, but Exact answers the door's first token call "too early" (its clock ahead of
+ * ours): the worker waits out the 5 s backoff and refreshes again in the same run
+ * (due-chain-work.ts), so every call of that second lease and its commit is faulted too. The
+ * refusal is the door's: one the door never reached is withdrawn before the queue runs on.
+ */
+export const workerHotRetried: Door = {
+  ...workerHot,
+  name: "refresh worker (hot, too early once)",
+  act: (run, invocation) => {
+    run.world.sim.addScript({ ...TOO_EARLY, clientId: run.connection.clientId });
+    return work(run, invocation, doorMessage(run));
+  },
+  async followUp(run) {
+    run.world.sim.clearScripts();
+    await workerHot.followUp?.(run);
+  },
+};
+
 /** Q3. The worker on an idle chain's message, its keep-alive (25 days) due: the keep-alive refresh. */
 export const workerKeepalive = workerDoor("refresh worker (keep-alive)", async (run) => {
   await seed(run);
